@@ -1,0 +1,223 @@
+//! Builds the guest's DTB from the host's.
+//!
+//! The guest sees the host machine with four differences:
+//! - `/psci` says `method = "hvc"`: parkvisor, not the firmware, implements
+//!   PSCI for the guest, and HVC always traps to EL2.
+//! - every `/cpus/cpu@*` has `enable-method = "psci"` (no spin tables).
+//! - the memory nodes list guest RAM only. The hypervisor's region is simply
+//!   absent, so the guest never maps it; no `/reserved-memory` entry is needed
+//!   (the guest's own kernel, initrd and DTB are reserved by the guest itself,
+//!   as on bare metal). Host `/memreserve/` entries outside guest RAM go too.
+//! - `/chosen` carries the guest's command line and initrd instead of the
+//!   hypervisor's options and the `multiboot,*` module nodes.
+//!
+//! Everything else (GIC, UART, timer, virtio, PCI, ...) is copied unchanged:
+//! the guest uses the same addresses and parkvisor traps what it must.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use dtoolkit::fdt::{Fdt, FdtNode};
+use dtoolkit::{Node, Property};
+
+use super::platform::{is_memory, is_module, own_cells};
+use super::writer::FdtWriter;
+use super::{DtbError, MemRange, Platform, cells, subtract};
+
+/// PSCI 0.2+ function IDs, written for the old `arm,psci` (0.1) binding that
+/// the node's compatible list also names. Linux prefers `arm,psci-1.0` and
+/// ignores them.
+const PSCI_CPU_SUSPEND: u32 = 0xc400_0001;
+const PSCI_CPU_OFF: u32 = 0x8400_0002;
+const PSCI_CPU_ON: u32 = 0xc400_0003;
+const PSCI_MIGRATE: u32 = 0xc400_0005;
+
+/// What the guest DTB says that the host DTB does not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestConfig {
+    /// The guest's RAM (one memory node per range).
+    pub ram: Vec<MemRange>,
+    /// The guest's `/chosen/bootargs`; omitted when empty.
+    pub bootargs: String,
+    /// Where the initrd is, for `linux,initrd-start`/`-end`.
+    pub initrd: Option<MemRange>,
+}
+
+impl GuestConfig {
+    /// The usual guest: all RAM but `hypervisor`, the kernel module's
+    /// command line and the ramdisk module as initrd.
+    ///
+    /// # Errors
+    ///
+    /// [`DtbError::NoGuestRam`] when `hypervisor` covers all RAM.
+    pub fn new(platform: &Platform, hypervisor: MemRange) -> Result<Self, DtbError> {
+        let ram = subtract(&platform.memory, hypervisor);
+        if ram.is_empty() {
+            return Err(DtbError::NoGuestRam);
+        }
+        Ok(Self {
+            ram,
+            bootargs: platform.kernel.bootargs.clone(),
+            initrd: platform.initrd,
+        })
+    }
+}
+
+/// The guest's DTB: `host` rewritten as described in the module docs.
+///
+/// # Errors
+///
+/// A malformed `host`, an empty `config.ram`, or a RAM/initrd address that does
+/// not fit the root's `#address-cells`/`#size-cells`.
+pub fn build_guest_dtb(host: &[u8], config: &GuestConfig) -> Result<Vec<u8>, DtbError> {
+    if config.ram.is_empty() {
+        return Err(DtbError::NoGuestRam);
+    }
+    let fdt = Fdt::new(host)?;
+    let mut w = FdtWriter::new();
+    for r in fdt.memory_reservations() {
+        let r = MemRange::new(r.address(), r.size());
+        if config.ram.iter().any(|ram| ram.overlaps(&r)) {
+            w.reserve(r.base, r.size);
+        }
+    }
+    Rewriter { config, w: &mut w }.root(fdt.root())?;
+    Ok(w.finish(fdt.boot_cpuid_phys()))
+}
+
+struct Rewriter<'c, 'w> {
+    config: &'c GuestConfig,
+    w: &'w mut FdtWriter,
+}
+
+impl Rewriter<'_, '_> {
+    /// The root: new memory nodes where the first host memory node was, our
+    /// `/psci` where the host's was (or first), `/cpus` and `/chosen` edited.
+    fn root(&mut self, root: FdtNode<'_>) -> Result<(), DtbError> {
+        self.w.begin_node("");
+        self.copy_properties(&root, &[]);
+        let has_psci = root.children().any(|c| is_psci(&c));
+        if !has_psci {
+            self.psci();
+        }
+        let mut memory_done = false;
+        for child in root.children() {
+            if is_memory(&child) {
+                if !memory_done {
+                    self.memory(&root)?;
+                    memory_done = true;
+                }
+            } else if is_psci(&child) {
+                self.psci();
+            } else {
+                match child.name() {
+                    "cpus" => self.cpus(&child),
+                    "chosen" => self.chosen(&child),
+                    _ => self.copy(&child),
+                }
+            }
+        }
+        if !memory_done {
+            self.memory(&root)?;
+        }
+        self.w.end_node();
+        Ok(())
+    }
+
+    /// One `memory@<base>` node per guest RAM range.
+    fn memory(&mut self, root: &FdtNode<'_>) -> Result<(), DtbError> {
+        let (ac, sc) = own_cells(root);
+        for r in &self.config.ram {
+            let name = format!("memory@{:x}", r.base);
+            let mut reg = Vec::new();
+            cells::push(&mut reg, r.base, ac)
+                .and_then(|()| cells::push(&mut reg, r.size, sc))
+                .ok_or_else(|| DtbError::ValueTooWide {
+                    node: format!("/{name}"),
+                    value: r.end(),
+                })?;
+            self.w.begin_node(&name);
+            self.w.property_str("device_type", "memory");
+            self.w.property("reg", &reg);
+            self.w.end_node();
+        }
+        Ok(())
+    }
+
+    fn psci(&mut self) {
+        self.w.begin_node("psci");
+        self.w
+            .property_strs("compatible", &["arm,psci-1.0", "arm,psci-0.2", "arm,psci"]);
+        self.w.property_str("method", "hvc");
+        self.w.property_u32("cpu_suspend", PSCI_CPU_SUSPEND);
+        self.w.property_u32("cpu_off", PSCI_CPU_OFF);
+        self.w.property_u32("cpu_on", PSCI_CPU_ON);
+        self.w.property_u32("migrate", PSCI_MIGRATE);
+        self.w.end_node();
+    }
+
+    fn cpus(&mut self, cpus: &FdtNode<'_>) {
+        self.w.begin_node(cpus.name());
+        self.copy_properties(cpus, &[]);
+        for child in cpus.children() {
+            if child.name_without_address() == "cpu" {
+                self.w.begin_node(child.name());
+                self.copy_properties(&child, &["enable-method", "cpu-release-addr"]);
+                self.w.property_str("enable-method", "psci");
+                self.copy_children(&child);
+                self.w.end_node();
+            } else {
+                self.copy(&child);
+            }
+        }
+        self.w.end_node();
+    }
+
+    fn chosen(&mut self, chosen: &FdtNode<'_>) {
+        self.w.begin_node(chosen.name());
+        self.copy_properties(
+            chosen,
+            &["bootargs", "linux,initrd-start", "linux,initrd-end"],
+        );
+        if !self.config.bootargs.is_empty() {
+            self.w.property_str("bootargs", &self.config.bootargs);
+        }
+        if let Some(initrd) = self.config.initrd {
+            // Linux reads these with any cell count; 64 bits always fit.
+            self.w.property("linux,initrd-start", &initrd.base.to_be_bytes());
+            self.w.property("linux,initrd-end", &initrd.end().to_be_bytes());
+        }
+        self.copy_children(chosen);
+        self.w.end_node();
+    }
+
+    /// Copies a subtree verbatim, minus multiboot module nodes.
+    fn copy(&mut self, node: &FdtNode<'_>) {
+        if is_module(node) {
+            return;
+        }
+        self.w.begin_node(node.name());
+        self.copy_properties(node, &[]);
+        self.copy_children(node);
+        self.w.end_node();
+    }
+
+    fn copy_children(&mut self, node: &FdtNode<'_>) {
+        for child in node.children() {
+            self.copy(&child);
+        }
+    }
+
+    fn copy_properties(&mut self, node: &FdtNode<'_>, skip: &[&str]) {
+        for p in node.properties() {
+            if !skip.contains(&p.name()) {
+                self.w.property(p.name(), p.value());
+            }
+        }
+    }
+}
+
+fn is_psci(node: &FdtNode<'_>) -> bool {
+    node.name_without_address() == "psci"
+}

@@ -1,0 +1,379 @@
+//! What the hypervisor learns from the DTB QEMU (or U-Boot) hands it: RAM,
+//! CPUs, GIC, console UART, timer interrupts, its own options and the guest
+//! images loaded by `-device guest-loader` (the Xen multiboot binding).
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use dtoolkit::fdt::{Fdt, FdtNode};
+use dtoolkit::{Node, Property};
+
+use super::{DtbError, MemRange, cells};
+
+/// The most CPUs parkvisor keeps per-CPU state for. A DTB with more is refused
+/// rather than silently running with some CPUs unmanaged.
+pub const MAX_CPUS: usize = 16;
+
+/// MPIDR_EL1 bits that identify a CPU: Aff3 [39:32] and Aff2..Aff0 [23:0].
+pub const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
+
+const KERNEL_COMPATIBLE: &str = "multiboot,kernel";
+const RAMDISK_COMPATIBLE: &str = "multiboot,ramdisk";
+
+/// The machine as described by the boot DTB.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    /// All RAM, sorted by address (the hypervisor's own region included).
+    pub memory: Vec<MemRange>,
+    /// CPUs in DT order: `cpus[i]` is physical CPU *i* and vCPU *i*.
+    pub cpus: Vec<Cpu>,
+    /// The GICv3.
+    pub gic: Gic,
+    /// The console PL011 (`/chosen/stdout-path` if it is a PL011, else the
+    /// first PL011 in the tree).
+    pub uart: Option<Uart>,
+    /// The architected timer's interrupts.
+    pub timer: Option<Timer>,
+    /// `/chosen/bootargs`: the hypervisor's own options (QEMU `-append`).
+    /// Empty when absent.
+    pub bootargs: String,
+    /// The guest kernel module (`multiboot,kernel`).
+    pub kernel: KernelModule,
+    /// The guest initrd module (`multiboot,ramdisk`), if any.
+    pub initrd: Option<MemRange>,
+}
+
+/// One CPU node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cpu {
+    /// The CPU's `reg`: its MPIDR_EL1 affinity bits (see [`MPIDR_AFFINITY_MASK`]).
+    pub mpidr: u64,
+}
+
+impl Cpu {
+    /// Affinity field `level` (0..=3) of the MPIDR.
+    #[must_use]
+    pub fn affinity(&self, level: u32) -> u8 {
+        let shift = if level == 3 { 32 } else { level * 8 };
+        ((self.mpidr >> shift) & 0xff) as u8
+    }
+}
+
+/// GICv3 register frames and the interrupt the hypervisor needs from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gic {
+    /// GICD.
+    pub distributor: MemRange,
+    /// GICR regions (`#redistributor-regions` of them, usually one).
+    pub redistributors: Vec<MemRange>,
+    /// The virtual CPU interface maintenance interrupt (INTID), if described.
+    pub maintenance_intid: Option<u32>,
+}
+
+/// A PL011 UART.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Uart {
+    /// Its MMIO registers.
+    pub regs: MemRange,
+    /// Its interrupt (INTID), if described.
+    pub intid: Option<u32>,
+}
+
+/// Architected timer PPIs as INTIDs, in the binding's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timer {
+    /// Secure EL1 physical timer.
+    pub secure_phys: u32,
+    /// Non-secure EL1 physical timer (CNTP).
+    pub phys: u32,
+    /// EL1 virtual timer (CNTV): the guest's usual tick.
+    pub virt: u32,
+    /// EL2 physical timer (CNTHP): the hypervisor's own.
+    pub hyp_phys: u32,
+}
+
+/// The guest kernel as loaded by `-device guest-loader,kernel=...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelModule {
+    /// Where the image bytes are.
+    pub image: MemRange,
+    /// The module's `bootargs`: the guest's command line (empty when absent).
+    pub bootargs: String,
+}
+
+impl Platform {
+    /// Reads everything parkvisor needs from the boot DTB.
+    ///
+    /// # Errors
+    ///
+    /// See [`DtbError`]: a malformed blob, missing memory/CPUs/GICv3/guest
+    /// kernel, more than [`MAX_CPUS`] CPUs, or badly shaped properties.
+    pub fn parse(blob: &[u8]) -> Result<Self, DtbError> {
+        let fdt = Fdt::new(blob)?;
+        let nodes = all_nodes(fdt);
+        let chosen = fdt.find_node("/chosen");
+        let (kernel, initrd) = modules(fdt)?;
+        Ok(Self {
+            memory: memory(&nodes)?,
+            cpus: cpus(fdt, MAX_CPUS)?,
+            gic: gic(&nodes)?,
+            uart: uart(fdt, &nodes)?,
+            timer: timer(&nodes),
+            bootargs: match chosen {
+                Some(c) => string_prop(&c, "/chosen", "bootargs")?.unwrap_or_default(),
+                None => String::new(),
+            },
+            kernel,
+            initrd,
+        })
+    }
+}
+
+/// A node together with what is needed to read its `reg`: its path and the
+/// `#address-cells`/`#size-cells` of its parent.
+pub(crate) struct Located<'a> {
+    pub(crate) node: FdtNode<'a>,
+    pub(crate) path: String,
+    pub(crate) address_cells: usize,
+    pub(crate) size_cells: usize,
+}
+
+impl Located<'_> {
+    /// The node's `reg` entries; empty when it has none.
+    pub(crate) fn reg(&self) -> Result<Vec<MemRange>, DtbError> {
+        match self.node.property("reg") {
+            None => Ok(Vec::new()),
+            Some(p) => cells::read_reg(p.value(), self.address_cells, self.size_cells)
+                .ok_or_else(|| bad(&self.path, "reg")),
+        }
+    }
+}
+
+/// Every node in document order. Addresses are taken as CPU physical
+/// addresses: buses with a translating `ranges` (not on QEMU virt) are not
+/// translated.
+pub(crate) fn all_nodes(fdt: Fdt<'_>) -> Vec<Located<'_>> {
+    let mut out = Vec::new();
+    let root = fdt.root();
+    visit(root, String::new(), &mut out);
+    out
+}
+
+fn visit<'a>(node: FdtNode<'a>, path: String, out: &mut Vec<Located<'a>>) {
+    let (ac, sc) = own_cells(&node);
+    for child in node.children() {
+        let child_path = alloc::format!("{path}/{}", child.name());
+        out.push(Located {
+            node: child,
+            path: child_path.clone(),
+            address_cells: ac,
+            size_cells: sc,
+        });
+        visit(child, child_path, out);
+    }
+}
+
+/// A node's `#address-cells`/`#size-cells` (spec defaults 2 and 1).
+pub(crate) fn own_cells(node: &FdtNode<'_>) -> (usize, usize) {
+    let get = |name, default| {
+        node.property(name)
+            .and_then(|p| p.value_as::<u32>().ok())
+            .unwrap_or(default) as usize
+    };
+    (get("#address-cells", 2), get("#size-cells", 1))
+}
+
+pub(crate) fn bad(path: &str, property: &'static str) -> DtbError {
+    DtbError::BadProperty {
+        node: path.to_string(),
+        property,
+    }
+}
+
+fn string_prop(node: &FdtNode<'_>, path: &str, name: &'static str) -> Result<Option<String>, DtbError> {
+    node.property(name)
+        .map(|p| p.value_as::<&str>().map(String::from).map_err(|_| bad(path, name)))
+        .transpose()
+}
+
+pub(crate) fn is_compatible(node: &FdtNode<'_>, compatible: &str) -> bool {
+    node.compatible().is_some_and(|mut c| c.any(|s| s == compatible))
+}
+
+pub(crate) fn is_memory(node: &FdtNode<'_>) -> bool {
+    node.property("device_type")
+        .is_some_and(|p| p.value_as::<&str>() == Ok("memory"))
+}
+
+fn is_enabled(node: &FdtNode<'_>) -> bool {
+    node.property("status")
+        .is_none_or(|p| matches!(p.value_as::<&str>(), Ok("okay" | "ok")))
+}
+
+pub(crate) fn memory(nodes: &[Located<'_>]) -> Result<Vec<MemRange>, DtbError> {
+    let mut ram = Vec::new();
+    for n in nodes.iter().filter(|n| is_memory(&n.node) && is_enabled(&n.node)) {
+        ram.extend(n.reg()?.into_iter().filter(|r| !r.is_empty()));
+    }
+    if ram.is_empty() {
+        return Err(DtbError::NoMemory);
+    }
+    ram.sort_unstable();
+    Ok(ram)
+}
+
+/// `/cpus/cpu@*` in DT order, refusing more than `max`.
+pub(crate) fn cpus(fdt: Fdt<'_>, max: usize) -> Result<Vec<Cpu>, DtbError> {
+    let cpus = fdt.find_node("/cpus").ok_or(DtbError::NoCpus)?;
+    let (ac, _) = own_cells(&cpus);
+    let mut out = Vec::new();
+    for cpu in cpus.children().filter(|c| c.name_without_address() == "cpu") {
+        let path = alloc::format!("/cpus/{}", cpu.name());
+        let reg = cpu.property("reg").ok_or_else(|| bad(&path, "reg"))?;
+        let mpidr = cells::read(reg.value(), ac).ok_or_else(|| bad(&path, "reg"))?;
+        out.push(Cpu {
+            mpidr: mpidr & MPIDR_AFFINITY_MASK,
+        });
+    }
+    match out.len() {
+        0 => Err(DtbError::NoCpus),
+        n if n > max => Err(DtbError::TooManyCpus { found: n, max }),
+        _ => Ok(out),
+    }
+}
+
+/// Decodes an `interrupts` property of 3-cell GIC specifiers
+/// (`<type number flags>`) into INTIDs: SPI n is 32 + n, PPI n is 16 + n.
+fn intids(node: &FdtNode<'_>) -> Option<Vec<u32>> {
+    let cells = cells::read_u32s(node.property("interrupts")?.value())?;
+    if cells.len() % 3 != 0 {
+        return None;
+    }
+    cells
+        .chunks_exact(3)
+        .map(|spec| match spec[0] {
+            0 => Some(32 + spec[1]),
+            1 => Some(16 + spec[1]),
+            _ => None,
+        })
+        .collect()
+}
+
+fn gic(nodes: &[Located<'_>]) -> Result<Gic, DtbError> {
+    let n = nodes
+        .iter()
+        .find(|n| is_compatible(&n.node, "arm,gic-v3"))
+        .ok_or(DtbError::NoGicV3)?;
+    let reg = n.reg()?;
+    let redist_regions = match n.node.property("#redistributor-regions") {
+        None => 1,
+        Some(p) => p
+            .value_as::<u32>()
+            .map_err(|_| bad(&n.path, "#redistributor-regions"))? as usize,
+    };
+    // reg = GICD, then the GICR regions, then optional GICC/GICH/GICV.
+    if redist_regions == 0 || reg.len() < 1 + redist_regions {
+        return Err(bad(&n.path, "reg"));
+    }
+    Ok(Gic {
+        distributor: reg[0],
+        redistributors: reg[1..=redist_regions].to_vec(),
+        maintenance_intid: intids(&n.node).and_then(|i| i.first().copied()),
+    })
+}
+
+/// The console: `stdout-path` (a path or an alias, with optional `:options`)
+/// when it names a PL011, else the first PL011 in the tree.
+fn uart(fdt: Fdt<'_>, nodes: &[Located<'_>]) -> Result<Option<Uart>, DtbError> {
+    let stdout = fdt
+        .find_node("/chosen")
+        .and_then(|c| c.property("stdout-path"))
+        .and_then(|p| p.value_as::<&str>().ok())
+        .map(|s| s.split(':').next().unwrap_or(s));
+    let stdout = stdout.and_then(|s| {
+        if s.starts_with('/') {
+            fdt.find_node(s)
+        } else {
+            let alias = fdt.find_node("/aliases")?.property(s)?.value_as::<&str>().ok()?;
+            fdt.find_node(alias)
+        }
+    });
+    let pl011 = |n: &&Located<'_>| is_compatible(&n.node, "arm,pl011") && is_enabled(&n.node);
+    let chosen = stdout.and_then(|s| nodes.iter().filter(pl011).find(|n| same_node(&n.node, &s)));
+    let Some(n) = chosen.or_else(|| nodes.iter().find(pl011)) else {
+        return Ok(None);
+    };
+    let regs = *n.reg()?.first().ok_or_else(|| bad(&n.path, "reg"))?;
+    Ok(Some(Uart {
+        regs,
+        intid: intids(&n.node).and_then(|i| i.first().copied()),
+    }))
+}
+
+/// Whether two handles are the same node: `FdtNode` has no equality, but a
+/// node's name is a slice of the blob at the node's own offset.
+fn same_node(a: &FdtNode<'_>, b: &FdtNode<'_>) -> bool {
+    core::ptr::eq(a.name().as_ptr(), b.name().as_ptr())
+}
+
+fn timer(nodes: &[Located<'_>]) -> Option<Timer> {
+    let n = nodes.iter().find(|n| is_compatible(&n.node, "arm,armv8-timer"))?;
+    match intids(&n.node)?[..] {
+        [secure_phys, phys, virt, hyp_phys, ..] => Some(Timer {
+            secure_phys,
+            phys,
+            virt,
+            hyp_phys,
+        }),
+        _ => None,
+    }
+}
+
+/// The `#address-cells`/`#size-cells` for `/chosen/module@*` `reg`. QEMU's
+/// guest-loader (like U-Boot) writes them with the root's cell sizes and does
+/// not set them on `/chosen`, so fall back to the root's.
+pub(crate) fn module_cells(fdt: Fdt<'_>, chosen: &FdtNode<'_>) -> (usize, usize) {
+    let (root_ac, root_sc) = own_cells(&fdt.root());
+    let get = |name, default| {
+        chosen
+            .property(name)
+            .and_then(|p| p.value_as::<u32>().ok())
+            .map_or(default, |v| v as usize)
+    };
+    (get("#address-cells", root_ac), get("#size-cells", root_sc))
+}
+
+/// Whether a node is a multiboot module (what the guest DTB must not show).
+pub(crate) fn is_module(node: &FdtNode<'_>) -> bool {
+    is_compatible(node, "multiboot,module")
+        || is_compatible(node, KERNEL_COMPATIBLE)
+        || is_compatible(node, RAMDISK_COMPATIBLE)
+}
+
+fn modules(fdt: Fdt<'_>) -> Result<(KernelModule, Option<MemRange>), DtbError> {
+    let chosen = fdt.find_node("/chosen").ok_or(DtbError::NoGuestKernel)?;
+    let (ac, sc) = module_cells(fdt, &chosen);
+    let mut kernel = None;
+    let mut initrd = None;
+    for m in chosen.children().filter(is_module) {
+        let path = alloc::format!("/chosen/{}", m.name());
+        let reg = m.property("reg").ok_or_else(|| bad(&path, "reg"))?;
+        let range = match cells::read_reg(reg.value(), ac, sc).as_deref() {
+            Some([r]) => *r,
+            _ => return Err(bad(&path, "reg")),
+        };
+        if is_compatible(&m, KERNEL_COMPATIBLE) {
+            if kernel.is_some() {
+                return Err(DtbError::DuplicateModule(KERNEL_COMPATIBLE));
+            }
+            let bootargs = string_prop(&m, &path, "bootargs")?.unwrap_or_default();
+            kernel = Some(KernelModule {
+                image: range,
+                bootargs,
+            });
+        } else if is_compatible(&m, RAMDISK_COMPATIBLE) && initrd.replace(range).is_some() {
+            return Err(DtbError::DuplicateModule(RAMDISK_COMPATIBLE));
+        }
+    }
+    Ok((kernel.ok_or(DtbError::NoGuestKernel)?, initrd))
+}

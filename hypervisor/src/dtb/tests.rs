@@ -1,0 +1,324 @@
+//! Parse and rewrite the real QEMU virt DTBs in `tests/fixtures` (see
+//! `generate.sh` there for how they were made).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use dtoolkit::fdt::Fdt;
+use dtoolkit::{Node, Property};
+
+use super::*;
+
+const VIRT_1CPU: &[u8] = include_bytes!("../../tests/fixtures/virt-1cpu.dtb");
+const VIRT_4CPU: &[u8] = include_bytes!("../../tests/fixtures/virt-4cpu.dtb");
+const VIRT_8CPU: &[u8] = include_bytes!("../../tests/fixtures/virt-8cpu.dtb");
+const VIRT_20CPU: &[u8] = include_bytes!("../../tests/fixtures/virt-20cpu.dtb");
+const VIRT_NO_MODULES: &[u8] = include_bytes!("../../tests/fixtures/virt-nomodules.dtb");
+
+const HYPERVISOR: MemRange = MemRange::new(0x4000_0000, 0x400_0000);
+const GIB: u64 = 1 << 30;
+
+/// The RAM a DTB describes (the guest DTB has no modules, so no full parse).
+fn memory_of(blob: &[u8]) -> Vec<MemRange> {
+    platform::memory(&platform::all_nodes(Fdt::new(blob).unwrap())).unwrap()
+}
+
+fn mpidrs(p: &Platform) -> Vec<u64> {
+    p.cpus.iter().map(|c| c.mpidr).collect()
+}
+
+#[test]
+fn parses_virt_4cpu() {
+    let p = Platform::parse(VIRT_4CPU).unwrap();
+    assert_eq!(p.memory, [MemRange::new(0x4000_0000, GIB)]);
+    assert_eq!(mpidrs(&p), [0, 1, 2, 3]);
+    assert_eq!(p.gic.distributor, MemRange::new(0x800_0000, 0x1_0000));
+    assert_eq!(p.gic.redistributors, [MemRange::new(0x80a_0000, 0xf6_0000)]);
+    assert_eq!(p.gic.maintenance_intid, Some(25));
+    assert_eq!(
+        p.uart,
+        Some(Uart {
+            regs: MemRange::new(0x900_0000, 0x1000),
+            intid: Some(33),
+        })
+    );
+    assert_eq!(
+        p.timer,
+        Some(Timer {
+            secure_phys: 29,
+            phys: 30,
+            virt: 27,
+            hyp_phys: 26,
+        })
+    );
+    assert_eq!(p.bootargs, "trace=calls");
+    assert_eq!(p.kernel.image, MemRange::new(0x4800_0000, 0x1000));
+    assert_eq!(p.kernel.bootargs, "console=ttyAMA0 test=x");
+    assert_eq!(p.initrd, Some(MemRange::new(0x6000_0000, 0x2000)));
+}
+
+#[test]
+fn parses_virt_1cpu_without_initrd_or_bootargs() {
+    let p = Platform::parse(VIRT_1CPU).unwrap();
+    assert_eq!(p.memory, [MemRange::new(0x4000_0000, GIB / 2)]);
+    assert_eq!(mpidrs(&p), [0]);
+    assert_eq!(p.bootargs, "");
+    assert_eq!(p.kernel.bootargs, "");
+    assert_eq!(p.initrd, None);
+}
+
+#[test]
+fn parses_virt_8cpu() {
+    let p = Platform::parse(VIRT_8CPU).unwrap();
+    assert_eq!(p.memory, [MemRange::new(0x4000_0000, 2 * GIB)]);
+    assert_eq!(mpidrs(&p), [0, 1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(p.bootargs, "trace=state");
+    assert_eq!(p.kernel.bootargs, "console=ttyAMA0 earlycon");
+    assert!(p.initrd.is_some());
+}
+
+#[test]
+fn refuses_too_many_cpus() {
+    assert_eq!(
+        Platform::parse(VIRT_20CPU),
+        Err(DtbError::TooManyCpus { found: 20, max: MAX_CPUS })
+    );
+}
+
+#[test]
+fn cpus_beyond_sixteen_use_aff1() {
+    // QEMU's GICv3 virt packs 16 CPUs per Aff1 cluster.
+    let cpus = platform::cpus(Fdt::new(VIRT_20CPU).unwrap(), 64).unwrap();
+    assert_eq!(cpus.len(), 20);
+    assert_eq!(cpus[15].mpidr, 0xf);
+    assert_eq!(cpus[16].mpidr, 0x100);
+    assert_eq!((cpus[19].affinity(1), cpus[19].affinity(0)), (1, 3));
+    assert_eq!(cpus[19].affinity(2), 0);
+}
+
+#[test]
+fn refuses_missing_guest_kernel() {
+    let e = Platform::parse(VIRT_NO_MODULES).unwrap_err();
+    assert_eq!(e, DtbError::NoGuestKernel);
+    assert!(alloc::format!("{e}").contains("guest-loader"));
+}
+
+#[test]
+fn refuses_garbage() {
+    assert!(matches!(Platform::parse(b"not a dtb"), Err(DtbError::Malformed(_))));
+}
+
+/// A copy of `blob` with `totalsize` grown by `extra` zero bytes, like the
+/// 1 MiB-padded blob QEMU really leaves in RAM.
+fn padded(blob: &[u8], extra: usize) -> Vec<u8> {
+    let mut v = blob.to_vec();
+    v.resize(blob.len() + extra, 0);
+    let total = u32::try_from(v.len()).unwrap();
+    v[4..8].copy_from_slice(&total.to_be_bytes());
+    v
+}
+
+#[test]
+fn parses_padded_blob() {
+    let p = Platform::parse(&padded(VIRT_4CPU, 1 << 20)).unwrap();
+    assert_eq!(p.cpus.len(), 4);
+}
+
+fn guest_of(host: &[u8]) -> (Platform, GuestConfig, Vec<u8>) {
+    let p = Platform::parse(host).unwrap();
+    let config = GuestConfig::new(&p, HYPERVISOR).unwrap();
+    let guest = build_guest_dtb(host, &config).unwrap();
+    (p, config, guest)
+}
+
+fn str_prop<'a>(fdt: Fdt<'a>, path: &str, name: &str) -> Option<&'a str> {
+    fdt.find_node(path)?.property(name).map(|p| p.value_as::<&str>().unwrap())
+}
+
+fn strs(fdt: Fdt<'_>, path: &str, name: &str) -> Vec<String> {
+    let prop = fdt.find_node(path).unwrap().property(name).unwrap();
+    prop.value()
+        .split(|&b| b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from(core::str::from_utf8(s).unwrap()))
+        .collect()
+}
+
+/// Every node's path, depth first.
+fn paths(fdt: Fdt<'_>) -> Vec<String> {
+    fn walk(node: dtoolkit::fdt::FdtNode<'_>, path: &str, out: &mut Vec<String>) {
+        for c in node.children() {
+            let p = alloc::format!("{path}/{}", c.name());
+            out.push(p.clone());
+            walk(c, &p, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(fdt.root(), "", &mut out);
+    out
+}
+
+#[test]
+fn guest_dtb_psci_is_hvc() {
+    let (_, _, guest) = guest_of(VIRT_4CPU);
+    let fdt = Fdt::new(&guest).unwrap();
+    assert_eq!(str_prop(fdt, "/psci", "method"), Some("hvc"));
+    assert_eq!(
+        strs(fdt, "/psci", "compatible"),
+        ["arm,psci-1.0", "arm,psci-0.2", "arm,psci"]
+    );
+    let cpu_on = fdt.find_node("/psci").unwrap().property("cpu_on").unwrap();
+    assert_eq!(cpu_on.value_as::<u32>(), Ok(0xc400_0003));
+    assert_eq!(paths(fdt).iter().filter(|p| p.starts_with("/psci")).count(), 1);
+    for i in 0..4 {
+        let cpu = alloc::format!("/cpus/cpu@{i}");
+        assert_eq!(str_prop(fdt, &cpu, "enable-method"), Some("psci"));
+    }
+}
+
+#[test]
+fn guest_dtb_memory_excludes_hypervisor() {
+    let (_, config, guest) = guest_of(VIRT_4CPU);
+    assert_eq!(config.ram, [MemRange::new(0x4400_0000, 0x3c00_0000)]);
+    let fdt = Fdt::new(&guest).unwrap();
+    let memory: Vec<_> = paths(fdt).into_iter().filter(|p| p.starts_with("/memory")).collect();
+    assert_eq!(memory, ["/memory@44000000"]);
+    let g = memory_of(&guest);
+    assert_eq!(g, [MemRange::new(0x4400_0000, 0x3c00_0000)]);
+    assert!(g.iter().all(|r| !r.overlaps(&HYPERVISOR)));
+}
+
+#[test]
+fn guest_dtb_chosen_has_guest_cmdline_and_initrd() {
+    let (_, _, guest) = guest_of(VIRT_4CPU);
+    let fdt = Fdt::new(&guest).unwrap();
+    assert_eq!(str_prop(fdt, "/chosen", "bootargs"), Some("console=ttyAMA0 test=x"));
+    assert_eq!(str_prop(fdt, "/chosen", "stdout-path"), Some("/pl011@9000000"));
+    let chosen = fdt.find_node("/chosen").unwrap();
+    let start = chosen.property("linux,initrd-start").unwrap().value_as::<u64>();
+    let end = chosen.property("linux,initrd-end").unwrap().value_as::<u64>();
+    assert_eq!((start, end), (Ok(0x6000_0000), Ok(0x6000_2000)));
+    assert!(paths(fdt).iter().all(|p| !p.contains("module")));
+    assert!(!guest.windows(10).any(|w| w == b"multiboot,"));
+}
+
+#[test]
+fn guest_dtb_without_initrd_or_cmdline() {
+    let (_, _, guest) = guest_of(VIRT_1CPU);
+    let fdt = Fdt::new(&guest).unwrap();
+    let chosen = fdt.find_node("/chosen").unwrap();
+    assert!(chosen.property("bootargs").is_none());
+    assert!(chosen.property("linux,initrd-start").is_none());
+    assert!(chosen.property("linux,initrd-end").is_none());
+    assert!(chosen.children().next().is_none());
+}
+
+#[test]
+fn guest_dtb_never_leaks_hypervisor_options() {
+    let host = Platform::parse(VIRT_8CPU).unwrap();
+    let mut config = GuestConfig::new(&host, HYPERVISOR).unwrap();
+    config.bootargs.clear();
+    let guest = build_guest_dtb(VIRT_8CPU, &config).unwrap();
+    assert!(!guest.windows(11).any(|w| w == b"trace=state"));
+}
+
+#[test]
+fn guest_dtb_keeps_everything_else() {
+    for host in [VIRT_1CPU, VIRT_4CPU, VIRT_8CPU] {
+        let (p, _, guest) = guest_of(host);
+        let fdt = Fdt::new(&guest).unwrap();
+        let host_paths: Vec<_> = paths(Fdt::new(host).unwrap())
+            .into_iter()
+            .filter(|n| !n.starts_with("/memory") && !n.starts_with("/chosen/module"))
+            .collect();
+        let guest_paths: Vec<_> =
+            paths(fdt).into_iter().filter(|n| !n.starts_with("/memory")).collect();
+        assert_eq!(host_paths, guest_paths);
+        // The guest still finds its GIC, UART, timer and CPUs where they were.
+        let cpus = platform::cpus(fdt, MAX_CPUS).unwrap();
+        assert_eq!(cpus, p.cpus);
+        for node in ["/intc@8000000", "/pl011@9000000", "/timer", "/cpus/cpu-map"] {
+            let props = |blob| -> Vec<(String, Vec<u8>)> {
+                let fdt = Fdt::new(blob).unwrap();
+                let n = fdt.find_node(node).unwrap();
+                n.properties().map(|p| (p.name().into(), p.value().to_vec())).collect()
+            };
+            assert_eq!(props(&guest), props(host), "{node}");
+        }
+        assert_eq!(
+            fdt.boot_cpuid_phys(),
+            Fdt::new(host).unwrap().boot_cpuid_phys()
+        );
+    }
+}
+
+#[test]
+fn guest_dtb_adds_psci_when_host_has_none() {
+    // Rewrite once with the psci node renamed away, as if the firmware had
+    // none: the guest must still get exactly one /psci.
+    let mut host = VIRT_4CPU.to_vec();
+    let at = host.windows(5).position(|w| w == b"psci\0").unwrap();
+    host[at..at + 4].copy_from_slice(b"fwxx");
+    let p = Platform::parse(&host).unwrap();
+    let guest = build_guest_dtb(&host, &GuestConfig::new(&p, HYPERVISOR).unwrap()).unwrap();
+    let fdt = Fdt::new(&guest).unwrap();
+    assert_eq!(str_prop(fdt, "/psci", "method"), Some("hvc"));
+    assert_eq!(str_prop(fdt, "/fwxx", "method"), Some("smc"));
+}
+
+#[test]
+fn guest_dtb_splits_memory_around_a_hole() {
+    let p = Platform::parse(VIRT_4CPU).unwrap();
+    let hole = MemRange::new(0x5000_0000, 0x1000_0000);
+    let config = GuestConfig::new(&p, hole).unwrap();
+    let guest = build_guest_dtb(VIRT_4CPU, &config).unwrap();
+    assert_eq!(
+        memory_of(&guest),
+        [
+            MemRange::new(0x4000_0000, 0x1000_0000),
+            MemRange::new(0x6000_0000, 0x2000_0000),
+        ]
+    );
+}
+
+#[test]
+fn guest_dtb_errors() {
+    let p = Platform::parse(VIRT_4CPU).unwrap();
+    let all = MemRange::new(0, u64::MAX);
+    assert_eq!(GuestConfig::new(&p, all), Err(DtbError::NoGuestRam));
+    let config = GuestConfig {
+        ram: Vec::new(),
+        bootargs: String::new(),
+        initrd: None,
+    };
+    assert_eq!(build_guest_dtb(VIRT_4CPU, &config), Err(DtbError::NoGuestRam));
+    assert!(matches!(
+        build_guest_dtb(&VIRT_4CPU[..100], &GuestConfig::new(&p, HYPERVISOR).unwrap()),
+        Err(DtbError::Malformed(_))
+    ));
+}
+
+/// Optional eyeball check: `dtc` decompiles the guest DTB without complaint.
+/// Skipped (passes) when dtc is not installed.
+#[test]
+fn guest_dtb_decompiles_with_dtc_if_available() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    let (_, _, guest) = guest_of(VIRT_4CPU);
+    let Ok(mut child) = Command::new("dtc")
+        .args(["-q", "-I", "dtb", "-O", "dts", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        return;
+    };
+    child.stdin.take().unwrap().write_all(&guest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dts = String::from_utf8(out.stdout).unwrap();
+    assert!(dts.contains("method = \"hvc\";"), "{dts}");
+    assert!(dts.contains("memory@44000000"), "{dts}");
+}
