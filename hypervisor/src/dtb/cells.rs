@@ -17,7 +17,11 @@ pub(crate) fn read(bytes: &[u8], cells: usize) -> Option<u64> {
 
 /// Splits a property into `<address size>` pairs. `None` when the length is
 /// not a whole number of pairs (the telltale of wrong cell counts).
-pub(crate) fn read_reg(value: &[u8], address_cells: usize, size_cells: usize) -> Option<Vec<MemRange>> {
+pub(crate) fn read_reg(
+    value: &[u8],
+    address_cells: usize,
+    size_cells: usize,
+) -> Option<Vec<MemRange>> {
     let entry = (address_cells + size_cells) * 4;
     if entry == 0 || !value.len().is_multiple_of(entry) {
         return None;
@@ -63,7 +67,10 @@ mod tests {
     #[test]
     fn reg_with_two_and_one_cells() {
         let v = [0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0x10, 0];
-        assert_eq!(read_reg(&v, 2, 1), Some(alloc::vec![MemRange::new(0x1_0000_0002, 0x1000)]));
+        assert_eq!(
+            read_reg(&v, 2, 1),
+            Some(alloc::vec![MemRange::new(0x1_0000_0002, 0x1000)])
+        );
         assert_eq!(read_reg(&v, 2, 2), None);
     }
 

@@ -185,8 +185,10 @@ impl Rewriter<'_, '_> {
         }
         if let Some(initrd) = self.config.initrd {
             // Linux reads these with any cell count; 64 bits always fit.
-            self.w.property("linux,initrd-start", &initrd.base.to_be_bytes());
-            self.w.property("linux,initrd-end", &initrd.end().to_be_bytes());
+            self.w
+                .property("linux,initrd-start", &initrd.base.to_be_bytes());
+            self.w
+                .property("linux,initrd-end", &initrd.end().to_be_bytes());
         }
         self.copy_children(chosen);
         self.w.end_node();

@@ -190,14 +190,23 @@ pub(crate) fn bad(path: &str, property: &'static str) -> DtbError {
     }
 }
 
-fn string_prop(node: &FdtNode<'_>, path: &str, name: &'static str) -> Result<Option<String>, DtbError> {
+fn string_prop(
+    node: &FdtNode<'_>,
+    path: &str,
+    name: &'static str,
+) -> Result<Option<String>, DtbError> {
     node.property(name)
-        .map(|p| p.value_as::<&str>().map(String::from).map_err(|_| bad(path, name)))
+        .map(|p| {
+            p.value_as::<&str>()
+                .map(String::from)
+                .map_err(|_| bad(path, name))
+        })
         .transpose()
 }
 
 pub(crate) fn is_compatible(node: &FdtNode<'_>, compatible: &str) -> bool {
-    node.compatible().is_some_and(|mut c| c.any(|s| s == compatible))
+    node.compatible()
+        .is_some_and(|mut c| c.any(|s| s == compatible))
 }
 
 pub(crate) fn is_memory(node: &FdtNode<'_>) -> bool {
@@ -212,7 +221,10 @@ fn is_enabled(node: &FdtNode<'_>) -> bool {
 
 pub(crate) fn memory(nodes: &[Located<'_>]) -> Result<Vec<MemRange>, DtbError> {
     let mut ram = Vec::new();
-    for n in nodes.iter().filter(|n| is_memory(&n.node) && is_enabled(&n.node)) {
+    for n in nodes
+        .iter()
+        .filter(|n| is_memory(&n.node) && is_enabled(&n.node))
+    {
         ram.extend(n.reg()?.into_iter().filter(|r| !r.is_empty()));
     }
     if ram.is_empty() {
@@ -227,7 +239,10 @@ pub(crate) fn cpus(fdt: Fdt<'_>, max: usize) -> Result<Vec<Cpu>, DtbError> {
     let cpus = fdt.find_node("/cpus").ok_or(DtbError::NoCpus)?;
     let (ac, _) = own_cells(&cpus);
     let mut out = Vec::new();
-    for cpu in cpus.children().filter(|c| c.name_without_address() == "cpu") {
+    for cpu in cpus
+        .children()
+        .filter(|c| c.name_without_address() == "cpu")
+    {
         let path = alloc::format!("/cpus/{}", cpu.name());
         let reg = cpu.property("reg").ok_or_else(|| bad(&path, "reg"))?;
         let mpidr = cells::read(reg.value(), ac).ok_or_else(|| bad(&path, "reg"))?;
@@ -294,7 +309,11 @@ fn uart(fdt: Fdt<'_>, nodes: &[Located<'_>]) -> Result<Option<Uart>, DtbError> {
         if s.starts_with('/') {
             fdt.find_node(s)
         } else {
-            let alias = fdt.find_node("/aliases")?.property(s)?.value_as::<&str>().ok()?;
+            let alias = fdt
+                .find_node("/aliases")?
+                .property(s)?
+                .value_as::<&str>()
+                .ok()?;
             fdt.find_node(alias)
         }
     });
@@ -317,7 +336,9 @@ fn same_node(a: &FdtNode<'_>, b: &FdtNode<'_>) -> bool {
 }
 
 fn timer(nodes: &[Located<'_>]) -> Option<Timer> {
-    let n = nodes.iter().find(|n| is_compatible(&n.node, "arm,armv8-timer"))?;
+    let n = nodes
+        .iter()
+        .find(|n| is_compatible(&n.node, "arm,armv8-timer"))?;
     match intids(&n.node)?[..] {
         [secure_phys, phys, virt, hyp_phys, ..] => Some(Timer {
             secure_phys,

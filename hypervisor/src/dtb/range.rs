@@ -86,7 +86,10 @@ mod tests {
     #[test]
     fn subtract_cuts_the_front() {
         let ram = [MemRange::new(0x4000_0000, 0x4000_0000)];
-        assert_eq!(subtract(&ram, HV), [MemRange::new(0x4400_0000, 0x3c00_0000)]);
+        assert_eq!(
+            subtract(&ram, HV),
+            [MemRange::new(0x4400_0000, 0x3c00_0000)]
+        );
     }
 
     #[test]

@@ -81,7 +81,10 @@ fn parses_virt_8cpu() {
 fn refuses_too_many_cpus() {
     assert_eq!(
         Platform::parse(VIRT_20CPU),
-        Err(DtbError::TooManyCpus { found: 20, max: MAX_CPUS })
+        Err(DtbError::TooManyCpus {
+            found: 20,
+            max: MAX_CPUS
+        })
     );
 }
 
@@ -105,7 +108,10 @@ fn refuses_missing_guest_kernel() {
 
 #[test]
 fn refuses_garbage() {
-    assert!(matches!(Platform::parse(b"not a dtb"), Err(DtbError::Malformed(_))));
+    assert!(matches!(
+        Platform::parse(b"not a dtb"),
+        Err(DtbError::Malformed(_))
+    ));
 }
 
 /// A copy of `blob` with `totalsize` grown by `extra` zero bytes, like the
@@ -132,7 +138,9 @@ fn guest_of(host: &[u8]) -> (Platform, GuestConfig, Vec<u8>) {
 }
 
 fn str_prop<'a>(fdt: Fdt<'a>, path: &str, name: &str) -> Option<&'a str> {
-    fdt.find_node(path)?.property(name).map(|p| p.value_as::<&str>().unwrap())
+    fdt.find_node(path)?
+        .property(name)
+        .map(|p| p.value_as::<&str>().unwrap())
 }
 
 fn strs(fdt: Fdt<'_>, path: &str, name: &str) -> Vec<String> {
@@ -169,7 +177,10 @@ fn guest_dtb_psci_is_hvc() {
     );
     let cpu_on = fdt.find_node("/psci").unwrap().property("cpu_on").unwrap();
     assert_eq!(cpu_on.value_as::<u32>(), Ok(0xc400_0003));
-    assert_eq!(paths(fdt).iter().filter(|p| p.starts_with("/psci")).count(), 1);
+    assert_eq!(
+        paths(fdt).iter().filter(|p| p.starts_with("/psci")).count(),
+        1
+    );
     for i in 0..4 {
         let cpu = alloc::format!("/cpus/cpu@{i}");
         assert_eq!(str_prop(fdt, &cpu, "enable-method"), Some("psci"));
@@ -181,7 +192,10 @@ fn guest_dtb_memory_excludes_hypervisor() {
     let (_, config, guest) = guest_of(VIRT_4CPU);
     assert_eq!(config.ram, [MemRange::new(0x4400_0000, 0x3c00_0000)]);
     let fdt = Fdt::new(&guest).unwrap();
-    let memory: Vec<_> = paths(fdt).into_iter().filter(|p| p.starts_with("/memory")).collect();
+    let memory: Vec<_> = paths(fdt)
+        .into_iter()
+        .filter(|p| p.starts_with("/memory"))
+        .collect();
     assert_eq!(memory, ["/memory@44000000"]);
     let g = memory_of(&guest);
     assert_eq!(g, [MemRange::new(0x4400_0000, 0x3c00_0000)]);
@@ -192,11 +206,23 @@ fn guest_dtb_memory_excludes_hypervisor() {
 fn guest_dtb_chosen_has_guest_cmdline_and_initrd() {
     let (_, _, guest) = guest_of(VIRT_4CPU);
     let fdt = Fdt::new(&guest).unwrap();
-    assert_eq!(str_prop(fdt, "/chosen", "bootargs"), Some("console=ttyAMA0 test=x"));
-    assert_eq!(str_prop(fdt, "/chosen", "stdout-path"), Some("/pl011@9000000"));
+    assert_eq!(
+        str_prop(fdt, "/chosen", "bootargs"),
+        Some("console=ttyAMA0 test=x")
+    );
+    assert_eq!(
+        str_prop(fdt, "/chosen", "stdout-path"),
+        Some("/pl011@9000000")
+    );
     let chosen = fdt.find_node("/chosen").unwrap();
-    let start = chosen.property("linux,initrd-start").unwrap().value_as::<u64>();
-    let end = chosen.property("linux,initrd-end").unwrap().value_as::<u64>();
+    let start = chosen
+        .property("linux,initrd-start")
+        .unwrap()
+        .value_as::<u64>();
+    let end = chosen
+        .property("linux,initrd-end")
+        .unwrap()
+        .value_as::<u64>();
     assert_eq!((start, end), (Ok(0x6000_0000), Ok(0x6000_2000)));
     assert!(paths(fdt).iter().all(|p| !p.contains("module")));
     assert!(!guest.windows(10).any(|w| w == b"multiboot,"));
@@ -231,8 +257,10 @@ fn guest_dtb_keeps_everything_else() {
             .into_iter()
             .filter(|n| !n.starts_with("/memory") && !n.starts_with("/chosen/module"))
             .collect();
-        let guest_paths: Vec<_> =
-            paths(fdt).into_iter().filter(|n| !n.starts_with("/memory")).collect();
+        let guest_paths: Vec<_> = paths(fdt)
+            .into_iter()
+            .filter(|n| !n.starts_with("/memory"))
+            .collect();
         assert_eq!(host_paths, guest_paths);
         // The guest still finds its GIC, UART, timer and CPUs where they were.
         let cpus = platform::cpus(fdt, MAX_CPUS).unwrap();
@@ -241,7 +269,9 @@ fn guest_dtb_keeps_everything_else() {
             let props = |blob| -> Vec<(String, Vec<u8>)> {
                 let fdt = Fdt::new(blob).unwrap();
                 let n = fdt.find_node(node).unwrap();
-                n.properties().map(|p| (p.name().into(), p.value().to_vec())).collect()
+                n.properties()
+                    .map(|p| (p.name().into(), p.value().to_vec()))
+                    .collect()
             };
             assert_eq!(props(&guest), props(host), "{node}");
         }
@@ -291,9 +321,15 @@ fn guest_dtb_errors() {
         bootargs: String::new(),
         initrd: None,
     };
-    assert_eq!(build_guest_dtb(VIRT_4CPU, &config), Err(DtbError::NoGuestRam));
+    assert_eq!(
+        build_guest_dtb(VIRT_4CPU, &config),
+        Err(DtbError::NoGuestRam)
+    );
     assert!(matches!(
-        build_guest_dtb(&VIRT_4CPU[..100], &GuestConfig::new(&p, HYPERVISOR).unwrap()),
+        build_guest_dtb(
+            &VIRT_4CPU[..100],
+            &GuestConfig::new(&p, HYPERVISOR).unwrap()
+        ),
         Err(DtbError::Malformed(_))
     ));
 }
@@ -317,7 +353,11 @@ fn guest_dtb_decompiles_with_dtc_if_available() {
     };
     child.stdin.take().unwrap().write_all(&guest).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dts = String::from_utf8(out.stdout).unwrap();
     assert!(dts.contains("method = \"hvc\";"), "{dts}");
     assert!(dts.contains("memory@44000000"), "{dts}");

@@ -167,14 +167,26 @@ mod tests {
 
         let fdt = Fdt::new(&blob).unwrap();
         assert_eq!(fdt.boot_cpuid_phys(), 3);
-        let rsv: Vec<_> = fdt.memory_reservations().map(|r| (r.address(), r.size())).collect();
+        let rsv: Vec<_> = fdt
+            .memory_reservations()
+            .map(|r| (r.address(), r.size()))
+            .collect();
         assert_eq!(rsv, [(0x1000, 0x2000)]);
         let child = fdt.find_node("/child@1").unwrap();
-        assert_eq!(child.property("name-ish").unwrap().value_as::<&str>(), Ok("abc"));
+        assert_eq!(
+            child.property("name-ish").unwrap().value_as::<&str>(),
+            Ok("abc")
+        );
         assert_eq!(child.property("compatible").unwrap().value(), b"a\0b\0");
         assert_eq!(child.property("empty").unwrap().value(), b"");
-        assert_eq!(child.property("#address-cells").unwrap().value_as::<u32>(), Ok(1));
+        assert_eq!(
+            child.property("#address-cells").unwrap().value_as::<u32>(),
+            Ok(1)
+        );
         // "#address-cells" stored once.
-        assert_eq!(blob.windows(14).filter(|w| w == b"#address-cells").count(), 1);
+        assert_eq!(
+            blob.windows(14).filter(|w| w == b"#address-cells").count(),
+            1
+        );
     }
 }
