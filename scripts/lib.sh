@@ -1,0 +1,54 @@
+# Shared helpers for parkvisor's shell scripts. Source it; do not run it.
+# Sets PV_ROOT (repo root), PV_CACHE (download/build cache) and loads the
+# board's KEY=VALUE facts (boards/$PV_BOARD/board.env, default qemu-virt).
+
+PV_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PV_CACHE="${PV_CACHE:-$PV_ROOT/.cache}"
+PV_BOARD="${PV_BOARD:-qemu-virt}"
+# Where the Linux guest ingredients and initramfs images live.
+PV_LINUX="$PV_CACHE/linux"
+
+pv_prog="$(basename "$0")"
+
+die() {
+    echo "$pv_prog: error: $*" >&2
+    exit 1
+}
+
+# Progress line (to stderr, so stdout stays the guest's serial output).
+note() {
+    echo "$pv_prog: $*" >&2
+}
+
+need_cmd() {
+    command -v "$1" >/dev/null 2>&1 || die "'$1' not found${2:+ ($2)}"
+}
+
+pv_load_board() {
+    local env="$PV_ROOT/boards/$PV_BOARD/board.env"
+    [[ -f $env ]] || die "no board file $env"
+    # shellcheck disable=SC1090
+    source "$env"
+}
+
+# Seconds since the epoch with milliseconds, for timing steps.
+now_ms() {
+    date +%s%3N
+}
+
+# Convert a QEMU-style size (512M, 2G, 1024) to bytes; plain numbers are MiB as
+# in QEMU's -m.
+size_to_bytes() {
+    local s="$1" n unit
+    n="${s%[KkMmGgTt]}"
+    unit="${s#"$n"}"
+    [[ $n =~ ^[0-9]+$ ]] || die "bad size '$s'"
+    case "$unit" in
+    K | k) echo $((n << 10)) ;;
+    M | m | "") echo $((n << 20)) ;;
+    G | g) echo $((n << 30)) ;;
+    T | t) echo $((n << 40)) ;;
+    esac
+}
+
+pv_load_board

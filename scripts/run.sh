@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# Boot a guest under parkvisor in QEMU (or, with --no-hv, directly on QEMU).
+#
+# With no arguments: build everything, then boot Debian's arm64 Linux with the
+# demo initramfs on 4 vCPUs (CPUs come up, a hotplug round, a kexec into a second
+# kernel); on a terminal it ends in a guest shell, otherwise it powers off.
+#
+# Usage: scripts/run.sh [options]
+#   --kernel IMAGE       guest kernel (default: the cached Debian arm64 Image)
+#   --initrd FILE        guest initrd (default with the default kernel: the test initramfs)
+#   --append "ARGS"      guest kernel command line (default: console=ttyAMA0
+#                        printk.time=1 pv.scenario=<scenario>)
+#   --scenario NAME      Linux test scenario (guest-tests/linux/init): demo, boot,
+#                        hotplug, kexec, kdump, poweroff, reboot, shell; adds
+#                        pv.scenario=NAME (and what it needs) to the guest arguments
+#   --smp N              vCPUs = physical CPUs (default from board.env)
+#   --mem SIZE           RAM (default from board.env)
+#   --hv-args "ARGS"     hypervisor command line (QEMU -append)
+#   --hv FILE            hypervisor ELF (default: the release build)
+#   --timeout SECONDS    kill QEMU after this long, exit 124 (default: 600, none
+#                        when interactive; 0 = none)
+#   --icount             deterministic time: -icount shift=0,sleep=off
+#   --qemu-extra "ARGS"  more QEMU arguments (split on spaces)
+#   --log FILE           also write the serial output here (default .cache/logs/)
+#   --no-reboot          a reset ends QEMU (-no-reboot) and counts as a clean end
+#   --no-build           skip setup.sh and cargo build
+#   --no-hv              plain QEMU baseline: boot the guest directly, EL2 off
+#   --demo-baremetal     boot the bare-metal demo guest instead of Linux
+#   --shell / --no-shell force / forbid the interactive guest shell at the end
+#
+# Exit status: 0 when QEMU exited 0 and, under the hypervisor, a "system off"
+# trace line and no hypervisor "panic" line were seen, and no "PVTEST FAIL" line
+# was printed; 124 on timeout; otherwise non-zero with a message on stderr.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+usage() {
+    sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+    exit "${1:-0}"
+}
+
+kernel="" initrd="" append="" append_set=0 scenario="" smp="$DEFAULT_SMP" mem="$DEFAULT_MEM"
+hv_args="" hv_elf="" timeout="" icount=0 qemu_extra="" log="" no_reboot=0
+build=1 hv=1 demo_bm=0 shell=auto
+
+need_arg() { [[ $# -ge 2 ]] || die "$1 needs a value (see --help)"; }
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+    --kernel) need_arg "$@"; kernel="$2"; shift 2 ;;
+    --initrd) need_arg "$@"; initrd="$2"; shift 2 ;;
+    --append) need_arg "$@"; append="$2"; append_set=1; shift 2 ;;
+    --scenario) need_arg "$@"; scenario="$2"; shift 2 ;;
+    --smp) need_arg "$@"; smp="$2"; shift 2 ;;
+    --mem) need_arg "$@"; mem="$2"; shift 2 ;;
+    --hv-args) need_arg "$@"; hv_args="$2"; shift 2 ;;
+    --hv) need_arg "$@"; hv_elf="$2"; shift 2 ;;
+    --timeout) need_arg "$@"; timeout="$2"; shift 2 ;;
+    --icount) icount=1; shift ;;
+    --qemu-extra) need_arg "$@"; qemu_extra="$2"; shift 2 ;;
+    --log) need_arg "$@"; log="$2"; shift 2 ;;
+    --no-reboot) no_reboot=1; shift ;;
+    --no-build) build=0; shift ;;
+    --no-hv) hv=0; shift ;;
+    --demo-baremetal) demo_bm=1; shift ;;
+    --shell) shell=1; shift ;;
+    --no-shell) shell=0; shift ;;
+    -h | --help) usage ;;
+    *) die "unknown option '$1' (see --help)" ;;
+    esac
+done
+
+[[ $smp =~ ^[1-9][0-9]*$ ]] || die "--smp wants a positive number, got '$smp'"
+[[ -z $timeout || $timeout =~ ^[0-9]+$ ]] || die "--timeout wants seconds, got '$timeout'"
+interactive=0
+[[ -t 0 && -t 1 ]] && interactive=1
+
+# --- what to boot -------------------------------------------------------------
+default_linux=0
+if ((demo_bm)); then
+    [[ -z $kernel ]] || die "--demo-baremetal and --kernel exclude each other"
+    ((hv)) || die "--demo-baremetal needs the hypervisor (no --no-hv)"
+elif [[ -z $kernel ]]; then
+    default_linux=1
+    kernel="$PV_LINUX/Image"
+    [[ -n $initrd ]] || initrd="$PV_LINUX/initramfs.cpio"
+fi
+
+linux_args=0
+((default_linux)) || [[ -n $scenario ]] && linux_args=1
+if ((linux_args)); then
+    [[ -n $scenario ]] || scenario=demo
+    case "$scenario" in
+    demo | boot | hotplug | kexec | kdump | poweroff | reboot | shell) ;;
+    *) die "unknown scenario '$scenario'" ;;
+    esac
+    ((append_set)) || append="console=ttyAMA0 printk.time=1"
+    # Only add what the caller did not already say.
+    [[ " $append " == *" pv.scenario="* ]] || append+=" pv.scenario=$scenario"
+    if [[ $scenario == kdump && " $append " != *" crashkernel="* ]]; then
+        append+=" crashkernel=256M"
+    fi
+    [[ $scenario == reboot ]] && no_reboot=1
+    if [[ $shell == 1 || ($shell == auto && $interactive == 1 && $scenario == demo) ]]; then
+        [[ " $append " == *" pv.shell="* ]] || append+=" pv.shell=1"
+    fi
+fi
+append="${append# }"
+if [[ -z $timeout ]]; then
+    if ((interactive)); then timeout=0; else timeout=600; fi
+fi
+
+# --- setup and build ------------------------------------------------------------
+if ((build)); then
+    if ((default_linux)); then "$PV_ROOT/scripts/setup.sh" linux; else "$PV_ROOT/scripts/setup.sh"; fi
+    if ((hv)) && [[ -z $hv_elf ]]; then
+        note "cargo build --release -p parkvisor --target aarch64-unknown-none-softfloat"
+        (cd "$PV_ROOT" && cargo build -q --release -p parkvisor --target aarch64-unknown-none-softfloat) ||
+            die "building the hypervisor failed"
+    fi
+    if ((demo_bm)); then
+        note "cargo build --release -p guests --target aarch64-unknown-none"
+        (cd "$PV_ROOT" && cargo build -q --release -p guests --target aarch64-unknown-none) ||
+            die "building the test guests failed"
+    fi
+elif ((default_linux)); then
+    [[ -f $PV_LINUX/READY ]] || die "no cached guest kernel: run 'scripts/setup.sh linux' (or drop --no-build)"
+fi
+if ((default_linux)); then
+    # Cheap when up to date; keeps the initramfs in step with guest-tests/linux/init.
+    "$PV_ROOT/guest-tests/linux/build-initramfs.sh"
+fi
+
+if ((demo_bm)); then
+    for cand in "${PV_DEMO_GUEST:-}" \
+        "$PV_ROOT/target/aarch64-unknown-none/release/demo.bin" \
+        "$PV_ROOT/target/aarch64-unknown-none/release/guest.bin"; do
+        if [[ -n $cand && -f $cand ]]; then
+            kernel="$cand"
+            break
+        fi
+    done
+    [[ -n $kernel ]] || die "no bare-metal demo guest built (looked for target/aarch64-unknown-none/release/{demo,guest}.bin; set PV_DEMO_GUEST=FILE)"
+fi
+
+((hv)) && [[ -z $hv_elf ]] && hv_elf="$PV_ROOT/target/aarch64-unknown-none-softfloat/release/parkvisor"
+[[ -f $kernel ]] || die "guest kernel '$kernel' not found"
+[[ -z $initrd || -f $initrd ]] || die "initrd '$initrd' not found"
+((!hv)) || [[ -f $hv_elf ]] || die "hypervisor '$hv_elf' not found (build it, or drop --no-build)"
+
+# Under the hypervisor QEMU loads the images at fixed addresses: check they fit.
+if ((hv)); then
+    ram_end=$((RAM_BASE + $(size_to_bytes "$mem")))
+    kend=$((GUEST_KERNEL_ADDR + $(stat -c %s "$kernel")))
+    if [[ -n $initrd ]]; then
+        ((kend <= GUEST_INITRD_ADDR)) ||
+            die "kernel ($kernel) overlaps the initrd slot at $GUEST_INITRD_ADDR"
+        iend=$((GUEST_INITRD_ADDR + $(stat -c %s "$initrd")))
+        ((iend <= ram_end)) ||
+            die "initrd at $GUEST_INITRD_ADDR ends at $(printf %#x $iend), past RAM end $(printf %#x $ram_end): use a larger --mem"
+    fi
+    ((kend <= ram_end)) || die "kernel does not fit in RAM: use a larger --mem"
+fi
+
+# --- the QEMU command line (the one place it is put together) --------------------
+qesc() { echo "${1//,/,,}"; } # QEMU option values: a comma is written twice
+cmd=("$QEMU_BIN" -cpu "$QEMU_CPU" -smp "$smp" -m "$mem" -nographic -nic none)
+if ((hv)); then
+    cmd+=(-M "$QEMU_MACHINE" -kernel "$hv_elf")
+    [[ -n $hv_args ]] && cmd+=(-append "$hv_args")
+    cmd+=(-device "guest-loader,addr=$GUEST_KERNEL_ADDR,kernel=$(qesc "$kernel"),bootargs=$(qesc "$append")")
+    [[ -n $initrd ]] && cmd+=(-device "guest-loader,addr=$GUEST_INITRD_ADDR,initrd=$(qesc "$initrd")")
+else
+    cmd+=(-M "$QEMU_MACHINE_PLAIN" -kernel "$kernel")
+    [[ -n $initrd ]] && cmd+=(-initrd "$initrd")
+    [[ -n $append ]] && cmd+=(-append "$append")
+fi
+((icount)) && cmd+=(-icount shift=0,sleep=off)
+((no_reboot)) && cmd+=(-no-reboot)
+if [[ -n $qemu_extra ]]; then
+    read -ra extra <<<"$qemu_extra"
+    cmd+=("${extra[@]}")
+fi
+
+if [[ -z $log ]]; then
+    mkdir -p "$PV_CACHE/logs"
+    log="$PV_CACHE/logs/run-$(date +%Y%m%d-%H%M%S)-$$.log"
+    ln -sfn "$(basename "$log")" "$PV_CACHE/logs/last.log"
+else
+    mkdir -p "$(dirname "$log")"
+fi
+
+shell_words() { # print a command line readably, quoting only where needed
+    local w out=""
+    for w in "$@"; do
+        if [[ $w =~ ^[][A-Za-z0-9_./=,:+@%-]+$ ]]; then
+            out+=" $w"
+        elif [[ $w != *"'"* ]]; then
+            out+=" '$w'"
+        else
+            out+=" $(printf %q "$w")"
+        fi
+    done
+    echo "${out# }"
+}
+note "$(shell_words "${cmd[@]}")"
+note "serial log: $log${timeout:+, timeout ${timeout}s}"
+((interactive)) && note "Ctrl-A X quits QEMU; Ctrl-C goes to the guest"
+
+stty_saved=""
+((interactive)) && stty_saved=$(stty -g 2>/dev/null || true)
+restore_tty() { [[ -z $stty_saved ]] || stty "$stty_saved" 2>/dev/null || true; }
+trap restore_tty EXIT
+
+t0=$(now_ms)
+set +e
+if ((timeout > 0)); then
+    timeout --foreground -k 5 "$timeout" "${cmd[@]}" | tee "$log"
+else
+    "${cmd[@]}" | tee "$log"
+fi
+status=${PIPESTATUS[0]}
+set -e
+restore_tty
+secs=$(awk -v ms=$(($(now_ms) - t0)) 'BEGIN { printf "%.1f", ms / 1000 }')
+
+# --- verdict --------------------------------------------------------------------
+if ((status == 124)); then
+    note "TIMEOUT: QEMU killed after ${timeout}s (log: $log)"
+    exit 124
+fi
+if ((status != 0)); then
+    note "FAILED: QEMU exited with status $status after ${secs}s (log: $log)"
+    exit "$status"
+fi
+# Serial lines may end in \r; strip it before matching.
+clean() { tr -d '\r' <"$log"; }
+if ((hv)); then
+    if line=$(clean | grep -a -m1 -E '^\[hv [0-9.]+\] cpu[0-9]+ panic '); then
+        note "FAILED: hypervisor panic: $line (log: $log)"
+        exit 3
+    fi
+    end_re='system off'
+    ((no_reboot)) && end_re='system (off|reset)'
+    if ! clean | grep -a -q -E "^\[hv [0-9.]+\] cpu[0-9]+ $end_re"; then
+        note "FAILED: QEMU exited 0 but no '$end_re' trace line was seen (log: $log)"
+        exit 4
+    fi
+fi
+if line=$(clean | grep -a -m1 '^PVTEST FAIL'); then
+    note "FAILED: guest reported: $line (log: $log)"
+    exit 5
+fi
+note "ok: QEMU exited 0 after ${secs}s"

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Install what parkvisor needs on a Debian 12 amd64 machine (run as root).
+#
+#   scripts/setup.sh          host tools: QEMU, dtc, aarch64 binutils, cpio, Rust targets
+#   scripts/setup.sh linux    also the Debian arm64 guest kernel, busybox and
+#                             kexec-tools, cached under .cache/linux, and the
+#                             test initramfs (guest-tests/linux/build-initramfs.sh)
+#
+# Idempotent and silent when everything is already there.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+want_linux=0
+for arg in "$@"; do
+    case "$arg" in
+    base) ;;
+    linux) want_linux=1 ;;
+    -h | --help)
+        sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+        exit 0
+        ;;
+    *) die "unknown argument '$arg' (expected: base, linux)" ;;
+    esac
+done
+
+apt_updated=0
+apt_update() {
+    if ((apt_updated == 0)); then
+        note "apt-get update"
+        apt-get update -qq >/dev/null || die "apt-get update failed"
+        apt_updated=1
+    fi
+}
+
+as_root() {
+    [[ $(id -u) == 0 ]] || die "$* needs root (run setup.sh as root, or install it yourself)"
+}
+
+# --- host packages ----------------------------------------------------------
+# command it provides -> Debian package
+declare -A host_pkgs=(
+    [qemu-system-aarch64]=qemu-system-arm
+    [dtc]=device-tree-compiler
+    [aarch64-linux-gnu-readelf]=binutils-aarch64-linux-gnu
+    [cpio]=cpio
+    [timeout]=coreutils
+    [dpkg-deb]=dpkg
+)
+missing=()
+for cmd in "${!host_pkgs[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("${host_pkgs[$cmd]}")
+done
+if ((${#missing[@]})); then
+    as_root "installing ${missing[*]}"
+    apt_update
+    note "apt-get install ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
+fi
+
+# --- Rust targets -------------------------------------------------------------
+if ! command -v cargo >/dev/null 2>&1; then
+    [[ -x $HOME/.cargo/bin/cargo ]] && export PATH="$HOME/.cargo/bin:$PATH"
+fi
+need_cmd cargo "install Rust with rustup first"
+if command -v rustup >/dev/null 2>&1; then
+    # The targets rust-toolchain.toml names (cargo would also fetch them lazily).
+    targets=$(sed -n 's/^targets *= *\[\(.*\)\]/\1/p' "$PV_ROOT/rust-toolchain.toml" | tr -d '"' | tr ',' ' ')
+    installed=$(cd "$PV_ROOT" && rustup target list --installed 2>/dev/null)
+    for t in $targets; do
+        if ! grep -qx "$t" <<<"$installed"; then
+            note "rustup target add $t"
+            (cd "$PV_ROOT" && rustup target add "$t" >/dev/null 2>&1) || die "rustup target add $t failed"
+        fi
+    done
+fi
+
+((want_linux)) || exit 0
+
+# --- Debian arm64 guest ingredients -----------------------------------------
+debs="$PV_CACHE/debs"
+sysroot="$PV_LINUX/sysroot"
+ready="$PV_LINUX/READY"
+
+fetch_linux() {
+    as_root "fetching the Debian arm64 guest packages"
+    if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+        note "dpkg --add-architecture arm64"
+        dpkg --add-architecture arm64
+        apt_update
+    fi
+    if ! apt-cache show linux-image-arm64:arm64 >/dev/null 2>&1; then
+        apt_update
+    fi
+    # The kernel package behind the linux-image-arm64 metapackage (never hard-coded).
+    local kpkg
+    kpkg=$(apt-cache depends linux-image-arm64:arm64 |
+        sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-arm64\)\(:arm64\)\{0,1\}$/\1/p' | head -n1)
+    [[ -n $kpkg ]] || die "cannot resolve the kernel package from 'apt-cache depends linux-image-arm64:arm64'"
+
+    # kexec-tools plus the shared libraries it pulls in: follow Depends/Pre-Depends
+    # through library packages only (skipping debconf and friends).
+    local -a queue=(kexec-tools libc6) pkgs=()
+    local -A seen=()
+    while ((${#queue[@]})); do
+        local p="${queue[0]}"
+        queue=("${queue[@]:1}")
+        [[ -n ${seen[$p]:-} ]] && continue
+        seen[$p]=1
+        pkgs+=("$p")
+        local dep
+        for dep in $(apt-cache depends --no-recommends --no-suggests --no-conflicts \
+            --no-breaks --no-replaces --no-enhances "$p:arm64" 2>/dev/null |
+            sed -n 's/^ *|\{0,1\}\(Pre\)\{0,1\}Depends: \([^<][^ ]*\)$/\2/p' | sed 's/:arm64$//'); do
+            case "$dep" in
+            lib* | zlib*) queue+=("$dep") ;;
+            esac
+        done
+    done
+    pkgs+=(busybox-static)
+
+    mkdir -p "$debs"
+    local -a need=()
+    for p in "$kpkg" "${pkgs[@]}"; do
+        compgen -G "$debs/${p}_*_arm64.deb" >/dev/null || need+=("$p:arm64")
+    done
+    if ((${#need[@]})); then
+        note "downloading ${need[*]} (the kernel is ~60 MB)"
+        # As root, apt warns that _apt cannot write here; that is harmless.
+        (cd "$debs" && apt-get download -qq "${need[@]}" 2>&1 | grep -v 'unsandboxed' >&2 || true)
+        for p in "${need[@]}"; do
+            compgen -G "$debs/${p%:arm64}_*_arm64.deb" >/dev/null || die "apt-get download $p failed"
+        done
+    fi
+
+    note "extracting into $PV_LINUX"
+    rm -rf "$sysroot" "$PV_LINUX/kernel"
+    mkdir -p "$sysroot" "$PV_LINUX/kernel"
+    local deb
+    for p in "${pkgs[@]}"; do
+        for deb in "$debs/${p}"_*_arm64.deb; do
+            dpkg-deb -x "$deb" "$sysroot"
+        done
+    done
+    # Only /boot of the kernel package: the modules are not needed.
+    local kdeb
+    kdeb=$(ls "$debs/${kpkg}"_*_arm64.deb | tail -n1)
+    dpkg-deb --fsys-tarfile "$kdeb" | tar -x -C "$PV_LINUX/kernel" --wildcards './boot/*'
+    local img
+    img=$(ls "$PV_LINUX"/kernel/boot/vmlinuz-* | head -n1)
+    [[ -f $img ]] || die "no boot/vmlinuz-* in $kdeb"
+    # Debian's arm64 vmlinuz is an uncompressed Image ("ARM\x64" magic at 0x38).
+    [[ $(dd if="$img" bs=1 skip=56 count=4 2>/dev/null | od -An -c | tr -d ' ') == 'ARMd' ]] ||
+        die "$img is not an arm64 Image"
+    cp "$img" "$PV_LINUX/Image"
+    [[ -x $sysroot/bin/busybox ]] || die "busybox-static did not provide bin/busybox"
+    [[ -x $sysroot/sbin/kexec ]] || die "kexec-tools did not provide sbin/kexec"
+    {
+        echo "kernel=$kpkg $(basename "$kdeb")"
+        for p in "${pkgs[@]}"; do echo "pkg=$(basename "$debs/${p}"_*_arm64.deb)"; done
+    } >"$ready"
+    note "guest kernel: $(basename "$img") ($((($(stat -c %s "$img") + 1048575) >> 20)) MiB)"
+}
+
+[[ -f $ready && -f $PV_LINUX/Image ]] || fetch_linux
+
+"$PV_ROOT/guest-tests/linux/build-initramfs.sh"
