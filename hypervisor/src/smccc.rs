@@ -1,0 +1,1164 @@
+//! SMC Calling Convention (SMCCC) decoding.
+//!
+//! The guest calls parkvisor with `HVC #0` (or `SMC #0`, trapped by
+//! HCR_EL2.TSC and handled identically). `x0` holds the function ID, `x1..x3`
+//! the arguments. This module turns those four registers into a [`Call`] the
+//! dispatcher matches on; it has no side effects and knows nothing about vCPU
+//! state.
+//!
+//! Function ID layout (SMCCC, DEN0028):
+//!
+//! | bits  | meaning |
+//! |-------|---------|
+//! | 31    | 1 = fast call, 0 = yielding call |
+//! | 30    | 1 = SMC64/HVC64 convention, 0 = SMC32/HVC32 |
+//! | 29:24 | owning entity ([`Owner`]) |
+//! | 23:16 | must be zero for fast calls (bit 16 is the SMCCC 1.3 SVE hint) |
+//! | 15:0  | function number within the owner's range |
+//!
+//! parkvisor reports SMCCC 1.1, so a function ID with any of bits 23:16 set is
+//! not one it implements and decodes as [`Call::Unknown`] (the SVE hint is only
+//! defined from SMCCC 1.3 on, and a caller that read our version never sets
+//! it). Yielding calls are never implemented either.
+//!
+//! Arguments of SMC32 calls are the `w` registers: [`decode`] masks them to
+//! their low 32 bits so a guest cannot smuggle stale upper halves into, e.g.,
+//! the entry point of a 32-bit `CPU_ON`.
+
+pub use smccc::arch::{
+    SMCCC_ARCH_FEATURES, SMCCC_ARCH_SOC_ID, SMCCC_ARCH_WORKAROUND_1, SMCCC_ARCH_WORKAROUND_2,
+    SMCCC_ARCH_WORKAROUND_3, SMCCC_VERSION,
+};
+pub use smccc::psci::{
+    PSCI_AFFINITY_INFO_32, PSCI_AFFINITY_INFO_64, PSCI_CPU_DEFAULT_SUSPEND_32,
+    PSCI_CPU_DEFAULT_SUSPEND_64, PSCI_CPU_FREEZE, PSCI_CPU_OFF, PSCI_CPU_ON_32, PSCI_CPU_ON_64,
+    PSCI_CPU_SUSPEND_32, PSCI_CPU_SUSPEND_64, PSCI_FEATURES, PSCI_MEM_PROTECT,
+    PSCI_MEM_PROTECT_CHECK_RANGE_32, PSCI_MEM_PROTECT_CHECK_RANGE_64, PSCI_MIGRATE_32,
+    PSCI_MIGRATE_64, PSCI_MIGRATE_INFO_TYPE, PSCI_MIGRATE_INFO_UP_CPU_32,
+    PSCI_MIGRATE_INFO_UP_CPU_64, PSCI_NODE_HW_STATE_32, PSCI_NODE_HW_STATE_64,
+    PSCI_SET_SUSPEND_MODE, PSCI_STAT_COUNT_32, PSCI_STAT_COUNT_64, PSCI_STAT_RESIDENCY_32,
+    PSCI_STAT_RESIDENCY_64, PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_SYSTEM_RESET2_32,
+    PSCI_SYSTEM_RESET2_64, PSCI_SYSTEM_SUSPEND_32, PSCI_SYSTEM_SUSPEND_64, PSCI_VERSION,
+};
+
+use crate::trace::CallClass;
+
+/// Bit 31 of a function ID: fast call.
+pub const FAST_CALL: u32 = 1 << 31;
+/// Bit 30 of a function ID: SMC64/HVC64 calling convention.
+pub const SMC64: u32 = 1 << 30;
+/// Bits 23:16 of a function ID, which must be zero for a fast call under SMCCC 1.1.
+pub const MBZ_MASK: u32 = 0x00FF_0000;
+/// Bit 16 of a function ID: SVE live-state hint (SMCCC 1.3+, not honoured by parkvisor).
+pub const SVE_HINT: u32 = 1 << 16;
+
+/// Vendor hypervisor service (owner 6), see `abi.md`.
+pub mod vendor {
+    /// Returns the service UUID in x0..x3.
+    pub const CALL_UID: u32 = 0x8600_FF01;
+    /// Returns the bitmap of implemented function numbers in x0.
+    pub const FEATURES: u32 = 0x8600_0000;
+    /// Stops every other vCPU (SMC64).
+    pub const FAST_STOP: u32 = 0xC600_0001;
+    /// Power state of one vCPU by MPIDR (SMC64).
+    pub const VCPU_STATE: u32 = 0xC600_0002;
+    /// Prints a `mark` trace line with a 32-bit value (SMC32).
+    pub const TRACE_MARK: u32 = 0x8600_0003;
+
+    /// The four result registers of CALL_UID: UUID
+    /// f98411cd-4dea-4c9d-973e-208eee288f9b in SMCCC byte order.
+    pub const UID: [u32; 4] = [0xCD11_84F9, 0x9D4C_EA4D, 0x8E20_3E97, 0x9B8F_28EE];
+
+    /// FEATURES bitmap: bit n set when function number n is implemented
+    /// (FEATURES, FAST_STOP, VCPU_STATE, TRACE_MARK).
+    pub const FEATURES_BITMAP: u64 = (1 << (FEATURES & 0xFFFF))
+        | (1 << (FAST_STOP & 0xFFFF))
+        | (1 << (VCPU_STATE & 0xFFFF))
+        | (1 << (TRACE_MARK & 0xFFFF));
+
+    /// VCPU_STATE results (non-negative); `-2` for an unknown MPIDR.
+    pub const STATE_ON: i64 = 0;
+    /// The vCPU is parked (PSCI OFF).
+    pub const STATE_OFF: i64 = 1;
+    /// CPU_ON was accepted but the vCPU has not entered the guest yet.
+    pub const STATE_ON_PENDING: i64 = 2;
+}
+
+/// Return codes (PSCI numbering; SMCCC uses the same -1 for NOT_SUPPORTED).
+pub mod ret {
+    /// Success.
+    pub const SUCCESS: i64 = 0;
+    /// Function not implemented / not supported.
+    pub const NOT_SUPPORTED: i64 = -1;
+    /// PSCI: bad argument. (SMCCC arch calls: NOT_REQUIRED, see [`NOT_REQUIRED`].)
+    pub const INVALID_PARAMETERS: i64 = -2;
+    /// SMCCC_ARCH_FEATURES of a workaround: firmware does not need it.
+    pub const NOT_REQUIRED: i64 = -2;
+    /// Operation refused.
+    pub const DENIED: i64 = -3;
+    /// CPU_ON of a CPU that is already on.
+    pub const ALREADY_ON: i64 = -4;
+    /// CPU_ON of a CPU that is being turned on.
+    pub const ON_PENDING: i64 = -5;
+    /// Internal failure (FAST_STOP: deadline passed).
+    pub const INTERNAL_FAILURE: i64 = -6;
+    /// Trusted OS not present on the target.
+    pub const NOT_PRESENT: i64 = -7;
+    /// CPU disabled.
+    pub const DISABLED: i64 = -8;
+    /// Bad entry point address.
+    pub const INVALID_ADDRESS: i64 = -9;
+
+    /// The register image of a return code (sign-extended into x0).
+    pub const fn to_reg(value: i64) -> u64 {
+        value as u64
+    }
+}
+
+/// The version parkvisor reports for SMCCC_VERSION and PSCI_VERSION (1.1).
+pub const VERSION_1_1: u64 = 0x0001_0001;
+/// AFFINITY_INFO results.
+pub const AFFINITY_ON: i64 = 0;
+/// AFFINITY_INFO: the CPU is off.
+pub const AFFINITY_OFF: i64 = 1;
+/// AFFINITY_INFO: the CPU is being turned on.
+pub const AFFINITY_ON_PENDING: i64 = 2;
+/// MIGRATE_INFO_TYPE: no Trusted OS present (or it needs no migration).
+pub const MIGRATE_INFO_TYPE_TOS_NOT_PRESENT: i64 = 2;
+
+/// Fast or yielding call (bit 31).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallType {
+    /// Atomic call, the only kind parkvisor implements.
+    Fast,
+    /// Yielding (pre-emptible, formerly "standard") call. Always NOT_SUPPORTED.
+    Yielding,
+}
+
+/// 32- or 64-bit calling convention (bit 30).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Convention {
+    /// Arguments and results are the low 32 bits of the registers.
+    Smc32,
+    /// Arguments and results are the full 64-bit registers.
+    Smc64,
+}
+
+impl Convention {
+    /// Reduces a raw argument register to what this convention passes.
+    pub const fn arg(self, reg: u64) -> u64 {
+        match self {
+            Convention::Smc32 => reg & 0xFFFF_FFFF,
+            Convention::Smc64 => reg,
+        }
+    }
+}
+
+/// Owning entity of a function ID (bits 29:24).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// 0: Arm architecture calls (SMCCC_VERSION, ARCH_FEATURES, workarounds).
+    Arch,
+    /// 1: CPU service calls.
+    Cpu,
+    /// 2: Silicon partner (SiP) service calls.
+    Sip,
+    /// 3: OEM service calls.
+    Oem,
+    /// 4: Standard secure service calls (PSCI, SDEI, TRNG, ...).
+    StandardSecure,
+    /// 5: Standard hypervisor service calls.
+    StandardHyp,
+    /// 6: Vendor-specific hypervisor service calls (parkvisor's own service).
+    VendorHyp,
+    /// 7: Vendor-specific EL3 monitor calls (SMCCC 1.4).
+    VendorEl3Monitor,
+    /// 8..=47: reserved for future use.
+    Reserved(u8),
+    /// 48..=49: Trusted Application calls.
+    TrustedApp(u8),
+    /// 50..=63: Trusted OS calls.
+    TrustedOs(u8),
+}
+
+impl Owner {
+    /// The owner with the given 6-bit number.
+    pub const fn from_number(n: u8) -> Owner {
+        match n & 0x3F {
+            0 => Owner::Arch,
+            1 => Owner::Cpu,
+            2 => Owner::Sip,
+            3 => Owner::Oem,
+            4 => Owner::StandardSecure,
+            5 => Owner::StandardHyp,
+            6 => Owner::VendorHyp,
+            7 => Owner::VendorEl3Monitor,
+            n @ 8..=47 => Owner::Reserved(n),
+            n @ 48..=49 => Owner::TrustedApp(n),
+            n => Owner::TrustedOs(n),
+        }
+    }
+
+    /// The 6-bit owner number.
+    pub const fn number(self) -> u8 {
+        match self {
+            Owner::Arch => 0,
+            Owner::Cpu => 1,
+            Owner::Sip => 2,
+            Owner::Oem => 3,
+            Owner::StandardSecure => 4,
+            Owner::StandardHyp => 5,
+            Owner::VendorHyp => 6,
+            Owner::VendorEl3Monitor => 7,
+            Owner::Reserved(n) | Owner::TrustedApp(n) | Owner::TrustedOs(n) => n,
+        }
+    }
+}
+
+/// A raw SMCCC function ID (the low 32 bits of x0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FunctionId(pub u32);
+
+impl FunctionId {
+    /// Takes the function ID from x0 (W0: the upper half is ignored).
+    pub const fn from_x0(x0: u64) -> FunctionId {
+        FunctionId(x0 as u32)
+    }
+
+    /// Bit 31.
+    pub const fn call_type(self) -> CallType {
+        if self.0 & FAST_CALL != 0 {
+            CallType::Fast
+        } else {
+            CallType::Yielding
+        }
+    }
+
+    /// True for a fast call.
+    pub const fn is_fast(self) -> bool {
+        self.0 & FAST_CALL != 0
+    }
+
+    /// Bit 30.
+    pub const fn convention(self) -> Convention {
+        if self.0 & SMC64 != 0 {
+            Convention::Smc64
+        } else {
+            Convention::Smc32
+        }
+    }
+
+    /// Bits 29:24.
+    pub const fn owner(self) -> Owner {
+        Owner::from_number((self.0 >> 24) as u8 & 0x3F)
+    }
+
+    /// Bits 15:0.
+    pub const fn number(self) -> u16 {
+        self.0 as u16
+    }
+
+    /// Bits 23:16 (must be zero for every call parkvisor implements).
+    pub const fn mbz_bits(self) -> u32 {
+        (self.0 & MBZ_MASK) >> 16
+    }
+}
+
+impl core::fmt::Display for FunctionId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{:#x}", self.0)
+    }
+}
+
+/// Arm architecture calls (owner 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArchCall {
+    /// SMCCC_VERSION: parkvisor answers 1.1.
+    Version,
+    /// SMCCC_ARCH_FEATURES(function ID in w1).
+    Features {
+        /// The queried function ID.
+        function_id: u32,
+    },
+    /// SMCCC_ARCH_SOC_ID(type in w1): parkvisor answers NOT_SUPPORTED.
+    SocId {
+        /// 0 = SoC version, 1 = SoC revision.
+        soc_id_type: u32,
+    },
+    /// SMCCC_ARCH_WORKAROUND_1/2/3 (the number): answered NOT_SUPPORTED.
+    Workaround(u8),
+}
+
+/// PSCI calls (owner 4, function numbers 0x00..=0x1F).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PsciCall {
+    /// PSCI_VERSION.
+    Version,
+    /// PSCI_FEATURES(function ID in w1).
+    Features {
+        /// The queried function ID.
+        function_id: u32,
+    },
+    /// CPU_SUSPEND (32 or 64).
+    CpuSuspend {
+        /// Which variant the guest used (arguments already masked).
+        conv: Convention,
+        /// power_state parameter (always 32 bits).
+        power_state: u32,
+        /// Resume address for powerdown states.
+        entry: u64,
+        /// Handed back in x0 on resume.
+        context_id: u64,
+    },
+    /// CPU_OFF.
+    CpuOff,
+    /// CPU_ON (32 or 64).
+    CpuOn {
+        /// Which variant the guest used (arguments already masked).
+        conv: Convention,
+        /// MPIDR (Aff fields) of the CPU to start.
+        target_mpidr: u64,
+        /// Guest physical entry address.
+        entry: u64,
+        /// Value for x0 at entry.
+        context_id: u64,
+    },
+    /// AFFINITY_INFO (32 or 64).
+    AffinityInfo {
+        /// Which variant the guest used (arguments already masked).
+        conv: Convention,
+        /// MPIDR (Aff fields) of the affinity instance.
+        target_affinity: u64,
+        /// Lowest affinity level to consider (always 32 bits).
+        lowest_level: u32,
+    },
+    /// MIGRATE_INFO_TYPE.
+    MigrateInfoType,
+    /// SYSTEM_OFF.
+    SystemOff,
+    /// SYSTEM_RESET.
+    SystemReset,
+    /// SYSTEM_RESET2 (32 or 64).
+    SystemReset2 {
+        /// Which variant the guest used (arguments already masked).
+        conv: Convention,
+        /// Reset type (always 32 bits; bit 31 = vendor-specific).
+        reset_type: u32,
+        /// Vendor cookie.
+        cookie: u64,
+    },
+    /// A function PSCI 1.1 defines that parkvisor does not implement
+    /// (MIGRATE, CPU_FREEZE, SYSTEM_SUSPEND, STAT_*, MEM_PROTECT, ...): the
+    /// dispatcher answers NOT_SUPPORTED, the trace still names it.
+    Unimplemented(FunctionId),
+}
+
+/// parkvisor's vendor hypervisor service (owner 6), see `abi.md`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VendorCall {
+    /// CALL_UID (0x8600FF01).
+    CallUid,
+    /// FEATURES (0x86000000).
+    Features,
+    /// FAST_STOP (0xC6000001).
+    FastStop {
+        /// Deadline in µs as passed (0 means the 1 s default: see [`VendorCall::fast_stop_timeout_us`]).
+        timeout_us: u64,
+        /// Must be 0, else INVALID_PARAMETERS.
+        flags: u64,
+    },
+    /// VCPU_STATE (0xC6000002).
+    VcpuState {
+        /// MPIDR (Aff fields) of the vCPU asked about.
+        target_mpidr: u64,
+    },
+    /// TRACE_MARK (0x86000003).
+    TraceMark {
+        /// The 32-bit value to print.
+        value: u32,
+    },
+}
+
+impl VendorCall {
+    /// The default FAST_STOP deadline when x1 = 0.
+    pub const FAST_STOP_DEFAULT_TIMEOUT_US: u64 = 1_000_000;
+
+    /// For FAST_STOP: the effective deadline in µs (0 → 1 000 000).
+    pub const fn fast_stop_timeout_us(timeout_us: u64) -> u64 {
+        if timeout_us == 0 {
+            Self::FAST_STOP_DEFAULT_TIMEOUT_US
+        } else {
+            timeout_us
+        }
+    }
+}
+
+/// A decoded guest call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    /// SMCCC architecture call.
+    Arch(ArchCall),
+    /// PSCI call.
+    Psci(PsciCall),
+    /// parkvisor vendor hypervisor call.
+    Vendor(VendorCall),
+    /// Anything else, including every yielding call and every ID with bits
+    /// 23:16 set: answer NOT_SUPPORTED (-1) in x0 and continue.
+    Unknown(FunctionId),
+}
+
+/// Up to three call arguments as they are printed in a trace line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Args {
+    vals: [u64; 3],
+    len: u8,
+}
+
+impl Args {
+    /// No arguments.
+    pub const NONE: Args = Args {
+        vals: [0; 3],
+        len: 0,
+    };
+
+    /// Builds from a slice of at most three values (extra values are dropped).
+    pub fn new(vals: &[u64]) -> Args {
+        let mut a = Args::NONE;
+        for (slot, v) in a.vals.iter_mut().zip(vals) {
+            *slot = *v;
+            a.len += 1;
+        }
+        a
+    }
+
+    /// The arguments.
+    pub fn as_slice(&self) -> &[u64] {
+        &self.vals[..self.len as usize]
+    }
+}
+
+/// Decodes a guest call from x0..x3 (the values at the trapping HVC/SMC).
+pub fn decode(x0: u64, x1: u64, x2: u64, x3: u64) -> Call {
+    let id = FunctionId::from_x0(x0);
+    if !id.is_fast() || id.mbz_bits() != 0 {
+        return Call::Unknown(id);
+    }
+    let conv = id.convention();
+    let (a1, a2, a3) = (conv.arg(x1), conv.arg(x2), conv.arg(x3));
+    let w1 = x1 as u32;
+    match id.owner() {
+        Owner::Arch => decode_arch(id, w1),
+        Owner::StandardSecure => decode_psci(id, conv, a1, a2, a3),
+        Owner::VendorHyp => decode_vendor(id, a1, a2),
+        _ => None,
+    }
+    .unwrap_or(Call::Unknown(id))
+}
+
+fn decode_arch(id: FunctionId, w1: u32) -> Option<Call> {
+    let call = match id.0 {
+        SMCCC_VERSION => ArchCall::Version,
+        SMCCC_ARCH_FEATURES => ArchCall::Features { function_id: w1 },
+        SMCCC_ARCH_SOC_ID => ArchCall::SocId { soc_id_type: w1 },
+        SMCCC_ARCH_WORKAROUND_1 => ArchCall::Workaround(1),
+        SMCCC_ARCH_WORKAROUND_2 => ArchCall::Workaround(2),
+        SMCCC_ARCH_WORKAROUND_3 => ArchCall::Workaround(3),
+        _ => return None,
+    };
+    Some(Call::Arch(call))
+}
+
+fn decode_psci(id: FunctionId, conv: Convention, a1: u64, a2: u64, a3: u64) -> Option<Call> {
+    let call = match id.0 {
+        PSCI_VERSION => PsciCall::Version,
+        PSCI_FEATURES => PsciCall::Features {
+            function_id: a1 as u32,
+        },
+        PSCI_CPU_SUSPEND_32 | PSCI_CPU_SUSPEND_64 => PsciCall::CpuSuspend {
+            conv,
+            power_state: a1 as u32,
+            entry: a2,
+            context_id: a3,
+        },
+        PSCI_CPU_OFF => PsciCall::CpuOff,
+        PSCI_CPU_ON_32 | PSCI_CPU_ON_64 => PsciCall::CpuOn {
+            conv,
+            target_mpidr: a1,
+            entry: a2,
+            context_id: a3,
+        },
+        PSCI_AFFINITY_INFO_32 | PSCI_AFFINITY_INFO_64 => PsciCall::AffinityInfo {
+            conv,
+            target_affinity: a1,
+            lowest_level: a2 as u32,
+        },
+        PSCI_MIGRATE_INFO_TYPE => PsciCall::MigrateInfoType,
+        PSCI_SYSTEM_OFF => PsciCall::SystemOff,
+        PSCI_SYSTEM_RESET => PsciCall::SystemReset,
+        PSCI_SYSTEM_RESET2_32 | PSCI_SYSTEM_RESET2_64 => PsciCall::SystemReset2 {
+            conv,
+            reset_type: a1 as u32,
+            cookie: a2,
+        },
+        other if psci_unimplemented_name(other).is_some() => PsciCall::Unimplemented(id),
+        _ => return None,
+    };
+    Some(Call::Psci(call))
+}
+
+fn decode_vendor(id: FunctionId, a1: u64, a2: u64) -> Option<Call> {
+    let call = match id.0 {
+        vendor::CALL_UID => VendorCall::CallUid,
+        vendor::FEATURES => VendorCall::Features,
+        vendor::FAST_STOP => VendorCall::FastStop {
+            timeout_us: a1,
+            flags: a2,
+        },
+        vendor::VCPU_STATE => VendorCall::VcpuState { target_mpidr: a1 },
+        vendor::TRACE_MARK => VendorCall::TraceMark { value: a1 as u32 },
+        _ => return None,
+    };
+    Some(Call::Vendor(call))
+}
+
+/// Trace names of the PSCI functions parkvisor decodes but does not implement.
+fn psci_unimplemented_name(id: u32) -> Option<&'static str> {
+    Some(match id {
+        PSCI_MIGRATE_32 => "MIGRATE_32",
+        PSCI_MIGRATE_64 => "MIGRATE",
+        PSCI_MIGRATE_INFO_UP_CPU_32 => "MIGRATE_INFO_UP_CPU_32",
+        PSCI_MIGRATE_INFO_UP_CPU_64 => "MIGRATE_INFO_UP_CPU",
+        PSCI_CPU_FREEZE => "CPU_FREEZE",
+        PSCI_CPU_DEFAULT_SUSPEND_32 => "CPU_DEFAULT_SUSPEND_32",
+        PSCI_CPU_DEFAULT_SUSPEND_64 => "CPU_DEFAULT_SUSPEND",
+        PSCI_NODE_HW_STATE_32 => "NODE_HW_STATE_32",
+        PSCI_NODE_HW_STATE_64 => "NODE_HW_STATE",
+        PSCI_SYSTEM_SUSPEND_32 => "SYSTEM_SUSPEND_32",
+        PSCI_SYSTEM_SUSPEND_64 => "SYSTEM_SUSPEND",
+        PSCI_SET_SUSPEND_MODE => "SET_SUSPEND_MODE",
+        PSCI_STAT_RESIDENCY_32 => "STAT_RESIDENCY_32",
+        PSCI_STAT_RESIDENCY_64 => "STAT_RESIDENCY",
+        PSCI_STAT_COUNT_32 => "STAT_COUNT_32",
+        PSCI_STAT_COUNT_64 => "STAT_COUNT",
+        PSCI_MEM_PROTECT => "MEM_PROTECT",
+        PSCI_MEM_PROTECT_CHECK_RANGE_32 => "MEM_PROTECT_CHECK_RANGE_32",
+        PSCI_MEM_PROTECT_CHECK_RANGE_64 => "MEM_PROTECT_CHECK_RANGE",
+        _ => return None,
+    })
+}
+
+/// Name suffix of the SMC32 variant of a function that exists in both conventions.
+fn conv_name(conv: Convention, name64: &'static str, name32: &'static str) -> &'static str {
+    match conv {
+        Convention::Smc64 => name64,
+        Convention::Smc32 => name32,
+    }
+}
+
+impl Call {
+    /// The function ID this call was decoded from.
+    pub fn function_id(&self) -> u32 {
+        match *self {
+            Call::Arch(a) => match a {
+                ArchCall::Version => SMCCC_VERSION,
+                ArchCall::Features { .. } => SMCCC_ARCH_FEATURES,
+                ArchCall::SocId { .. } => SMCCC_ARCH_SOC_ID,
+                ArchCall::Workaround(1) => SMCCC_ARCH_WORKAROUND_1,
+                ArchCall::Workaround(2) => SMCCC_ARCH_WORKAROUND_2,
+                ArchCall::Workaround(_) => SMCCC_ARCH_WORKAROUND_3,
+            },
+            Call::Psci(p) => match p {
+                PsciCall::Version => PSCI_VERSION,
+                PsciCall::Features { .. } => PSCI_FEATURES,
+                PsciCall::CpuSuspend { conv, .. } => match conv {
+                    Convention::Smc32 => PSCI_CPU_SUSPEND_32,
+                    Convention::Smc64 => PSCI_CPU_SUSPEND_64,
+                },
+                PsciCall::CpuOff => PSCI_CPU_OFF,
+                PsciCall::CpuOn { conv, .. } => match conv {
+                    Convention::Smc32 => PSCI_CPU_ON_32,
+                    Convention::Smc64 => PSCI_CPU_ON_64,
+                },
+                PsciCall::AffinityInfo { conv, .. } => match conv {
+                    Convention::Smc32 => PSCI_AFFINITY_INFO_32,
+                    Convention::Smc64 => PSCI_AFFINITY_INFO_64,
+                },
+                PsciCall::MigrateInfoType => PSCI_MIGRATE_INFO_TYPE,
+                PsciCall::SystemOff => PSCI_SYSTEM_OFF,
+                PsciCall::SystemReset => PSCI_SYSTEM_RESET,
+                PsciCall::SystemReset2 { conv, .. } => match conv {
+                    Convention::Smc32 => PSCI_SYSTEM_RESET2_32,
+                    Convention::Smc64 => PSCI_SYSTEM_RESET2_64,
+                },
+                PsciCall::Unimplemented(id) => id.0,
+            },
+            Call::Vendor(v) => match v {
+                VendorCall::CallUid => vendor::CALL_UID,
+                VendorCall::Features => vendor::FEATURES,
+                VendorCall::FastStop { .. } => vendor::FAST_STOP,
+                VendorCall::VcpuState { .. } => vendor::VCPU_STATE,
+                VendorCall::TraceMark { .. } => vendor::TRACE_MARK,
+            },
+            Call::Unknown(id) => id.0,
+        }
+    }
+
+    /// Which trace word introduces this call (`smccc`, `psci`, `hvc`, `call`).
+    pub fn class(&self) -> CallClass {
+        match self {
+            Call::Arch(_) => CallClass::Smccc,
+            Call::Psci(_) => CallClass::Psci,
+            Call::Vendor(_) => CallClass::Hvc,
+            Call::Unknown(_) => CallClass::Unknown,
+        }
+    }
+
+    /// The name printed in trace lines (PSCI names without the `PSCI_`
+    /// prefix; the SMC32 variant of a dual-convention function ends in `_32`).
+    /// Unknown calls have the empty name (they print as `call 0x<id>`).
+    pub fn name(&self) -> &'static str {
+        match *self {
+            Call::Arch(a) => match a {
+                ArchCall::Version => "VERSION",
+                ArchCall::Features { .. } => "ARCH_FEATURES",
+                ArchCall::SocId { .. } => "ARCH_SOC_ID",
+                ArchCall::Workaround(1) => "ARCH_WORKAROUND_1",
+                ArchCall::Workaround(2) => "ARCH_WORKAROUND_2",
+                ArchCall::Workaround(_) => "ARCH_WORKAROUND_3",
+            },
+            Call::Psci(p) => match p {
+                PsciCall::Version => "VERSION",
+                PsciCall::Features { .. } => "FEATURES",
+                PsciCall::CpuSuspend { conv, .. } => {
+                    conv_name(conv, "CPU_SUSPEND", "CPU_SUSPEND_32")
+                }
+                PsciCall::CpuOff => "CPU_OFF",
+                PsciCall::CpuOn { conv, .. } => conv_name(conv, "CPU_ON", "CPU_ON_32"),
+                PsciCall::AffinityInfo { conv, .. } => {
+                    conv_name(conv, "AFFINITY_INFO", "AFFINITY_INFO_32")
+                }
+                PsciCall::MigrateInfoType => "MIGRATE_INFO_TYPE",
+                PsciCall::SystemOff => "SYSTEM_OFF",
+                PsciCall::SystemReset => "SYSTEM_RESET",
+                PsciCall::SystemReset2 { conv, .. } => {
+                    conv_name(conv, "SYSTEM_RESET2", "SYSTEM_RESET2_32")
+                }
+                PsciCall::Unimplemented(id) => psci_unimplemented_name(id.0).unwrap_or("UNKNOWN"),
+            },
+            Call::Vendor(v) => match v {
+                VendorCall::CallUid => "CALL_UID",
+                VendorCall::Features => "FEATURES",
+                VendorCall::FastStop { .. } => "FAST_STOP",
+                VendorCall::VcpuState { .. } => "VCPU_STATE",
+                VendorCall::TraceMark { .. } => "TRACE_MARK",
+            },
+            Call::Unknown(_) => "",
+        }
+    }
+
+    /// The arguments printed in trace lines (already masked for SMC32).
+    pub fn args(&self) -> Args {
+        match *self {
+            Call::Arch(ArchCall::Features { function_id }) => Args::new(&[function_id.into()]),
+            Call::Arch(ArchCall::SocId { soc_id_type }) => Args::new(&[soc_id_type.into()]),
+            Call::Psci(PsciCall::Features { function_id }) => Args::new(&[function_id.into()]),
+            Call::Psci(PsciCall::CpuSuspend {
+                power_state,
+                entry,
+                context_id,
+                ..
+            }) => Args::new(&[power_state.into(), entry, context_id]),
+            Call::Psci(PsciCall::CpuOn {
+                target_mpidr,
+                entry,
+                context_id,
+                ..
+            }) => Args::new(&[target_mpidr, entry, context_id]),
+            Call::Psci(PsciCall::AffinityInfo {
+                target_affinity,
+                lowest_level,
+                ..
+            }) => Args::new(&[target_affinity, lowest_level.into()]),
+            Call::Psci(PsciCall::SystemReset2 {
+                reset_type, cookie, ..
+            }) => Args::new(&[reset_type.into(), cookie]),
+            Call::Vendor(VendorCall::FastStop { timeout_us, flags }) => {
+                Args::new(&[timeout_us, flags])
+            }
+            Call::Vendor(VendorCall::VcpuState { target_mpidr }) => Args::new(&[target_mpidr]),
+            Call::Vendor(VendorCall::TraceMark { value }) => Args::new(&[value.into()]),
+            _ => Args::NONE,
+        }
+    }
+
+    /// The name printed for return value `ret` (x0) of this call:
+    /// state names for AFFINITY_INFO / VCPU_STATE, `v<major>.<minor>` for
+    /// versions, `TOS_NOT_PRESENT` etc. for MIGRATE_INFO_TYPE, `SUCCESS` for 0
+    /// and error names for negative values; `None` for a plain non-negative
+    /// value (printed in hex).
+    pub fn result_name(&self, ret: i64) -> Option<&'static str> {
+        match *self {
+            Call::Psci(PsciCall::AffinityInfo { .. })
+            | Call::Vendor(VendorCall::VcpuState { .. })
+                if ret >= 0 =>
+            {
+                return match ret {
+                    0 => Some("ON"),
+                    1 => Some("OFF"),
+                    2 => Some("ON_PENDING"),
+                    _ => None,
+                };
+            }
+            Call::Psci(PsciCall::MigrateInfoType) if ret >= 0 => {
+                return match ret {
+                    0 => Some("TOS_UP_MIGRATE"),
+                    1 => Some("TOS_UP_NO_MIGRATE"),
+                    2 => Some("TOS_NOT_PRESENT"),
+                    _ => None,
+                };
+            }
+            Call::Psci(PsciCall::Version) | Call::Arch(ArchCall::Version)
+                if ret == VERSION_1_1 as i64 =>
+            {
+                return Some("v1.1");
+            }
+            Call::Arch(_) if ret == ret::NOT_REQUIRED => return Some("NOT_REQUIRED"),
+            Call::Arch(_) if ret == -3 => return Some("INVALID_PARAMETER"),
+            _ => {}
+        }
+        default_result_name(ret)
+    }
+}
+
+/// Result names shared by every call: `SUCCESS` for 0, the PSCI error names
+/// for -1..=-9, `None` otherwise.
+pub fn default_result_name(ret: i64) -> Option<&'static str> {
+    Some(match ret {
+        ret::SUCCESS => "SUCCESS",
+        ret::NOT_SUPPORTED => "NOT_SUPPORTED",
+        ret::INVALID_PARAMETERS => "INVALID_PARAMETERS",
+        ret::DENIED => "DENIED",
+        ret::ALREADY_ON => "ALREADY_ON",
+        ret::ON_PENDING => "ON_PENDING",
+        ret::INTERNAL_FAILURE => "INTERNAL_FAILURE",
+        ret::NOT_PRESENT => "NOT_PRESENT",
+        ret::DISABLED => "DISABLED",
+        ret::INVALID_ADDRESS => "INVALID_ADDRESS",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JUNK: u64 = 0xDEAD_BEEF_0000_0000;
+
+    #[test]
+    fn function_id_fields() {
+        let id = FunctionId(0xC400_0003);
+        assert_eq!(id.call_type(), CallType::Fast);
+        assert_eq!(id.convention(), Convention::Smc64);
+        assert_eq!(id.owner(), Owner::StandardSecure);
+        assert_eq!(id.number(), 3);
+        let id = FunctionId(0x8600_FF01);
+        assert_eq!(id.convention(), Convention::Smc32);
+        assert_eq!(id.owner(), Owner::VendorHyp);
+        assert_eq!(id.number(), 0xFF01);
+        assert_eq!(FunctionId(0x0400_0000).call_type(), CallType::Yielding);
+        assert_eq!(FunctionId(0x8500_0000).owner(), Owner::StandardHyp);
+        assert_eq!(FunctionId(0x8000_0000).owner(), Owner::Arch);
+        assert_eq!(FunctionId(0x8100_0000).owner(), Owner::Cpu);
+        assert_eq!(FunctionId(0x8200_0000).owner(), Owner::Sip);
+        assert_eq!(FunctionId(0x8300_0000).owner(), Owner::Oem);
+        assert_eq!(FunctionId(0x8700_0000).owner(), Owner::VendorEl3Monitor);
+        assert_eq!(FunctionId(0x8800_0000).owner(), Owner::Reserved(8));
+        assert_eq!(FunctionId(0xAF00_0000).owner(), Owner::Reserved(47));
+        assert_eq!(FunctionId(0xB000_0000).owner(), Owner::TrustedApp(48));
+        assert_eq!(FunctionId(0xB100_0000).owner(), Owner::TrustedApp(49));
+        assert_eq!(FunctionId(0xB200_0000).owner(), Owner::TrustedOs(50));
+        assert_eq!(FunctionId(0xFF00_0000).owner(), Owner::TrustedOs(63));
+        for n in 0..64u8 {
+            assert_eq!(Owner::from_number(n).number(), n);
+        }
+        assert_eq!(
+            FunctionId::from_x0(0xFFFF_FFFF_8400_0000),
+            FunctionId(PSCI_VERSION)
+        );
+    }
+
+    #[test]
+    fn smccc_arch_ids() {
+        assert_eq!(decode(0x8000_0000, 0, 0, 0), Call::Arch(ArchCall::Version));
+        assert_eq!(
+            decode(0x8000_0001, JUNK | 0x8000_8000, 0, 0),
+            Call::Arch(ArchCall::Features {
+                function_id: 0x8000_8000
+            })
+        );
+        assert_eq!(
+            decode(0x8000_0002, 1, 0, 0),
+            Call::Arch(ArchCall::SocId { soc_id_type: 1 })
+        );
+        assert_eq!(
+            decode(0x8000_8000, 0, 0, 0),
+            Call::Arch(ArchCall::Workaround(1))
+        );
+        assert_eq!(
+            decode(0x8000_7FFF, 0, 0, 0),
+            Call::Arch(ArchCall::Workaround(2))
+        );
+        assert_eq!(
+            decode(0x8000_3FFF, 0, 0, 0),
+            Call::Arch(ArchCall::Workaround(3))
+        );
+        // SMC64 flavours of the arch calls do not exist.
+        assert!(matches!(decode(0xC000_0000, 0, 0, 0), Call::Unknown(_)));
+        assert!(matches!(decode(0x8000_0003, 0, 0, 0), Call::Unknown(_)));
+    }
+
+    #[test]
+    fn psci_ids_of_abi() {
+        assert_eq!(decode(0x8400_0000, 0, 0, 0), Call::Psci(PsciCall::Version));
+        assert_eq!(
+            decode(0x8400_000A, 0xC400_0003, 0, 0),
+            Call::Psci(PsciCall::Features {
+                function_id: 0xC400_0003
+            })
+        );
+        assert_eq!(decode(0x8400_0002, 0, 0, 0), Call::Psci(PsciCall::CpuOff));
+        assert_eq!(
+            decode(0x8400_0006, 0, 0, 0),
+            Call::Psci(PsciCall::MigrateInfoType)
+        );
+        assert_eq!(
+            decode(0x8400_0008, 0, 0, 0),
+            Call::Psci(PsciCall::SystemOff)
+        );
+        assert_eq!(
+            decode(0x8400_0009, 0, 0, 0),
+            Call::Psci(PsciCall::SystemReset)
+        );
+        assert_eq!(
+            decode(0xC400_0012, 0x8000_0001, 0x1234_5678_9ABC, 0),
+            Call::Psci(PsciCall::SystemReset2 {
+                conv: Convention::Smc64,
+                reset_type: 0x8000_0001,
+                cookie: 0x1234_5678_9ABC
+            })
+        );
+        assert_eq!(
+            decode(0x8400_0012, JUNK | 1, JUNK | 2, 0),
+            Call::Psci(PsciCall::SystemReset2 {
+                conv: Convention::Smc32,
+                reset_type: 1,
+                cookie: 2
+            })
+        );
+    }
+
+    #[test]
+    fn cpu_on_64_keeps_full_registers() {
+        let c = decode(
+            0xC400_0003,
+            0x1_0000_0101,
+            0x1_4800_1000,
+            0xFFFF_0000_0000_0005,
+        );
+        assert_eq!(
+            c,
+            Call::Psci(PsciCall::CpuOn {
+                conv: Convention::Smc64,
+                target_mpidr: 0x1_0000_0101,
+                entry: 0x1_4800_1000,
+                context_id: 0xFFFF_0000_0000_0005,
+            })
+        );
+        assert_eq!(c.name(), "CPU_ON");
+        assert_eq!(c.function_id(), PSCI_CPU_ON_64);
+    }
+
+    #[test]
+    fn cpu_on_32_masks_arguments() {
+        let c = decode(0x8400_0003, JUNK | 0x101, JUNK | 0x4800_1000, JUNK | 5);
+        assert_eq!(
+            c,
+            Call::Psci(PsciCall::CpuOn {
+                conv: Convention::Smc32,
+                target_mpidr: 0x101,
+                entry: 0x4800_1000,
+                context_id: 5,
+            })
+        );
+        assert_eq!(c.name(), "CPU_ON_32");
+        assert_eq!(c.function_id(), PSCI_CPU_ON_32);
+        assert_eq!(c.args().as_slice(), &[0x101, 0x4800_1000, 5]);
+    }
+
+    #[test]
+    fn cpu_suspend_and_affinity_info_both_conventions() {
+        assert_eq!(
+            decode(0xC400_0001, JUNK | 0x1_0000, JUNK | 0x4800_0000, JUNK),
+            Call::Psci(PsciCall::CpuSuspend {
+                conv: Convention::Smc64,
+                power_state: 0x1_0000, // power_state is 32-bit even in SMC64
+                entry: JUNK | 0x4800_0000,
+                context_id: JUNK,
+            })
+        );
+        assert_eq!(
+            decode(0x8400_0001, JUNK | 0x1_0000, JUNK | 0x4800_0000, JUNK | 7),
+            Call::Psci(PsciCall::CpuSuspend {
+                conv: Convention::Smc32,
+                power_state: 0x1_0000,
+                entry: 0x4800_0000,
+                context_id: 7,
+            })
+        );
+        assert_eq!(
+            decode(0xC400_0004, 0x80_0000_0002, JUNK, 0),
+            Call::Psci(PsciCall::AffinityInfo {
+                conv: Convention::Smc64,
+                target_affinity: 0x80_0000_0002,
+                lowest_level: 0,
+            })
+        );
+        assert_eq!(
+            decode(0x8400_0004, JUNK | 2, JUNK | 1, 0),
+            Call::Psci(PsciCall::AffinityInfo {
+                conv: Convention::Smc32,
+                target_affinity: 2,
+                lowest_level: 1,
+            })
+        );
+    }
+
+    #[test]
+    fn psci_ids_without_64_bit_variant_are_unknown() {
+        for id in [
+            0xC400_0000u32,
+            0xC400_0002,
+            0xC400_0006,
+            0xC400_0008,
+            0xC400_0009,
+            0xC400_000A,
+        ] {
+            assert_eq!(
+                decode(id.into(), 0, 0, 0),
+                Call::Unknown(FunctionId(id)),
+                "{id:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn unimplemented_psci_is_named() {
+        let c = decode(PSCI_SYSTEM_SUSPEND_64.into(), 0, 0, 0);
+        assert_eq!(
+            c,
+            Call::Psci(PsciCall::Unimplemented(FunctionId(PSCI_SYSTEM_SUSPEND_64)))
+        );
+        assert_eq!(c.name(), "SYSTEM_SUSPEND");
+        assert_eq!(decode(PSCI_CPU_FREEZE.into(), 0, 0, 0).name(), "CPU_FREEZE");
+        assert_eq!(decode(PSCI_MIGRATE_32.into(), 0, 0, 0).name(), "MIGRATE_32");
+        // Other standard-secure services (SDEI, TRNG) are unknown.
+        assert!(matches!(decode(0xC400_0020, 0, 0, 0), Call::Unknown(_)));
+        assert!(matches!(decode(0x8400_0050, 0, 0, 0), Call::Unknown(_)));
+    }
+
+    #[test]
+    fn vendor_ids_of_abi() {
+        assert_eq!(
+            decode(0x8600_FF01, 0, 0, 0),
+            Call::Vendor(VendorCall::CallUid)
+        );
+        assert_eq!(
+            decode(0x8600_0000, 0, 0, 0),
+            Call::Vendor(VendorCall::Features)
+        );
+        assert_eq!(
+            decode(0xC600_0001, 0x1_0000_0000, 1, 0),
+            Call::Vendor(VendorCall::FastStop {
+                timeout_us: 0x1_0000_0000,
+                flags: 1
+            })
+        );
+        assert_eq!(
+            decode(0xC600_0002, 0x100_0000_0003, 0, 0),
+            Call::Vendor(VendorCall::VcpuState {
+                target_mpidr: 0x100_0000_0003
+            })
+        );
+        assert_eq!(
+            decode(0x8600_0003, JUNK | 0xCAFE_F00D, 0, 0),
+            Call::Vendor(VendorCall::TraceMark { value: 0xCAFE_F00D })
+        );
+        // Wrong convention for each vendor call → unknown.
+        for id in [
+            0xC600_FF01u32,
+            0xC600_0000,
+            0x8600_0001,
+            0x8600_0002,
+            0xC600_0003,
+        ] {
+            assert_eq!(
+                decode(id.into(), 0, 0, 0),
+                Call::Unknown(FunctionId(id)),
+                "{id:#x}"
+            );
+        }
+        // Deprecated CALL_COUNT and REVISION are not part of the ABI.
+        assert!(matches!(decode(0x8600_FF00, 0, 0, 0), Call::Unknown(_)));
+        assert!(matches!(decode(0x8600_FF03, 0, 0, 0), Call::Unknown(_)));
+        assert_eq!(vendor::FEATURES_BITMAP, 0b1111);
+        assert_eq!(VendorCall::fast_stop_timeout_us(0), 1_000_000);
+        assert_eq!(VendorCall::fast_stop_timeout_us(5), 5);
+    }
+
+    #[test]
+    fn yielding_calls_are_unknown() {
+        // Bit 31 clear: the same IDs as yielding calls are not supported.
+        for id in [
+            0x0400_0003u32,
+            0x4400_0003,
+            0x0000_0000,
+            0x0600_0001,
+            0x4600_0001,
+        ] {
+            let c = decode(id.into(), 0, 0, 0);
+            assert_eq!(c, Call::Unknown(FunctionId(id)));
+            assert_eq!(c.class(), CallClass::Unknown);
+        }
+    }
+
+    #[test]
+    fn mbz_bits_make_a_call_unknown() {
+        for id in [
+            0x8401_0000u32,
+            0xC401_0003,
+            0x8480_0000,
+            0x8610_0000,
+            0x8001_0000,
+        ] {
+            assert_eq!(
+                decode(id.into(), 0, 0, 0),
+                Call::Unknown(FunctionId(id)),
+                "{id:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn upper_half_of_x0_is_ignored() {
+        assert_eq!(
+            decode(0xFFFF_FFFF_8400_0002, 0, 0, 0),
+            Call::Psci(PsciCall::CpuOff)
+        );
+        assert_eq!(decode(0x1_C600_0001, 0, 0, 0).name(), "FAST_STOP");
+    }
+
+    #[test]
+    fn other_owners_are_unknown() {
+        for id in [
+            0x8100_0000u32,
+            0x8200_0000,
+            0xC200_0001,
+            0x8300_0000,
+            0x8500_0000,
+            0x8700_0000,
+            0xB200_0000,
+            0xBF00_FF01,
+        ] {
+            assert_eq!(
+                decode(id.into(), 0, 0, 0),
+                Call::Unknown(FunctionId(id)),
+                "{id:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn function_id_round_trips() {
+        let ids = [
+            SMCCC_VERSION,
+            SMCCC_ARCH_FEATURES,
+            SMCCC_ARCH_SOC_ID,
+            SMCCC_ARCH_WORKAROUND_1,
+            SMCCC_ARCH_WORKAROUND_2,
+            SMCCC_ARCH_WORKAROUND_3,
+            PSCI_VERSION,
+            PSCI_FEATURES,
+            PSCI_CPU_SUSPEND_32,
+            PSCI_CPU_SUSPEND_64,
+            PSCI_CPU_OFF,
+            PSCI_CPU_ON_32,
+            PSCI_CPU_ON_64,
+            PSCI_AFFINITY_INFO_32,
+            PSCI_AFFINITY_INFO_64,
+            PSCI_MIGRATE_INFO_TYPE,
+            PSCI_SYSTEM_OFF,
+            PSCI_SYSTEM_RESET,
+            PSCI_SYSTEM_RESET2_32,
+            PSCI_SYSTEM_RESET2_64,
+            PSCI_STAT_COUNT_64,
+            vendor::CALL_UID,
+            vendor::FEATURES,
+            vendor::FAST_STOP,
+            vendor::VCPU_STATE,
+            vendor::TRACE_MARK,
+            0x8500_0000,
+        ];
+        for id in ids {
+            let c = decode(id.into(), 0, 0, 0);
+            assert_eq!(c.function_id(), id, "{id:#x}");
+            if !matches!(c, Call::Unknown(_)) {
+                assert!(!c.name().is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn classes_and_names() {
+        assert_eq!(decode(0x8000_0000, 0, 0, 0).class(), CallClass::Smccc);
+        assert_eq!(decode(0x8000_0000, 0, 0, 0).name(), "VERSION");
+        assert_eq!(decode(0x8400_0000, 0, 0, 0).class(), CallClass::Psci);
+        assert_eq!(decode(0xC600_0001, 0, 0, 0).class(), CallClass::Hvc);
+        assert_eq!(decode(0x8600_0003, 0, 0, 0).name(), "TRACE_MARK");
+        assert_eq!(decode(0x8400_0012, 0, 0, 0).name(), "SYSTEM_RESET2_32");
+    }
+
+    #[test]
+    fn result_names() {
+        let on = decode(0xC400_0003, 1, 2, 3);
+        assert_eq!(on.result_name(0), Some("SUCCESS"));
+        assert_eq!(on.result_name(-4), Some("ALREADY_ON"));
+        assert_eq!(on.result_name(-2), Some("INVALID_PARAMETERS"));
+        assert_eq!(on.result_name(-9), Some("INVALID_ADDRESS"));
+        assert_eq!(on.result_name(-10), None);
+        let aff = decode(0xC400_0004, 1, 0, 0);
+        assert_eq!(aff.result_name(0), Some("ON"));
+        assert_eq!(aff.result_name(1), Some("OFF"));
+        assert_eq!(aff.result_name(2), Some("ON_PENDING"));
+        assert_eq!(aff.result_name(-2), Some("INVALID_PARAMETERS"));
+        let vs = decode(0xC600_0002, 1, 0, 0);
+        assert_eq!(vs.result_name(vendor::STATE_OFF), Some("OFF"));
+        assert_eq!(
+            decode(0x8400_0000, 0, 0, 0).result_name(0x10001),
+            Some("v1.1")
+        );
+        assert_eq!(
+            decode(0x8000_0000, 0, 0, 0).result_name(0x10001),
+            Some("v1.1")
+        );
+        assert_eq!(
+            decode(0x8400_0006, 0, 0, 0).result_name(2),
+            Some("TOS_NOT_PRESENT")
+        );
+        assert_eq!(
+            decode(0x8000_0001, 0, 0, 0).result_name(-2),
+            Some("NOT_REQUIRED")
+        );
+        assert_eq!(decode(0x8600_0000, 0, 0, 0).result_name(0xF), None);
+        assert_eq!(ret::to_reg(ret::NOT_SUPPORTED), u64::MAX);
+    }
+}

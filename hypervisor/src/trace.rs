@@ -1,0 +1,1598 @@
+//! Serial trace vocabulary: formatting (used by the hypervisor) and parsing
+//! (used by the host `trace-plot` tool and tests).
+//!
+//! Every line has the shape fixed by `abi.md`:
+//!
+//! ```text
+//! [hv <seconds>.<microseconds, 6 digits>] cpu<N> <EVENT> <details>
+//! ```
+//!
+//! This module is portable: it owns neither the console lock nor the clock.
+//! The arch code reads the counter, picks the vCPU index, checks the
+//! [`Filter`] against [`Event::level`], takes the console lock, makes sure
+//! the UART is at the start of a line, and calls [`Event::write_line`].
+//!
+//! The full vocabulary with examples is in `docs/trace.md`; it is a stable
+//! interface (host tools parse it), so extend it only by adding events.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt::{self, Display, Write};
+
+use crate::smccc::{Args, Call};
+pub use crate::vcpu::PowerState;
+
+/// The text every trace line starts with.
+pub const LINE_PREFIX: &str = "[hv ";
+
+// ---------------------------------------------------------------------------
+// Timestamps
+// ---------------------------------------------------------------------------
+
+/// A trace timestamp: whole seconds and microseconds (rounded down).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp {
+    /// Whole seconds.
+    pub secs: u64,
+    /// Microseconds within the second, `0..1_000_000`.
+    pub micros: u32,
+}
+
+impl Timestamp {
+    /// Builds a timestamp from a total number of microseconds.
+    pub const fn from_micros(us: u64) -> Timestamp {
+        Timestamp {
+            secs: us / 1_000_000,
+            micros: (us % 1_000_000) as u32,
+        }
+    }
+
+    /// Total microseconds (saturating at `u64::MAX`).
+    pub const fn as_micros(&self) -> u64 {
+        self.secs
+            .saturating_mul(1_000_000)
+            .saturating_add(self.micros as u64)
+    }
+
+    /// Seconds as a float (for plotting on the host).
+    pub fn as_secs_f64(&self) -> f64 {
+        self.secs as f64 + self.micros as f64 / 1e6
+    }
+}
+
+impl Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:06}", self.secs, self.micros)
+    }
+}
+
+/// Converts a counter value (`CNTPCT_EL0`) at frequency `freq_hz`
+/// (`CNTFRQ_EL0`) into a timestamp, rounding down to the microsecond.
+/// Never overflows; a frequency of 0 (unprogrammed CNTFRQ) yields 0.000000.
+pub const fn format_timestamp(ticks: u64, freq_hz: u64) -> Timestamp {
+    if freq_hz == 0 {
+        return Timestamp { secs: 0, micros: 0 };
+    }
+    let secs = ticks / freq_hz;
+    let rem = ticks % freq_hz;
+    // rem < freq_hz <= u64::MAX, so rem * 1e6 fits in u128.
+    let micros = (rem as u128 * 1_000_000 / freq_hz as u128) as u32;
+    Timestamp { secs, micros }
+}
+
+/// Converts a tick delta to nanoseconds (rounding down, saturating), e.g. for
+/// the `elapsed_ns` of `fast-stop end`.
+pub const fn ticks_to_ns(ticks: u64, freq_hz: u64) -> u64 {
+    if freq_hz == 0 {
+        return 0;
+    }
+    let ns = ticks as u128 * 1_000_000_000 / freq_hz as u128;
+    if ns > u64::MAX as u128 {
+        u64::MAX
+    } else {
+        ns as u64
+    }
+}
+
+/// Converts microseconds to counter ticks (rounding up, saturating), e.g. for
+/// a fast-stop deadline.
+pub const fn us_to_ticks(us: u64, freq_hz: u64) -> u64 {
+    let t = (us as u128 * freq_hz as u128).div_ceil(1_000_000);
+    if t > u64::MAX as u128 {
+        u64::MAX
+    } else {
+        t as u64
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Levels and filtering
+// ---------------------------------------------------------------------------
+
+/// How important an event is; compared against the `trace=` option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Printed even with `trace=off`: `panic` and `log ERROR`.
+    Error,
+    /// Default (`trace=state`): state changes, fast-stop, ipi-drop, fault,
+    /// mark, system, boot and the other log levels.
+    State,
+    /// Only with `trace=calls`: every PSCI / SMCCC / vendor call and result.
+    Calls,
+}
+
+/// The `trace=` option of the hypervisor command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Filter {
+    /// `trace=off`: errors only.
+    Off,
+    /// `trace=state` (default).
+    #[default]
+    State,
+    /// `trace=calls`.
+    Calls,
+}
+
+impl Filter {
+    /// Parses the value of `trace=` (`off`, `state`, `calls`).
+    pub fn from_option(value: &str) -> Option<Filter> {
+        match value {
+            "off" => Some(Filter::Off),
+            "state" => Some(Filter::State),
+            "calls" => Some(Filter::Calls),
+            _ => None,
+        }
+    }
+
+    /// Whether an event of `level` is printed.
+    pub const fn allows(self, level: Level) -> bool {
+        let max = match self {
+            Filter::Off => Level::Error,
+            Filter::State => Level::State,
+            Filter::Calls => Level::Calls,
+        };
+        level as u8 <= max as u8
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Vocabulary
+// ---------------------------------------------------------------------------
+
+/// Parses a power state name (`OFF`, `ON_PENDING`, `ON`).
+pub fn parse_power_state(s: &str) -> Option<PowerState> {
+    match s {
+        "OFF" => Some(PowerState::Off),
+        "ON_PENDING" => Some(PowerState::OnPending),
+        "ON" => Some(PowerState::On),
+        _ => None,
+    }
+}
+
+/// Why a vCPU changed state (the parenthesised tail of a `state` line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason<'a> {
+    /// `boot`: the hypervisor's own boot (vCPU0 starts ON, the others OFF).
+    Boot,
+    /// `psci CPU_ON by cpu<N>`.
+    CpuOnBy(usize),
+    /// `entered guest at 0x<pc>`: ON_PENDING → ON.
+    EnteredGuest(u64),
+    /// `psci CPU_OFF`.
+    CpuOff,
+    /// `fast-stop`: parked by another vCPU's FAST_STOP.
+    FastStop,
+    /// `system off`.
+    SystemOff,
+    /// `system reset`.
+    SystemReset,
+    /// Anything else (free text without parentheses or newlines).
+    Other(&'a str),
+}
+
+impl Reason<'_> {
+    /// Recognises the fixed reasons; anything else is `Other`.
+    pub fn parse(s: &str) -> Reason<'_> {
+        match s {
+            "boot" => return Reason::Boot,
+            "psci CPU_OFF" => return Reason::CpuOff,
+            "fast-stop" => return Reason::FastStop,
+            "system off" => return Reason::SystemOff,
+            "system reset" => return Reason::SystemReset,
+            _ => {}
+        }
+        if let Some(n) = s.strip_prefix("psci CPU_ON by cpu").and_then(parse_dec) {
+            return Reason::CpuOnBy(n as usize);
+        }
+        if let Some(pc) = s.strip_prefix("entered guest at ").and_then(parse_hex) {
+            return Reason::EnteredGuest(pc);
+        }
+        Reason::Other(s)
+    }
+}
+
+impl Display for Reason<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Boot => f.write_str("boot"),
+            Reason::CpuOnBy(n) => write!(f, "psci CPU_ON by cpu{n}"),
+            Reason::EnteredGuest(pc) => write!(f, "entered guest at {pc:#x}"),
+            Reason::CpuOff => f.write_str("psci CPU_OFF"),
+            Reason::FastStop => f.write_str("fast-stop"),
+            Reason::SystemOff => f.write_str("system off"),
+            Reason::SystemReset => f.write_str("system reset"),
+            Reason::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// The word that introduces a call line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CallClass {
+    /// `psci`: PSCI functions (owner 4).
+    Psci,
+    /// `smccc`: SMCCC architecture calls (owner 0).
+    Smccc,
+    /// `hvc`: parkvisor's vendor hypervisor service (owner 6).
+    Hvc,
+    /// `call`: an unknown function ID (always NOT_SUPPORTED).
+    Unknown,
+}
+
+impl CallClass {
+    /// The event word.
+    pub const fn word(self) -> &'static str {
+        match self {
+            CallClass::Psci => "psci",
+            CallClass::Smccc => "smccc",
+            CallClass::Hvc => "hvc",
+            CallClass::Unknown => "call",
+        }
+    }
+
+    /// Inverse of [`CallClass::word`].
+    pub fn from_word(w: &str) -> Option<CallClass> {
+        match w {
+            "psci" => Some(CallClass::Psci),
+            "smccc" => Some(CallClass::Smccc),
+            "hvc" => Some(CallClass::Hvc),
+            "call" => Some(CallClass::Unknown),
+            _ => None,
+        }
+    }
+}
+
+/// One trace event, borrowed and allocation-free (what the hypervisor prints).
+///
+/// Free-text fields (`Log`, `Panic`, `Boot`, `Reason::Other`, fault `why`
+/// and `action`) may contain anything; control characters are escaped when
+/// written so a line can never be split. `Fault::kind` must be a single word.
+#[derive(Clone, Copy)]
+pub enum Event<'a> {
+    /// `state <FROM> -> <TO> (<reason>)`.
+    State {
+        /// Previous state.
+        from: PowerState,
+        /// New state.
+        to: PowerState,
+        /// Why.
+        reason: Reason<'a>,
+    },
+    /// `psci CPU_ON(0x1, 0x48001000, 0x5) = SUCCESS (0)`, `smccc ...`,
+    /// `hvc ...`, or `call 0x<id> = NOT_SUPPORTED (-1)` for unknown IDs.
+    Call {
+        /// Which family (and event word).
+        class: CallClass,
+        /// Function ID (printed only for [`CallClass::Unknown`]).
+        id: u32,
+        /// Function name (empty for unknown calls).
+        name: &'a str,
+        /// Arguments (printed in hex).
+        args: Args,
+        /// x0 on return (signed).
+        result: i64,
+        /// Name of the result; `None` prints the value in hex instead.
+        result_name: Option<&'a str>,
+    },
+    /// `fast-stop begin timeout_us=<n>`.
+    FastStopBegin {
+        /// Effective deadline in µs.
+        timeout_us: u64,
+    },
+    /// `fast-stop end result=<n> stopped=<n> unconfirmed=<n> elapsed_ns=<n>`.
+    FastStopEnd {
+        /// x0 of FAST_STOP.
+        result: i64,
+        /// x1: vCPUs moved to OFF by this call.
+        stopped: u64,
+        /// x2: vCPUs not confirmed by the deadline.
+        unconfirmed: u64,
+        /// x3: elapsed nanoseconds.
+        elapsed_ns: u64,
+    },
+    /// `ipi-drop sgi=<n> target=cpu<M> (parked)`.
+    IpiDrop {
+        /// SGI number the guest sent.
+        sgi: u8,
+        /// Linear index of the parked target vCPU.
+        target: usize,
+    },
+    /// `fault <kind> addr=0x.. pc=0x.. <read|write> size=<n> (<why>) -> <action>`.
+    Fault {
+        /// One word, e.g. `dabt`, `iabt`, `mmio`.
+        kind: &'a str,
+        /// Faulting address (IPA for stage-2 faults).
+        addr: u64,
+        /// Guest PC (ELR_EL2).
+        pc: u64,
+        /// Write access.
+        write: bool,
+        /// Access size in bytes (0 = unknown, e.g. ISV=0).
+        size: u8,
+        /// Why it could not be handled.
+        why: &'a str,
+        /// What the hypervisor did (`inject abort`, `park vcpu`, ...).
+        action: &'a str,
+    },
+    /// `mark 0x<8 hex digits>` (vendor TRACE_MARK).
+    Mark {
+        /// The guest's value.
+        value: u32,
+    },
+    /// `system off`.
+    SystemOff,
+    /// `system reset`.
+    SystemReset,
+    /// `log <LEVEL> <message>`.
+    Log {
+        /// `ERROR`, `WARN`, `INFO`, `DEBUG`, `TRACE`.
+        level: log::Level,
+        /// The message.
+        message: &'a dyn Display,
+    },
+    /// `panic <location>: <message>`.
+    Panic {
+        /// `file:line:col` (or anything `Display`).
+        location: &'a dyn Display,
+        /// The panic message.
+        message: &'a dyn Display,
+    },
+    /// `boot <free text>`.
+    Boot {
+        /// The text.
+        message: &'a dyn Display,
+    },
+}
+
+impl fmt::Debug for Event<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Event({self})")
+    }
+}
+
+impl Event<'static> {
+    /// The call line for a decoded guest call and its x0 result.
+    pub fn call(call: &Call, result: i64) -> Event<'static> {
+        Event::Call {
+            class: call.class(),
+            id: call.function_id(),
+            name: call.name(),
+            args: call.args(),
+            result,
+            result_name: call.result_name(result),
+        }
+    }
+}
+
+impl<'a> Event<'a> {
+    /// The trace level this event is printed at.
+    pub fn level(&self) -> Level {
+        match self {
+            Event::Call { .. } => Level::Calls,
+            Event::Panic { .. }
+            | Event::Log {
+                level: log::Level::Error,
+                ..
+            } => Level::Error,
+            _ => Level::State,
+        }
+    }
+
+    /// The first word after `cpu<N>`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Event::State { .. } => "state",
+            Event::Call { class, .. } => class.word(),
+            Event::FastStopBegin { .. } | Event::FastStopEnd { .. } => "fast-stop",
+            Event::IpiDrop { .. } => "ipi-drop",
+            Event::Fault { .. } => "fault",
+            Event::Mark { .. } => "mark",
+            Event::SystemOff | Event::SystemReset => "system",
+            Event::Log { .. } => "log",
+            Event::Panic { .. } => "panic",
+            Event::Boot { .. } => "boot",
+        }
+    }
+
+    /// Writes one complete line, `[hv s.us] cpu<N> <event>\n`, escaping any
+    /// control character inside the event so the line cannot be split.
+    pub fn write_line<W: Write + ?Sized>(
+        &self,
+        w: &mut W,
+        time: Timestamp,
+        cpu: usize,
+    ) -> fmt::Result {
+        write!(
+            OneLine(w),
+            "{}",
+            Line {
+                time,
+                cpu,
+                event: self
+            }
+        )?;
+        w.write_char('\n')
+    }
+}
+
+/// A full trace line (without the newline) for `Display`.
+#[derive(Clone, Copy, Debug)]
+pub struct Line<'a> {
+    /// Timestamp.
+    pub time: Timestamp,
+    /// Linear vCPU index.
+    pub cpu: usize,
+    /// The event.
+    pub event: &'a Event<'a>,
+}
+
+impl Display for Line<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{LINE_PREFIX}{}] cpu{} {}",
+            self.time, self.cpu, self.event
+        )
+    }
+}
+
+/// Escapes control characters so that the output stays on one line.
+struct OneLine<'w, W: Write + ?Sized>(&'w mut W);
+
+impl<W: Write + ?Sized> Write for OneLine<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut rest = s;
+        while let Some(i) = rest.find(|c: char| c.is_control()) {
+            self.0.write_str(&rest[..i])?;
+            let c = rest[i..].chars().next().unwrap_or(' ');
+            match c {
+                '\n' => self.0.write_str("\\n")?,
+                '\r' => self.0.write_str("\\r")?,
+                '\t' => self.0.write_char(' ')?,
+                _ => self.0.write_char('?')?,
+            }
+            rest = &rest[i + c.len_utf8()..];
+        }
+        self.0.write_str(rest)
+    }
+}
+
+struct HexList<'a>(&'a [u64]);
+
+impl Display for HexList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, v) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{v:#x}")?;
+        }
+        Ok(())
+    }
+}
+
+struct ResultText<'a>(i64, Option<&'a str>);
+
+impl Display for ResultText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            Some(name) => write!(f, "{name} ({})", self.0),
+            None => write!(f, "{:#x} ({})", self.0, self.0),
+        }
+    }
+}
+
+impl Display for Event<'_> {
+    /// The event part of the line: `<EVENT> <details>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Event::State { from, to, reason } => {
+                write!(f, "state {} -> {} ({reason})", from.name(), to.name())
+            }
+            Event::Call {
+                class: CallClass::Unknown,
+                id,
+                result,
+                result_name,
+                ..
+            } => {
+                write!(f, "call {id:#x} = {}", ResultText(result, result_name))
+            }
+            Event::Call {
+                class,
+                name,
+                args,
+                result,
+                result_name,
+                ..
+            } => write!(
+                f,
+                "{} {name}({}) = {}",
+                class.word(),
+                HexList(args.as_slice()),
+                ResultText(result, result_name)
+            ),
+            Event::FastStopBegin { timeout_us } => {
+                write!(f, "fast-stop begin timeout_us={timeout_us}")
+            }
+            Event::FastStopEnd {
+                result,
+                stopped,
+                unconfirmed,
+                elapsed_ns,
+            } => write!(
+                f,
+                "fast-stop end result={result} stopped={stopped} unconfirmed={unconfirmed} elapsed_ns={elapsed_ns}"
+            ),
+            Event::IpiDrop { sgi, target } => {
+                write!(f, "ipi-drop sgi={sgi} target=cpu{target} (parked)")
+            }
+            Event::Fault {
+                kind,
+                addr,
+                pc,
+                write,
+                size,
+                why,
+                action,
+            } => write!(
+                f,
+                "fault {kind} addr={addr:#x} pc={pc:#x} {} size={size} ({why}) -> {action}",
+                if write { "write" } else { "read" }
+            ),
+            Event::Mark { value } => write!(f, "mark {value:#010x}"),
+            Event::SystemOff => f.write_str("system off"),
+            Event::SystemReset => f.write_str("system reset"),
+            Event::Log { level, message } => write!(f, "log {level} {message}"),
+            Event::Panic { location, message } => write!(f, "panic {location}: {message}"),
+            Event::Boot { message } => write!(f, "boot {message}"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Parsing (host tools, tests)
+// ---------------------------------------------------------------------------
+
+/// A parsed trace line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceLine {
+    /// Timestamp.
+    pub time: Timestamp,
+    /// Linear vCPU index.
+    pub cpu: usize,
+    /// The event.
+    pub event: ParsedEvent,
+}
+
+/// An owned event as parsed back from text. Mirrors [`Event`]; events with
+/// an unknown word (a newer hypervisor) come back as `Other`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParsedEvent {
+    /// `state FROM -> TO (reason)`; see [`ParsedEvent::reason`].
+    State {
+        /// Previous state.
+        from: PowerState,
+        /// New state.
+        to: PowerState,
+        /// The reason text.
+        reason: String,
+    },
+    /// A `psci` / `smccc` / `hvc` / `call` line.
+    Call {
+        /// Family.
+        class: CallClass,
+        /// Function ID: only known for `call` lines.
+        id: Option<u32>,
+        /// Function name (empty for `call` lines).
+        name: String,
+        /// Arguments.
+        args: Vec<u64>,
+        /// x0 (signed).
+        result: i64,
+        /// Result name; `None` when the line printed a bare hex value.
+        result_name: Option<String>,
+    },
+    /// `fast-stop begin`.
+    FastStopBegin {
+        /// Deadline in µs.
+        timeout_us: u64,
+    },
+    /// `fast-stop end`.
+    FastStopEnd {
+        /// x0.
+        result: i64,
+        /// x1.
+        stopped: u64,
+        /// x2.
+        unconfirmed: u64,
+        /// x3.
+        elapsed_ns: u64,
+    },
+    /// `ipi-drop`.
+    IpiDrop {
+        /// SGI number.
+        sgi: u8,
+        /// Parked target vCPU.
+        target: usize,
+    },
+    /// `fault`.
+    Fault {
+        /// Kind word.
+        kind: String,
+        /// Address.
+        addr: u64,
+        /// Guest PC.
+        pc: u64,
+        /// Write access.
+        write: bool,
+        /// Access size in bytes (0 = unknown).
+        size: u8,
+        /// Why.
+        why: String,
+        /// What was done.
+        action: String,
+    },
+    /// `mark`.
+    Mark {
+        /// Value.
+        value: u32,
+    },
+    /// `system off`.
+    SystemOff,
+    /// `system reset`.
+    SystemReset,
+    /// `log LEVEL message`.
+    Log {
+        /// Level word as printed.
+        level: String,
+        /// Message.
+        message: String,
+    },
+    /// `panic location: message`.
+    Panic {
+        /// Location.
+        location: String,
+        /// Message.
+        message: String,
+    },
+    /// `boot text`.
+    Boot {
+        /// Text.
+        message: String,
+    },
+    /// A well-formed line whose event word or details are not understood.
+    Other {
+        /// The event word.
+        word: String,
+        /// Everything after it.
+        details: String,
+    },
+}
+
+impl ParsedEvent {
+    /// The structured reason of a `State` event.
+    pub fn reason(&self) -> Option<Reason<'_>> {
+        match self {
+            ParsedEvent::State { reason, .. } => Some(Reason::parse(reason)),
+            _ => None,
+        }
+    }
+
+    /// Same as [`Event::level`]; `Other` counts as `State`.
+    pub fn level(&self) -> Level {
+        match self {
+            ParsedEvent::Call { .. } => Level::Calls,
+            ParsedEvent::Panic { .. } => Level::Error,
+            ParsedEvent::Log { level, .. } if level == "ERROR" => Level::Error,
+            _ => Level::State,
+        }
+    }
+
+    /// Borrows this as an [`Event`] (e.g. to print it again). `Other` has no
+    /// `Event` counterpart and yields `None`; so does a `Log` with an unknown
+    /// level word.
+    pub fn as_event(&self) -> Option<Event<'_>> {
+        Some(match self {
+            ParsedEvent::State { from, to, reason } => Event::State {
+                from: *from,
+                to: *to,
+                reason: Reason::parse(reason),
+            },
+            ParsedEvent::Call {
+                class,
+                id,
+                name,
+                args,
+                result,
+                result_name,
+            } => Event::Call {
+                class: *class,
+                id: id.unwrap_or(0),
+                name,
+                args: Args::new(args),
+                result: *result,
+                result_name: result_name.as_deref(),
+            },
+            ParsedEvent::FastStopBegin { timeout_us } => Event::FastStopBegin {
+                timeout_us: *timeout_us,
+            },
+            ParsedEvent::FastStopEnd {
+                result,
+                stopped,
+                unconfirmed,
+                elapsed_ns,
+            } => Event::FastStopEnd {
+                result: *result,
+                stopped: *stopped,
+                unconfirmed: *unconfirmed,
+                elapsed_ns: *elapsed_ns,
+            },
+            ParsedEvent::IpiDrop { sgi, target } => Event::IpiDrop {
+                sgi: *sgi,
+                target: *target,
+            },
+            ParsedEvent::Fault {
+                kind,
+                addr,
+                pc,
+                write,
+                size,
+                why,
+                action,
+            } => Event::Fault {
+                kind,
+                addr: *addr,
+                pc: *pc,
+                write: *write,
+                size: *size,
+                why,
+                action,
+            },
+            ParsedEvent::Mark { value } => Event::Mark { value: *value },
+            ParsedEvent::SystemOff => Event::SystemOff,
+            ParsedEvent::SystemReset => Event::SystemReset,
+            ParsedEvent::Log { level, message } => Event::Log {
+                level: level.parse().ok()?,
+                message,
+            },
+            ParsedEvent::Panic { location, message } => Event::Panic { location, message },
+            ParsedEvent::Boot { message } => Event::Boot { message },
+            ParsedEvent::Other { .. } => return None,
+        })
+    }
+}
+
+fn parse_dec(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn parse_signed(s: &str) -> Option<i64> {
+    match s.strip_prefix('-') {
+        Some(d) => {
+            if d.is_empty() || !d.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            // Parse with the sign so that i64::MIN works.
+            s.parse().ok()
+        }
+        None => parse_dec(s).and_then(|v| i64::try_from(v).ok()),
+    }
+}
+
+fn parse_hex(s: &str) -> Option<u64> {
+    let d = s.strip_prefix("0x")?;
+    if d.is_empty() || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(d, 16).ok()
+}
+
+/// `key=value` with a decimal value.
+fn kv_dec(tok: Option<&str>, key: &str) -> Option<u64> {
+    tok?.strip_prefix(key)?
+        .strip_prefix('=')
+        .and_then(parse_dec)
+}
+
+fn kv_signed(tok: Option<&str>, key: &str) -> Option<i64> {
+    tok?.strip_prefix(key)?
+        .strip_prefix('=')
+        .and_then(parse_signed)
+}
+
+fn kv_hex(tok: Option<&str>, key: &str) -> Option<u64> {
+    tok?.strip_prefix(key)?
+        .strip_prefix('=')
+        .and_then(parse_hex)
+}
+
+/// Parses the `[hv s.us] cpuN ` prefix; returns the rest.
+fn parse_prefix(line: &str) -> Option<(Timestamp, usize, &str)> {
+    let rest = line.strip_prefix(LINE_PREFIX)?;
+    let (secs, rest) = rest.split_once('.')?;
+    let (micros, rest) = rest.split_once("] cpu")?;
+    if micros.len() != 6 {
+        return None;
+    }
+    let secs = parse_dec(secs)?;
+    let micros = parse_dec(micros)? as u32;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let cpu = parse_dec(&rest[..digits])? as usize;
+    let rest = rest[digits..].strip_prefix(' ')?;
+    Some((Timestamp { secs, micros }, cpu, rest))
+}
+
+/// ` = NAME (value)` → (value, Some(NAME)), or ` = 0x.. (value)` → (value, None).
+fn parse_result(s: &str) -> Option<(i64, Option<String>)> {
+    let s = s.strip_prefix(" = ")?;
+    let (name, val) = s.rsplit_once(" (")?;
+    let value = parse_signed(val.strip_suffix(')')?)?;
+    if name.is_empty() || name.contains(' ') {
+        return None;
+    }
+    if parse_hex(name) == Some(value as u64) {
+        return Some((value, None));
+    }
+    Some((value, Some(name.to_string())))
+}
+
+fn parse_call(class: CallClass, details: &str) -> Option<ParsedEvent> {
+    if class == CallClass::Unknown {
+        let (id, rest) = details.split_once(' ')?;
+        let id = u32::try_from(parse_hex(id)?).ok()?;
+        let (result, result_name) = parse_result(&details[details.len() - rest.len() - 1..])?;
+        return Some(ParsedEvent::Call {
+            class,
+            id: Some(id),
+            name: String::new(),
+            args: Vec::new(),
+            result,
+            result_name,
+        });
+    }
+    let (name, rest) = details.split_once('(')?;
+    let (args_text, rest) = rest.split_once(')')?;
+    if name.is_empty() || name.contains(' ') {
+        return None;
+    }
+    let args = if args_text.is_empty() {
+        Vec::new()
+    } else {
+        args_text
+            .split(", ")
+            .map(parse_hex)
+            .collect::<Option<Vec<_>>>()?
+    };
+    let (result, result_name) = parse_result(rest)?;
+    Some(ParsedEvent::Call {
+        class,
+        id: None,
+        name: name.to_string(),
+        args,
+        result,
+        result_name,
+    })
+}
+
+fn parse_event(word: &str, details: &str) -> Option<ParsedEvent> {
+    let mut toks = details.split(' ');
+    Some(match word {
+        "state" => {
+            let (states, reason) = details.split_once(" (")?;
+            let reason = reason.strip_suffix(')')?;
+            let (from, to) = states.split_once(" -> ")?;
+            ParsedEvent::State {
+                from: parse_power_state(from)?,
+                to: parse_power_state(to)?,
+                reason: reason.to_string(),
+            }
+        }
+        "psci" | "smccc" | "hvc" | "call" => parse_call(CallClass::from_word(word)?, details)?,
+        "fast-stop" => match toks.next()? {
+            "begin" => {
+                let ev = ParsedEvent::FastStopBegin {
+                    timeout_us: kv_dec(toks.next(), "timeout_us")?,
+                };
+                toks.next().is_none().then_some(ev)?
+            }
+            "end" => {
+                let ev = ParsedEvent::FastStopEnd {
+                    result: kv_signed(toks.next(), "result")?,
+                    stopped: kv_dec(toks.next(), "stopped")?,
+                    unconfirmed: kv_dec(toks.next(), "unconfirmed")?,
+                    elapsed_ns: kv_dec(toks.next(), "elapsed_ns")?,
+                };
+                toks.next().is_none().then_some(ev)?
+            }
+            _ => return None,
+        },
+        "ipi-drop" => ParsedEvent::IpiDrop {
+            sgi: u8::try_from(kv_dec(toks.next(), "sgi")?).ok()?,
+            target: {
+                let t = toks.next()?.strip_prefix("target=cpu")?;
+                parse_dec(t)? as usize
+            },
+        },
+        "fault" => {
+            let kind = toks.next()?.to_string();
+            let addr = kv_hex(toks.next(), "addr")?;
+            let pc = kv_hex(toks.next(), "pc")?;
+            let write = match toks.next()? {
+                "write" => true,
+                "read" => false,
+                _ => return None,
+            };
+            let size = u8::try_from(kv_dec(toks.next(), "size")?).ok()?;
+            // After the five tokens above comes "(<why>) -> <action>".
+            let rest = details.splitn(6, ' ').nth(5)?;
+            let rest = rest.strip_prefix('(')?;
+            let (why, action) = rest.rsplit_once(") -> ")?;
+            ParsedEvent::Fault {
+                kind,
+                addr,
+                pc,
+                write,
+                size,
+                why: why.to_string(),
+                action: action.to_string(),
+            }
+        }
+        "mark" => {
+            let t = toks.next()?;
+            let d = t.strip_prefix("0x")?;
+            if d.len() != 8 || toks.next().is_some() {
+                return None;
+            }
+            ParsedEvent::Mark {
+                value: u32::try_from(parse_hex(t)?).ok()?,
+            }
+        }
+        "system" => match details {
+            "off" => ParsedEvent::SystemOff,
+            "reset" => ParsedEvent::SystemReset,
+            _ => return None,
+        },
+        "log" => {
+            let (level, message) = details.split_once(' ').unwrap_or((details, ""));
+            ParsedEvent::Log {
+                level: level.to_string(),
+                message: message.to_string(),
+            }
+        }
+        "panic" => {
+            let (location, message) = details.split_once(": ")?;
+            ParsedEvent::Panic {
+                location: location.to_string(),
+                message: message.to_string(),
+            }
+        }
+        "boot" => ParsedEvent::Boot {
+            message: details.to_string(),
+        },
+        _ => return None,
+    })
+}
+
+/// Parses one line of a serial log. Returns `None` unless the line *starts*
+/// with a well-formed `[hv <s>.<us6>] cpu<N> ` prefix (a trailing `\r` and a
+/// leading `\r` are ignored, so CRLF logs work). A line with a valid prefix
+/// but an unknown or malformed event yields [`ParsedEvent::Other`].
+pub fn parse_line(line: &str) -> Option<TraceLine> {
+    let line = line.trim_end_matches(['\r', '\n']).trim_start_matches('\r');
+    let (time, cpu, rest) = parse_prefix(line)?;
+    let (word, details) = rest.split_once(' ').unwrap_or((rest, ""));
+    if word.is_empty() {
+        return None;
+    }
+    let event = parse_event(word, details).unwrap_or_else(|| ParsedEvent::Other {
+        word: word.to_string(),
+        details: details.to_string(),
+    });
+    Some(TraceLine { time, cpu, event })
+}
+
+/// Iterates over the trace lines of a whole serial log, skipping every other
+/// line (guest output, firmware banners, ...).
+pub fn parse_log(log: &str) -> impl Iterator<Item = TraceLine> + '_ {
+    log.split('\n').filter_map(parse_line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::format;
+
+    fn line(ev: &Event<'_>, time: Timestamp, cpu: usize) -> String {
+        let mut s = String::new();
+        ev.write_line(&mut s, time, cpu).unwrap();
+        s
+    }
+
+    fn ts(secs: u64, micros: u32) -> Timestamp {
+        Timestamp { secs, micros }
+    }
+
+    #[test]
+    fn timestamp_basic() {
+        assert_eq!(format_timestamp(0, 62_500_000).to_string(), "0.000000");
+        assert_eq!(
+            format_timestamp(62_500_000, 62_500_000).to_string(),
+            "1.000000"
+        );
+        assert_eq!(
+            format_timestamp(62_500_062, 62_500_000).to_string(),
+            "1.000000"
+        ); // 0.992 µs rounds down
+        assert_eq!(
+            format_timestamp(62_500_063, 62_500_000).to_string(),
+            "1.000001"
+        );
+        assert_eq!(
+            format_timestamp(93_750_000, 62_500_000).to_string(),
+            "1.500000"
+        );
+        assert_eq!(format_timestamp(1, 1).to_string(), "1.000000");
+        assert_eq!(format_timestamp(123, 0).to_string(), "0.000000");
+        // 24 MHz (common on real boards): 1 tick = 41.67 ns.
+        assert_eq!(
+            format_timestamp(23_999_999, 24_000_000).to_string(),
+            "0.999999"
+        );
+        assert_eq!(format_timestamp(24, 24_000_000).to_string(), "0.000001");
+        assert_eq!(format_timestamp(23, 24_000_000).to_string(), "0.000000");
+    }
+
+    #[test]
+    fn timestamp_never_overflows() {
+        let t = format_timestamp(u64::MAX, 62_500_000);
+        assert_eq!(t.secs, u64::MAX / 62_500_000);
+        assert!(t.micros < 1_000_000);
+        // u64::MAX % 62_500_000 = 22_051_615 ticks = 352_825.84 µs.
+        assert_eq!(t.micros, 352_825);
+        let t = format_timestamp(u64::MAX, u64::MAX);
+        assert_eq!(t, ts(1, 0));
+        let t = format_timestamp(u64::MAX - 1, u64::MAX);
+        assert_eq!(t, ts(0, 999_999));
+        assert_eq!(format_timestamp(u64::MAX, 1).secs, u64::MAX);
+        assert_eq!(ticks_to_ns(u64::MAX, 1), u64::MAX);
+        assert_eq!(ticks_to_ns(62_500_000, 62_500_000), 1_000_000_000);
+        assert_eq!(ticks_to_ns(1, 62_500_000), 16);
+        assert_eq!(us_to_ticks(1, 62_500_000), 63); // rounds up
+        assert_eq!(us_to_ticks(1_000_000, 62_500_000), 62_500_000);
+        assert_eq!(us_to_ticks(u64::MAX, u64::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn timestamp_exhaustive_small_frequency() {
+        // Cross-check the rounding against a float-free reference.
+        for freq in [1u64, 3, 7, 1000, 999_999, 1_000_001, 19_200_000] {
+            for ticks in (0..5 * freq).step_by((freq / 97).max(1) as usize) {
+                let t = format_timestamp(ticks, freq);
+                let total_us = ticks as u128 * 1_000_000 / freq as u128;
+                assert_eq!(t.as_micros() as u128, total_us, "ticks {ticks} freq {freq}");
+            }
+        }
+    }
+
+    #[test]
+    fn filter_levels() {
+        assert_eq!(Filter::from_option("off"), Some(Filter::Off));
+        assert_eq!(Filter::from_option("calls"), Some(Filter::Calls));
+        assert_eq!(Filter::from_option("state"), Some(Filter::State));
+        assert_eq!(Filter::from_option("bogus"), None);
+        assert_eq!(Filter::default(), Filter::State);
+        assert!(Filter::Off.allows(Level::Error));
+        assert!(!Filter::Off.allows(Level::State));
+        assert!(Filter::State.allows(Level::State));
+        assert!(!Filter::State.allows(Level::Calls));
+        assert!(Filter::Calls.allows(Level::Calls));
+        assert!(Filter::Calls.allows(Level::Error));
+    }
+
+    #[test]
+    fn event_levels() {
+        let msg = "x";
+        let call = Event::call(&crate::smccc::decode(0x8400_0000, 0, 0, 0), 0x10001);
+        assert_eq!(call.level(), Level::Calls);
+        assert_eq!(Event::Mark { value: 1 }.level(), Level::State);
+        assert_eq!(Event::SystemOff.level(), Level::State);
+        assert_eq!(Event::FastStopBegin { timeout_us: 1 }.level(), Level::State);
+        assert_eq!(Event::IpiDrop { sgi: 1, target: 1 }.level(), Level::State);
+        assert_eq!(Event::Boot { message: &msg }.level(), Level::State);
+        assert_eq!(
+            Event::Log {
+                level: log::Level::Info,
+                message: &msg
+            }
+            .level(),
+            Level::State
+        );
+        assert_eq!(
+            Event::Log {
+                level: log::Level::Error,
+                message: &msg
+            }
+            .level(),
+            Level::Error
+        );
+        assert_eq!(
+            Event::Panic {
+                location: &msg,
+                message: &msg
+            }
+            .level(),
+            Level::Error
+        );
+        let st = Event::State {
+            from: PowerState::Off,
+            to: PowerState::On,
+            reason: Reason::Boot,
+        };
+        assert_eq!(st.level(), Level::State);
+    }
+
+    #[test]
+    fn exact_formats() {
+        let t = ts(12, 345);
+        let cases: Vec<(Event<'_>, &str)> = vec![
+            (
+                Event::State {
+                    from: PowerState::Off,
+                    to: PowerState::OnPending,
+                    reason: Reason::CpuOnBy(0),
+                },
+                "[hv 12.000345] cpu3 state OFF -> ON_PENDING (psci CPU_ON by cpu0)\n",
+            ),
+            (
+                Event::State {
+                    from: PowerState::OnPending,
+                    to: PowerState::On,
+                    reason: Reason::EnteredGuest(0x4800_1000),
+                },
+                "[hv 12.000345] cpu3 state ON_PENDING -> ON (entered guest at 0x48001000)\n",
+            ),
+            (
+                Event::State {
+                    from: PowerState::On,
+                    to: PowerState::Off,
+                    reason: Reason::CpuOff,
+                },
+                "[hv 12.000345] cpu3 state ON -> OFF (psci CPU_OFF)\n",
+            ),
+            (
+                Event::call(&crate::smccc::decode(0xC400_0003, 1, 0x4800_1000, 5), 0),
+                "[hv 12.000345] cpu3 psci CPU_ON(0x1, 0x48001000, 0x5) = SUCCESS (0)\n",
+            ),
+            (
+                Event::call(&crate::smccc::decode(0x8400_0002, 0, 0, 0), -3),
+                "[hv 12.000345] cpu3 psci CPU_OFF() = DENIED (-3)\n",
+            ),
+            (
+                Event::call(&crate::smccc::decode(0x8400_0000, 0, 0, 0), 0x10001),
+                "[hv 12.000345] cpu3 psci VERSION() = v1.1 (65537)\n",
+            ),
+            (
+                Event::call(&crate::smccc::decode(0x8000_0001, 0x8000_8000, 0, 0), -1),
+                "[hv 12.000345] cpu3 smccc ARCH_FEATURES(0x80008000) = NOT_SUPPORTED (-1)\n",
+            ),
+            (
+                Event::call(&crate::smccc::decode(0x8600_0000, 0, 0, 0), 0xF),
+                "[hv 12.000345] cpu3 hvc FEATURES() = 0xf (15)\n",
+            ),
+            (
+                Event::call(&crate::smccc::decode(0xC600_0001, 0, 0, 0), 0),
+                "[hv 12.000345] cpu3 hvc FAST_STOP(0x0, 0x0) = SUCCESS (0)\n",
+            ),
+            (
+                Event::call(&crate::smccc::decode(0xC500_0000, 7, 0, 0), -1),
+                "[hv 12.000345] cpu3 call 0xc5000000 = NOT_SUPPORTED (-1)\n",
+            ),
+            (
+                Event::FastStopBegin {
+                    timeout_us: 1_000_000,
+                },
+                "[hv 12.000345] cpu3 fast-stop begin timeout_us=1000000\n",
+            ),
+            (
+                Event::FastStopEnd {
+                    result: 0,
+                    stopped: 3,
+                    unconfirmed: 0,
+                    elapsed_ns: 41_250,
+                },
+                "[hv 12.000345] cpu3 fast-stop end result=0 stopped=3 unconfirmed=0 elapsed_ns=41250\n",
+            ),
+            (
+                Event::FastStopEnd {
+                    result: -6,
+                    stopped: 2,
+                    unconfirmed: 1,
+                    elapsed_ns: 1_000_000_123,
+                },
+                "[hv 12.000345] cpu3 fast-stop end result=-6 stopped=2 unconfirmed=1 elapsed_ns=1000000123\n",
+            ),
+            (
+                Event::IpiDrop { sgi: 1, target: 2 },
+                "[hv 12.000345] cpu3 ipi-drop sgi=1 target=cpu2 (parked)\n",
+            ),
+            (
+                Event::Fault {
+                    kind: "dabt",
+                    addr: 0x4010_0000,
+                    pc: 0x4800_0abc,
+                    write: true,
+                    size: 8,
+                    why: "hypervisor memory",
+                    action: "inject abort",
+                },
+                "[hv 12.000345] cpu3 fault dabt addr=0x40100000 pc=0x48000abc write size=8 (hypervisor memory) -> inject abort\n",
+            ),
+            (
+                Event::Mark { value: 0xAB },
+                "[hv 12.000345] cpu3 mark 0x000000ab\n",
+            ),
+            (
+                Event::Mark { value: 0xDEAD_BEEF },
+                "[hv 12.000345] cpu3 mark 0xdeadbeef\n",
+            ),
+            (Event::SystemOff, "[hv 12.000345] cpu3 system off\n"),
+            (Event::SystemReset, "[hv 12.000345] cpu3 system reset\n"),
+        ];
+        for (ev, want) in cases {
+            assert_eq!(line(&ev, t, 3), want);
+        }
+        let m = format_args!("gicv3 ready, {} cpus", 4);
+        assert_eq!(
+            line(
+                &Event::Log {
+                    level: log::Level::Warn,
+                    message: &m
+                },
+                ts(0, 1),
+                0
+            ),
+            "[hv 0.000001] cpu0 log WARN gicv3 ready, 4 cpus\n"
+        );
+        let loc = "hypervisor/src/main.rs:10:5";
+        let msg = "oops";
+        assert_eq!(
+            line(
+                &Event::Panic {
+                    location: &loc,
+                    message: &msg
+                },
+                ts(0, 1),
+                0
+            ),
+            "[hv 0.000001] cpu0 panic hypervisor/src/main.rs:10:5: oops\n"
+        );
+        let b = "parkvisor 0.1.0, 4 cpus, guest at 0x48000000";
+        assert_eq!(
+            line(&Event::Boot { message: &b }, ts(0, 0), 0),
+            "[hv 0.000000] cpu0 boot parkvisor 0.1.0, 4 cpus, guest at 0x48000000\n"
+        );
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let msg = "two\nlines\r\tand\x07bell";
+        let s = line(
+            &Event::Log {
+                level: log::Level::Info,
+                message: &msg,
+            },
+            ts(1, 2),
+            1,
+        );
+        assert_eq!(s, "[hv 1.000002] cpu1 log INFO two\\nlines\\r and?bell\n");
+        assert_eq!(s.matches('\n').count(), 1);
+    }
+
+    fn all_events() -> Vec<Event<'static>> {
+        use crate::smccc::decode;
+        static LOC: &str = "src/lib.rs:1:1";
+        static MSG: &str = "message: with colon";
+        let mut v = vec![
+            Event::State {
+                from: PowerState::Off,
+                to: PowerState::On,
+                reason: Reason::Boot,
+            },
+            Event::State {
+                from: PowerState::Off,
+                to: PowerState::OnPending,
+                reason: Reason::CpuOnBy(63),
+            },
+            Event::State {
+                from: PowerState::OnPending,
+                to: PowerState::On,
+                reason: Reason::EnteredGuest(u64::MAX),
+            },
+            Event::State {
+                from: PowerState::On,
+                to: PowerState::Off,
+                reason: Reason::CpuOff,
+            },
+            Event::State {
+                from: PowerState::On,
+                to: PowerState::Off,
+                reason: Reason::FastStop,
+            },
+            Event::State {
+                from: PowerState::OnPending,
+                to: PowerState::Off,
+                reason: Reason::FastStop,
+            },
+            Event::State {
+                from: PowerState::On,
+                to: PowerState::Off,
+                reason: Reason::SystemOff,
+            },
+            Event::State {
+                from: PowerState::On,
+                to: PowerState::Off,
+                reason: Reason::SystemReset,
+            },
+            Event::State {
+                from: PowerState::On,
+                to: PowerState::Off,
+                reason: Reason::Other("weird (nested) reason"),
+            },
+            Event::FastStopBegin { timeout_us: 0 },
+            Event::FastStopEnd {
+                result: i64::MIN,
+                stopped: u64::MAX,
+                unconfirmed: 0,
+                elapsed_ns: 1,
+            },
+            Event::IpiDrop {
+                sgi: 15,
+                target: 511,
+            },
+            Event::Fault {
+                kind: "mmio",
+                addr: 0,
+                pc: 0,
+                write: false,
+                size: 0,
+                why: "isv=0 (ldp)",
+                action: "inject abort",
+            },
+            Event::Mark { value: 0 },
+            Event::Mark { value: u32::MAX },
+            Event::SystemOff,
+            Event::SystemReset,
+            Event::Log {
+                level: log::Level::Error,
+                message: &MSG,
+            },
+            Event::Log {
+                level: log::Level::Trace,
+                message: &"",
+            },
+            Event::Panic {
+                location: &LOC,
+                message: &MSG,
+            },
+            Event::Boot { message: &MSG },
+        ];
+        let calls = [
+            (0x8400_0000u64, 0u64, 0u64, 0u64, 0x10001i64),
+            (0x8400_000A, 0xC400_0003, 0, 0, 0),
+            (0xC400_0001, 0x1_0000, 0x4800_0000, 9, 0),
+            (0x8400_0002, 0, 0, 0, -3),
+            (0xC400_0003, 0x3, 0x4800_1000, 0x5, -4),
+            (0x8400_0003, 0x3, 0x4800_1000, 0x5, -9),
+            (0xC400_0004, 0x2, 0, 0, 1),
+            (0x8400_0006, 0, 0, 0, 2),
+            (0x8400_0008, 0, 0, 0, 0),
+            (0x8400_0009, 0, 0, 0, 0),
+            (0xC400_0012, 1, 2, 0, -2),
+            (0xC400_000E, 1, 2, 0, -1),
+            (0x8000_0000, 0, 0, 0, 0x10001),
+            (0x8000_0001, 0x8000_8000, 0, 0, -1),
+            (0x8000_8000, 0, 0, 0, -1),
+            (0x8600_FF01, 0, 0, 0, 0xCD11_84F9),
+            (0x8600_0000, 0, 0, 0, 0xF),
+            (0xC600_0001, 1000, 0, 0, -6),
+            (0xC600_0002, 0x101, 0, 0, 2),
+            (0x8600_0003, 0x1234, 0, 0, 0),
+            (0x0400_0003, 0, 0, 0, -1),
+            (0xFFFF_FFFF, 0, 0, 0, -1),
+            (0x8400_0003, 0, 0, 0, 12345),
+            (0x8400_0003, 0, 0, 0, -77),
+        ];
+        for (x0, x1, x2, x3, r) in calls {
+            v.push(Event::call(&decode(x0, x1, x2, x3), r));
+        }
+        v
+    }
+
+    #[test]
+    fn format_parse_round_trip() {
+        for (i, ev) in all_events().iter().enumerate() {
+            let time = ts(i as u64 * 1000, (i as u32 * 7919) % 1_000_000);
+            let cpu = i % 70;
+            let text = line(ev, time, cpu);
+            let parsed = parse_line(&text).unwrap_or_else(|| panic!("no parse: {text}"));
+            assert_eq!(parsed.time, time, "{text}");
+            assert_eq!(parsed.cpu, cpu, "{text}");
+            assert!(
+                !matches!(parsed.event, ParsedEvent::Other { .. }),
+                "{text} -> {parsed:?}"
+            );
+            assert_eq!(parsed.event.level(), ev.level(), "{text}");
+            let again = parsed.event.as_event().expect("as_event");
+            assert_eq!(line(&again, time, cpu), text);
+        }
+    }
+
+    #[test]
+    fn parsed_fields() {
+        let p = parse_line("[hv 3.000100] cpu1 psci CPU_ON(0x1, 0x48001000, 0x5) = SUCCESS (0)")
+            .unwrap();
+        assert_eq!(p.time, ts(3, 100));
+        assert_eq!(p.cpu, 1);
+        assert_eq!(
+            p.event,
+            ParsedEvent::Call {
+                class: CallClass::Psci,
+                id: None,
+                name: "CPU_ON".into(),
+                args: vec![1, 0x4800_1000, 5],
+                result: 0,
+                result_name: Some("SUCCESS".into()),
+            }
+        );
+        let p = parse_line("[hv 3.000100] cpu1 call 0xc5000000 = NOT_SUPPORTED (-1)").unwrap();
+        assert_eq!(
+            p.event,
+            ParsedEvent::Call {
+                class: CallClass::Unknown,
+                id: Some(0xC500_0000),
+                name: String::new(),
+                args: vec![],
+                result: -1,
+                result_name: Some("NOT_SUPPORTED".into()),
+            }
+        );
+        let p = parse_line("[hv 0.5] cpu1 mark 0x00000001");
+        assert_eq!(p, None, "microseconds need 6 digits");
+        let p = parse_line("[hv 7.000000] cpu2 state ON -> OFF (fast-stop)").unwrap();
+        assert_eq!(p.event.reason(), Some(Reason::FastStop));
+        let p = parse_line("[hv 7.000000] cpu2 state OFF -> ON_PENDING (psci CPU_ON by cpu12)")
+            .unwrap();
+        assert_eq!(p.event.reason(), Some(Reason::CpuOnBy(12)));
+        let p = parse_line("[hv 7.000000] cpu2 ipi-drop sgi=3 target=cpu5 (parked)").unwrap();
+        assert_eq!(p.event, ParsedEvent::IpiDrop { sgi: 3, target: 5 });
+        let p = parse_line(
+            "[hv 7.000000] cpu2 fault dabt addr=0x1 pc=0x2 read size=4 (why (x)) -> park",
+        )
+        .unwrap();
+        assert_eq!(
+            p.event,
+            ParsedEvent::Fault {
+                kind: "dabt".into(),
+                addr: 1,
+                pc: 2,
+                write: false,
+                size: 4,
+                why: "why (x)".into(),
+                action: "park".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_or_malformed_events_are_other() {
+        let p = parse_line("[hv 1.000000] cpu0 vgic lr0=0x1").unwrap();
+        assert_eq!(
+            p.event,
+            ParsedEvent::Other {
+                word: "vgic".into(),
+                details: "lr0=0x1".into()
+            }
+        );
+        let p = parse_line("[hv 1.000000] cpu0 state ON -> BANANA (x)").unwrap();
+        assert!(matches!(p.event, ParsedEvent::Other { .. }));
+        let p = parse_line("[hv 1.000000] cpu0 mark 0x1").unwrap();
+        assert!(matches!(p.event, ParsedEvent::Other { .. }));
+        let p = parse_line("[hv 1.000000] cpu0 system").unwrap();
+        assert_eq!(
+            p.event,
+            ParsedEvent::Other {
+                word: "system".into(),
+                details: String::new()
+            }
+        );
+    }
+
+    #[test]
+    fn not_trace_lines() {
+        for l in [
+            "",
+            "GUEST ok cpu_on",
+            "  [hv 1.000000] cpu0 system off",
+            "x[hv 1.000000] cpu0 system off",
+            "[hv 1.000000] cpu system off",
+            "[hv 1.000000] cpux system off",
+            "[hv 1.000000] cpu0",
+            "[hv 1.000000] cpu0 ",
+            "[hv .000000] cpu0 system off",
+            "[hv 1.0000000] cpu0 system off",
+            "[hv 1,000000] cpu0 system off",
+            "[hv -1.000000] cpu0 system off",
+            "[ 0.000000] Booting Linux on physical CPU 0x0000000000 [0x411fd070]",
+        ] {
+            assert_eq!(parse_line(l), None, "{l:?}");
+        }
+    }
+
+    #[test]
+    fn finds_lines_in_noisy_log() {
+        let log = "NOTICE:  Booting Trusted Firmware\r\n\
+                   [hv 0.000010] cpu0 boot parkvisor 0.1.0\r\n\
+                   [    0.000000] Linux version 6.6\r\n\
+                   partial guest output without newline\n\
+                   [hv 0.100000] cpu1 state OFF -> ON_PENDING (psci CPU_ON by cpu0)\n\
+                   \r[hv 0.100020] cpu1 state ON_PENDING -> ON (entered guest at 0x48001000)\r\n\
+                   GUEST ok fast_stop [hv 0.2] cpu0 mark 0x00000001\n\
+                   [hv 0.300000] cpu0 mark 0x00000002";
+        let lines: Vec<_> = parse_log(log).collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(
+            lines[0].event,
+            ParsedEvent::Boot {
+                message: "parkvisor 0.1.0".into()
+            }
+        );
+        assert_eq!(lines[1].cpu, 1);
+        assert_eq!(
+            lines[2].event.reason(),
+            Some(Reason::EnteredGuest(0x4800_1000))
+        );
+        assert_eq!(lines[3].event, ParsedEvent::Mark { value: 2 });
+        assert_eq!(lines[3].time, ts(0, 300_000));
+    }
+
+    #[test]
+    fn reason_parse_round_trip() {
+        for r in [
+            Reason::Boot,
+            Reason::CpuOnBy(0),
+            Reason::CpuOnBy(511),
+            Reason::EnteredGuest(0x4800_0000),
+            Reason::CpuOff,
+            Reason::FastStop,
+            Reason::SystemOff,
+            Reason::SystemReset,
+            Reason::Other("something else"),
+        ] {
+            assert_eq!(Reason::parse(&format!("{r}")), r);
+        }
+    }
+}
