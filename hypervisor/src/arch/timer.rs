@@ -1,0 +1,29 @@
+//! The hypervisor clock: the physical counter (CNTPCT_EL0), which the guest
+//! cannot change, converted with CNTFRQ_EL0.
+
+use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0, Readable};
+
+/// Raw counter ticks (ordered after earlier instructions by an ISB).
+pub fn ticks() -> u64 {
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+    CNTPCT_EL0.get()
+}
+
+pub fn frequency() -> u64 {
+    CNTFRQ_EL0.get().max(1)
+}
+
+/// Converts ticks to nanoseconds without overflow.
+pub fn ticks_to_ns(ticks: u64) -> u64 {
+    (u128::from(ticks) * 1_000_000_000 / u128::from(frequency())) as u64
+}
+
+pub fn now_ns() -> u64 {
+    ticks_to_ns(ticks())
+}
+
+/// (whole seconds, microseconds) since the counter started, for trace lines.
+pub fn seconds_micros() -> (u64, u64) {
+    let ns = now_ns();
+    (ns / 1_000_000_000, ns % 1_000_000_000 / 1000)
+}

@@ -1,0 +1,186 @@
+//! What happens when the guest traps to EL2: decode ESR_EL2, handle the
+//! exception, and before returning check whether a fast-stop wants this vCPU.
+//! Anything the guest does that parkvisor does not emulate is contained: the
+//! guest gets an exception, the trace says what happened, EL2 carries on.
+
+use super::park::{self, ParkReason};
+use super::vectors::{GuestFrame, LowerKind};
+use super::{HV_REGION, console, cpu_index, el2, emit_here, gic, hv, hypercall};
+use crate::mmio;
+use crate::trace::Event;
+
+const EC_UNKNOWN: u64 = 0x00;
+const EC_HVC64: u64 = 0x16;
+const EC_SMC64: u64 = 0x17;
+const EC_SYSREG: u64 = 0x18;
+const EC_IABT_LOWER: u64 = 0x20;
+const EC_IABT_SAME: u64 = 0x21;
+const EC_DABT_LOWER: u64 = 0x24;
+const EC_DABT_SAME: u64 = 0x25;
+const ESR_IL: u64 = 1 << 25;
+/// Fault status "synchronous external abort, not on a table walk".
+const FSC_EXTERNAL_ABORT: u64 = 0x10;
+const ISS_WNR: u64 = 1 << 6;
+
+/// Entry from the vectors for every exception taken from the guest.
+pub extern "C" fn handle_lower(frame: &mut GuestFrame, kind: u64) {
+    match kind {
+        k if k == LowerKind::Sync as u64 => synchronous(frame),
+        k if k == LowerKind::Irq as u64 || k == LowerKind::Fiq as u64 => interrupt(),
+        _ => emit_here(&Event::Fault {
+            kind: "serror",
+            addr: el2::far(),
+            pc: frame.elr,
+            write: false,
+            size: 0,
+            why: "asynchronous abort from the guest",
+            action: "ignored",
+        }),
+    }
+    stop_if_requested(frame);
+}
+
+/// An exception taken at EL2 is a hypervisor bug: report it and stop.
+pub extern "C" fn handle_current(frame: &mut GuestFrame, kind: u64) {
+    panic!(
+        "exception at EL2 (kind {kind}): ESR {:#x} ELR {:#x} FAR {:#x}",
+        el2::esr(),
+        frame.elr,
+        el2::far()
+    );
+}
+
+/// FAST_STOP's SGI may be pending, or the stop may have started while this
+/// CPU was at EL2: either way the vCPU parks here instead of re-entering.
+fn stop_if_requested(frame: &mut GuestFrame) {
+    let hv = hv();
+    let me = cpu_index();
+    if let Some(generation) = hv.fast_stop.pending_for(&hv.table(), me) {
+        *frame = park::park_until_boot(me, Some(ParkReason::FastStop(generation)));
+    }
+}
+
+fn synchronous(frame: &mut GuestFrame) {
+    let esr = el2::esr();
+    match esr >> 26 & 0x3f {
+        EC_HVC64 => hypercall::handle(frame, esr as u16),
+        EC_SMC64 => {
+            // A trapped SMC returns to the SMC itself: step over it first, so
+            // whatever the call does with the frame starts from the next PC.
+            frame.elr += 4;
+            hypercall::handle(frame, esr as u16);
+        }
+        EC_DABT_LOWER => data_abort(frame, esr),
+        EC_IABT_LOWER => {
+            let ipa = el2::fault_ipa();
+            let fault = Fault { kind: "iabt", addr: ipa, write: false, size: 0, why: classify(ipa) };
+            contain(frame, fault, EC_IABT_SAME, FSC_EXTERNAL_ABORT);
+        }
+        EC_SYSREG => {
+            let why = "system register not emulated";
+            let fault = Fault { kind: "sysreg", addr: esr & 0x1ff_ffff, write: esr & 1 == 0, size: 8, why };
+            contain(frame, fault, EC_UNKNOWN, 0);
+        }
+        ec => {
+            let why = "exception class not handled";
+            contain(frame, Fault { kind: "undef", addr: ec, write: false, size: 0, why }, EC_UNKNOWN, 0);
+        }
+    }
+}
+
+fn data_abort(frame: &mut GuestFrame, esr: u64) {
+    let hv = hv();
+    match mmio::decode(esr, el2::far(), hpfar()) {
+        Ok(access) if hv.uart.contains(access.ipa) => {
+            let offset = (access.ipa - hv.uart.base) as usize;
+            if access.write {
+                let value = access.store_value_from(&frame.x) as u32;
+                console::guest_access(offset, Some(value));
+            } else {
+                let value = console::guest_access(offset, None);
+                access.apply_load(&mut frame.x, value.into());
+            }
+            frame.elr += 4;
+        }
+        Ok(access) => {
+            let why = classify(access.ipa);
+            let fault = Fault { kind: "dabt", addr: access.ipa, write: access.write, size: access.size, why };
+            contain(frame, fault, EC_DABT_SAME, FSC_EXTERNAL_ABORT | esr & ISS_WNR);
+        }
+        Err(e) => {
+            let fault = Fault { kind: "dabt", addr: e.ipa.unwrap_or(0), write: e.write, size: e.size, why: e.kind.why() };
+            contain(frame, fault, EC_DABT_SAME, FSC_EXTERNAL_ABORT | esr & ISS_WNR);
+        }
+    }
+}
+
+fn hpfar() -> u64 {
+    use aarch64_cpu::registers::{HPFAR_EL2, Readable};
+    HPFAR_EL2.get()
+}
+
+/// Why a guest access to `ipa` has no backing.
+fn classify(ipa: u64) -> &'static str {
+    let hv = hv();
+    if HV_REGION.contains(ipa) {
+        "hypervisor memory"
+    } else if hv.gicd.contains(ipa) || hv.gicr.iter().any(|r| r.contains(ipa)) {
+        "GIC not emulated"
+    } else {
+        "no guest memory or device there"
+    }
+}
+
+/// What the guest did that parkvisor will not do for it.
+struct Fault<'a> {
+    kind: &'a str,
+    addr: u64,
+    write: bool,
+    size: u8,
+    why: &'a str,
+}
+
+/// Traces a guest fault and hands it back to the guest as an exception, or,
+/// when the faulting instruction is inside the guest's own exception vectors
+/// (so it could never get out of the loop), stops the vCPU instead.
+fn contain(frame: &mut GuestFrame, fault: Fault<'_>, same_el_ec: u64, iss: u64) {
+    let in_own_vectors = frame.elr.wrapping_sub(el2::guest_vbar()) < 0x800;
+    let action = if in_own_vectors { "vcpu stopped (fault inside its own vectors)" } else { "abort injected" };
+    emit_here(&Event::Fault {
+        kind: fault.kind,
+        addr: fault.addr,
+        pc: frame.elr,
+        write: fault.write,
+        size: fault.size,
+        why: fault.why,
+        action,
+    });
+    if in_own_vectors {
+        *frame = park::park_until_boot(cpu_index(), Some(ParkReason::Fault));
+    } else {
+        inject(frame, same_el_ec, iss, el2::far());
+    }
+}
+
+/// Delivers a synchronous exception to the guest's EL1 vectors. `same_el_ec`
+/// is the class as seen from EL1; it becomes the "lower EL" class when the
+/// guest was at EL0.
+fn inject(frame: &mut GuestFrame, same_el_ec: u64, iss: u64, far: u64) {
+    let from_el0 = frame.spsr & 0xf == 0;
+    let ec = match same_el_ec {
+        EC_DABT_SAME if from_el0 => EC_DABT_LOWER,
+        EC_IABT_SAME if from_el0 => EC_IABT_LOWER,
+        ec => ec,
+    };
+    el2::inject_sync(frame, ec << 26 | ESR_IL | iss, far);
+}
+
+/// A physical interrupt arrived while the guest ran.
+fn interrupt() {
+    while let Some(intid) = gic::acknowledge() {
+        gic::end_of_interrupt(intid);
+        if intid != gic::SGI_KICK && intid != gic::SGI_STOP {
+            log::warn!("physical interrupt {intid:?} has no virtual route yet; dropped");
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! FAST_STOP: take every other vCPU out of the guest in parallel and return
+//! only once each one has provably parked (abi.md, vendor call 0xC6000001).
+//!
+//! Protocol, for caller C and generation G:
+//! 1. C becomes the single owner (a second caller gets DENIED) and publishes
+//!    `active = G` (SeqCst).
+//! 2. If any other vCPU is not OFF, C sends ONE physical SGI broadcast
+//!    (IRM=1, "all but self"). Physical IRQs are routed to EL2, so the SGI
+//!    lands even while the guest spins with DAIF masked.
+//! 3. Each target, at EL2 (IRQ handler, park loop, or just before entering the
+//!    guest), sees `pending_for(me) == Some(G)`, cleans its guest state and
+//!    parks with the single release store `state = OFF | ack G`.
+//! 4. C waits until every other vCPU is OFF or the deadline passes, then
+//!    clears `active` and counts: stopped = vCPUs that acknowledged G,
+//!    unconfirmed = vCPUs still not OFF.
+//!
+//! A vCPU that CPU_ON starts while a stop is active parks before it executes
+//! a guest instruction (and is counted as stopped); one that parks by its own
+//! CPU_OFF meanwhile keeps its old acknowledgement and is not counted.
+
+use crate::sync::{AtomicU64, AtomicUsize, Ordering, spin_hint};
+use crate::vcpu::{PowerState, VcpuTable};
+
+/// `timeout_us == 0` means this many microseconds.
+pub const DEFAULT_TIMEOUT_US: u64 = 1_000_000;
+
+const NO_OWNER: usize = usize::MAX;
+
+/// What FAST_STOP returns in x0..x3, plus protocol counters for benchmarks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StopReport {
+    /// 0, -2 (bad flags), -3 (another FAST_STOP in progress), -6 (deadline).
+    pub result: i64,
+    /// vCPUs this call moved from ON/ON_PENDING to parked.
+    pub stopped: u64,
+    /// vCPUs not confirmed parked by the deadline.
+    pub unconfirmed: u64,
+    /// Nanoseconds from entry to the last acknowledgement.
+    pub elapsed_ns: u64,
+    /// Physical SGI writes issued (0 or 1).
+    pub sgi_writes: u32,
+    /// Generation number of this stop (0 if it never started).
+    pub generation: u64,
+}
+
+impl StopReport {
+    fn refused(result: i64) -> Self {
+        Self { result, stopped: 0, unconfirmed: 0, elapsed_ns: 0, sgi_writes: 0, generation: 0 }
+    }
+
+    /// x0..x3 as abi.md defines them.
+    pub fn registers(&self) -> [u64; 4] {
+        [self.result as u64, self.stopped, self.unconfirmed, self.elapsed_ns]
+    }
+}
+
+/// What the protocol needs from the machine.
+pub trait StopPlatform {
+    /// Monotonic nanoseconds.
+    fn now_ns(&self) -> u64;
+    /// One SGI broadcast to every physical CPU but the caller's.
+    fn broadcast_stop_sgi(&self);
+}
+
+/// The global fast-stop coordinator.
+pub struct FastStop {
+    owner: AtomicUsize,
+    active: AtomicU64,
+    last_generation: AtomicU64,
+}
+
+impl Default for FastStop {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FastStop {
+    pub fn new() -> Self {
+        Self {
+            owner: AtomicUsize::new(NO_OWNER),
+            active: AtomicU64::new(0),
+            last_generation: AtomicU64::new(0),
+        }
+    }
+
+    /// The generation `me` must stop for, if a stop by another vCPU is active
+    /// and `me` has not acknowledged it yet. Checked by every CPU at EL2 before
+    /// it (re-)enters the guest.
+    pub fn pending_for(&self, table: &VcpuTable<'_>, me: usize) -> Option<u64> {
+        let generation = self.active.load(Ordering::SeqCst);
+        if generation == 0 || self.owner.load(Ordering::Acquire) == me {
+            return None;
+        }
+        (table.slot(me).acked_generation() < generation).then_some(generation)
+    }
+
+    /// Runs FAST_STOP for vCPU `caller`. `entry_ns` is the hypercall's entry
+    /// time on the platform clock.
+    pub fn run(
+        &self,
+        table: &VcpuTable<'_>,
+        caller: usize,
+        timeout_us: u64,
+        flags: u64,
+        entry_ns: u64,
+        platform: &impl StopPlatform,
+    ) -> StopReport {
+        if flags != 0 {
+            return StopReport::refused(-2);
+        }
+        if self
+            .owner
+            .compare_exchange(NO_OWNER, caller, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return StopReport::refused(-3);
+        }
+        let generation = self.last_generation.fetch_add(1, Ordering::Relaxed) + 1;
+        self.active.store(generation, Ordering::SeqCst);
+
+        let others = || (0..table.len()).filter(move |&i| i != caller);
+        let mut sgi_writes = 0;
+        if others().any(|i| table.slot(i).state() != PowerState::Off) {
+            platform.broadcast_stop_sgi();
+            sgi_writes = 1;
+        }
+
+        let timeout_us = if timeout_us == 0 { DEFAULT_TIMEOUT_US } else { timeout_us };
+        let deadline = entry_ns.saturating_add(timeout_us.saturating_mul(1000));
+        // The time of the observation that found everyone parked (or the
+        // deadline passed) is "the last acknowledgement" as the caller saw it.
+        let observed = loop {
+            let now = platform.now_ns();
+            if others().all(|i| table.slot(i).state() == PowerState::Off) || now >= deadline {
+                break now;
+            }
+            spin_hint();
+        };
+        self.active.store(0, Ordering::SeqCst);
+
+        let stopped = others()
+            .filter(|&i| table.slot(i).acked_generation() == generation)
+            .count() as u64;
+        let unconfirmed = others()
+            .filter(|&i| table.slot(i).state() != PowerState::Off)
+            .count() as u64;
+        self.owner.store(NO_OWNER, Ordering::Release);
+        StopReport {
+            result: if unconfirmed == 0 { 0 } else { -6 },
+            stopped,
+            unconfirmed,
+            elapsed_ns: observed.saturating_sub(entry_ns),
+            sgi_writes,
+            generation,
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::vcpu::{BootRequest, VcpuSlot};
+    use core::cell::Cell;
+
+    /// A platform whose clock advances 100 ns per reading and whose SGI makes
+    /// every targeted vCPU in `responsive` park at once.
+    struct Fake<'a> {
+        clock: Cell<u64>,
+        table: &'a VcpuTable<'a>,
+        stop: &'a FastStop,
+        responsive: Vec<usize>,
+        sgis: Cell<u32>,
+    }
+
+    impl StopPlatform for Fake<'_> {
+        fn now_ns(&self) -> u64 {
+            self.clock.set(self.clock.get() + 100);
+            self.clock.get()
+        }
+        fn broadcast_stop_sgi(&self) {
+            self.sgis.set(self.sgis.get() + 1);
+            for &i in &self.responsive {
+                if let Some(generation) = self.stop.pending_for(self.table, i) {
+                    self.table.slot(i).park(Some(generation));
+                }
+            }
+        }
+    }
+
+    fn running(n: usize) -> (Vec<VcpuSlot>, Vec<u64>) {
+        ((0..n).map(|_| VcpuSlot::new_on()).collect(), (0..n as u64).collect())
+    }
+
+    #[test]
+    fn stops_every_running_vcpu_with_one_sgi() {
+        let (slots, mpidrs) = running(8);
+        let table = VcpuTable::new(&slots, &mpidrs);
+        let stop = FastStop::new();
+        let fake = Fake {
+            clock: Cell::new(0),
+            table: &table,
+            stop: &stop,
+            responsive: (1..8).collect(),
+            sgis: Cell::new(0),
+        };
+        let r = stop.run(&table, 0, 0, 0, 0, &fake);
+        assert_eq!((r.result, r.stopped, r.unconfirmed, r.sgi_writes), (0, 7, 0, 1));
+        assert!(r.elapsed_ns > 0);
+        assert_eq!(fake.sgis.get(), 1);
+        assert_eq!(slots[0].state(), PowerState::On, "the caller keeps running");
+        assert!((1..8).all(|i| slots[i].state() == PowerState::Off));
+        // Nothing left running: 0 stopped, no SGI at all.
+        let r = stop.run(&table, 0, 0, 0, 0, &fake);
+        assert_eq!((r.result, r.stopped, r.unconfirmed, r.sgi_writes), (0, 0, 0, 0));
+    }
+
+    #[test]
+    fn already_off_vcpus_count_in_neither_total() {
+        let (slots, mpidrs) = running(4);
+        slots[2].park(None);
+        let table = VcpuTable::new(&slots, &mpidrs);
+        let stop = FastStop::new();
+        let fake = Fake {
+            clock: Cell::new(0),
+            table: &table,
+            stop: &stop,
+            responsive: vec![1, 3],
+            sgis: Cell::new(0),
+        };
+        let r = stop.run(&table, 0, 0, 0, 0, &fake);
+        assert_eq!((r.result, r.stopped, r.unconfirmed), (0, 2, 0));
+    }
+
+    #[test]
+    fn deadline_reports_honest_counts() {
+        let (slots, mpidrs) = running(4);
+        let table = VcpuTable::new(&slots, &mpidrs);
+        let stop = FastStop::new();
+        let fake = Fake {
+            clock: Cell::new(0),
+            table: &table,
+            stop: &stop,
+            responsive: vec![1],
+            sgis: Cell::new(0),
+        };
+        let r = stop.run(&table, 0, 5, 0, 0, &fake);
+        assert_eq!((r.result, r.stopped, r.unconfirmed), (-6, 1, 2));
+        assert!(r.elapsed_ns >= 5_000, "waited until the deadline: {}", r.elapsed_ns);
+        // After the stop ended, the survivors are not asked to stop any more.
+        assert_eq!(stop.pending_for(&table, 2), None);
+    }
+
+    #[test]
+    fn bad_flags_and_concurrent_callers_are_refused() {
+        let (slots, mpidrs) = running(2);
+        let table = VcpuTable::new(&slots, &mpidrs);
+        let stop = FastStop::new();
+        let fake = Fake {
+            clock: Cell::new(0),
+            table: &table,
+            stop: &stop,
+            responsive: vec![],
+            sgis: Cell::new(0),
+        };
+        assert_eq!(stop.run(&table, 0, 0, 1, 0, &fake).result, -2);
+        stop.owner.store(1, Ordering::SeqCst);
+        assert_eq!(stop.run(&table, 0, 0, 0, 0, &fake).result, -3);
+    }
+
+    #[test]
+    fn a_vcpu_started_during_a_stop_parks_before_entering() {
+        let (slots, mpidrs) = running(3);
+        slots[2].park(None);
+        let table = VcpuTable::new(&slots, &mpidrs);
+        let stop = FastStop::new();
+        stop.owner.store(0, Ordering::SeqCst);
+        stop.active.store(1, Ordering::SeqCst);
+        // vCPU 1 (being stopped) issues CPU_ON for vCPU 2.
+        slots[2].try_claim().unwrap();
+        slots[2].publish_boot(BootRequest { entry: 0, context_id: 0 });
+        assert_eq!(stop.pending_for(&table, 2), Some(1));
+        assert_eq!(stop.pending_for(&table, 0), None, "never the owner");
+        slots[2].park(Some(1));
+        assert_eq!(stop.pending_for(&table, 2), None, "acknowledged once");
+    }
+}

@@ -1,0 +1,19 @@
+//! parkvisor: a thin AArch64 EL2 hypervisor that manages a guest's secondary
+//! CPUs. This library is the portable core (host unit-tested); everything that
+//! touches AArch64 hardware lives in `arch`, built only for bare metal.
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod dtb;
+pub mod fast_stop;
+pub mod image;
+pub mod mmio;
+pub mod psci;
+pub mod smccc;
+pub mod sync;
+pub mod trace;
+pub mod vcpu;
+
+#[cfg(target_os = "none")]
+pub mod arch;

@@ -1,0 +1,220 @@
+//! PSCI 1.1 semantics for the guest: which functions exist, what each answers,
+//! and the CPU_ON / AFFINITY_INFO rules over the vCPU table. Decoding of the
+//! raw call lives in `smccc`; acting on the hardware (parking, waking, calling
+//! the firmware) lives in `arch`. Everything here is portable and host-tested.
+
+use crate::vcpu::{BootRequest, PowerState, VcpuTable};
+use smccc::psci::{self as ids, error};
+
+/// PSCI_VERSION answer: major 1, minor 1.
+pub const VERSION: u64 = 0x0001_0001;
+
+/// MIGRATE_INFO_TYPE answer: no Trusted OS, nothing to migrate.
+pub const MIGRATE_INFO_TYPE_NONE: u64 = 2;
+
+/// Functions parkvisor implements, as PSCI_FEATURES reports them.
+const IMPLEMENTED: &[u32] = &[
+    ids::PSCI_VERSION,
+    ids::PSCI_CPU_SUSPEND_32,
+    ids::PSCI_CPU_SUSPEND_64,
+    ids::PSCI_CPU_OFF,
+    ids::PSCI_CPU_ON_32,
+    ids::PSCI_CPU_ON_64,
+    ids::PSCI_AFFINITY_INFO_32,
+    ids::PSCI_AFFINITY_INFO_64,
+    ids::PSCI_MIGRATE_INFO_TYPE,
+    ids::PSCI_SYSTEM_OFF,
+    ids::PSCI_SYSTEM_RESET,
+    ids::PSCI_SYSTEM_RESET2_64,
+    ids::PSCI_FEATURES,
+    // SMCCC_VERSION: PSCI_FEATURES says SUCCESS so guests use SMCCC 1.1.
+    0x8000_0000,
+];
+
+/// PSCI_FEATURES(function_id).
+pub fn features(function_id: u64) -> i64 {
+    let Ok(id) = u32::try_from(function_id) else {
+        return error::NOT_SUPPORTED.into();
+    };
+    if !IMPLEMENTED.contains(&id) {
+        return error::NOT_SUPPORTED.into();
+    }
+    // For CPU_SUSPEND the flags are 0 too: bit 1 clear = no OS-initiated
+    // mode, bit 0 clear = original power_state format.
+    0
+}
+
+/// What CPU_SUSPEND asks for, decoded from `power_state` (original format).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Suspend {
+    /// Wait for a wake-up event, then return SUCCESS with state retained.
+    Standby,
+    /// Context is lost; on wake-up the CPU restarts at `entry` with x0 =
+    /// `context_id`, as after CPU_ON.
+    Powerdown(BootRequest),
+}
+
+const POWER_STATE_TYPE_POWERDOWN: u64 = 1 << 16;
+
+/// Decodes CPU_SUSPEND's arguments; `Err` is the PSCI error to return.
+pub fn suspend(
+    power_state: u64,
+    entry: u64,
+    context_id: u64,
+    is_guest_ram: impl Fn(u64) -> bool,
+) -> Result<Suspend, i64> {
+    if power_state & POWER_STATE_TYPE_POWERDOWN == 0 {
+        return Ok(Suspend::Standby);
+    }
+    if !is_guest_ram(entry) {
+        return Err(error::INVALID_ADDRESS.into());
+    }
+    Ok(Suspend::Powerdown(BootRequest { entry, context_id }))
+}
+
+/// CPU_ON(target, entry, context_id) issued by vCPU `caller`.
+/// On success the target's boot request is published and its index returned;
+/// the caller must then wake the target's physical CPU.
+pub fn cpu_on(
+    table: &VcpuTable<'_>,
+    target_mpidr: u64,
+    entry: u64,
+    context_id: u64,
+    is_guest_ram: impl Fn(u64) -> bool,
+) -> Result<usize, i64> {
+    let Some(target) = table.index_of(target_mpidr) else {
+        return Err(error::INVALID_PARAMETERS.into());
+    };
+    if target_mpidr & !crate::vcpu::MPIDR_AFF_MASK != 0 {
+        // Only affinity fields may be set in the target argument.
+        return Err(error::INVALID_PARAMETERS.into());
+    }
+    if !is_guest_ram(entry) {
+        return Err(error::INVALID_ADDRESS.into());
+    }
+    let slot = table.slot(target);
+    match slot.try_claim() {
+        Ok(()) => {
+            slot.publish_boot(BootRequest { entry, context_id });
+            Ok(target)
+        }
+        Err(PowerState::On) => Err(error::ALREADY_ON.into()),
+        Err(_) => Err(error::ON_PENDING.into()),
+    }
+}
+
+/// AFFINITY_INFO(target_affinity, lowest_affinity_level).
+/// Level 0 answers for one vCPU; higher levels for every vCPU sharing the
+/// affinity fields above that level: ON if any is ON, else ON_PENDING if any
+/// is pending, else OFF.
+pub fn affinity_info(table: &VcpuTable<'_>, target_affinity: u64, level: u64) -> i64 {
+    if level > 3 || target_affinity & !crate::vcpu::MPIDR_AFF_MASK != 0 {
+        return error::INVALID_PARAMETERS.into();
+    }
+    let mut any = false;
+    let mut aggregate = PowerState::Off;
+    for index in table.matching(target_affinity, level as u32) {
+        any = true;
+        match table.slot(index).state() {
+            PowerState::On => return PowerState::On.affinity_info() as i64,
+            PowerState::OnPending => aggregate = PowerState::OnPending,
+            PowerState::Off => {}
+        }
+    }
+    if !any {
+        return error::INVALID_PARAMETERS.into();
+    }
+    aggregate.affinity_info() as i64
+}
+
+/// SYSTEM_RESET2 reset types parkvisor accepts: architectural warm reset (0).
+/// Vendor-specific types (bit 31 set) and other architectural types are not
+/// supported.
+pub fn system_reset2(reset_type: u64) -> Result<(), i64> {
+    match reset_type as u32 {
+        0 => Ok(()),
+        t if t & 0x8000_0000 != 0 => Err(error::NOT_SUPPORTED.into()),
+        _ => Err(error::INVALID_PARAMETERS.into()),
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::vcpu::VcpuSlot;
+
+    fn ram(addr: u64) -> bool {
+        (0x4400_0000..0x8000_0000).contains(&addr)
+    }
+
+    fn table_of(n: usize) -> (Vec<VcpuSlot>, Vec<u64>) {
+        let slots = (0..n)
+            .map(|i| if i == 0 { VcpuSlot::new_on() } else { VcpuSlot::new() })
+            .collect();
+        let mpidrs = (0..n as u64).map(|i| (i / 4) << 8 | (i % 4)).collect();
+        (slots, mpidrs)
+    }
+
+    #[test]
+    fn features_of_implemented_and_unknown_functions() {
+        for id in IMPLEMENTED {
+            assert_eq!(features(u64::from(*id)), 0, "{id:#x}");
+        }
+        for id in [1337u64, 0x8400_000E, 0xC400_000E, 0x8600_0000, 0x1_8400_0000, u64::MAX] {
+            assert_eq!(features(id), -1, "{id:#x}");
+        }
+    }
+
+    #[test]
+    fn cpu_on_rules() {
+        let (slots, mpidrs) = table_of(4);
+        let t = VcpuTable::new(&slots, &mpidrs);
+        assert_eq!(cpu_on(&t, 0, 0x4800_0000, 0, ram), Err(-4), "boot CPU is on");
+        assert_eq!(cpu_on(&t, 0x7, 0x4800_0000, 0, ram), Err(-2), "no such CPU");
+        assert_eq!(cpu_on(&t, 1 << 40, 0x4800_0000, 0, ram), Err(-2));
+        assert_eq!(cpu_on(&t, 1, 0x4000_0000, 0, ram), Err(-9), "hypervisor memory");
+        assert_eq!(cpu_on(&t, 1, 0, 0, ram), Err(-9));
+        assert_eq!(slots[1].state(), PowerState::Off, "failed calls change nothing");
+        assert_eq!(cpu_on(&t, 1, 0x4800_0000, 42, ram), Ok(1));
+        assert_eq!(cpu_on(&t, 1, 0x4800_0000, 43, ram), Err(-5));
+        assert_eq!(
+            slots[1].boot_request(),
+            Some(BootRequest { entry: 0x4800_0000, context_id: 42 }),
+            "the losing call must not overwrite the winner's request"
+        );
+        slots[1].mark_on();
+        assert_eq!(cpu_on(&t, 1, 0x4800_0000, 0, ram), Err(-4));
+    }
+
+    #[test]
+    fn affinity_info_levels() {
+        let (slots, mpidrs) = table_of(8);
+        let t = VcpuTable::new(&slots, &mpidrs);
+        assert_eq!(affinity_info(&t, 0, 0), 0);
+        assert_eq!(affinity_info(&t, 1, 0), 1);
+        assert_eq!(affinity_info(&t, 0x100, 0), 1);
+        assert_eq!(affinity_info(&t, 0x100, 1), 1, "cluster 1 is all off");
+        assert_eq!(affinity_info(&t, 0x3, 1), 0, "cluster 0 has CPU0 on");
+        cpu_on(&t, 0x102, 0x4800_0000, 0, ram).unwrap();
+        assert_eq!(affinity_info(&t, 0x102, 0), 2);
+        assert_eq!(affinity_info(&t, 0x100, 1), 2);
+        assert_eq!(affinity_info(&t, 0, 2), 0);
+        assert_eq!(affinity_info(&t, 0, 4), -2, "invalid level");
+        assert_eq!(affinity_info(&t, 0x200, 0), -2, "unknown MPIDR");
+        assert_eq!(affinity_info(&t, 0x200, 1), -2, "unknown cluster");
+        assert_eq!(affinity_info(&t, 1 << 41, 0), -2, "non-affinity bits");
+    }
+
+    #[test]
+    fn suspend_and_reset2_arguments() {
+        assert_eq!(suspend(0, 0, 0, ram), Ok(Suspend::Standby));
+        assert_eq!(
+            suspend(1 << 16, 0x4800_0000, 9, ram),
+            Ok(Suspend::Powerdown(BootRequest { entry: 0x4800_0000, context_id: 9 }))
+        );
+        assert_eq!(suspend(1 << 16, 0x100, 9, ram), Err(-9));
+        assert_eq!(system_reset2(0), Ok(()));
+        assert_eq!(system_reset2(0x8000_0000), Err(-1));
+        assert_eq!(system_reset2(1), Err(-2));
+    }
+}

@@ -1,0 +1,294 @@
+//! vCPU power states and the park / CPU_ON handshake between physical CPUs.
+//!
+//! Each vCPU has one atomic *state word*: the power state in the low byte and,
+//! above it, the generation of the last fast-stop this vCPU acknowledged. One
+//! word means "I am parked" and "I acknowledge stop N" are a single release
+//! store, so nobody can observe one without the other.
+//!
+//! Who may change the word:
+//! * any CPU: `OFF -> CLAIMED` (CPU_ON won the race) and `CLAIMED -> ON_PENDING`
+//!   (boot request published, by the same CPU that claimed);
+//! * only the vCPU's own physical CPU: `ON_PENDING -> ON` (entering the guest),
+//!   `ON/ON_PENDING -> OFF` (CPU_OFF, fast-stop, cancelled boot).
+//!
+//! `OFF` is published only by the vCPU's own CPU, after it has left guest
+//! context and cleaned up, so AFFINITY_INFO never reports OFF for a CPU that
+//! can still execute guest code.
+
+use crate::sync::{AtomicU64, Ordering};
+
+/// The most vCPUs parkvisor manages (QEMU virt with GICv3 allows 512).
+pub const MAX_VCPUS: usize = 512;
+
+/// Guest-visible PSCI power state of one vCPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PowerState {
+    /// Parked in EL2, outside guest memory.
+    Off,
+    /// CPU_ON accepted, not yet executing guest code.
+    OnPending,
+    /// Executing guest code (or trapped to EL2 on its behalf).
+    On,
+}
+
+impl PowerState {
+    /// Name used in trace lines and docs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            PowerState::Off => "OFF",
+            PowerState::OnPending => "ON_PENDING",
+            PowerState::On => "ON",
+        }
+    }
+
+    /// Value returned by PSCI AFFINITY_INFO and the VCPU_STATE hypercall.
+    pub const fn affinity_info(self) -> u64 {
+        match self {
+            PowerState::On => 0,
+            PowerState::Off => 1,
+            PowerState::OnPending => 2,
+        }
+    }
+}
+
+const OFF: u64 = 0;
+const CLAIMED: u64 = 1;
+const ON_PENDING: u64 = 2;
+const ON: u64 = 3;
+const STATE_MASK: u64 = 0xff;
+const GEN_SHIFT: u32 = 8;
+
+const fn decode(word: u64) -> PowerState {
+    match word & STATE_MASK {
+        OFF => PowerState::Off,
+        CLAIMED | ON_PENDING => PowerState::OnPending,
+        _ => PowerState::On,
+    }
+}
+
+/// Where a vCPU starts executing when CPU_ON brings it up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BootRequest {
+    pub entry: u64,
+    pub context_id: u64,
+}
+
+/// The shared, lock-free part of one vCPU.
+pub struct VcpuSlot {
+    word: AtomicU64,
+    entry: AtomicU64,
+    context_id: AtomicU64,
+}
+
+impl Default for VcpuSlot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl VcpuSlot {
+    /// A vCPU that starts OFF.
+    pub fn new() -> Self {
+        Self {
+            word: AtomicU64::new(OFF),
+            entry: AtomicU64::new(0),
+            context_id: AtomicU64::new(0),
+        }
+    }
+
+    /// A vCPU that starts ON (the boot vCPU).
+    pub fn new_on() -> Self {
+        let slot = Self::new();
+        slot.word.store(ON, Ordering::Relaxed);
+        slot
+    }
+
+    /// Current guest-visible state (acquire: pairs with the owner's publish).
+    pub fn state(&self) -> PowerState {
+        decode(self.word.load(Ordering::Acquire))
+    }
+
+    /// Generation of the last fast-stop this vCPU acknowledged.
+    pub fn acked_generation(&self) -> u64 {
+        self.word.load(Ordering::Acquire) >> GEN_SHIFT
+    }
+
+    /// CPU_ON, step 1, on the calling CPU: win the right to boot this vCPU.
+    /// Fails with the state that made it lose (ON or ON_PENDING).
+    pub fn try_claim(&self) -> Result<(), PowerState> {
+        let mut cur = self.word.load(Ordering::Acquire);
+        loop {
+            if cur & STATE_MASK != OFF {
+                return Err(decode(cur));
+            }
+            let claimed = (cur & !STATE_MASK) | CLAIMED;
+            match self
+                .word
+                .compare_exchange(cur, claimed, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Ok(()),
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// CPU_ON, step 2, on the calling CPU that claimed: publish where to start.
+    /// The caller then wakes the target (SEV).
+    pub fn publish_boot(&self, request: BootRequest) {
+        self.entry.store(request.entry, Ordering::Relaxed);
+        self.context_id.store(request.context_id, Ordering::Relaxed);
+        let cur = self.word.load(Ordering::Relaxed);
+        debug_assert_eq!(cur & STATE_MASK, CLAIMED, "publish_boot without a claim");
+        // Release: the entry point and context id are visible before ON_PENDING.
+        self.word
+            .store((cur & !STATE_MASK) | ON_PENDING, Ordering::Release);
+    }
+
+    /// On the vCPU's own CPU, in the park loop: the pending boot request, if any.
+    pub fn boot_request(&self) -> Option<BootRequest> {
+        if self.word.load(Ordering::Acquire) & STATE_MASK != ON_PENDING {
+            return None;
+        }
+        Some(BootRequest {
+            entry: self.entry.load(Ordering::Relaxed),
+            context_id: self.context_id.load(Ordering::Relaxed),
+        })
+    }
+
+    /// On the vCPU's own CPU: ON_PENDING -> ON, just before entering the guest.
+    /// Sequentially consistent so that a fast-stop that starts concurrently
+    /// either sees this vCPU ON or is seen by its post-entry check.
+    pub fn mark_on(&self) {
+        let cur = self.word.load(Ordering::Relaxed);
+        debug_assert_eq!(cur & STATE_MASK, ON_PENDING, "mark_on from a non-pending state");
+        self.word.store((cur & !STATE_MASK) | ON, Ordering::SeqCst);
+    }
+
+    /// On the vCPU's own CPU, after it has left guest context and cleaned up:
+    /// publish OFF, acknowledging fast-stop `generation` in the same store.
+    /// `None` keeps the previous acknowledgement (CPU_OFF, cancelled boot).
+    pub fn park(&self, generation: Option<u64>) {
+        let cur = self.word.load(Ordering::Relaxed);
+        let ack = generation.unwrap_or(cur >> GEN_SHIFT);
+        self.word.store(ack << GEN_SHIFT | OFF, Ordering::Release);
+    }
+}
+
+/// Every vCPU's slot and MPIDR, indexed by linear vCPU number.
+pub struct VcpuTable<'a> {
+    slots: &'a [VcpuSlot],
+    mpidrs: &'a [u64],
+}
+
+/// The MPIDR affinity fields (Aff3, Aff2, Aff1, Aff0).
+pub const MPIDR_AFF_MASK: u64 = 0xff_00ff_ffff;
+
+impl<'a> VcpuTable<'a> {
+    pub fn new(slots: &'a [VcpuSlot], mpidrs: &'a [u64]) -> Self {
+        assert_eq!(slots.len(), mpidrs.len());
+        Self { slots, mpidrs }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    pub fn slot(&self, index: usize) -> &'a VcpuSlot {
+        &self.slots[index]
+    }
+
+    pub fn mpidr(&self, index: usize) -> u64 {
+        self.mpidrs[index]
+    }
+
+    /// Linear index of the vCPU whose affinity fields equal `mpidr`'s.
+    pub fn index_of(&self, mpidr: u64) -> Option<usize> {
+        let want = mpidr & MPIDR_AFF_MASK;
+        self.mpidrs
+            .iter()
+            .position(|&m| m & MPIDR_AFF_MASK == want)
+    }
+
+    /// vCPUs whose affinity matches `mpidr` at `level` and above
+    /// (level 0: exactly that CPU; level 1: its cluster; ...).
+    pub fn matching(&self, mpidr: u64, level: u32) -> impl Iterator<Item = usize> + '_ {
+        let mask = affinity_mask_above(level);
+        let want = mpidr & mask;
+        (0..self.len()).filter(move |&i| self.mpidrs[i] & mask == want)
+    }
+}
+
+/// Mask of the MPIDR affinity fields at `level` and above.
+fn affinity_mask_above(level: u32) -> u64 {
+    match level {
+        0 => MPIDR_AFF_MASK,
+        1 => 0xff_00ff_ff00,
+        2 => 0xff_00ff_0000,
+        _ => 0xff_0000_0000,
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claim_publish_enter_park_cycle() {
+        let slot = VcpuSlot::new();
+        assert_eq!(slot.state(), PowerState::Off);
+        assert_eq!(slot.boot_request(), None);
+        slot.try_claim().unwrap();
+        assert_eq!(slot.state(), PowerState::OnPending);
+        // Claimed but not yet published: the target must not start.
+        assert_eq!(slot.boot_request(), None);
+        assert_eq!(slot.try_claim(), Err(PowerState::OnPending));
+        let req = BootRequest { entry: 0x4800_1000, context_id: 7 };
+        slot.publish_boot(req);
+        assert_eq!(slot.boot_request(), Some(req));
+        slot.mark_on();
+        assert_eq!(slot.state(), PowerState::On);
+        assert_eq!(slot.try_claim(), Err(PowerState::On));
+        slot.park(None);
+        assert_eq!(slot.state(), PowerState::Off);
+        assert_eq!(slot.boot_request(), None);
+    }
+
+    #[test]
+    fn park_keeps_or_sets_the_fast_stop_acknowledgement() {
+        let slot = VcpuSlot::new_on();
+        slot.park(Some(5));
+        assert_eq!(slot.acked_generation(), 5);
+        slot.try_claim().unwrap();
+        assert_eq!(slot.acked_generation(), 5, "a claim must not lose the ack");
+        slot.publish_boot(BootRequest { entry: 0, context_id: 0 });
+        slot.mark_on();
+        slot.park(None);
+        assert_eq!(slot.acked_generation(), 5);
+    }
+
+    #[test]
+    fn affinity_info_values_follow_psci() {
+        assert_eq!(PowerState::On.affinity_info(), 0);
+        assert_eq!(PowerState::Off.affinity_info(), 1);
+        assert_eq!(PowerState::OnPending.affinity_info(), 2);
+    }
+
+    #[test]
+    fn mpidr_lookup_and_affinity_levels() {
+        let slots: [VcpuSlot; 4] = core::array::from_fn(|_| VcpuSlot::new());
+        let mpidrs = [0x8000_0000, 0x8000_0001, 0x100, 0x1_0000_0000];
+        let t = VcpuTable::new(&slots, &mpidrs);
+        assert_eq!(t.index_of(0x1), Some(1), "MT/U bits are ignored");
+        assert_eq!(t.index_of(0x100), Some(2));
+        assert_eq!(t.index_of(0x1_0000_0000), Some(3));
+        assert_eq!(t.index_of(0x2), None);
+        let cluster0: Vec<_> = t.matching(0x5, 1).collect();
+        assert_eq!(cluster0, vec![0, 1]);
+        let all_aff3_0: Vec<_> = t.matching(0, 3).collect();
+        assert_eq!(all_aff3_0, vec![0, 1, 2]);
+    }
+}
