@@ -1,0 +1,128 @@
+//! Just enough GICv3 to let one PPI (the virtual timer) wake a CPU from
+//! WFI/standby while interrupts stay masked at the CPU (DAIF).
+
+use crate::env::Env;
+
+/// The EL1 virtual timer PPI.
+pub const VTIMER_INTID: u32 = 27;
+
+const GICD_CTLR: usize = 0x0;
+const GICR_STRIDE: usize = 0x20000;
+const GICR_TYPER: usize = 0x8;
+const GICR_WAKER: usize = 0x14;
+const SGI_BASE: usize = 0x10000;
+const GICR_IGROUPR0: usize = SGI_BASE + 0x80;
+const GICR_ISENABLER0: usize = SGI_BASE + 0x100;
+const GICR_ICENABLER0: usize = SGI_BASE + 0x180;
+const GICR_IPRIORITYR: usize = SGI_BASE + 0x400;
+
+fn rd32(a: usize) -> u32 {
+    // SAFETY: GIC MMIO, identity mapped.
+    unsafe { (a as *const u32).read_volatile() }
+}
+
+fn wr32(a: usize, v: u32) {
+    // SAFETY: GIC MMIO, identity mapped.
+    unsafe { (a as *mut u32).write_volatile(v) }
+}
+
+fn rd64(a: usize) -> u64 {
+    rd32(a) as u64 | (rd32(a + 4) as u64) << 32
+}
+
+/// The redistributor frame of the CPU with this MPIDR affinity.
+pub fn redistributor(env: &Env, mpidr: u64) -> Option<usize> {
+    if env.gicr == 0 {
+        return None;
+    }
+    let want = ((mpidr >> 32) & 0xFF) << 24 | (mpidr & 0xFF_FFFF);
+    let mut rd = env.gicr as usize;
+    for _ in 0..256 {
+        let typer = rd64(rd + GICR_TYPER);
+        if typer >> 32 == want {
+            return Some(rd);
+        }
+        if typer & (1 << 4) != 0 {
+            return None;
+        }
+        rd += GICR_STRIDE;
+    }
+    None
+}
+
+/// Enables group-1 delivery of PPI `intid` to the calling CPU (distributor,
+/// its redistributor, CPU interface). Interrupts stay masked in DAIF.
+pub fn enable_ppi(env: &Env, mpidr: u64, intid: u32) -> Result<(), crate::Msg> {
+    crate::ensure!(env.gicd != 0, "no GICv3 in the DTB");
+    let rd = redistributor(env, mpidr).ok_or_else(|| crate::msg!("no redistributor for mpidr {:#x}", mpidr))?;
+    // ARE_NS | EnableGrp1NS (bit 1) | EnableGrp1 in a single-security view.
+    let d = env.gicd as usize;
+    wr32(d + GICD_CTLR, rd32(d + GICD_CTLR) | (1 << 4) | (1 << 1) | 1);
+    // Wake the redistributor.
+    wr32(rd + GICR_WAKER, rd32(rd + GICR_WAKER) & !(1 << 1));
+    let _ = super::time::spin_until(100_000, || rd32(rd + GICR_WAKER) & (1 << 2) == 0);
+    let bit = 1u32 << intid;
+    wr32(rd + GICR_IGROUPR0, rd32(rd + GICR_IGROUPR0) | bit);
+    let pri = rd + GICR_IPRIORITYR + (intid as usize & !3);
+    let sh = (intid & 3) * 8;
+    wr32(pri, (rd32(pri) & !(0xFF << sh)) | (0x80 << sh));
+    wr32(rd + GICR_ISENABLER0, bit);
+    // SAFETY: CPU interface system registers.
+    unsafe {
+        core::arch::asm!(
+            "mrs {t}, icc_sre_el1",
+            "orr {t}, {t}, #1",
+            "msr icc_sre_el1, {t}",
+            "isb",
+            "mov {t}, #0xff",
+            "msr icc_pmr_el1, {t}",
+            "mov {t}, #1",
+            "msr icc_igrpen1_el1, {t}",
+            "isb",
+            t = out(reg) _,
+            options(nostack),
+        );
+    }
+    Ok(())
+}
+
+/// Disables PPI `intid` at the calling CPU's redistributor.
+pub fn disable_ppi(env: &Env, mpidr: u64, intid: u32) {
+    if let Some(rd) = redistributor(env, mpidr) {
+        wr32(rd + GICR_ICENABLER0, 1 << intid);
+    }
+}
+
+/// Arms the EL1 virtual timer to fire `us` from now (interrupt unmasked at
+/// the timer, still masked in DAIF).
+pub fn vtimer_arm(us: u64) {
+    let cval = super::time::counter() + super::time::us_to_ticks(us);
+    // SAFETY: EL1 virtual timer registers.
+    unsafe {
+        core::arch::asm!(
+            "msr cntv_cval_el0, {c}",
+            "mov {t}, #1",
+            "msr cntv_ctl_el0, {t}",
+            "isb",
+            c = in(reg) cval,
+            t = out(reg) _,
+            options(nostack),
+        );
+    }
+}
+
+/// Stops the virtual timer; returns CNTV_CTL_EL0 as it was (bit 2 ISTATUS).
+pub fn vtimer_stop() -> u64 {
+    let ctl: u64;
+    // SAFETY: EL1 virtual timer registers.
+    unsafe {
+        core::arch::asm!(
+            "mrs {c}, cntv_ctl_el0",
+            "msr cntv_ctl_el0, xzr",
+            "isb",
+            c = out(reg) ctl,
+            options(nostack),
+        );
+    }
+    ctl
+}

@@ -1,0 +1,253 @@
+//! What a guest learns from its device tree: boot options, the CPU list
+//! (MPIDRs, in `/cpus` order = linear vCPU index), RAM, GIC and UART.
+
+use crate::options::Options;
+use dtoolkit::fdt::Fdt;
+use dtoolkit::standard::Reg;
+use dtoolkit::FdtStringListIterator;
+use dtoolkit::{Node, Property, ToCellInt};
+
+/// Most CPUs a guest handles (slots, stacks).
+pub const MAX_CPUS: usize = 16;
+/// Most RAM ranges remembered.
+pub const MAX_MEM: usize = 4;
+const BOOTARGS_CAP: usize = 512;
+
+/// Facts about the machine, parsed once on the boot CPU.
+#[derive(Clone, Debug)]
+pub struct Env {
+    /// Where the DTB was.
+    pub dtb: u64,
+    bootargs: [u8; BOOTARGS_CAP],
+    bootargs_len: usize,
+    /// MPIDR affinity values (Aff3..Aff0) of the CPUs, by linear index.
+    pub cpus: [u64; MAX_CPUS],
+    pub ncpus: usize,
+    /// More CPUs were listed than [`MAX_CPUS`].
+    pub cpus_truncated: bool,
+    /// Linear index of the boot CPU (set by the runtime from MPIDR_EL1).
+    pub boot_idx: usize,
+    /// RAM ranges `(base, size)` from the `/memory` nodes.
+    pub mem: [(u64, u64); MAX_MEM],
+    pub nmem: usize,
+    /// GICv3 distributor and redistributor bases (0 when not found).
+    pub gicd: u64,
+    pub gicr: u64,
+    /// `/psci` `method` property (`hvc` or `smc`), if any.
+    pub psci_smc: bool,
+}
+
+/// Why a device tree could not be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnvError {
+    NoCpus,
+    BadCpuReg,
+    NoMemory,
+}
+
+impl Env {
+    /// An empty environment (no CPUs, no RAM).
+    pub const fn empty() -> Self {
+        Self {
+            dtb: 0,
+            bootargs: [0; BOOTARGS_CAP],
+            bootargs_len: 0,
+            cpus: [0; MAX_CPUS],
+            ncpus: 0,
+            cpus_truncated: false,
+            boot_idx: 0,
+            mem: [(0, 0); MAX_MEM],
+            nmem: 0,
+            gicd: 0,
+            gicr: 0,
+            psci_smc: false,
+        }
+    }
+
+    /// Reads everything from a parsed device tree.
+    pub fn from_fdt(fdt: Fdt<'_>, dtb_addr: u64) -> Result<Self, EnvError> {
+        let mut env = Self::empty();
+        env.dtb = dtb_addr;
+
+        if let Some(chosen) = fdt.chosen() {
+            if let Ok(Some(args)) = chosen.bootargs() {
+                env.set_bootargs(args);
+            }
+        }
+
+        let cpus = fdt.cpus().map_err(|_| EnvError::NoCpus)?;
+        for cpu in cpus.cpus() {
+            if let Some(status) = cpu.property("status") {
+                if let Ok(s) = status.value_as::<&str>() {
+                    if s != "okay" && s != "ok" {
+                        continue;
+                    }
+                }
+            }
+            let mut ids = cpu.ids().map_err(|_| EnvError::BadCpuReg)?;
+            let id: u64 = ids
+                .next()
+                .ok_or(EnvError::BadCpuReg)?
+                .to_int()
+                .map_err(|_| EnvError::BadCpuReg)?;
+            if env.ncpus == MAX_CPUS {
+                env.cpus_truncated = true;
+                break;
+            }
+            env.cpus[env.ncpus] = id;
+            env.ncpus += 1;
+        }
+        if env.ncpus == 0 {
+            return Err(EnvError::NoCpus);
+        }
+        // Linear vCPU index = position in ascending MPIDR order, whatever
+        // order the tree lists the nodes in.
+        env.cpus[..env.ncpus].sort_unstable();
+
+        for node in fdt.root().children() {
+            let name = node.name_without_address();
+            let is_memory = node
+                .property("device_type")
+                .and_then(|p| p.value_as::<&str>().ok())
+                .is_some_and(|t| t == "memory")
+                || name == "memory";
+            if is_memory {
+                if let Ok(Some(regs)) = node.reg() {
+                    for reg in regs {
+                        if env.nmem < MAX_MEM {
+                            if let Some(r) = reg_pair(reg) {
+                                if r.1 > 0 {
+                                    env.mem[env.nmem] = r;
+                                    env.nmem += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+                continue;
+            }
+            if has_compatible(&node, "arm,gic-v3") {
+                if let Ok(Some(mut regs)) = node.reg() {
+                    if let Some((d, _)) = regs.next().and_then(reg_pair) {
+                        env.gicd = d;
+                    }
+                    if let Some((r, _)) = regs.next().and_then(reg_pair) {
+                        env.gicr = r;
+                    }
+                }
+            }
+            if name == "psci" {
+                env.psci_smc = node
+                    .property("method")
+                    .and_then(|p| p.value_as::<&str>().ok())
+                    .is_some_and(|m| m == "smc");
+            }
+        }
+        if env.nmem == 0 {
+            return Err(EnvError::NoMemory);
+        }
+        Ok(env)
+    }
+
+    fn set_bootargs(&mut self, args: &str) {
+        let mut n = args.len().min(BOOTARGS_CAP);
+        while !args.is_char_boundary(n) {
+            n -= 1;
+        }
+        self.bootargs[..n].copy_from_slice(&args.as_bytes()[..n]);
+        self.bootargs_len = n;
+    }
+
+    pub fn bootargs(&self) -> &str {
+        core::str::from_utf8(&self.bootargs[..self.bootargs_len]).unwrap_or("")
+    }
+
+    pub fn opts(&self) -> Options<'_> {
+        Options::parse(self.bootargs())
+    }
+
+    /// Linear index of the CPU with this MPIDR affinity value.
+    pub fn index_of(&self, mpidr: u64) -> Option<usize> {
+        let aff = crate::abi::mpidr_aff(mpidr);
+        self.cpus[..self.ncpus].iter().position(|&c| c == aff)
+    }
+
+    /// MPIDR affinity of CPU `idx`.
+    pub fn mpidr(&self, idx: usize) -> u64 {
+        self.cpus[idx]
+    }
+
+    /// Indices of all CPUs except the boot CPU.
+    pub fn secondaries(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.ncpus).filter(move |&i| i != self.boot_idx)
+    }
+
+    /// Whether `[addr, addr+len)` lies inside one RAM range.
+    pub fn in_ram(&self, addr: u64, len: u64) -> bool {
+        self.mem[..self.nmem]
+            .iter()
+            .any(|&(b, s)| addr >= b && addr.checked_add(len).is_some_and(|e| e <= b + s))
+    }
+
+    /// One past the highest RAM address.
+    pub fn ram_end(&self) -> u64 {
+        self.mem[..self.nmem].iter().map(|&(b, s)| b + s).max().unwrap_or(0)
+    }
+
+    /// Lowest RAM address.
+    pub fn ram_start(&self) -> u64 {
+        self.mem[..self.nmem].iter().map(|&(b, _)| b).min().unwrap_or(0)
+    }
+
+    /// An MPIDR affinity value that names no CPU of this machine.
+    pub fn unknown_mpidr(&self) -> u64 {
+        // Aff0 = 0xFE within Aff1 = 0xFE: far beyond any QEMU virt layout;
+        // fall back to scanning if it happens to exist.
+        let mut cand = 0xFE_FE;
+        while self.index_of(cand).is_some() {
+            cand += 1;
+        }
+        cand
+    }
+}
+
+fn reg_pair(reg: Reg<'_>) -> Option<(u64, u64)> {
+    Some((reg.address::<u64>().ok()?, reg.size::<u64>().ok()?))
+}
+
+fn has_compatible<N: Node>(node: &N, want: &str) -> bool {
+    node.property("compatible")
+        .and_then(|p| p.value_as::<FdtStringListIterator<'_>>().ok())
+        .is_some_and(|mut it| it.any(|c| c == want))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Compiled from testdata/virt4.dts with `dtc -O dtb`.
+    static VIRT4: &[u8] = include_bytes!("../testdata/virt4.dtb");
+
+    #[test]
+    fn parses_qemu_like_tree() {
+        let fdt = Fdt::new(VIRT4).unwrap();
+        let env = Env::from_fdt(fdt, 0x4800_0000).unwrap();
+        assert_eq!(env.ncpus, 4);
+        assert_eq!(&env.cpus[..4], &[0, 1, 2, 3]);
+        assert_eq!(env.opts().suite(), Some("cpu_on"));
+        assert_eq!(env.nmem, 1);
+        assert_eq!(env.mem[0], (0x4400_0000, 0x1C00_0000));
+        assert_eq!(env.ram_end(), 0x6000_0000);
+        assert_eq!(env.gicd, 0x0800_0000);
+        assert_eq!(env.gicr, 0x080A_0000);
+        assert!(!env.psci_smc);
+        assert!(env.in_ram(0x4800_0000, 0x1000));
+        assert!(!env.in_ram(0x4020_0000, 4));
+        assert!(!env.in_ram(0x5FFF_FFFC, 8));
+        assert_eq!(env.index_of(0x8000_0002), Some(2));
+        assert_eq!(env.index_of(0x100), None);
+        assert!(env.index_of(env.unknown_mpidr()).is_none());
+        let sec: Vec<usize> = env.secondaries().collect();
+        assert_eq!(sec, vec![1, 2, 3]);
+    }
+}

@@ -1,0 +1,83 @@
+//! Helpers shared by the suites.
+
+use core::sync::atomic::{AtomicU64, Ordering::*};
+use guestlib::arch::smp::{self, job_wait};
+use guestlib::{Env, Msg, TestResult, ensure, msg};
+
+/// Scratch word a held job sets once it runs.
+pub const S_ALIVE: usize = 6;
+/// Scratch word the controller sets to let a held job return.
+pub const S_RELEASE: usize = 7;
+
+static COOKIE: AtomicU64 = AtomicU64::new(0x00A5_5A00_0000);
+
+/// A fresh context cookie (bits above the slot byte of context_id); uses
+/// the upper half of the register so a truncated x0 is caught.
+pub fn cookie() -> u64 {
+    0x00C0_DE00_0000_0000 >> 8 | COOKIE.fetch_add(1, Relaxed)
+}
+
+/// 32-bit-safe cookie for CPU_ON_32 (context_id fits in 32 bits).
+pub fn cookie32() -> u64 {
+    0x00C3_0000 | (COOKIE.fetch_add(1, Relaxed) & 0xFFFF)
+}
+
+/// Skips tests that need parkvisor when running on plain QEMU (`plain=1`).
+pub fn skip_plain(env: &Env) -> Option<Msg> {
+    env.opts().plain().then(|| msg!("needs parkvisor (plain QEMU run)"))
+}
+
+/// A job that marks itself alive and waits (bounded) to be released.
+pub fn hold_job(idx: usize, _ctx: u64) {
+    let s = smp::slot(idx);
+    s.scratch[S_ALIVE].store(1, Release);
+    job_wait(20_000_000, || s.scratch[S_RELEASE].load(Acquire) != 0);
+}
+
+/// A job that does nothing (the CPU goes straight to CPU_OFF).
+pub fn nop_job(_idx: usize, _ctx: u64) {}
+
+/// Starts CPU `idx` running [`hold_job`] and waits until it is alive.
+pub fn start_held(env: &Env, idx: usize) -> TestResult {
+    let s = smp::slot(idx);
+    s.clear_scratch();
+    smp::start(env, idx, hold_job, cookie())?;
+    ensure!(
+        guestlib::time::spin_until(2_000_000, || s.scratch[S_ALIVE].load(Acquire) != 0),
+        "cpu{} entered but its job never ran",
+        idx
+    );
+    Ok(())
+}
+
+/// Starts every secondary with [`hold_job`].
+pub fn start_all_held(env: &Env) -> TestResult {
+    for idx in env.secondaries() {
+        start_held(env, idx)?;
+    }
+    Ok(())
+}
+
+pub fn release(idx: usize) {
+    smp::slot(idx).scratch[S_RELEASE].store(1, Release);
+}
+
+/// Releases every secondary and waits for each to be OFF.
+pub fn release_all_and_wait_off(env: &Env) -> TestResult {
+    for idx in env.secondaries() {
+        release(idx);
+    }
+    for idx in env.secondaries() {
+        smp::wait_off(env, idx, 3_000_000)?;
+    }
+    Ok(())
+}
+
+/// Formats a list of small integers for messages.
+pub fn list(v: &[i32]) -> Msg {
+    let mut m = Msg::new();
+    for (i, x) in v.iter().enumerate() {
+        let _ = core::fmt::Write::write_fmt(&mut m, format_args!("{}{}", if i > 0 { "," } else { "" }, x));
+    }
+    m
+}

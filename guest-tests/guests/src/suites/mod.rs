@@ -1,0 +1,61 @@
+//! The suites. To add one: write `suites/<name>.rs` exposing a
+//! `pub static SUITE: Suite<Env>` (or a custom `fn(&Env) -> !`), and list it
+//! in [`ENTRIES`]. The host harness has its own table of what each suite must
+//! show (`guest-tests/harness/src/suites.rs`).
+
+use core::fmt;
+use guestlib::Env;
+use guestlib::framework::Suite;
+
+pub mod common;
+pub mod containment;
+pub mod demo;
+pub mod power;
+pub mod psci;
+
+/// How a suite runs.
+pub enum Kind {
+    /// Run the tests, print DONE, SYSTEM_OFF.
+    Tests(&'static Suite<Env>),
+    /// A suite that ends the system itself.
+    Custom(fn(&'static Env) -> !),
+}
+
+pub struct Entry {
+    pub name: &'static str,
+    pub kind: Kind,
+}
+
+pub static ENTRIES: &[Entry] = &[
+    Entry { name: "psci", kind: Kind::Tests(&psci::SUITE) },
+    Entry { name: "containment", kind: Kind::Tests(&containment::SUITE) },
+    Entry { name: "demo", kind: Kind::Tests(&demo::SUITE) },
+    Entry { name: "system_off", kind: Kind::Custom(power::system_off) },
+    Entry { name: "system_reset", kind: Kind::Custom(power::system_reset) },
+];
+
+pub fn find(name: &str) -> Option<&'static Entry> {
+    ENTRIES.iter().find(|e| e.name == name)
+}
+
+pub fn run_entry(e: &'static Entry, env: &'static Env) -> ! {
+    match e.kind {
+        Kind::Tests(s) => guestlib::run_and_power_off(s, env),
+        Kind::Custom(f) => f(env),
+    }
+}
+
+/// Displays the known suite names.
+pub struct Names;
+
+impl fmt::Display for Names {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in ENTRIES.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(e.name)?;
+        }
+        Ok(())
+    }
+}
