@@ -10,9 +10,10 @@ use dtoolkit::{Node, Property};
 
 use super::{DtbError, MemRange, cells};
 
-/// The most CPUs parkvisor keeps per-CPU state for. A DTB with more is refused
-/// rather than silently running with some CPUs unmanaged.
-pub const MAX_CPUS: usize = 16;
+/// The most CPUs parkvisor keeps per-CPU state for: one vCPU slot each, so
+/// exactly [`crate::vcpu::MAX_VCPUS`] (QEMU virt's GICv3 limit). A DTB with
+/// more is refused rather than silently running with some CPUs unmanaged.
+pub const MAX_CPUS: usize = crate::vcpu::MAX_VCPUS;
 
 /// MPIDR_EL1 bits that identify a CPU: Aff3 [39:32] and Aff2..Aff0 [23:0].
 pub const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;

@@ -77,14 +77,57 @@ fn parses_virt_8cpu() {
     assert!(p.initrd.is_some());
 }
 
+/// A minimal DTB whose `/cpus` has `n` CPUs, MPIDRs laid out as QEMU virt's
+/// GICv3 does it (16 per Aff1 cluster).
+fn dtb_with_cpus(n: usize) -> Vec<u8> {
+    let mut w = writer::FdtWriter::new();
+    w.begin_node("");
+    w.property_u32("#address-cells", 2);
+    w.property_u32("#size-cells", 2);
+    w.begin_node("cpus");
+    w.property_u32("#address-cells", 1);
+    w.property_u32("#size-cells", 0);
+    for i in 0..n as u32 {
+        let mpidr = (i / 16) << 8 | (i % 16);
+        w.begin_node(&alloc::format!("cpu@{mpidr:x}"));
+        w.property_str("device_type", "cpu");
+        w.property_u32("reg", mpidr);
+        w.end_node();
+    }
+    w.end_node();
+    w.end_node();
+    w.finish(0)
+}
+
+#[test]
+fn cpu_limit_is_the_vcpu_limit() {
+    assert_eq!(MAX_CPUS, crate::vcpu::MAX_VCPUS);
+    // The 20-CPU QEMU fixture (beyond the old limit of 16) is accepted.
+    assert_eq!(Platform::parse(VIRT_20CPU).unwrap().cpus.len(), 20);
+}
+
+#[test]
+fn accepts_exactly_max_cpus() {
+    let blob = dtb_with_cpus(MAX_CPUS);
+    let cpus = platform::cpus(Fdt::new(&blob).unwrap(), MAX_CPUS).unwrap();
+    assert_eq!(cpus.len(), MAX_CPUS);
+    assert_eq!(cpus[MAX_CPUS - 1].mpidr, ((MAX_CPUS as u64 - 1) / 16) << 8 | 0xf);
+}
+
 #[test]
 fn refuses_too_many_cpus() {
+    let blob = dtb_with_cpus(MAX_CPUS + 1);
     assert_eq!(
-        Platform::parse(VIRT_20CPU),
+        platform::cpus(Fdt::new(&blob).unwrap(), MAX_CPUS),
         Err(DtbError::TooManyCpus {
-            found: 20,
+            found: MAX_CPUS + 1,
             max: MAX_CPUS
         })
+    );
+    // The check itself, on a real QEMU DTB, with a smaller limit.
+    assert_eq!(
+        platform::cpus(Fdt::new(VIRT_20CPU).unwrap(), 16),
+        Err(DtbError::TooManyCpus { found: 20, max: 16 })
     );
 }
 
