@@ -1,1 +1,273 @@
-fn main() {}
+//! parkvisor guest-test harness: boots the bare-metal test guests under
+//! parkvisor in QEMU (through `scripts/run.sh`), one run per (suite, vCPU
+//! count), at most `--jobs` at a time, and judges each from its serial output
+//! and exit status. Ends with `harness: N passed, M failed`; exits 1 if any
+//! run failed, 2 on a usage or setup error.
+//!
+//! It builds nothing: build first with
+//!   cargo build --release -p parkvisor --target aarch64-unknown-none-softfloat
+//!   cargo build --release -p guests --target aarch64-unknown-none
+//! The guest ELF is converted to `guest.bin` (objcopy -O binary) next to it.
+
+mod judge;
+mod runner;
+mod suites;
+
+use judge::{Mode, judge};
+use runner::{Job, Setup};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+const USAGE: &str = "\
+usage: harness [options] [suite...]
+  suites: psci containment demo system_off system_reset (default: all)
+  --smp LIST         vCPU counts, comma separated (default 1,2,4,8)
+  --jobs N           QEMU runs at once (default 2)
+  --plain            run the guests on plain QEMU without parkvisor (development
+                     baseline; the guest skips what only parkvisor provides)
+  --direct           start QEMU directly instead of through scripts/run.sh
+  --hv-args ARGS     hypervisor command line (e.g. trace=calls)
+  --guest-args ARGS  extra guest bootargs (e.g. only=cpu_on_race)
+  --timeout SECONDS  per-run timeout (default: per suite, scaled by vCPUs)
+  --tail N           serial lines shown for a failed run (default 40)
+  --list             list the suites and exit";
+
+struct Opts {
+    suites: Vec<&'static suites::SuiteSpec>,
+    smp: Vec<u32>,
+    jobs: usize,
+    plain: bool,
+    direct: bool,
+    hv_args: String,
+    guest_args: String,
+    timeout: Option<u64>,
+    tail: usize,
+}
+
+fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
+    let mut o = Opts {
+        suites: Vec::new(),
+        smp: vec![1, 2, 4, 8],
+        jobs: 2,
+        plain: false,
+        direct: false,
+        hv_args: String::new(),
+        guest_args: String::new(),
+        timeout: None,
+        tail: 40,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
+        match a.as_str() {
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(None);
+            }
+            "--list" => {
+                for s in suites::SUITES {
+                    println!("{}", s.name);
+                }
+                return Ok(None);
+            }
+            "--smp" => {
+                o.smp = val("--smp")?
+                    .split(',')
+                    .map(|s| s.trim().parse::<u32>().ok().filter(|&n| (1..=16).contains(&n)))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or("--smp wants numbers 1..16, comma separated")?;
+            }
+            "--jobs" => {
+                o.jobs = val("--jobs")?.parse().ok().filter(|&n| n >= 1).ok_or("--jobs wants a positive number")?;
+            }
+            "--plain" => o.plain = true,
+            "--direct" => o.direct = true,
+            "--hv-args" => o.hv_args = val("--hv-args")?,
+            "--guest-args" => o.guest_args = val("--guest-args")?,
+            "--timeout" => o.timeout = Some(val("--timeout")?.parse().map_err(|_| "--timeout wants seconds")?),
+            "--tail" => o.tail = val("--tail")?.parse().map_err(|_| "--tail wants a number")?,
+            s if s.starts_with('-') => return Err(format!("unknown option {s}")),
+            s => o.suites.push(suites::find(s).ok_or(format!("unknown suite '{s}' (see --list)"))?),
+        }
+    }
+    if o.suites.is_empty() {
+        o.suites = suites::SUITES.iter().collect();
+    }
+    Ok(Some(o))
+}
+
+/// The repository root: the nearest ancestor of the working directory with
+/// `boards/qemu-virt/board.env`, else where this crate was built from.
+fn repo_root() -> PathBuf {
+    let has_board = |p: &Path| p.join("boards/qemu-virt/board.env").is_file();
+    if let Ok(mut d) = std::env::current_dir() {
+        loop {
+            if has_board(&d) {
+                return d;
+            }
+            if !d.pop() {
+                break;
+            }
+        }
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn setup(o: &Opts) -> Result<Setup, String> {
+    let root = repo_root().canonicalize().map_err(|e| format!("repo root: {e}"))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let target = if target.is_relative() { root.join(target) } else { target };
+    let elf = target.join("aarch64-unknown-none/release/guest");
+    if !elf.is_file() {
+        return Err(format!(
+            "no guest image at {}: build it with\n  cargo build --release -p guests --target aarch64-unknown-none",
+            elf.display()
+        ));
+    }
+    let mode = if o.plain { Mode::Plain } else { Mode::Hv };
+    let guest = match mode {
+        Mode::Plain => elf.clone(),
+        Mode::Hv => {
+            let bin = elf.with_file_name("guest.bin");
+            runner::elf_to_bin(&elf, &bin)?;
+            bin
+        }
+    };
+    let hv_elf = target.join("aarch64-unknown-none-softfloat/release/parkvisor");
+    if mode == Mode::Hv && !hv_elf.is_file() {
+        return Err(format!(
+            "no hypervisor at {}: build it with\n  cargo build --release -p parkvisor --target aarch64-unknown-none-softfloat",
+            hv_elf.display()
+        ));
+    }
+    let board_text = std::fs::read_to_string(root.join("boards/qemu-virt/board.env")).unwrap_or_default();
+    let use_run_sh = !o.direct && root.join("scripts/run.sh").is_file();
+    Ok(Setup {
+        log_dir: target.join("harness-logs"),
+        root,
+        mode,
+        guest,
+        hv_elf,
+        hv_args: o.hv_args.clone(),
+        use_run_sh,
+        board: runner::parse_board_env(&board_text),
+        extra_guest_args: o.guest_args.clone(),
+    })
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let o = match parse_args(&args) {
+        Ok(Some(o)) => o,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("harness: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let s = match setup(&o) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("harness: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut queue = VecDeque::new();
+    for spec in &o.suites {
+        for &smp in &o.smp {
+            queue.push_back((
+                *spec,
+                Job {
+                    suite: spec.name,
+                    smp,
+                    timeout_s: o.timeout.unwrap_or_else(|| spec.timeout(smp)),
+                    no_reboot: spec.end == suites::End::Reset,
+                },
+            ));
+        }
+    }
+    let total = queue.len();
+    println!(
+        "harness: {} run(s), {} at a time, {} ({})",
+        total,
+        o.jobs,
+        match s.mode {
+            Mode::Hv => "under parkvisor",
+            Mode::Plain => "plain QEMU, no hypervisor",
+        },
+        if s.use_run_sh { "via scripts/run.sh" } else { "QEMU started directly" }
+    );
+    let queue = Mutex::new(queue);
+    let results = Mutex::new((0usize, 0usize));
+    let print = Mutex::new(());
+    std::thread::scope(|sc| {
+        for _ in 0..o.jobs.min(total.max(1)) {
+            sc.spawn(|| loop {
+                let Some((spec, job)) = queue.lock().unwrap().pop_front() else { break };
+                let out = s.run(&job);
+                let v = judge(spec, job.smp, s.mode, &out.exit, &out.serial);
+                let _g = print.lock().unwrap();
+                if v.ok() {
+                    println!(
+                        "harness: ok   {:<24} {:>3} passed  {:6.1} s",
+                        job.label(),
+                        v.passed.unwrap_or(0),
+                        out.secs
+                    );
+                    results.lock().unwrap().0 += 1;
+                } else {
+                    println!("harness: FAIL {:<24} {:6.1} s  (log: {})", job.label(), out.secs, out.log.display());
+                    for r in &v.reasons {
+                        println!("    - {r}");
+                    }
+                    let lines: Vec<&str> = out.serial.lines().collect();
+                    let from = lines.len().saturating_sub(o.tail);
+                    println!("    --- last {} serial lines ---", lines.len() - from);
+                    for l in &lines[from..] {
+                        println!("    | {}", l.trim_end_matches('\r'));
+                    }
+                    let notes: Vec<&str> = out.notes.lines().filter(|l| !l.trim().is_empty()).collect();
+                    for l in notes.iter().rev().take(3).rev() {
+                        println!("    # {l}");
+                    }
+                    results.lock().unwrap().1 += 1;
+                }
+            });
+        }
+    });
+    let (passed, failed) = *results.lock().unwrap();
+    println!("harness: {passed} passed, {failed} failed");
+    if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn args_defaults_and_lists() {
+        let o = parse_args(&a(&[])).unwrap().unwrap();
+        assert_eq!(o.smp, vec![1, 2, 4, 8]);
+        assert_eq!(o.suites.len(), suites::SUITES.len());
+        assert_eq!(o.jobs, 2);
+        let o = parse_args(&a(&["--smp", "2,4", "psci", "--jobs", "1", "--plain"])).unwrap().unwrap();
+        assert_eq!(o.smp, vec![2, 4]);
+        assert_eq!(o.suites.len(), 1);
+        assert!(o.plain);
+    }
+
+    #[test]
+    fn bad_args_rejected() {
+        assert!(parse_args(&a(&["--smp", "0"])).is_err());
+        assert!(parse_args(&a(&["--smp", "x"])).is_err());
+        assert!(parse_args(&a(&["nosuch"])).is_err());
+        assert!(parse_args(&a(&["--bogus"])).is_err());
+        assert!(parse_args(&a(&["--jobs"])).is_err());
+    }
+}

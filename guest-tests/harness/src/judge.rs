@@ -1,0 +1,326 @@
+//! Judging one guest run from its serial output and exit status.
+//!
+//! A run passes only when all of these hold:
+//! * the runner (run.sh or QEMU) exited 0 and did not time out;
+//! * the guest booted and printed exactly one `GUEST PLAN <suite>` and one
+//!   `GUEST DONE <suite> passed=<n> failed=0` line, with `n` equal to the
+//!   planned count and at least the suite's minimum;
+//! * no `GUEST FAIL` line anywhere (also after DONE: e.g. SYSTEM_OFF
+//!   returned);
+//! * under parkvisor: no hypervisor `panic` line, and every trace event the
+//!   suite requires was printed.
+
+use crate::suites::{End, SuiteSpec};
+
+/// How the run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    /// Killed by a signal (no exit code).
+    Signal,
+    /// The harness or run.sh gave up waiting.
+    Timeout(u64),
+    /// Could not start.
+    SpawnError(String),
+}
+
+/// Whether the guest ran under parkvisor or directly on QEMU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Hv,
+    Plain,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Verdict {
+    pub reasons: Vec<String>,
+    pub passed: Option<usize>,
+    pub failed: Option<usize>,
+}
+
+impl Verdict {
+    pub fn ok(&self) -> bool {
+        self.reasons.is_empty()
+    }
+}
+
+/// A parsed hypervisor trace line `[hv <s>.<us>] cpu<N> <event> <rest>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceLine<'a> {
+    pub cpu: u32,
+    pub event: &'a str,
+    pub rest: &'a str,
+}
+
+/// Parses a trace line; `None` for anything else.
+pub fn parse_trace(line: &str) -> Option<TraceLine<'_>> {
+    let rest = line.strip_prefix("[hv ")?;
+    let (ts, rest) = rest.split_once("] ")?;
+    if ts.is_empty() || !ts.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return None;
+    }
+    let rest = rest.strip_prefix("cpu")?;
+    let digits = rest.chars().take_while(char::is_ascii_digit).count();
+    if digits == 0 {
+        return None;
+    }
+    let cpu = rest[..digits].parse().ok()?;
+    let rest = rest[digits..].strip_prefix(' ')?;
+    let (event, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    Some(TraceLine { cpu, event, rest })
+}
+
+fn field(tok: &str, key: &str) -> Option<usize> {
+    tok.strip_prefix(key)?.strip_prefix('=')?.parse().ok()
+}
+
+/// `GUEST DONE <suite> passed=<n> failed=<m>` anywhere in a line (a trace
+/// line may have been printed in front of it).
+fn parse_done<'a>(line: &'a str) -> Option<(&'a str, Option<usize>, Option<usize>)> {
+    let at = line.find("GUEST DONE ")?;
+    let mut it = line[at + "GUEST DONE ".len()..].split_whitespace();
+    let suite = it.next()?;
+    let (mut p, mut f) = (None, None);
+    for tok in it {
+        p = p.or(field(tok, "passed"));
+        f = f.or(field(tok, "failed"));
+    }
+    Some((suite, p, f))
+}
+
+/// `GUEST PLAN <suite> run=<r> skip=<s>`.
+fn parse_plan(line: &str) -> Option<(&str, Option<usize>)> {
+    let at = line.find("GUEST PLAN ")?;
+    let mut it = line[at + "GUEST PLAN ".len()..].split_whitespace();
+    let suite = it.next()?;
+    let run = it.find_map(|t| field(t, "run"));
+    Some((suite, run))
+}
+
+pub fn judge(spec: &SuiteSpec, smp: u32, mode: Mode, exit: &Exit, output: &str) -> Verdict {
+    let mut v = Verdict::default();
+    let lines: Vec<&str> = output.lines().map(|l| l.trim_end_matches('\r')).collect();
+
+    match exit {
+        Exit::Code(0) => {}
+        Exit::Code(c) => v.reasons.push(format!("runner exited with status {c}")),
+        Exit::Signal => v.reasons.push("runner was killed by a signal".into()),
+        Exit::Timeout(s) => v.reasons.push(format!("timed out after {s} s")),
+        Exit::SpawnError(e) => v.reasons.push(format!("could not start: {e}")),
+    }
+
+    if !lines.iter().any(|l| l.contains("GUEST boot ")) {
+        v.reasons.push("the guest never booted (no 'GUEST boot' line)".into());
+    }
+
+    let fails: Vec<&str> = lines.iter().copied().filter(|l| l.contains("GUEST FAIL")).collect();
+    for f in fails.iter().take(5) {
+        v.reasons.push(format!("guest: {}", &f[f.find("GUEST FAIL").unwrap_or(0)..]));
+    }
+    if fails.len() > 5 {
+        v.reasons.push(format!("... and {} more GUEST FAIL lines", fails.len() - 5));
+    }
+
+    let plans: Vec<_> = lines.iter().filter_map(|l| parse_plan(l)).collect();
+    let dones: Vec<_> = lines.iter().filter_map(|l| parse_done(l)).collect();
+    let planned = match plans.as_slice() {
+        [(s, run)] if *s == spec.name => *run,
+        [] => {
+            v.reasons.push("no 'GUEST PLAN' line".into());
+            None
+        }
+        [(s, _)] => {
+            v.reasons.push(format!("the guest ran suite '{s}', not '{}'", spec.name));
+            None
+        }
+        _ => {
+            v.reasons.push(format!("{} 'GUEST PLAN' lines (the guest restarted?)", plans.len()));
+            None
+        }
+    };
+    match dones.as_slice() {
+        [(s, p, f)] if *s == spec.name => {
+            v.passed = *p;
+            v.failed = *f;
+            match (p, f) {
+                (Some(p), Some(f)) => {
+                    if *f != 0 {
+                        v.reasons.push(format!("{f} test(s) failed"));
+                    }
+                    if let Some(run) = planned {
+                        if *p != run {
+                            v.reasons.push(format!("passed={p} but {run} tests were planned"));
+                        }
+                    }
+                    let min = match mode {
+                        Mode::Hv => spec.min_passed(smp),
+                        Mode::Plain => 1,
+                    };
+                    if *p < min {
+                        v.reasons.push(format!("passed={p}, expected at least {min} at {smp} vCPU(s)"));
+                    }
+                }
+                _ => v.reasons.push("malformed 'GUEST DONE' line".into()),
+            }
+        }
+        [] => v.reasons.push("no 'GUEST DONE' line".into()),
+        [(s, ..)] => v.reasons.push(format!("'GUEST DONE' for suite '{s}', not '{}'", spec.name)),
+        _ => v.reasons.push(format!("{} 'GUEST DONE' lines (the guest restarted?)", dones.len())),
+    }
+
+    if mode == Mode::Hv {
+        let traces: Vec<TraceLine<'_>> = lines.iter().filter_map(|l| parse_trace(l)).collect();
+        if let Some(p) = traces.iter().find(|t| t.event == "panic") {
+            v.reasons.push(format!("hypervisor panic on cpu{}: {}", p.cpu, p.rest));
+        }
+        for r in spec.required.iter().filter(|r| smp >= r.min_smp) {
+            let found = traces.iter().any(|t| {
+                t.event == r.event && (r.contains.is_empty() || format!("{} {}", t.event, t.rest).contains(r.contains))
+            });
+            if !found {
+                v.reasons.push(if r.contains.is_empty() {
+                    format!("no hypervisor '{}' trace line", r.event)
+                } else {
+                    format!("no hypervisor '{}' trace line containing '{}'", r.event, r.contains)
+                });
+            }
+        }
+        if spec.end == End::Off && traces.iter().any(|t| t.event == "system" && t.rest.starts_with("reset")) {
+            v.reasons.push("the system reset instead of powering off".into());
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::suites::find;
+
+    fn psci() -> &'static SuiteSpec {
+        find("psci").unwrap()
+    }
+
+    fn good_psci_log(passed: usize) -> String {
+        let mut s = String::from("[hv 0.000100] cpu0 boot parkvisor\r\nGUEST boot cpu0 mpidr=0x80000000 ncpus=4\r\n");
+        s += &format!("GUEST PLAN psci run={passed} skip=0\n");
+        s += "[hv 0.100000] cpu1 state OFF -> ON_PENDING (psci CPU_ON)\n";
+        s += "[hv 0.100100] cpu1 state ON_PENDING -> ON (entry)\n";
+        s += "[hv 0.200000] cpu1 state ON -> OFF (psci CPU_OFF)\n";
+        for i in 0..passed {
+            s += &format!("GUEST run t{i}\nGUEST ok t{i}\n");
+        }
+        s += &format!("GUEST DONE psci passed={passed} failed=0\n");
+        s += "[hv 1.000000] cpu0 system off\n";
+        s
+    }
+
+    #[test]
+    fn parses_trace_lines() {
+        let t = parse_trace("[hv 12.000345] cpu3 state ON -> OFF (psci CPU_OFF)").unwrap();
+        assert_eq!(t, TraceLine { cpu: 3, event: "state", rest: "ON -> OFF (psci CPU_OFF)" });
+        assert_eq!(parse_trace("[hv 1.0] cpu0 system off").unwrap().event, "system");
+        assert!(parse_trace("GUEST ok x").is_none());
+        assert!(parse_trace("[hv x] cpu0 panic").is_none());
+        assert!(parse_trace("[hv 1.0] cpuX panic").is_none());
+    }
+
+    #[test]
+    fn good_run_passes() {
+        let v = judge(psci(), 4, Mode::Hv, &Exit::Code(0), &good_psci_log(24));
+        assert!(v.ok(), "{:?}", v.reasons);
+        assert_eq!(v.passed, Some(24));
+    }
+
+    #[test]
+    fn never_booted_fails() {
+        let v = judge(psci(), 4, Mode::Hv, &Exit::Code(0), "[hv 0.1] cpu0 boot parkvisor\n");
+        assert!(!v.ok());
+        assert!(v.reasons.iter().any(|r| r.contains("never booted")));
+        assert!(v.reasons.iter().any(|r| r.contains("no 'GUEST DONE'")));
+        let v = judge(psci(), 1, Mode::Plain, &Exit::Code(0), "");
+        assert!(!v.ok());
+    }
+
+    #[test]
+    fn nonzero_exit_or_timeout_fails() {
+        let log = good_psci_log(24);
+        assert!(!judge(psci(), 4, Mode::Hv, &Exit::Code(4), &log).ok());
+        let v = judge(psci(), 4, Mode::Hv, &Exit::Timeout(90), &log);
+        assert_eq!(v.reasons, vec!["timed out after 90 s".to_string()]);
+        assert!(!judge(psci(), 4, Mode::Hv, &Exit::Signal, &log).ok());
+    }
+
+    #[test]
+    fn guest_fail_anywhere_fails() {
+        let log = good_psci_log(24) + "GUEST FAIL system_off: SYSTEM_OFF returned -1\n";
+        let v = judge(psci(), 4, Mode::Hv, &Exit::Code(0), &log);
+        assert!(v.reasons.iter().any(|r| r.contains("SYSTEM_OFF returned")));
+    }
+
+    #[test]
+    fn failed_count_and_too_few_passed_fail() {
+        let log = good_psci_log(24).replace("failed=0", "failed=2");
+        assert!(!judge(psci(), 4, Mode::Hv, &Exit::Code(0), &log).ok());
+        // 10 passed as planned, but psci needs 24 at 4 vCPUs.
+        let v = judge(psci(), 4, Mode::Hv, &Exit::Code(0), &good_psci_log(10));
+        assert!(v.reasons.iter().any(|r| r.contains("expected at least 24")));
+        // Fewer passed than planned (a test vanished without a verdict).
+        let log = good_psci_log(24).replace("run=24", "run=25");
+        assert!(!judge(psci(), 4, Mode::Hv, &Exit::Code(0), &log).ok());
+    }
+
+    #[test]
+    fn panic_and_missing_trace_fail_only_under_hv() {
+        let log = good_psci_log(24) + "[hv 1.5] cpu2 panic src/psci.rs:10: boom\n";
+        let v = judge(psci(), 4, Mode::Hv, &Exit::Code(0), &log);
+        assert!(v.reasons.iter().any(|r| r.contains("hypervisor panic on cpu2")));
+        let log = good_psci_log(24).replace("state ON -> OFF", "state ON -> ON");
+        let v = judge(psci(), 4, Mode::Hv, &Exit::Code(0), &log);
+        assert!(v.reasons.iter().any(|r| r.contains("ON -> OFF")), "{:?}", v.reasons);
+        // The same log is fine on plain QEMU (no trace expected there).
+        assert!(judge(psci(), 4, Mode::Plain, &Exit::Code(0), &log).ok());
+        // At 1 vCPU no state lines are required.
+        let one = good_psci_log(14).replace("state", "xstate");
+        assert!(judge(psci(), 1, Mode::Hv, &Exit::Code(0), &one).ok());
+    }
+
+    #[test]
+    fn containment_needs_a_fault_line() {
+        let spec = find("containment").unwrap();
+        let mut log = String::from("GUEST boot cpu0\nGUEST PLAN containment run=6 skip=0\nGUEST DONE containment passed=6 failed=0\n[hv 2.0] cpu0 system off\n");
+        assert!(!judge(spec, 2, Mode::Hv, &Exit::Code(0), &log).ok());
+        log += "[hv 1.0] cpu0 fault stage2 addr=0x40200000 pc=0x48001000 read size=8 (hypervisor memory) -> inject\n";
+        let v = judge(spec, 2, Mode::Hv, &Exit::Code(0), &log);
+        assert!(v.ok(), "{:?}", v.reasons);
+    }
+
+    #[test]
+    fn restarted_guest_and_wrong_suite_fail() {
+        let log = good_psci_log(24);
+        let twice = log.clone() + &log;
+        assert!(!judge(psci(), 4, Mode::Hv, &Exit::Code(0), &twice).ok());
+        let other = log.replace("psci", "demo");
+        assert!(!judge(psci(), 4, Mode::Hv, &Exit::Code(0), &other).ok());
+    }
+
+    #[test]
+    fn reset_suite_needs_reset_not_off() {
+        let spec = find("system_reset").unwrap();
+        let base = "GUEST boot cpu0\nGUEST PLAN system_reset run=1 skip=0\nGUEST ok system_reset_supported\nGUEST DONE system_reset passed=1 failed=0\nGUEST calling SYSTEM_RESET\n";
+        let off = format!("{base}[hv 1.0] cpu0 system off\n");
+        assert!(!judge(spec, 2, Mode::Hv, &Exit::Code(0), &off).ok());
+        let reset = format!("{base}[hv 1.0] cpu0 system reset\n");
+        assert!(judge(spec, 2, Mode::Hv, &Exit::Code(0), &reset).ok());
+        // An off-suite that reset instead fails.
+        let spec = find("system_off").unwrap();
+        let log = reset.replace("system_reset", "system_off") + "[hv 1.0] cpu0 system off\n";
+        assert!(!judge(spec, 2, Mode::Hv, &Exit::Code(0), &log).ok());
+    }
+
+    #[test]
+    fn done_line_after_trace_prefix_is_found() {
+        let log = good_psci_log(24).replace("GUEST DONE", "[hv 0.9] cpu1 mark 0x1\nGUEST DONE");
+        assert!(judge(psci(), 4, Mode::Hv, &Exit::Code(0), &log).ok());
+    }
+}

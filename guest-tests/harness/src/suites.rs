@@ -1,0 +1,131 @@
+//! What each guest suite must show, beyond the generic rules in `judge`.
+//!
+//! Keep in step with `guest-tests/guests/src/suites/`: `min_passed` is a
+//! lower bound (the guest's own `GUEST PLAN` line gives the exact count), so
+//! a suite that silently stops running its tests fails here.
+
+/// A trace event the hypervisor must have printed (checked only when the
+/// guest ran under parkvisor).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Required {
+    /// The trace event word (`state`, `fault`, `system`, ...).
+    pub event: &'static str,
+    /// A substring the rest of the line must contain ("" = any).
+    pub contains: &'static str,
+    /// Only with at least this many vCPUs.
+    pub min_smp: u32,
+}
+
+/// How the run must end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// The guest powers off (SYSTEM_OFF).
+    Off,
+    /// The guest resets (SYSTEM_RESET) and QEMU runs with -no-reboot.
+    Reset,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct SuiteSpec {
+    pub name: &'static str,
+    /// Tests that must pass with 1 vCPU / with 2 or more (under parkvisor).
+    pub min_passed_1: usize,
+    pub min_passed_n: usize,
+    pub required: &'static [Required],
+    pub end: End,
+    /// Timeout in seconds at 1 vCPU; scaled up with more vCPUs.
+    pub timeout_s: u64,
+}
+
+impl SuiteSpec {
+    pub fn min_passed(&self, smp: u32) -> usize {
+        if smp >= 2 { self.min_passed_n } else { self.min_passed_1 }
+    }
+
+    /// Timeout for a run with `smp` vCPUs (TCG on a small host slows down
+    /// as vCPUs are added).
+    pub fn timeout(&self, smp: u32) -> u64 {
+        self.timeout_s + self.timeout_s * u64::from(smp.saturating_sub(1)) / 2
+    }
+}
+
+const fn req(event: &'static str, contains: &'static str, min_smp: u32) -> Required {
+    Required { event, contains, min_smp }
+}
+
+pub static SUITES: &[SuiteSpec] = &[
+    SuiteSpec {
+        name: "psci",
+        min_passed_1: 14,
+        min_passed_n: 24,
+        required: &[
+            req("state", "OFF -> ON", 2),
+            req("state", "ON -> OFF", 2),
+            req("system", "system off", 1),
+        ],
+        end: End::Off,
+        timeout_s: 60,
+    },
+    SuiteSpec {
+        name: "containment",
+        min_passed_1: 4,
+        min_passed_n: 6,
+        required: &[req("fault", "", 1), req("system", "system off", 1)],
+        end: End::Off,
+        timeout_s: 40,
+    },
+    SuiteSpec {
+        name: "demo",
+        min_passed_1: 1,
+        min_passed_n: 1,
+        required: &[
+            req("state", "OFF -> ON", 2),
+            req("state", "ON -> OFF", 2),
+            req("system", "system off", 1),
+        ],
+        end: End::Off,
+        timeout_s: 30,
+    },
+    SuiteSpec {
+        name: "system_off",
+        min_passed_1: 1,
+        min_passed_n: 1,
+        required: &[req("system", "system off", 1)],
+        end: End::Off,
+        timeout_s: 30,
+    },
+    SuiteSpec {
+        name: "system_reset",
+        min_passed_1: 1,
+        min_passed_n: 1,
+        required: &[req("system", "system reset", 1)],
+        end: End::Reset,
+        timeout_s: 30,
+    },
+];
+
+pub fn find(name: &str) -> Option<&'static SuiteSpec> {
+    SUITES.iter().find(|s| s.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_unique_and_found() {
+        for (i, s) in SUITES.iter().enumerate() {
+            assert!(SUITES[..i].iter().all(|o| o.name != s.name));
+            assert_eq!(find(s.name).unwrap().name, s.name);
+            assert!(s.min_passed_1 >= 1 && s.min_passed_n >= s.min_passed_1);
+        }
+        assert!(find("nope").is_none());
+    }
+
+    #[test]
+    fn timeout_grows_with_cpus() {
+        let s = find("psci").unwrap();
+        assert_eq!(s.timeout(1), 60);
+        assert!(s.timeout(8) > s.timeout(2));
+    }
+}
