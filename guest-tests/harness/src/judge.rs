@@ -227,9 +227,9 @@ mod tests {
 
     #[test]
     fn good_run_passes() {
-        let v = judge(psci(), 4, Mode::Hv, &Exit::Code(0), &good_psci_log(24));
+        let v = judge(psci(), 4, Mode::Hv, &Exit::Code(0), &good_psci_log(25));
         assert!(v.ok(), "{:?}", v.reasons);
-        assert_eq!(v.passed, Some(24));
+        assert_eq!(v.passed, Some(25));
     }
 
     #[test]
@@ -244,7 +244,7 @@ mod tests {
 
     #[test]
     fn nonzero_exit_or_timeout_fails() {
-        let log = good_psci_log(24);
+        let log = good_psci_log(25);
         assert!(!judge(psci(), 4, Mode::Hv, &Exit::Code(4), &log).ok());
         let v = judge(psci(), 4, Mode::Hv, &Exit::Timeout(90), &log);
         assert_eq!(v.reasons, vec!["timed out after 90 s".to_string()]);
@@ -253,29 +253,29 @@ mod tests {
 
     #[test]
     fn guest_fail_anywhere_fails() {
-        let log = good_psci_log(24) + "GUEST FAIL system_off: SYSTEM_OFF returned -1\n";
+        let log = good_psci_log(25) + "GUEST FAIL system_off: SYSTEM_OFF returned -1\n";
         let v = judge(psci(), 4, Mode::Hv, &Exit::Code(0), &log);
         assert!(v.reasons.iter().any(|r| r.contains("SYSTEM_OFF returned")));
     }
 
     #[test]
     fn failed_count_and_too_few_passed_fail() {
-        let log = good_psci_log(24).replace("failed=0", "failed=2");
+        let log = good_psci_log(25).replace("failed=0", "failed=2");
         assert!(!judge(psci(), 4, Mode::Hv, &Exit::Code(0), &log).ok());
         // 10 passed as planned, but psci needs 24 at 4 vCPUs.
         let v = judge(psci(), 4, Mode::Hv, &Exit::Code(0), &good_psci_log(10));
-        assert!(v.reasons.iter().any(|r| r.contains("expected at least 24")));
+        assert!(v.reasons.iter().any(|r| r.contains("expected at least 25")));
         // Fewer passed than planned (a test vanished without a verdict).
-        let log = good_psci_log(24).replace("run=24", "run=25");
+        let log = good_psci_log(25).replace("run=25", "run=26");
         assert!(!judge(psci(), 4, Mode::Hv, &Exit::Code(0), &log).ok());
     }
 
     #[test]
     fn panic_and_missing_trace_fail_only_under_hv() {
-        let log = good_psci_log(24) + "[hv 1.5] cpu2 panic src/psci.rs:10: boom\n";
+        let log = good_psci_log(25) + "[hv 1.5] cpu2 panic src/psci.rs:10: boom\n";
         let v = judge(psci(), 4, Mode::Hv, &Exit::Code(0), &log);
         assert!(v.reasons.iter().any(|r| r.contains("hypervisor panic on cpu2")));
-        let log = good_psci_log(24).replace("state ON -> OFF", "state ON -> ON");
+        let log = good_psci_log(25).replace("state ON -> OFF", "state ON -> ON");
         let v = judge(psci(), 4, Mode::Hv, &Exit::Code(0), &log);
         assert!(v.reasons.iter().any(|r| r.contains("ON -> OFF")), "{:?}", v.reasons);
         // The same log is fine on plain QEMU (no trace expected there).
@@ -288,7 +288,7 @@ mod tests {
     #[test]
     fn containment_needs_a_fault_line() {
         let spec = find("containment").unwrap();
-        let mut log = String::from("GUEST boot cpu0\nGUEST PLAN containment run=6 skip=0\nGUEST DONE containment passed=6 failed=0\n[hv 2.0] cpu0 system off\n");
+        let mut log = String::from("GUEST boot cpu0\nGUEST PLAN containment run=7 skip=0\nGUEST DONE containment passed=7 failed=0\n[hv 2.0] cpu0 system off\n");
         assert!(!judge(spec, 2, Mode::Hv, &Exit::Code(0), &log).ok());
         log += "[hv 1.0] cpu0 fault stage2 addr=0x40200000 pc=0x48001000 read size=8 (hypervisor memory) -> inject\n";
         let v = judge(spec, 2, Mode::Hv, &Exit::Code(0), &log);
@@ -297,7 +297,7 @@ mod tests {
 
     #[test]
     fn restarted_guest_and_wrong_suite_fail() {
-        let log = good_psci_log(24);
+        let log = good_psci_log(25);
         let twice = log.clone() + &log;
         assert!(!judge(psci(), 4, Mode::Hv, &Exit::Code(0), &twice).ok());
         let other = log.replace("psci", "demo");
@@ -320,7 +320,7 @@ mod tests {
 
     #[test]
     fn done_line_after_trace_prefix_is_found() {
-        let log = good_psci_log(24).replace("GUEST DONE", "[hv 0.9] cpu1 mark 0x1\nGUEST DONE");
+        let log = good_psci_log(25).replace("GUEST DONE", "[hv 0.9] cpu1 mark 0x1\nGUEST DONE");
         assert!(judge(psci(), 4, Mode::Hv, &Exit::Code(0), &log).ok());
     }
 }

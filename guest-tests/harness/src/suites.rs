@@ -57,7 +57,7 @@ pub static SUITES: &[SuiteSpec] = &[
     SuiteSpec {
         name: "psci",
         min_passed_1: 14,
-        min_passed_n: 24,
+        min_passed_n: 25,
         required: &[
             req("state", "OFF -> ON", 2),
             req("state", "ON -> OFF", 2),
@@ -68,8 +68,8 @@ pub static SUITES: &[SuiteSpec] = &[
     },
     SuiteSpec {
         name: "containment",
-        min_passed_1: 4,
-        min_passed_n: 6,
+        min_passed_1: 5,
+        min_passed_n: 7,
         required: &[req("fault", "", 1), req("system", "system off", 1)],
         end: End::Off,
         timeout_s: 40,

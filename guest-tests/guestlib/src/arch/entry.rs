@@ -12,7 +12,7 @@
 //! `mov x10, #1`: if the first instruction is skipped (a hypervisor carrying a
 //! stale "skip the trapped instruction" into CPU_ON), the record says so.
 
-use super::smp::{BOOT_RECORD, EntryRecord, SLOTS, STACKS, STACK_SIZE, Slot};
+use super::smp::{BAD_ENTRY, BOOT_RECORD, EntryRecord, SLOTS, STACKS, STACK_SIZE, Slot};
 use crate::env::MAX_CPUS;
 use core::mem::{offset_of, size_of};
 
@@ -154,13 +154,25 @@ secondary_common:
     mov     x1, x0
     mov     x0, x9
     bl      guest_secondary_rust
-9:  wfe
-    b       9b
+8:  wfe
+    b       8b
+    // context_id does not name a slot: record what arrived and park.
+9:  adrp    x15, {bad}
+    add     x15, x15, :lo12:{bad}
+    str     x0, [x15, #8]
+    str     x1, [x15, #16]
+    str     x7, [x15, #24]
+    ldr     x16, [x15]
+    add     x16, x16, #1
+    str     x16, [x15]
+    dsb     sy
+    b       8b
 "#,
     boot_rec = sym BOOT_RECORD,
     boot_stack = sym BOOT_STACK,
     boot_stack_size = const BOOT_STACK_SIZE,
     slots = sym SLOTS,
+    bad = sym BAD_ENTRY,
     stacks = sym STACKS,
     slot_size = const size_of::<Slot>(),
     stack_shift = const STACK_SIZE.trailing_zeros(),

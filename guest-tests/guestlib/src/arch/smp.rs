@@ -158,6 +158,29 @@ pub static SLOTS: [Slot; MAX_CPUS] = [const { Slot::new() }; MAX_CPUS];
 #[unsafe(no_mangle)]
 pub static BOOT_RECORD: EntryRecord = EntryRecord::new();
 
+/// Entries whose x0 named no slot: `[count, x0, x1, MPIDR_EL1]` of the last
+/// one (a hypervisor passing context_id somewhere other than x0 ends here).
+#[unsafe(no_mangle)]
+pub static BAD_ENTRY: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+
+/// Why CPU `idx` did not show up at its entry point, for messages.
+pub fn no_entry_reason(idx: usize) -> Msg {
+    let n = BAD_ENTRY[0].load(Acquire);
+    if n == 0 {
+        crate::msg!("cpu{} never reached its entry point", idx)
+    } else {
+        crate::msg!(
+            "cpu{} never reached its entry point; {} entr{} with a context_id naming no CPU: x0={:#x} x1={:#x} MPIDR={:#x}",
+            idx,
+            n,
+            if n == 1 { "y" } else { "ies" },
+            BAD_ENTRY[1].load(Relaxed),
+            BAD_ENTRY[2].load(Relaxed),
+            BAD_ENTRY[3].load(Relaxed)
+        )
+    }
+}
+
 #[repr(C, align(16))]
 pub struct Stacks(pub [[u8; STACK_SIZE]; MAX_CPUS]);
 
@@ -279,7 +302,9 @@ pub fn start(env: &Env, idx: usize, job: Job, cookie: u64) -> Result<(), Msg> {
     let before = SLOTS[idx].entries();
     let st = cpu_on(env, idx, job, cookie);
     crate::ensure!(st == abi::SUCCESS, "CPU_ON(cpu{}) = {} ({})", idx, st, abi::status_name(st));
-    crate::ensure!(wait_entered(idx, before, 2_000_000), "cpu{} never reached its entry point", idx);
+    if !wait_entered(idx, before, 2_000_000) {
+        return Err(no_entry_reason(idx));
+    }
     Ok(())
 }
 

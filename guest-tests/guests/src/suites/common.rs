@@ -81,3 +81,22 @@ pub fn list(v: &[i32]) -> Msg {
     }
     m
 }
+
+/// Plain QEMU 7.2's built-in PSCI (the development baseline) is known to
+/// fail some checks; with `plain=1` those tests are skipped, naming the quirk.
+/// Under parkvisor they always run.
+fn plain_quirk(env: &Env, quirk: &str) -> Option<Msg> {
+    env.opts().plain().then(|| msg!("plain QEMU's PSCI quirk: {}", quirk))
+}
+
+pub fn quirk_no_reset2_smccc(env: &Env) -> Option<Msg> {
+    plain_quirk(env, "no SYSTEM_RESET2 / SMCCC_VERSION")
+}
+
+pub fn quirk_aff_level(env: &Env) -> Option<Msg> {
+    plain_quirk(env, "AFFINITY_INFO ignores the level")
+}
+
+pub fn quirk_racy_cpu_on(env: &Env) -> Option<Msg> {
+    plain_quirk(env, "CPU_ON is not atomic (reads OFF after SUCCESS; racing callers both succeed)")
+}

@@ -13,7 +13,8 @@ use guestlib::{Abort, Env, TestResult, ensure, msg, probe_read, probe_write, psc
 
 pub static SUITE: Suite<Env> = Suite { name: "containment", tests: &TESTS };
 
-static TESTS: [Test<Env>; 6] = [
+static TESTS: [Test<Env>; 7] = [
+    Test::new("ram_access_not_aborted", ram_access_not_aborted),
     Test::new("hv_image_read", hv_image_read).skip_if(skip_plain),
     Test::new("hv_image_write", hv_image_write).skip_if(skip_plain),
     Test::new("hv_region_edges", hv_region_edges).skip_if(skip_plain),
@@ -50,6 +51,23 @@ fn expect_write_abort(addr: u64) -> TestResult {
 fn still_served() -> TestResult {
     let v = psci::hvc().version();
     ensure!(v == PSCI_VERSION_1_1, "PSCI_VERSION after the fault = {:#x}", v);
+    Ok(())
+}
+
+/// The probes themselves: guest RAM reads and writes go through without an
+/// abort (so an abort seen below really comes from the address).
+fn ram_access_not_aborted(env: &Env) -> TestResult {
+    static CELL: AtomicU64 = AtomicU64::new(0x1234_5678_9ABC_DEF0);
+    let a = CELL.as_ptr() as u64;
+    ensure!(env.in_ram(a, 8), "probe cell {:#x} is not in guest RAM", a);
+    match probe_read(a) {
+        Ok(v) => ensure!(v == 0x1234_5678_9ABC_DEF0, "probe read {:#x}, expected the cell's value", v),
+        Err(ab) => return Err(msg!("load from guest RAM {:#x} aborted: ESR {:#x}", a, ab.esr)),
+    }
+    if let Err(ab) = probe_write(a, 0x0FED_CBA9) {
+        return Err(msg!("store to guest RAM {:#x} aborted: ESR {:#x}", a, ab.esr));
+    }
+    ensure!(CELL.load(Acquire) == 0x0FED_CBA9, "probe store did not land");
     Ok(())
 }
 
