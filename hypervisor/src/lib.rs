@@ -14,6 +14,7 @@ pub mod smccc;
 pub mod sync;
 pub mod trace;
 pub mod vcpu;
+pub mod vgic;
 
 #[cfg(target_os = "none")]
 pub mod arch;

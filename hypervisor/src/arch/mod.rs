@@ -11,8 +11,9 @@ mod stage2;
 mod timer;
 mod traps;
 mod vectors;
-mod vgic;
+mod gic_mmio;
 mod hypercall;
+mod vgic;
 
 use crate::dtb::{self, MemRange, Platform};
 use crate::fast_stop::FastStop;
@@ -21,7 +22,7 @@ use crate::vcpu::{PowerState, VcpuSlot, VcpuTable};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use spin::Once;
 
 /// The hypervisor's own RAM (see `linker/hypervisor.ld`): never mapped into the guest.
@@ -46,6 +47,8 @@ pub struct Hypervisor {
     pub uart: MemRange,
     pub gicd: MemRange,
     pub gicr: Vec<MemRange>,
+    /// Per vCPU: guest SGIs (bit n = SGI n) waiting to enter its list registers.
+    pub vsgi_pending: Vec<AtomicU32>,
     /// Secondaries that reached their park loop at boot.
     pub checked_in: AtomicUsize,
 }
@@ -129,11 +132,13 @@ fn boot_main(x0: u64, _x1: u64, _x2: u64, _x3: u64) -> ! {
         uart,
         gicd: platform.gic.distributor,
         gicr: platform.gic.redistributors.clone(),
+        vsgi_pending: (0..n).map(|_| AtomicU32::new(0)).collect(),
         checked_in: AtomicUsize::new(0),
     });
     let hv = hv();
     hv.stack_tops[0].store(el2::boot_stack_top(), Ordering::Relaxed);
 
+    vgic::init(n);
     gic::init(&platform);
     stage2::init(&platform, &guest.ram);
     el2::init_cpu(hv.mpidrs[0]);
@@ -154,6 +159,7 @@ fn boot_main(x0: u64, _x1: u64, _x2: u64, _x3: u64) -> ! {
     emit_here(&Event::State { from: PowerState::Off, to: PowerState::On, reason: Reason::Boot });
     let frame = vectors::GuestFrame::cold_boot(entry.pc, entry.dtb);
     el2::reset_guest_el1();
+    vgic::reset_cpu(0);
     // SAFETY: the boot stack top is this CPU's stack and nothing on it is
     // needed after entering the guest.
     unsafe { vectors::enter_guest(&frame, el2::boot_stack_top()) }
@@ -265,6 +271,7 @@ fn secondary_main(index: usize) -> ! {
     gic::init_cpu(index);
     stage2::init_cpu();
     el2::init_cpu(hv.mpidrs[index]);
+    vgic::reset_cpu(index);
     hv.checked_in.fetch_add(1, Ordering::Release);
     let frame = park::park_until_boot(index, None);
     // SAFETY: this CPU's stack top; nothing on the stack is needed any more.

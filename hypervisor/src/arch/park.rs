@@ -22,7 +22,7 @@ pub enum ParkReason {
 fn leave_guest(index: usize, reason: ParkReason) {
     let slot = hv().table().slot(index);
     let from = slot.state();
-    super::vgic::reset_cpu();
+    super::vgic::reset_cpu(index);
     el2::forget_guest_translations();
     let (generation, why) = match reason {
         ParkReason::CpuOff => (None, Reason::CpuOff),

@@ -28,13 +28,18 @@ const DEVICE: Stage2Attributes = Stage2Attributes::VALID
     .union(Stage2Attributes::ACCESS_FLAG)
     .union(Stage2Attributes::XN);
 
-/// QEMU virt's low MMIO window; everything in it but the trapped devices is
-/// passed through (flash, RTC, GPIO, virtio-mmio, PCIe ECAM/MMIO ...).
-const MMIO_WINDOW: MemRange = MemRange { base: 0, size: 0x4000_0000 };
+/// QEMU virt's MMIO windows: the low one (flash, RTC, GPIO, virtio-mmio,
+/// PCIe PIO/MMIO), the high PCIe ECAM at 256 GiB and the high PCIe MMIO at
+/// 512 GiB. Everything in them but the trapped devices is passed through.
+const MMIO_WINDOWS: [MemRange; 3] = [
+    MemRange { base: 0, size: 0x4000_0000 },
+    MemRange { base: 0x40_0000_0000, size: 0x40_0000_0000 },
+    MemRange { base: 0x80_0000_0000, size: 0x80_0000_0000 },
+];
 
 /// Builds the stage-2 tables (boot CPU, once) and installs them.
 pub fn init(platform: &Platform, guest_ram: &[MemRange]) {
-    let mut map = IdMap::new(1, Stage2);
+    let mut map = IdMap::new(0, Stage2);
     for r in guest_ram {
         map.map_range(&region(*r), RAM)
             .unwrap_or_else(|e| panic!("stage 2: cannot map guest RAM {r}: {e:?}"));
@@ -44,7 +49,7 @@ pub fn init(platform: &Platform, guest_ram: &[MemRange]) {
     if let Some(uart) = &platform.uart {
         trapped.push(uart.regs);
     }
-    let mut passthrough = alloc::vec![MMIO_WINDOW];
+    let mut passthrough = MMIO_WINDOWS.to_vec();
     for t in &trapped {
         let page_aligned = MemRange::new(t.base & !0xfff, (t.end() + 0xfff & !0xfff) - (t.base & !0xfff));
         passthrough = crate::dtb::subtract(&passthrough, page_aligned);
@@ -65,19 +70,20 @@ fn region(r: MemRange) -> MemoryRegion {
     MemoryRegion::new(r.base as usize, r.end() as usize)
 }
 
-/// Installs stage 2 on this CPU: VTCR for a 39-bit IPA space starting at
-/// level 1 with 4 KiB granules, and VTTBR with the guest's VMID.
+/// Installs stage 2 on this CPU: VTCR for a 48-bit IPA space starting at
+/// level 0 with 4 KiB granules, and VTTBR with the guest's VMID.
 pub fn init_cpu() {
     let root = *ROOT.get().expect("stage 2 not built");
     let ps = (ID_AA64MMFR0_EL1.get() & 0xf).min(0b101);
+    assert!(ps == 0b101, "stage 2 needs a 48-bit physical address space (PARange {ps:#x})");
     let vtcr = 1 << 31          // RES1
         | ps << 16              // PS: physical address size
         | 0b00 << 14            // TG0: 4 KiB
         | 0b11 << 12            // SH0: inner shareable
         | 0b01 << 10            // ORGN0: write-back
         | 0b01 << 8             // IRGN0: write-back
-        | 0b01 << 6             // SL0: start at level 1
-        | 25;                   // T0SZ: 39-bit IPA
+        | 0b10 << 6             // SL0: start at level 0
+        | 16;                   // T0SZ: 48-bit IPA
     VTCR_EL2.set(vtcr);
     VTTBR_EL2.set(VMID << 48 | root);
     // SAFETY: invalidate stale stage-1+2 entries for this VMID on this CPU

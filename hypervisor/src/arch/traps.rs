@@ -5,7 +5,7 @@
 
 use super::park::{self, ParkReason};
 use super::vectors::{GuestFrame, LowerKind};
-use super::{HV_REGION, console, cpu_index, el2, emit_here, gic, hv, hypercall};
+use super::{HV_REGION, console, cpu_index, el2, emit_here, gic, gic_mmio, hv, hypercall, vgic};
 use crate::mmio;
 use crate::trace::Event;
 
@@ -27,7 +27,7 @@ pub extern "C" fn handle_lower(frame: &mut GuestFrame, kind: u64) {
     match kind {
         k if k == LowerKind::Sync as u64 => synchronous(frame),
         k if k == LowerKind::Irq as u64 || k == LowerKind::Fiq as u64 => interrupt(),
-        _ => emit_here(&Event::Fault {
+        k if k == LowerKind::SError as u64 => emit_here(&Event::Fault {
             kind: "serror",
             addr: el2::far(),
             pc: frame.elr,
@@ -36,8 +36,10 @@ pub extern "C" fn handle_lower(frame: &mut GuestFrame, kind: u64) {
             why: "asynchronous abort from the guest",
             action: "ignored",
         }),
+        _ => unreachable!("vector kinds are 0..=3"),
     }
     stop_if_requested(frame);
+    vgic::flush(cpu_index());
 }
 
 /// An exception taken at EL2 is a hypervisor bug: report it and stop.
@@ -76,11 +78,7 @@ fn synchronous(frame: &mut GuestFrame) {
             let fault = Fault { kind: "iabt", addr: ipa, write: false, size: 0, why: classify(ipa) };
             contain(frame, fault, EC_IABT_SAME, FSC_EXTERNAL_ABORT);
         }
-        EC_SYSREG => {
-            let why = "system register not emulated";
-            let fault = Fault { kind: "sysreg", addr: esr & 0x1ff_ffff, write: esr & 1 == 0, size: 8, why };
-            contain(frame, fault, EC_UNKNOWN, 0);
-        }
+        EC_SYSREG => system_register(frame, esr),
         ec => {
             let why = "exception class not handled";
             contain(frame, Fault { kind: "undef", addr: ec, write: false, size: 0, why }, EC_UNKNOWN, 0);
@@ -88,9 +86,30 @@ fn synchronous(frame: &mut GuestFrame) {
     }
 }
 
+/// ICC_SGI1R_EL1, ICC_ASGI1R_EL1 and ICC_SGI0R_EL1 (op0=3, op1=0, CRn=12,
+/// CRm=11, op2=5/6/7): the guest's IPIs. Other trapped registers are refused.
+fn system_register(frame: &mut GuestFrame, esr: u64) {
+    let iss = esr & 0x1ff_ffff;
+    let (op0, op2, op1, crn, rt, crm, read) =
+        (iss >> 20 & 3, iss >> 17 & 7, iss >> 14 & 7, iss >> 10 & 0xf, (iss >> 5 & 0x1f) as usize, iss >> 1 & 0xf, iss & 1 == 1);
+    if (op0, op1, crn, crm) == (3, 0, 12, 11) && (5..=7).contains(&op2) && !read {
+        let value = if rt == 31 { 0 } else { frame.x[rt] };
+        vgic::send_sgi(cpu_index(), value);
+        frame.elr += 4;
+        return;
+    }
+    let why = "system register not emulated";
+    let fault = Fault { kind: "sysreg", addr: iss, write: !read, size: 8, why };
+    contain(frame, fault, EC_UNKNOWN, 0);
+}
+
 fn data_abort(frame: &mut GuestFrame, esr: u64) {
     let hv = hv();
     match mmio::decode(esr, el2::far(), hpfar()) {
+        Ok(access) if gic_mmio::owns(access.ipa) => {
+            gic_mmio::access(&access, &mut frame.x);
+            frame.elr += 4;
+        }
         Ok(access) if hv.uart.contains(access.ipa) => {
             let offset = (access.ipa - hv.uart.base) as usize;
             if access.write {
@@ -121,11 +140,8 @@ fn hpfar() -> u64 {
 
 /// Why a guest access to `ipa` has no backing.
 fn classify(ipa: u64) -> &'static str {
-    let hv = hv();
     if HV_REGION.contains(ipa) {
         "hypervisor memory"
-    } else if hv.gicd.contains(ipa) || hv.gicr.iter().any(|r| r.contains(ipa)) {
-        "GIC not emulated"
     } else {
         "no guest memory or device there"
     }
@@ -175,12 +191,18 @@ fn inject(frame: &mut GuestFrame, same_el_ec: u64, iss: u64, far: u64) {
     el2::inject_sync(frame, ec << 26 | ESR_IL | iss, far);
 }
 
-/// A physical interrupt arrived while the guest ran.
+/// A physical interrupt arrived while the guest ran: the hypervisor's own
+/// SGIs and the maintenance interrupt are handled here (their work happens
+/// at trap exit: stop check, list register flush); everything else is the
+/// guest's and goes into a list register, hardware-linked.
 fn interrupt() {
+    let cpu = cpu_index();
     while let Some(intid) = gic::acknowledge() {
         gic::end_of_interrupt(intid);
-        if intid != gic::SGI_KICK && intid != gic::SGI_STOP {
-            log::warn!("physical interrupt {intid:?} has no virtual route yet; dropped");
+        if intid == gic::SGI_KICK || intid == gic::SGI_STOP || intid == gic::MAINTENANCE {
+            gic::deactivate(u32::from(intid));
+        } else {
+            vgic::inject_hw(cpu, u32::from(intid));
         }
     }
 }
