@@ -2,9 +2,9 @@
 //! (MPIDRs, in `/cpus` order = linear vCPU index), RAM, GIC and UART.
 
 use crate::options::Options;
+use dtoolkit::FdtStringListIterator;
 use dtoolkit::fdt::Fdt;
 use dtoolkit::standard::Reg;
-use dtoolkit::FdtStringListIterator;
 use dtoolkit::{Node, Property, ToCellInt};
 
 /// Most CPUs a guest handles (slots, stacks).
@@ -69,20 +69,20 @@ impl Env {
         let mut env = Self::empty();
         env.dtb = dtb_addr;
 
-        if let Some(chosen) = fdt.chosen() {
-            if let Ok(Some(args)) = chosen.bootargs() {
-                env.set_bootargs(args);
-            }
+        if let Some(chosen) = fdt.chosen()
+            && let Ok(Some(args)) = chosen.bootargs()
+        {
+            env.set_bootargs(args);
         }
 
         let cpus = fdt.cpus().map_err(|_| EnvError::NoCpus)?;
         for cpu in cpus.cpus() {
-            if let Some(status) = cpu.property("status") {
-                if let Ok(s) = status.value_as::<&str>() {
-                    if s != "okay" && s != "ok" {
-                        continue;
-                    }
-                }
+            if let Some(status) = cpu.property("status")
+                && let Ok(s) = status.value_as::<&str>()
+                && s != "okay"
+                && s != "ok"
+            {
+                continue;
             }
             let mut ids = cpu.ids().map_err(|_| EnvError::BadCpuReg)?;
             let id: u64 = ids
@@ -114,26 +114,25 @@ impl Env {
             if is_memory {
                 if let Ok(Some(regs)) = node.reg() {
                     for reg in regs {
-                        if env.nmem < MAX_MEM {
-                            if let Some(r) = reg_pair(reg) {
-                                if r.1 > 0 {
-                                    env.mem[env.nmem] = r;
-                                    env.nmem += 1;
-                                }
-                            }
+                        if env.nmem < MAX_MEM
+                            && let Some(r) = reg_pair(reg)
+                            && r.1 > 0
+                        {
+                            env.mem[env.nmem] = r;
+                            env.nmem += 1;
                         }
                     }
                 }
                 continue;
             }
-            if has_compatible(&node, "arm,gic-v3") {
-                if let Ok(Some(mut regs)) = node.reg() {
-                    if let Some((d, _)) = regs.next().and_then(reg_pair) {
-                        env.gicd = d;
-                    }
-                    if let Some((r, _)) = regs.next().and_then(reg_pair) {
-                        env.gicr = r;
-                    }
+            if has_compatible(&node, "arm,gic-v3")
+                && let Ok(Some(mut regs)) = node.reg()
+            {
+                if let Some((d, _)) = regs.next().and_then(reg_pair) {
+                    env.gicd = d;
+                }
+                if let Some((r, _)) = regs.next().and_then(reg_pair) {
+                    env.gicr = r;
                 }
             }
             if name == "psci" {
@@ -191,12 +190,20 @@ impl Env {
 
     /// One past the highest RAM address.
     pub fn ram_end(&self) -> u64 {
-        self.mem[..self.nmem].iter().map(|&(b, s)| b + s).max().unwrap_or(0)
+        self.mem[..self.nmem]
+            .iter()
+            .map(|&(b, s)| b + s)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Lowest RAM address.
     pub fn ram_start(&self) -> u64 {
-        self.mem[..self.nmem].iter().map(|&(b, _)| b).min().unwrap_or(0)
+        self.mem[..self.nmem]
+            .iter()
+            .map(|&(b, _)| b)
+            .min()
+            .unwrap_or(0)
     }
 
     /// An MPIDR affinity value that names no CPU of this machine.

@@ -34,7 +34,12 @@ pub struct Test<E: 'static> {
 impl<E> Test<E> {
     /// A test that runs on any number of CPUs.
     pub const fn new(name: &'static str, run: fn(&E) -> TestResult) -> Self {
-        Self { name, min_cpus: 1, skip_if: None, run }
+        Self {
+            name,
+            min_cpus: 1,
+            skip_if: None,
+            run,
+        }
     }
 
     /// A test that needs at least `n` CPUs.
@@ -85,19 +90,28 @@ fn plan<E>(t: &Test<E>, env: &E, ncpus: usize, only: Option<&str>) -> Option<Pla
         return None;
     }
     if ncpus < t.min_cpus {
-        return Some(Plan::Skip(crate::msg!("needs {} CPUs, have {}", t.min_cpus, ncpus)));
+        return Some(Plan::Skip(crate::msg!(
+            "needs {} CPUs, have {}",
+            t.min_cpus,
+            ncpus
+        )));
     }
-    if let Some(f) = t.skip_if {
-        if let Some(why) = f(env) {
-            return Some(Plan::Skip(why));
-        }
+    if let Some(f) = t.skip_if
+        && let Some(why) = f(env)
+    {
+        return Some(Plan::Skip(why));
     }
     Some(Plan::Run)
 }
 
 /// Runs a suite (or the test `only` of it) and prints its lines. Does not
 /// power anything off.
-pub fn run_suite<E, H: Host<E>>(suite: &Suite<E>, env: &E, only: Option<&str>, host: &mut H) -> Summary {
+pub fn run_suite<E, H: Host<E>>(
+    suite: &Suite<E>,
+    env: &E,
+    only: Option<&str>,
+    host: &mut H,
+) -> Summary {
     let ncpus = host.ncpus(env);
     let mut sum = Summary::default();
     let (mut run, mut skip) = (0, 0);
@@ -108,7 +122,10 @@ pub fn run_suite<E, H: Host<E>>(suite: &Suite<E>, env: &E, only: Option<&str>, h
             None => {}
         }
     }
-    host.line(format_args!("GUEST PLAN {} run={} skip={}", suite.name, run, skip));
+    host.line(format_args!(
+        "GUEST PLAN {} run={} skip={}",
+        suite.name, run, skip
+    ));
     if run + skip == 0 {
         host.line(format_args!(
             "GUEST FAIL {}: no test named {:?}",
@@ -129,10 +146,10 @@ pub fn run_suite<E, H: Host<E>>(suite: &Suite<E>, env: &E, only: Option<&str>, h
                 host.line(format_args!("GUEST run {}", t.name));
                 let mut res = (t.run)(env);
                 let after = host.after_test(env);
-                if res.is_ok() {
-                    if let Err(e) = after {
-                        res = Err(crate::msg!("cleanup after test: {}", e));
-                    }
+                if res.is_ok()
+                    && let Err(e) = after
+                {
+                    res = Err(crate::msg!("cleanup after test: {}", e));
                 }
                 match res {
                     Ok(()) => {
@@ -203,17 +220,32 @@ mod tests {
         Test::new("c", pass).cpus(2),
         Test::new("d", pass).skip_if(never),
     ];
-    static SUITE: Suite<u32> = Suite { name: "demo", tests: &TESTS };
+    static SUITE: Suite<u32> = Suite {
+        name: "demo",
+        tests: &TESTS,
+    };
 
     fn rec(ncpus: usize) -> Rec {
-        Rec { lines: Vec::new(), ncpus, fail_cleanup_after: None, current: "" }
+        Rec {
+            lines: Vec::new(),
+            ncpus,
+            fail_cleanup_after: None,
+            current: "",
+        }
     }
 
     #[test]
     fn runs_and_reports() {
         let mut h = rec(1);
         let s = run_suite(&SUITE, &7, None, &mut h);
-        assert_eq!(s, Summary { passed: 1, failed: 1, skipped: 2 });
+        assert_eq!(
+            s,
+            Summary {
+                passed: 1,
+                failed: 1,
+                skipped: 2
+            }
+        );
         assert_eq!(
             h.lines,
             [
@@ -234,9 +266,19 @@ mod tests {
         let mut h = rec(2);
         h.fail_cleanup_after = Some("c");
         let s = run_suite(&SUITE, &0, Some("c"), &mut h);
-        assert_eq!(s, Summary { passed: 0, failed: 1, skipped: 0 });
+        assert_eq!(
+            s,
+            Summary {
+                passed: 0,
+                failed: 1,
+                skipped: 0
+            }
+        );
         assert_eq!(h.lines[0], "GUEST PLAN demo run=1 skip=0");
-        assert_eq!(h.lines[2], "GUEST FAIL c: cleanup after test: cpu1 still ON");
+        assert_eq!(
+            h.lines[2],
+            "GUEST FAIL c: cleanup after test: cpu1 still ON"
+        );
     }
 
     #[test]
@@ -244,6 +286,10 @@ mod tests {
         let mut h = rec(2);
         let s = run_suite(&SUITE, &0, Some("zz"), &mut h);
         assert_eq!(s.failed, 1);
-        assert!(h.lines.iter().any(|l| l.starts_with("GUEST FAIL demo: no test named")));
+        assert!(
+            h.lines
+                .iter()
+                .any(|l| l.starts_with("GUEST FAIL demo: no test named"))
+        );
     }
 }

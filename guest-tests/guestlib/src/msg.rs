@@ -16,7 +16,11 @@ pub struct Msg {
 
 impl Msg {
     pub const fn new() -> Self {
-        Self { buf: [0; MSG_CAP], len: 0, truncated: false }
+        Self {
+            buf: [0; MSG_CAP],
+            len: 0,
+            truncated: false,
+        }
     }
 
     /// Builds a message from format arguments.

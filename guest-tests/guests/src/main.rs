@@ -6,6 +6,7 @@
 //! On the host this binary is an empty stub.
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", no_main)]
+#![allow(clippy::result_large_err)]
 
 #[cfg(target_os = "none")]
 mod suites;
@@ -17,7 +18,11 @@ fn guest_main(env: &'static guestlib::Env) -> ! {
     match suites::find(name) {
         Some(entry) => suites::run_entry(entry, env),
         None => {
-            guestlib::gprintln!("GUEST FAIL boot: unknown suite {:?}; known: {}", name, suites::Names);
+            guestlib::gprintln!(
+                "GUEST FAIL boot: unknown suite {:?}; known: {}",
+                name,
+                suites::Names
+            );
             guestlib::power_off()
         }
     }

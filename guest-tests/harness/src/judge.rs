@@ -76,7 +76,7 @@ fn field(tok: &str, key: &str) -> Option<usize> {
 
 /// `GUEST DONE <suite> passed=<n> failed=<m>` anywhere in a line (a trace
 /// line may have been printed in front of it).
-fn parse_done<'a>(line: &'a str) -> Option<(&'a str, Option<usize>, Option<usize>)> {
+fn parse_done(line: &str) -> Option<(&str, Option<usize>, Option<usize>)> {
     let at = line.find("GUEST DONE ")?;
     let mut it = line[at + "GUEST DONE ".len()..].split_whitespace();
     let suite = it.next()?;
@@ -110,15 +110,24 @@ pub fn judge(spec: &SuiteSpec, smp: u32, mode: Mode, exit: &Exit, output: &str) 
     }
 
     if !lines.iter().any(|l| l.contains("GUEST boot ")) {
-        v.reasons.push("the guest never booted (no 'GUEST boot' line)".into());
+        v.reasons
+            .push("the guest never booted (no 'GUEST boot' line)".into());
     }
 
-    let fails: Vec<&str> = lines.iter().copied().filter(|l| l.contains("GUEST FAIL")).collect();
+    let fails: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.contains("GUEST FAIL"))
+        .collect();
     for f in fails.iter().take(5) {
-        v.reasons.push(format!("guest: {}", &f[f.find("GUEST FAIL").unwrap_or(0)..]));
+        v.reasons.push(format!(
+            "guest: {}",
+            &f[f.find("GUEST FAIL").unwrap_or(0)..]
+        ));
     }
     if fails.len() > 5 {
-        v.reasons.push(format!("... and {} more GUEST FAIL lines", fails.len() - 5));
+        v.reasons
+            .push(format!("... and {} more GUEST FAIL lines", fails.len() - 5));
     }
 
     let plans: Vec<_> = lines.iter().filter_map(|l| parse_plan(l)).collect();
@@ -130,11 +139,15 @@ pub fn judge(spec: &SuiteSpec, smp: u32, mode: Mode, exit: &Exit, output: &str) 
             None
         }
         [(s, _)] => {
-            v.reasons.push(format!("the guest ran suite '{s}', not '{}'", spec.name));
+            v.reasons
+                .push(format!("the guest ran suite '{s}', not '{}'", spec.name));
             None
         }
         _ => {
-            v.reasons.push(format!("{} 'GUEST PLAN' lines (the guest restarted?)", plans.len()));
+            v.reasons.push(format!(
+                "{} 'GUEST PLAN' lines (the guest restarted?)",
+                plans.len()
+            ));
             None
         }
     };
@@ -147,46 +160,65 @@ pub fn judge(spec: &SuiteSpec, smp: u32, mode: Mode, exit: &Exit, output: &str) 
                     if *f != 0 {
                         v.reasons.push(format!("{f} test(s) failed"));
                     }
-                    if let Some(run) = planned {
-                        if *p != run {
-                            v.reasons.push(format!("passed={p} but {run} tests were planned"));
-                        }
+                    if let Some(run) = planned
+                        && *p != run
+                    {
+                        v.reasons
+                            .push(format!("passed={p} but {run} tests were planned"));
                     }
                     let min = match mode {
                         Mode::Hv => spec.min_passed(smp),
                         Mode::Plain => 1,
                     };
                     if *p < min {
-                        v.reasons.push(format!("passed={p}, expected at least {min} at {smp} vCPU(s)"));
+                        v.reasons.push(format!(
+                            "passed={p}, expected at least {min} at {smp} vCPU(s)"
+                        ));
                     }
                 }
                 _ => v.reasons.push("malformed 'GUEST DONE' line".into()),
             }
         }
         [] => v.reasons.push("no 'GUEST DONE' line".into()),
-        [(s, ..)] => v.reasons.push(format!("'GUEST DONE' for suite '{s}', not '{}'", spec.name)),
-        _ => v.reasons.push(format!("{} 'GUEST DONE' lines (the guest restarted?)", dones.len())),
+        [(s, ..)] => v
+            .reasons
+            .push(format!("'GUEST DONE' for suite '{s}', not '{}'", spec.name)),
+        _ => v.reasons.push(format!(
+            "{} 'GUEST DONE' lines (the guest restarted?)",
+            dones.len()
+        )),
     }
 
     if mode == Mode::Hv {
         let traces: Vec<TraceLine<'_>> = lines.iter().filter_map(|l| parse_trace(l)).collect();
         if let Some(p) = traces.iter().find(|t| t.event == "panic") {
-            v.reasons.push(format!("hypervisor panic on cpu{}: {}", p.cpu, p.rest));
+            v.reasons
+                .push(format!("hypervisor panic on cpu{}: {}", p.cpu, p.rest));
         }
         for r in spec.required.iter().filter(|r| smp >= r.min_smp) {
             let found = traces.iter().any(|t| {
-                t.event == r.event && (r.contains.is_empty() || format!("{} {}", t.event, t.rest).contains(r.contains))
+                t.event == r.event
+                    && (r.contains.is_empty()
+                        || format!("{} {}", t.event, t.rest).contains(r.contains))
             });
             if !found {
                 v.reasons.push(if r.contains.is_empty() {
                     format!("no hypervisor '{}' trace line", r.event)
                 } else {
-                    format!("no hypervisor '{}' trace line containing '{}'", r.event, r.contains)
+                    format!(
+                        "no hypervisor '{}' trace line containing '{}'",
+                        r.event, r.contains
+                    )
                 });
             }
         }
-        if spec.end == End::Off && traces.iter().any(|t| t.event == "system" && t.rest.starts_with("reset")) {
-            v.reasons.push("the system reset instead of powering off".into());
+        if spec.end == End::Off
+            && traces
+                .iter()
+                .any(|t| t.event == "system" && t.rest.starts_with("reset"))
+        {
+            v.reasons
+                .push("the system reset instead of powering off".into());
         }
     }
     v
@@ -202,7 +234,9 @@ mod tests {
     }
 
     fn good_psci_log(passed: usize) -> String {
-        let mut s = String::from("[hv 0.000100] cpu0 boot parkvisor\r\nGUEST boot cpu0 mpidr=0x80000000 ncpus=4\r\n");
+        let mut s = String::from(
+            "[hv 0.000100] cpu0 boot parkvisor\r\nGUEST boot cpu0 mpidr=0x80000000 ncpus=4\r\n",
+        );
         s += &format!("GUEST PLAN psci run={passed} skip=0\n");
         s += "[hv 0.100000] cpu1 state OFF -> ON_PENDING (psci CPU_ON)\n";
         s += "[hv 0.100100] cpu1 state ON_PENDING -> ON (entry)\n";
@@ -218,8 +252,18 @@ mod tests {
     #[test]
     fn parses_trace_lines() {
         let t = parse_trace("[hv 12.000345] cpu3 state ON -> OFF (psci CPU_OFF)").unwrap();
-        assert_eq!(t, TraceLine { cpu: 3, event: "state", rest: "ON -> OFF (psci CPU_OFF)" });
-        assert_eq!(parse_trace("[hv 1.0] cpu0 system off").unwrap().event, "system");
+        assert_eq!(
+            t,
+            TraceLine {
+                cpu: 3,
+                event: "state",
+                rest: "ON -> OFF (psci CPU_OFF)"
+            }
+        );
+        assert_eq!(
+            parse_trace("[hv 1.0] cpu0 system off").unwrap().event,
+            "system"
+        );
         assert!(parse_trace("GUEST ok x").is_none());
         assert!(parse_trace("[hv x] cpu0 panic").is_none());
         assert!(parse_trace("[hv 1.0] cpuX panic").is_none());
@@ -234,7 +278,13 @@ mod tests {
 
     #[test]
     fn never_booted_fails() {
-        let v = judge(psci(), 4, Mode::Hv, &Exit::Code(0), "[hv 0.1] cpu0 boot parkvisor\n");
+        let v = judge(
+            psci(),
+            4,
+            Mode::Hv,
+            &Exit::Code(0),
+            "[hv 0.1] cpu0 boot parkvisor\n",
+        );
         assert!(!v.ok());
         assert!(v.reasons.iter().any(|r| r.contains("never booted")));
         assert!(v.reasons.iter().any(|r| r.contains("no 'GUEST DONE'")));
@@ -274,10 +324,18 @@ mod tests {
     fn panic_and_missing_trace_fail_only_under_hv() {
         let log = good_psci_log(25) + "[hv 1.5] cpu2 panic src/psci.rs:10: boom\n";
         let v = judge(psci(), 4, Mode::Hv, &Exit::Code(0), &log);
-        assert!(v.reasons.iter().any(|r| r.contains("hypervisor panic on cpu2")));
+        assert!(
+            v.reasons
+                .iter()
+                .any(|r| r.contains("hypervisor panic on cpu2"))
+        );
         let log = good_psci_log(25).replace("state ON -> OFF", "state ON -> ON");
         let v = judge(psci(), 4, Mode::Hv, &Exit::Code(0), &log);
-        assert!(v.reasons.iter().any(|r| r.contains("ON -> OFF")), "{:?}", v.reasons);
+        assert!(
+            v.reasons.iter().any(|r| r.contains("ON -> OFF")),
+            "{:?}",
+            v.reasons
+        );
         // The same log is fine on plain QEMU (no trace expected there).
         assert!(judge(psci(), 4, Mode::Plain, &Exit::Code(0), &log).ok());
         // At 1 vCPU no state lines are required.
@@ -288,7 +346,9 @@ mod tests {
     #[test]
     fn containment_needs_a_fault_line() {
         let spec = find("containment").unwrap();
-        let mut log = String::from("GUEST boot cpu0\nGUEST PLAN containment run=7 skip=0\nGUEST DONE containment passed=7 failed=0\n[hv 2.0] cpu0 system off\n");
+        let mut log = String::from(
+            "GUEST boot cpu0\nGUEST PLAN containment run=7 skip=0\nGUEST DONE containment passed=7 failed=0\n[hv 2.0] cpu0 system off\n",
+        );
         assert!(!judge(spec, 2, Mode::Hv, &Exit::Code(0), &log).ok());
         log += "[hv 1.0] cpu0 fault stage2 addr=0x40200000 pc=0x48001000 read size=8 (hypervisor memory) -> inject\n";
         let v = judge(spec, 2, Mode::Hv, &Exit::Code(0), &log);

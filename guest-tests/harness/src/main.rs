@@ -75,21 +75,42 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
             "--smp" => {
                 o.smp = val("--smp")?
                     .split(',')
-                    .map(|s| s.trim().parse::<u32>().ok().filter(|&n| (1..=16).contains(&n)))
+                    .map(|s| {
+                        s.trim()
+                            .parse::<u32>()
+                            .ok()
+                            .filter(|&n| (1..=16).contains(&n))
+                    })
                     .collect::<Option<Vec<_>>>()
                     .ok_or("--smp wants numbers 1..16, comma separated")?;
             }
             "--jobs" => {
-                o.jobs = val("--jobs")?.parse().ok().filter(|&n| n >= 1).ok_or("--jobs wants a positive number")?;
+                o.jobs = val("--jobs")?
+                    .parse()
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or("--jobs wants a positive number")?;
             }
             "--plain" => o.plain = true,
             "--direct" => o.direct = true,
             "--hv-args" => o.hv_args = val("--hv-args")?,
             "--guest-args" => o.guest_args = val("--guest-args")?,
-            "--timeout" => o.timeout = Some(val("--timeout")?.parse().map_err(|_| "--timeout wants seconds")?),
-            "--tail" => o.tail = val("--tail")?.parse().map_err(|_| "--tail wants a number")?,
+            "--timeout" => {
+                o.timeout = Some(
+                    val("--timeout")?
+                        .parse()
+                        .map_err(|_| "--timeout wants seconds")?,
+                )
+            }
+            "--tail" => {
+                o.tail = val("--tail")?
+                    .parse()
+                    .map_err(|_| "--tail wants a number")?
+            }
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
-            s => o.suites.push(suites::find(s).ok_or(format!("unknown suite '{s}' (see --list)"))?),
+            s => o
+                .suites
+                .push(suites::find(s).ok_or(format!("unknown suite '{s}' (see --list)"))?),
         }
     }
     if o.suites.is_empty() {
@@ -116,9 +137,17 @@ fn repo_root() -> PathBuf {
 }
 
 fn setup(o: &Opts) -> Result<Setup, String> {
-    let root = repo_root().canonicalize().map_err(|e| format!("repo root: {e}"))?;
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    let target = if target.is_relative() { root.join(target) } else { target };
+    let root = repo_root()
+        .canonicalize()
+        .map_err(|e| format!("repo root: {e}"))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let target = if target.is_relative() {
+        root.join(target)
+    } else {
+        target
+    };
     let elf = target.join("aarch64-unknown-none/release/guest");
     if !elf.is_file() {
         return Err(format!(
@@ -142,7 +171,8 @@ fn setup(o: &Opts) -> Result<Setup, String> {
             hv_elf.display()
         ));
     }
-    let board_text = std::fs::read_to_string(root.join("boards/qemu-virt/board.env")).unwrap_or_default();
+    let board_text =
+        std::fs::read_to_string(root.join("boards/qemu-virt/board.env")).unwrap_or_default();
     let use_run_sh = !o.direct && root.join("scripts/run.sh").is_file();
     Ok(Setup {
         log_dir: target.join("harness-logs"),
@@ -197,49 +227,67 @@ fn main() -> ExitCode {
             Mode::Hv => "under parkvisor",
             Mode::Plain => "plain QEMU, no hypervisor",
         },
-        if s.use_run_sh { "via scripts/run.sh" } else { "QEMU started directly" }
+        if s.use_run_sh {
+            "via scripts/run.sh"
+        } else {
+            "QEMU started directly"
+        }
     );
     let queue = Mutex::new(queue);
     let results = Mutex::new((0usize, 0usize));
     let print = Mutex::new(());
     std::thread::scope(|sc| {
         for _ in 0..o.jobs.min(total.max(1)) {
-            sc.spawn(|| loop {
-                let Some((spec, job)) = queue.lock().unwrap().pop_front() else { break };
-                let out = s.run(&job);
-                let v = judge(spec, job.smp, s.mode, &out.exit, &out.serial);
-                let _g = print.lock().unwrap();
-                if v.ok() {
-                    println!(
-                        "harness: ok   {:<24} {:>3} passed  {:6.1} s",
-                        job.label(),
-                        v.passed.unwrap_or(0),
-                        out.secs
-                    );
-                    results.lock().unwrap().0 += 1;
-                } else {
-                    println!("harness: FAIL {:<24} {:6.1} s  (log: {})", job.label(), out.secs, out.log.display());
-                    for r in &v.reasons {
-                        println!("    - {r}");
+            sc.spawn(|| {
+                loop {
+                    let Some((spec, job)) = queue.lock().unwrap().pop_front() else {
+                        break;
+                    };
+                    let out = s.run(&job);
+                    let v = judge(spec, job.smp, s.mode, &out.exit, &out.serial);
+                    let _g = print.lock().unwrap();
+                    if v.ok() {
+                        println!(
+                            "harness: ok   {:<24} {:>3} passed  {:6.1} s",
+                            job.label(),
+                            v.passed.unwrap_or(0),
+                            out.secs
+                        );
+                        results.lock().unwrap().0 += 1;
+                    } else {
+                        println!(
+                            "harness: FAIL {:<24} {:6.1} s  (log: {})",
+                            job.label(),
+                            out.secs,
+                            out.log.display()
+                        );
+                        for r in &v.reasons {
+                            println!("    - {r}");
+                        }
+                        let lines: Vec<&str> = out.serial.lines().collect();
+                        let from = lines.len().saturating_sub(o.tail);
+                        println!("    --- last {} serial lines ---", lines.len() - from);
+                        for l in &lines[from..] {
+                            println!("    | {}", l.trim_end_matches('\r'));
+                        }
+                        let notes: Vec<&str> =
+                            out.notes.lines().filter(|l| !l.trim().is_empty()).collect();
+                        for l in notes.iter().rev().take(3).rev() {
+                            println!("    # {l}");
+                        }
+                        results.lock().unwrap().1 += 1;
                     }
-                    let lines: Vec<&str> = out.serial.lines().collect();
-                    let from = lines.len().saturating_sub(o.tail);
-                    println!("    --- last {} serial lines ---", lines.len() - from);
-                    for l in &lines[from..] {
-                        println!("    | {}", l.trim_end_matches('\r'));
-                    }
-                    let notes: Vec<&str> = out.notes.lines().filter(|l| !l.trim().is_empty()).collect();
-                    for l in notes.iter().rev().take(3).rev() {
-                        println!("    # {l}");
-                    }
-                    results.lock().unwrap().1 += 1;
                 }
             });
         }
     });
     let (passed, failed) = *results.lock().unwrap();
     println!("harness: {passed} passed, {failed} failed");
-    if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 #[cfg(test)]
@@ -256,7 +304,9 @@ mod tests {
         assert_eq!(o.smp, vec![1, 2, 4, 8]);
         assert_eq!(o.suites.len(), suites::SUITES.len());
         assert_eq!(o.jobs, 2);
-        let o = parse_args(&a(&["--smp", "2,4", "psci", "--jobs", "1", "--plain"])).unwrap().unwrap();
+        let o = parse_args(&a(&["--smp", "2,4", "psci", "--jobs", "1", "--plain"]))
+            .unwrap()
+            .unwrap();
         assert_eq!(o.smp, vec![2, 4]);
         assert_eq!(o.suites.len(), 1);
         assert!(o.plain);

@@ -64,7 +64,10 @@ pub fn parse_board_env(text: &str) -> HashMap<String, String> {
 
 impl Setup {
     fn board(&self, key: &str, default: &str) -> String {
-        self.board.get(key).cloned().unwrap_or_else(|| default.to_string())
+        self.board
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| default.to_string())
     }
 
     fn guest_args(&self, job: &Job) -> String {
@@ -103,13 +106,26 @@ impl Setup {
             c
         } else {
             let mut c = Command::new(self.board("QEMU_BIN", "qemu-system-aarch64"));
-            c.args(["-cpu", &self.board("QEMU_CPU", "max")])
-                .args(["-smp", &job.smp.to_string(), "-m", &mem, "-nographic", "-nic", "none"]);
+            c.args(["-cpu", &self.board("QEMU_CPU", "max")]).args([
+                "-smp",
+                &job.smp.to_string(),
+                "-m",
+                &mem,
+                "-nographic",
+                "-nic",
+                "none",
+            ]);
             let esc = |s: &str| s.replace(',', ",,");
             match self.mode {
                 Mode::Hv => {
-                    c.args(["-M", &self.board("QEMU_MACHINE", "virt,virtualization=on,gic-version=3,its=off")])
-                        .args(["-kernel".as_ref(), self.hv_elf.as_os_str()]);
+                    c.args([
+                        "-M",
+                        &self.board(
+                            "QEMU_MACHINE",
+                            "virt,virtualization=on,gic-version=3,its=off",
+                        ),
+                    ])
+                    .args(["-kernel".as_ref(), self.hv_elf.as_os_str()]);
                     if !self.hv_args.is_empty() {
                         c.args(["-append", &self.hv_args]);
                     }
@@ -124,9 +140,12 @@ impl Setup {
                     ]);
                 }
                 Mode::Plain => {
-                    c.args(["-M", &self.board("QEMU_MACHINE_PLAIN", "virt,gic-version=3,its=off")])
-                        .args(["-kernel".as_ref(), self.guest.as_os_str()])
-                        .args(["-append", &self.guest_args(job)]);
+                    c.args([
+                        "-M",
+                        &self.board("QEMU_MACHINE_PLAIN", "virt,gic-version=3,its=off"),
+                    ])
+                    .args(["-kernel".as_ref(), self.guest.as_os_str()])
+                    .args(["-append", &self.guest_args(job)]);
                 }
             }
             if job.no_reboot {
@@ -141,7 +160,8 @@ impl Setup {
             Mode::Hv => "",
             Mode::Plain => "-plain",
         };
-        self.log_dir.join(format!("{}-smp{}{}.log", job.suite, job.smp, mode))
+        self.log_dir
+            .join(format!("{}-smp{}{}.log", job.suite, job.smp, mode))
     }
 
     /// Runs one job to completion (or its timeout).
@@ -187,12 +207,20 @@ impl Setup {
         }
         let _ = fs::remove_file(&serial_path);
         let _ = fs::remove_file(&notes_path);
-        Outcome { exit, serial, notes, log, secs: t0.elapsed().as_secs_f64() }
+        Outcome {
+            exit,
+            serial,
+            notes,
+            log,
+            secs: t0.elapsed().as_secs_f64(),
+        }
     }
 }
 
 fn read_lossy(p: &Path) -> String {
-    fs::read(p).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+    fs::read(p)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
 }
 
 /// Kills the process group the runner leads (run.sh, its timeout and QEMU).
@@ -230,7 +258,10 @@ pub fn find_objcopy() -> Option<PathBuf> {
 /// Writes `bin` from `elf` (objcopy -O binary) unless it is up to date.
 pub fn elf_to_bin(elf: &Path, bin: &Path) -> Result<(), String> {
     let newer = |a: &Path, b: &Path| -> bool {
-        match (fs::metadata(a).and_then(|m| m.modified()), fs::metadata(b).and_then(|m| m.modified())) {
+        match (
+            fs::metadata(a).and_then(|m| m.modified()),
+            fs::metadata(b).and_then(|m| m.modified()),
+        ) {
             (Ok(ta), Ok(tb)) => ta >= tb,
             _ => false,
         }
@@ -238,7 +269,8 @@ pub fn elf_to_bin(elf: &Path, bin: &Path) -> Result<(), String> {
     if newer(bin, elf) {
         return Ok(());
     }
-    let objcopy = find_objcopy().ok_or("no objcopy found (apt-get install binutils-aarch64-linux-gnu)")?;
+    let objcopy =
+        find_objcopy().ok_or("no objcopy found (apt-get install binutils-aarch64-linux-gnu)")?;
     let st = Command::new(&objcopy)
         .args(["-O", "binary"])
         .arg(elf)
@@ -246,7 +278,11 @@ pub fn elf_to_bin(elf: &Path, bin: &Path) -> Result<(), String> {
         .status()
         .map_err(|e| format!("{}: {e}", objcopy.display()))?;
     if !st.success() {
-        return Err(format!("{} -O binary {} failed", objcopy.display(), elf.display()));
+        return Err(format!(
+            "{} -O binary {} failed",
+            objcopy.display(),
+            elf.display()
+        ));
     }
     Ok(())
 }
@@ -263,14 +299,18 @@ mod tests {
             hv_elf: PathBuf::from("/repo/pv"),
             hv_args: "trace=calls".into(),
             use_run_sh: run_sh,
-            board: parse_board_env("# c\nQEMU_BIN=qemu-x\nTEST_MEM=512M\nGUEST_KERNEL_ADDR=0x48000000\n"),
+            board: parse_board_env(
+                "# c\nQEMU_BIN=qemu-x\nTEST_MEM=512M\nGUEST_KERNEL_ADDR=0x48000000\n",
+            ),
             log_dir: PathBuf::from("/tmp/logs"),
             extra_guest_args: String::new(),
         }
     }
 
     fn args(c: &Command) -> Vec<String> {
-        c.get_args().map(|a| a.to_string_lossy().into_owned()).collect()
+        c.get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
     }
 
     #[test]
@@ -284,7 +324,12 @@ mod tests {
     #[test]
     fn run_sh_command() {
         let s = setup(Mode::Hv, true);
-        let j = Job { suite: "system_reset", smp: 2, timeout_s: 30, no_reboot: true };
+        let j = Job {
+            suite: "system_reset",
+            smp: 2,
+            timeout_s: 30,
+            no_reboot: true,
+        };
         let c = s.command(&j);
         assert_eq!(c.get_program(), "/repo/scripts/run.sh");
         let a = args(&c);
@@ -301,11 +346,18 @@ mod tests {
     #[test]
     fn direct_qemu_command() {
         let s = setup(Mode::Hv, false);
-        let j = Job { suite: "psci", smp: 4, timeout_s: 30, no_reboot: false };
+        let j = Job {
+            suite: "psci",
+            smp: 4,
+            timeout_s: 30,
+            no_reboot: false,
+        };
         let c = s.command(&j);
         assert_eq!(c.get_program(), "qemu-x");
         let a = args(&c);
-        assert!(a.contains(&"guest-loader,addr=0x48000000,kernel=/repo/g,,uest.bin,bootargs=test=psci".to_string()));
+        assert!(a.contains(
+            &"guest-loader,addr=0x48000000,kernel=/repo/g,,uest.bin,bootargs=test=psci".to_string()
+        ));
         assert!(a.windows(2).any(|w| w == ["-append", "trace=calls"]));
         assert!(!a.contains(&"-no-reboot".to_string()));
     }

@@ -39,7 +39,11 @@ pub struct SuiteSpec {
 
 impl SuiteSpec {
     pub fn min_passed(&self, smp: u32) -> usize {
-        if smp >= 2 { self.min_passed_n } else { self.min_passed_1 }
+        if smp >= 2 {
+            self.min_passed_n
+        } else {
+            self.min_passed_1
+        }
     }
 
     /// Timeout for a run with `smp` vCPUs (TCG on a small host slows down
@@ -50,7 +54,11 @@ impl SuiteSpec {
 }
 
 const fn req(event: &'static str, contains: &'static str, min_smp: u32) -> Required {
-    Required { event, contains, min_smp }
+    Required {
+        event,
+        contains,
+        min_smp,
+    }
 }
 
 pub static SUITES: &[SuiteSpec] = &[

@@ -12,7 +12,7 @@
 //! `mov x10, #1`: if the first instruction is skipped (a hypervisor carrying a
 //! stale "skip the trapped instruction" into CPU_ON), the record says so.
 
-use super::smp::{BAD_ENTRY, BOOT_RECORD, EntryRecord, SLOTS, STACKS, STACK_SIZE, Slot};
+use super::smp::{BAD_ENTRY, BOOT_RECORD, EntryRecord, SLOTS, STACK_SIZE, STACKS, Slot};
 use crate::env::MAX_CPUS;
 use core::mem::{offset_of, size_of};
 

@@ -54,7 +54,8 @@ pub fn redistributor(env: &Env, mpidr: u64) -> Option<usize> {
 /// its redistributor, CPU interface). Interrupts stay masked in DAIF.
 pub fn enable_ppi(env: &Env, mpidr: u64, intid: u32) -> Result<(), crate::Msg> {
     crate::ensure!(env.gicd != 0, "no GICv3 in the DTB");
-    let rd = redistributor(env, mpidr).ok_or_else(|| crate::msg!("no redistributor for mpidr {:#x}", mpidr))?;
+    let rd = redistributor(env, mpidr)
+        .ok_or_else(|| crate::msg!("no redistributor for mpidr {:#x}", mpidr))?;
     // ARE_NS | EnableGrp1NS (bit 1) | EnableGrp1 in a single-security view.
     let d = env.gicd as usize;
     wr32(d + GICD_CTLR, rd32(d + GICD_CTLR) | (1 << 4) | (1 << 1) | 1);

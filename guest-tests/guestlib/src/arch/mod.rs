@@ -16,8 +16,8 @@ pub use smp::{Job, Slot, slot, this_cpu};
 pub use vectors::{Abort, expecting_abort, probe_read, probe_write};
 
 use crate::env::Env;
-use crate::gprintln;
 use crate::framework::{Host, Suite, Summary, TestResult, run_suite};
+use crate::gprintln;
 use core::fmt;
 use core::sync::atomic::{AtomicUsize, Ordering::*};
 use dtoolkit::fdt::Fdt;
@@ -80,7 +80,11 @@ extern "C" fn guest_boot_rust(x0: u64) -> ! {
         env.boot_idx,
         mpidr,
         env.ncpus,
-        if env.cpus_truncated { " (truncated)" } else { "" },
+        if env.cpus_truncated {
+            " (truncated)"
+        } else {
+            ""
+        },
         dtb,
         env.bootargs()
     );
@@ -106,7 +110,12 @@ pub fn power_off() -> ! {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    gprintln!("GUEST FAIL panic: cpu{} in {}: {}", this_cpu(), current_test(), info);
+    gprintln!(
+        "GUEST FAIL panic: cpu{} in {}: {}",
+        this_cpu(),
+        current_test(),
+        info
+    );
     power_off()
 }
 

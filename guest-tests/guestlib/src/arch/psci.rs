@@ -60,7 +60,12 @@ impl Psci {
     }
 
     pub fn cpu_suspend32(self, power_state: u32, entry: u32, ctx: u32) -> i32 {
-        self.st(PSCI_CPU_SUSPEND_32, power_state as u64, entry as u64, ctx as u64)
+        self.st(
+            PSCI_CPU_SUSPEND_32,
+            power_state as u64,
+            entry as u64,
+            ctx as u64,
+        )
     }
 
     pub fn migrate_info_type(self) -> i32 {
@@ -115,7 +120,12 @@ pub mod vendor {
 
     pub fn fast_stop(timeout_us: u64, flags: u64) -> FastStop {
         let r = call(Conduit::Hvc, VENDOR_FAST_STOP, timeout_us, flags, 0);
-        FastStop { status: status(r[0]), stopped: r[1], missed: r[2], elapsed_ns: r[3] }
+        FastStop {
+            status: status(r[0]),
+            stopped: r[1],
+            missed: r[2],
+            elapsed_ns: r[3],
+        }
     }
 
     pub fn vcpu_state(mpidr: u64) -> i32 {

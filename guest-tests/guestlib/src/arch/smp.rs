@@ -64,16 +64,30 @@ impl EntryRecord {
     pub fn check_cold_entry(&self, ctx: u64) -> Result<(), Msg> {
         let x0 = self.x0.load(Acquire);
         crate::ensure!(x0 == ctx, "x0 = {:#x}, expected context_id {:#x}", x0, ctx);
-        crate::ensure!(self.skipped.load(Acquire) == 0, "first instruction at the entry point was skipped");
+        crate::ensure!(
+            self.skipped.load(Acquire) == 0,
+            "first instruction at the entry point was skipped"
+        );
         let el = (self.current_el.load(Acquire) >> 2) & 3;
         crate::ensure!(el == 1, "entered at EL{}, expected EL1", el);
         let spsel = self.spsel.load(Acquire) & 1;
         crate::ensure!(spsel == 1, "entered in EL1t (SPSel=0), expected EL1h");
         let daif = self.daif.load(Acquire) & 0x3C0;
-        crate::ensure!(daif == 0x3C0, "DAIF = {:#x}, expected 0x3c0 (all masked)", daif);
+        crate::ensure!(
+            daif == 0x3C0,
+            "DAIF = {:#x}, expected 0x3c0 (all masked)",
+            daif
+        );
         let sctlr = self.sctlr.load(Acquire);
-        crate::ensure!(sctlr & 1 == 0, "SCTLR_EL1.M = 1 (MMU on) at entry, SCTLR={:#x}", sctlr);
-        crate::ensure!(sctlr & (1 << 25) == 0, "SCTLR_EL1.EE = 1 (big-endian) at entry");
+        crate::ensure!(
+            sctlr & 1 == 0,
+            "SCTLR_EL1.M = 1 (MMU on) at entry, SCTLR={:#x}",
+            sctlr
+        );
+        crate::ensure!(
+            sctlr & (1 << 25) == 0,
+            "SCTLR_EL1.EE = 1 (big-endian) at entry"
+        );
         Ok(())
     }
 }
@@ -229,7 +243,11 @@ extern "C" fn guest_secondary_rust(idx: usize, ctx: u64) -> ! {
         f(idx, ctx);
     }
     slot.running.store(0, Release);
-    let conduit = if slot.off_conduit.load(Acquire) == 1 { Conduit::Smc } else { Conduit::Hvc };
+    let conduit = if slot.off_conduit.load(Acquire) == 1 {
+        Conduit::Smc
+    } else {
+        Conduit::Hvc
+    };
     off_self(conduit)
 }
 
@@ -261,7 +279,12 @@ pub struct OnArgs {
 /// with the standard entry point and `ctx(idx, cookie)`. Returns the PSCI
 /// status.
 pub fn cpu_on(env: &Env, idx: usize, job: Job, cookie: u64) -> i32 {
-    let args = OnArgs { entry: super::entry_point(), ctx: ctx(idx, cookie), conduit: Conduit::Hvc, smc32: false };
+    let args = OnArgs {
+        entry: super::entry_point(),
+        ctx: ctx(idx, cookie),
+        conduit: Conduit::Hvc,
+        smc32: false,
+    };
     cpu_on_with(env, idx, job, Conduit::Hvc, args)
 }
 
@@ -269,7 +292,8 @@ pub fn cpu_on(env: &Env, idx: usize, job: Job, cookie: u64) -> i32 {
 pub fn cpu_on_with(env: &Env, idx: usize, job: Job, off_conduit: Conduit, a: OnArgs) -> i32 {
     let slot = &SLOTS[idx];
     slot.set_job(job);
-    slot.off_conduit.store(if off_conduit == Conduit::Smc { 1 } else { 0 }, Release);
+    slot.off_conduit
+        .store(if off_conduit == Conduit::Smc { 1 } else { 0 }, Release);
     let p = psci::Psci(a.conduit);
     if a.smc32 {
         p.cpu_on32(env.mpidr(idx) as u32, a.entry as u32, a.ctx as u32)
@@ -301,7 +325,13 @@ pub fn wait_aff(env: &Env, idx: usize, state: i32, timeout_us: u64) -> Result<()
 pub fn start(env: &Env, idx: usize, job: Job, cookie: u64) -> Result<(), Msg> {
     let before = SLOTS[idx].entries();
     let st = cpu_on(env, idx, job, cookie);
-    crate::ensure!(st == abi::SUCCESS, "CPU_ON(cpu{}) = {} ({})", idx, st, abi::status_name(st));
+    crate::ensure!(
+        st == abi::SUCCESS,
+        "CPU_ON(cpu{}) = {} ({})",
+        idx,
+        st,
+        abi::status_name(st)
+    );
     if !wait_entered(idx, before, 2_000_000) {
         return Err(no_entry_reason(idx));
     }
@@ -312,10 +342,20 @@ pub fn start(env: &Env, idx: usize, job: Job, cookie: u64) -> Result<(), Msg> {
 /// not return on it.
 pub fn wait_off(env: &Env, idx: usize, timeout_us: u64) -> Result<(), Msg> {
     if let Err(last) = wait_aff(env, idx, AFF_OFF, timeout_us) {
-        return Err(crate::msg!("cpu{} not OFF after {} ms (AFFINITY_INFO = {})", idx, timeout_us / 1000, last));
+        return Err(crate::msg!(
+            "cpu{} not OFF after {} ms (AFFINITY_INFO = {})",
+            idx,
+            timeout_us / 1000,
+            last
+        ));
     }
     let r = SLOTS[idx].off_returned.load(Acquire);
-    crate::ensure!(r == 0, "CPU_OFF returned on cpu{} (status {})", idx, SLOTS[idx].off_status.load(Acquire) as i64);
+    crate::ensure!(
+        r == 0,
+        "CPU_OFF returned on cpu{} (status {})",
+        idx,
+        SLOTS[idx].off_status.load(Acquire) as i64
+    );
     Ok(())
 }
 
@@ -331,8 +371,8 @@ pub fn cleanup(env: &Env) -> Result<(), Msg> {
         }
     }
     ABORT.store(false, SeqCst);
-    for idx in 0..env.ncpus {
-        SLOTS[idx].expect_abort.store(0, SeqCst);
+    for slot in &SLOTS[..env.ncpus] {
+        slot.expect_abort.store(0, SeqCst);
     }
     res
 }

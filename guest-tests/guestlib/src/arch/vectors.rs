@@ -177,9 +177,22 @@ impl Abort {
 }
 
 const VEC_NAMES: [&str; 16] = [
-    "sync/SP0", "irq/SP0", "fiq/SP0", "serror/SP0", "sync", "irq", "fiq", "serror",
-    "sync/lower64", "irq/lower64", "fiq/lower64", "serror/lower64",
-    "sync/lower32", "irq/lower32", "fiq/lower32", "serror/lower32",
+    "sync/SP0",
+    "irq/SP0",
+    "fiq/SP0",
+    "serror/SP0",
+    "sync",
+    "irq",
+    "fiq",
+    "serror",
+    "sync/lower64",
+    "irq/lower64",
+    "fiq/lower64",
+    "serror/lower64",
+    "sync/lower32",
+    "irq/lower32",
+    "fiq/lower32",
+    "serror/lower32",
 ];
 
 fn sysreg_esr() -> u64 {
@@ -199,18 +212,22 @@ fn sysreg_far() -> u64 {
 #[unsafe(no_mangle)]
 extern "C" fn guest_exception(kind: u64, frame: &mut Frame) {
     let cpu = this_cpu();
-    let slot = if cpu < MAX_CPUS { Some(&SLOTS[cpu]) } else { None };
+    let slot = if cpu < MAX_CPUS {
+        Some(&SLOTS[cpu])
+    } else {
+        None
+    };
     match kind {
         4 => {
-            if let Some(slot) = slot {
-                if slot.expect_abort.load(Acquire) != 0 {
-                    slot.abort_esr.store(sysreg_esr(), Relaxed);
-                    slot.abort_far.store(sysreg_far(), Relaxed);
-                    slot.abort_elr.store(frame.elr, Relaxed);
-                    slot.abort_count.fetch_add(1, AcqRel);
-                    frame.elr += 4;
-                    return;
-                }
+            if let Some(slot) = slot
+                && slot.expect_abort.load(Acquire) != 0
+            {
+                slot.abort_esr.store(sysreg_esr(), Relaxed);
+                slot.abort_far.store(sysreg_far(), Relaxed);
+                slot.abort_elr.store(frame.elr, Relaxed);
+                slot.abort_count.fetch_add(1, AcqRel);
+                frame.elr += 4;
+                return;
             }
         }
         5 => {
@@ -257,7 +274,9 @@ pub fn probe_read(addr: u64) -> Result<u64, Abort> {
     let (v, ab) = expecting_abort(|| {
         let v: u64;
         // SAFETY: the load may fault; the vector skips it. It writes only `v`.
-        unsafe { core::arch::asm!("mov {v}, #0", "ldr {v}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack)) };
+        unsafe {
+            core::arch::asm!("mov {v}, #0", "ldr {v}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack))
+        };
         v
     });
     match ab {
@@ -270,7 +289,9 @@ pub fn probe_read(addr: u64) -> Result<u64, Abort> {
 pub fn probe_write(addr: u64, val: u64) -> Result<(), Abort> {
     let ((), ab) = expecting_abort(|| {
         // SAFETY: the store may fault (it is meant to); the vector skips it.
-        unsafe { core::arch::asm!("str {v}, [{a}]", a = in(reg) addr, v = in(reg) val, options(nostack)) };
+        unsafe {
+            core::arch::asm!("str {v}, [{a}]", a = in(reg) addr, v = in(reg) val, options(nostack))
+        };
     });
     match ab {
         Some(a) => Err(a),

@@ -24,7 +24,9 @@ pub fn cookie32() -> u64 {
 
 /// Skips tests that need parkvisor when running on plain QEMU (`plain=1`).
 pub fn skip_plain(env: &Env) -> Option<Msg> {
-    env.opts().plain().then(|| msg!("needs parkvisor (plain QEMU run)"))
+    env.opts()
+        .plain()
+        .then(|| msg!("needs parkvisor (plain QEMU run)"))
 }
 
 /// A job that marks itself alive and waits (bounded) to be released.
@@ -77,7 +79,10 @@ pub fn release_all_and_wait_off(env: &Env) -> TestResult {
 pub fn list(v: &[i32]) -> Msg {
     let mut m = Msg::new();
     for (i, x) in v.iter().enumerate() {
-        let _ = core::fmt::Write::write_fmt(&mut m, format_args!("{}{}", if i > 0 { "," } else { "" }, x));
+        let _ = core::fmt::Write::write_fmt(
+            &mut m,
+            format_args!("{}{}", if i > 0 { "," } else { "" }, x),
+        );
     }
     m
 }
@@ -86,7 +91,9 @@ pub fn list(v: &[i32]) -> Msg {
 /// fail some checks; with `plain=1` those tests are skipped, naming the quirk.
 /// Under parkvisor they always run.
 fn plain_quirk(env: &Env, quirk: &str) -> Option<Msg> {
-    env.opts().plain().then(|| msg!("plain QEMU's PSCI quirk: {}", quirk))
+    env.opts()
+        .plain()
+        .then(|| msg!("plain QEMU's PSCI quirk: {}", quirk))
 }
 
 pub fn quirk_no_reset2_smccc(env: &Env) -> Option<Msg> {
@@ -98,5 +105,8 @@ pub fn quirk_aff_level(env: &Env) -> Option<Msg> {
 }
 
 pub fn quirk_racy_cpu_on(env: &Env) -> Option<Msg> {
-    plain_quirk(env, "CPU_ON is not atomic (reads OFF after SUCCESS; racing callers both succeed)")
+    plain_quirk(
+        env,
+        "CPU_ON is not atomic (reads OFF after SUCCESS; racing callers both succeed)",
+    )
 }

@@ -11,7 +11,10 @@ use guestlib::framework::{Suite, Test};
 use guestlib::time::spin_until;
 use guestlib::{Abort, Env, TestResult, ensure, msg, probe_read, probe_write, psci};
 
-pub static SUITE: Suite<Env> = Suite { name: "containment", tests: &TESTS };
+pub static SUITE: Suite<Env> = Suite {
+    name: "containment",
+    tests: &TESTS,
+};
 
 static TESTS: [Test<Env>; 7] = [
     Test::new("ram_access_not_aborted", ram_access_not_aborted),
@@ -19,8 +22,12 @@ static TESTS: [Test<Env>; 7] = [
     Test::new("hv_image_write", hv_image_write).skip_if(skip_plain),
     Test::new("hv_region_edges", hv_region_edges).skip_if(skip_plain),
     Test::new("unmapped_read_write", unmapped_read_write),
-    Test::new("faults_on_every_cpu", faults_on_every_cpu).cpus(2).skip_if(skip_plain),
-    Test::new("others_served_during_faults", others_served_during_faults).cpus(2).skip_if(skip_plain),
+    Test::new("faults_on_every_cpu", faults_on_every_cpu)
+        .cpus(2)
+        .skip_if(skip_plain),
+    Test::new("others_served_during_faults", others_served_during_faults)
+        .cpus(2)
+        .skip_if(skip_plain),
 ];
 
 /// parkvisor's image (linked at 0x4020_0000).
@@ -29,7 +36,14 @@ const HV_START: u64 = 0x4000_0000;
 const HV_END: u64 = 0x4400_0000;
 
 fn check_abort(what: &str, addr: u64, ab: Abort) -> TestResult {
-    ensure!(ab.is_data_abort_same_el(), "{} {:#x}: exception class {:#x} (ESR {:#x}), expected a data abort (0x25)", what, addr, ab.ec(), ab.esr);
+    ensure!(
+        ab.is_data_abort_same_el(),
+        "{} {:#x}: exception class {:#x} (ESR {:#x}), expected a data abort (0x25)",
+        what,
+        addr,
+        ab.ec(),
+        ab.esr
+    );
     ensure!(ab.far == addr, "{} {:#x}: FAR = {:#x}", what, addr, ab.far);
     Ok(())
 }
@@ -50,7 +64,11 @@ fn expect_write_abort(addr: u64) -> TestResult {
 
 fn still_served() -> TestResult {
     let v = psci::hvc().version();
-    ensure!(v == PSCI_VERSION_1_1, "PSCI_VERSION after the fault = {:#x}", v);
+    ensure!(
+        v == PSCI_VERSION_1_1,
+        "PSCI_VERSION after the fault = {:#x}",
+        v
+    );
     Ok(())
 }
 
@@ -61,13 +79,30 @@ fn ram_access_not_aborted(env: &Env) -> TestResult {
     let a = CELL.as_ptr() as u64;
     ensure!(env.in_ram(a, 8), "probe cell {:#x} is not in guest RAM", a);
     match probe_read(a) {
-        Ok(v) => ensure!(v == 0x1234_5678_9ABC_DEF0, "probe read {:#x}, expected the cell's value", v),
-        Err(ab) => return Err(msg!("load from guest RAM {:#x} aborted: ESR {:#x}", a, ab.esr)),
+        Ok(v) => ensure!(
+            v == 0x1234_5678_9ABC_DEF0,
+            "probe read {:#x}, expected the cell's value",
+            v
+        ),
+        Err(ab) => {
+            return Err(msg!(
+                "load from guest RAM {:#x} aborted: ESR {:#x}",
+                a,
+                ab.esr
+            ));
+        }
     }
     if let Err(ab) = probe_write(a, 0x0FED_CBA9) {
-        return Err(msg!("store to guest RAM {:#x} aborted: ESR {:#x}", a, ab.esr));
+        return Err(msg!(
+            "store to guest RAM {:#x} aborted: ESR {:#x}",
+            a,
+            ab.esr
+        ));
     }
-    ensure!(CELL.load(Acquire) == 0x0FED_CBA9, "probe store did not land");
+    ensure!(
+        CELL.load(Acquire) == 0x0FED_CBA9,
+        "probe store did not land"
+    );
     Ok(())
 }
 
@@ -141,9 +176,23 @@ fn faults_on_every_cpu(env: &Env) -> TestResult {
     expect_read_abort(HV_IMAGE)?;
     for idx in env.secondaries() {
         let s = smp::slot(idx);
-        ensure!(spin_until(5_000_000, || s.scratch[S_CALLS].load(Acquire) == 50), "cpu{} stalled: {} PSCI calls answered after its faults (fault check {})", idx, s.scratch[S_CALLS].load(Acquire), s.scratch[S_FAULT_OK].load(Acquire));
-        ensure!(s.scratch[S_FAULT_OK].load(Acquire) == 1, "cpu{}: its loads/stores did not all abort as expected", idx);
-        ensure!(s.scratch[S_BAD_CALLS].load(Acquire) == 0, "cpu{}: wrong AFFINITY_INFO(self) after its faults", idx);
+        ensure!(
+            spin_until(5_000_000, || s.scratch[S_CALLS].load(Acquire) == 50),
+            "cpu{} stalled: {} PSCI calls answered after its faults (fault check {})",
+            idx,
+            s.scratch[S_CALLS].load(Acquire),
+            s.scratch[S_FAULT_OK].load(Acquire)
+        );
+        ensure!(
+            s.scratch[S_FAULT_OK].load(Acquire) == 1,
+            "cpu{}: its loads/stores did not all abort as expected",
+            idx
+        );
+        ensure!(
+            s.scratch[S_BAD_CALLS].load(Acquire) == 0,
+            "cpu{}: wrong AFFINITY_INFO(self) after its faults",
+            idx
+        );
         smp::wait_off(env, idx, 2_000_000)?;
     }
     // CPU_ON/OFF still work for every CPU.
@@ -173,21 +222,42 @@ fn others_served_during_faults(env: &Env) -> TestResult {
     }
     let mut before = [0u64; guestlib::MAX_CPUS];
     for idx in env.secondaries() {
-        ensure!(spin_until(2_000_000, || smp::slot(idx).scratch[S_CALLS].load(Acquire) > 0), "cpu{} made no PSCI call", idx);
+        ensure!(
+            spin_until(2_000_000, || smp::slot(idx).scratch[S_CALLS].load(Acquire)
+                > 0),
+            "cpu{} made no PSCI call",
+            idx
+        );
         before[idx] = smp::slot(idx).scratch[S_CALLS].load(Acquire);
     }
     let mut faults = 0;
     for i in 0..40u64 {
-        let r = if i % 2 == 0 { expect_read_abort(HV_IMAGE + 8 * i) } else { expect_write_abort(env.ram_end() + 0x1000_0000 + 8 * i) };
+        let r = if i % 2 == 0 {
+            expect_read_abort(HV_IMAGE + 8 * i)
+        } else {
+            expect_write_abort(env.ram_end() + 0x1000_0000 + 8 * i)
+        };
         r?;
         faults += 1;
     }
     // Every other CPU kept being answered while the boot CPU faulted.
     for idx in env.secondaries() {
         let s = smp::slot(idx);
-        let ok = spin_until(2_000_000, || s.scratch[S_CALLS].load(Acquire) > before[idx] + 5);
-        ensure!(ok, "cpu{} got no PSCI answers during/after {} faults on cpu{}", idx, faults, env.boot_idx);
-        ensure!(s.scratch[S_BAD_CALLS].load(Acquire) == 0, "cpu{} got wrong PSCI_VERSION answers", idx);
+        let ok = spin_until(2_000_000, || {
+            s.scratch[S_CALLS].load(Acquire) > before[idx] + 5
+        });
+        ensure!(
+            ok,
+            "cpu{} got no PSCI answers during/after {} faults on cpu{}",
+            idx,
+            faults,
+            env.boot_idx
+        );
+        ensure!(
+            s.scratch[S_BAD_CALLS].load(Acquire) == 0,
+            "cpu{} got wrong PSCI_VERSION answers",
+            idx
+        );
     }
     STOP.store(1, Release);
     for idx in env.secondaries() {

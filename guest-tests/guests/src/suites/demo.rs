@@ -6,7 +6,10 @@ use guestlib::arch::smp;
 use guestlib::framework::{Suite, Test};
 use guestlib::{Env, TestResult, ensure, vendor};
 
-pub static SUITE: Suite<Env> = Suite { name: "demo", tests: &TESTS };
+pub static SUITE: Suite<Env> = Suite {
+    name: "demo",
+    tests: &TESTS,
+};
 static TESTS: [Test<Env>; 1] = [Test::new("demo", demo)];
 
 fn demo(env: &Env) -> TestResult {
@@ -20,7 +23,14 @@ fn demo(env: &Env) -> TestResult {
         start_all_held(env)?;
     }
     for idx in env.secondaries() {
-        ensure!(smp::slot(idx).off_returned.load(core::sync::atomic::Ordering::Acquire) == 0, "CPU_OFF returned on cpu{}", idx);
+        ensure!(
+            smp::slot(idx)
+                .off_returned
+                .load(core::sync::atomic::Ordering::Acquire)
+                == 0,
+            "CPU_OFF returned on cpu{}",
+            idx
+        );
     }
     release_all_and_wait_off(env)
 }

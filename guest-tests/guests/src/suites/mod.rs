@@ -27,11 +27,26 @@ pub struct Entry {
 }
 
 pub static ENTRIES: &[Entry] = &[
-    Entry { name: "psci", kind: Kind::Tests(&psci::SUITE) },
-    Entry { name: "containment", kind: Kind::Tests(&containment::SUITE) },
-    Entry { name: "demo", kind: Kind::Tests(&demo::SUITE) },
-    Entry { name: "system_off", kind: Kind::Custom(power::system_off) },
-    Entry { name: "system_reset", kind: Kind::Custom(power::system_reset) },
+    Entry {
+        name: "psci",
+        kind: Kind::Tests(&psci::SUITE),
+    },
+    Entry {
+        name: "containment",
+        kind: Kind::Tests(&containment::SUITE),
+    },
+    Entry {
+        name: "demo",
+        kind: Kind::Tests(&demo::SUITE),
+    },
+    Entry {
+        name: "system_off",
+        kind: Kind::Custom(power::system_off),
+    },
+    Entry {
+        name: "system_reset",
+        kind: Kind::Custom(power::system_reset),
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static Entry> {

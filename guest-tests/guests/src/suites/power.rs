@@ -23,8 +23,14 @@ fn reset_supported(_env: &Env) -> TestResult {
 
 static OFF_TESTS: [Test<Env>; 1] = [Test::new("system_off_supported", off_supported)];
 static RESET_TESTS: [Test<Env>; 1] = [Test::new("system_reset_supported", reset_supported)];
-static OFF_SUITE: Suite<Env> = Suite { name: "system_off", tests: &OFF_TESTS };
-static RESET_SUITE: Suite<Env> = Suite { name: "system_reset", tests: &RESET_TESTS };
+static OFF_SUITE: Suite<Env> = Suite {
+    name: "system_off",
+    tests: &OFF_TESTS,
+};
+static RESET_SUITE: Suite<Env> = Suite {
+    name: "system_reset",
+    tests: &RESET_TESTS,
+};
 
 fn secondaries_busy(env: &Env) {
     if let Err(e) = start_all_held(env) {

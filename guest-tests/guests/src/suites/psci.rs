@@ -8,7 +8,10 @@ use guestlib::framework::{Suite, Test};
 use guestlib::time::{delay_us, now_ns, spin_until};
 use guestlib::{Conduit, Env, TestResult, ensure, ensure_eq, msg, psci};
 
-pub static SUITE: Suite<Env> = Suite { name: "psci", tests: &TESTS };
+pub static SUITE: Suite<Env> = Suite {
+    name: "psci",
+    tests: &TESTS,
+};
 
 static TESTS: [Test<Env>; 25] = [
     Test::new("version", version),
@@ -27,14 +30,24 @@ static TESTS: [Test<Env>; 25] = [
     Test::new("selfcheck_skip_detector", selfcheck_skip_detector).cpus(2),
     Test::new("cpu_on_already_on", cpu_on_already_on),
     Test::new("cpu_on_invalid_mpidr", cpu_on_invalid_mpidr),
-    Test::new("cpu_on_invalid_address", cpu_on_invalid_address).cpus(2).skip_if(skip_plain),
-    Test::new("cpu_on_race", cpu_on_race).cpus(2).skip_if(quirk_racy_cpu_on),
-    Test::new("affinity_state_sequence", affinity_state_sequence).cpus(2).skip_if(quirk_racy_cpu_on),
+    Test::new("cpu_on_invalid_address", cpu_on_invalid_address)
+        .cpus(2)
+        .skip_if(skip_plain),
+    Test::new("cpu_on_race", cpu_on_race)
+        .cpus(2)
+        .skip_if(quirk_racy_cpu_on),
+    Test::new("affinity_state_sequence", affinity_state_sequence)
+        .cpus(2)
+        .skip_if(quirk_racy_cpu_on),
     Test::new("cpu_off_all_at_once", cpu_off_all_at_once).cpus(2),
     Test::new("cpu_off_hvc_then_on", cpu_off_hvc_then_on).cpus(2),
-    Test::new("cpu_off_smc_then_on", cpu_off_smc_then_on).cpus(2).skip_if(skip_plain),
+    Test::new("cpu_off_smc_then_on", cpu_off_smc_then_on)
+        .cpus(2)
+        .skip_if(skip_plain),
     Test::new("stop_start_cycles", stop_start_cycles).cpus(2),
-    Test::new("hotplug_stress", hotplug_stress).cpus(2).skip_if(quirk_racy_cpu_on),
+    Test::new("hotplug_stress", hotplug_stress)
+        .cpus(2)
+        .skip_if(quirk_racy_cpu_on),
     Test::new("cpu_suspend_standby", cpu_suspend_standby),
 ];
 
@@ -44,7 +57,13 @@ fn self_mpidr(env: &Env) -> u64 {
 
 fn version(_env: &Env) -> TestResult {
     let v = psci::hvc().version();
-    ensure!(v == PSCI_VERSION_1_1, "PSCI_VERSION = {}.{} ({:#x}), expected 1.1", v >> 16, v & 0xFFFF, v);
+    ensure!(
+        v == PSCI_VERSION_1_1,
+        "PSCI_VERSION = {}.{} ({:#x}), expected 1.1",
+        v >> 16,
+        v & 0xFFFF,
+        v
+    );
     Ok(())
 }
 
@@ -53,9 +72,20 @@ fn features_implemented(_env: &Env) -> TestResult {
         let r = psci::hvc().features(id);
         if id == PSCI_CPU_SUSPEND_32 || id == PSCI_CPU_SUSPEND_64 {
             // Flags word: bit 0 OS-initiated, bit 1 extended StateID.
-            ensure!(r >= 0 && r & !3 == 0, "PSCI_FEATURES({}) = {:#x}, expected a flags word", name, r);
+            ensure!(
+                r >= 0 && r & !3 == 0,
+                "PSCI_FEATURES({}) = {:#x}, expected a flags word",
+                name,
+                r
+            );
         } else {
-            ensure!(r == SUCCESS, "PSCI_FEATURES({}) = {} ({}), expected 0", name, r, status_name(r));
+            ensure!(
+                r == SUCCESS,
+                "PSCI_FEATURES({}) = {} ({}), expected 0",
+                name,
+                r,
+                status_name(r)
+            );
         }
     }
     Ok(())
@@ -64,7 +94,13 @@ fn features_implemented(_env: &Env) -> TestResult {
 fn features_unimplemented(_env: &Env) -> TestResult {
     for &(name, id) in PSCI_UNIMPLEMENTED {
         let r = psci::hvc().features(id);
-        ensure!(r == NOT_SUPPORTED, "PSCI_FEATURES({}) = {} ({}), expected NOT_SUPPORTED", name, r, status_name(r));
+        ensure!(
+            r == NOT_SUPPORTED,
+            "PSCI_FEATURES({}) = {} ({}), expected NOT_SUPPORTED",
+            name,
+            r,
+            status_name(r)
+        );
     }
     Ok(())
 }
@@ -72,7 +108,12 @@ fn features_unimplemented(_env: &Env) -> TestResult {
 fn features_invalid_ids(_env: &Env) -> TestResult {
     for &id in INVALID_IDS {
         let r = psci::hvc().features(id);
-        ensure!(r == NOT_SUPPORTED, "PSCI_FEATURES({:#x}) = {}, expected NOT_SUPPORTED", id, r);
+        ensure!(
+            r == NOT_SUPPORTED,
+            "PSCI_FEATURES({:#x}) = {}, expected NOT_SUPPORTED",
+            id,
+            r
+        );
     }
     Ok(())
 }
@@ -80,11 +121,26 @@ fn features_invalid_ids(_env: &Env) -> TestResult {
 fn unknown_ids_via(c: Conduit) -> TestResult {
     for &id in INVALID_IDS {
         let (x0, resumed) = guestlib::call::call_check_resume(c, id, 0x1234);
-        ensure!(resumed, "{} {:#x}: did not resume at the next instruction", c.name(), id);
-        ensure!(status(x0) == NOT_SUPPORTED, "{} {:#x} returned x0 = {:#x}, expected NOT_SUPPORTED (-1)", c.name(), id, x0);
+        ensure!(
+            resumed,
+            "{} {:#x}: did not resume at the next instruction",
+            c.name(),
+            id
+        );
+        ensure!(
+            status(x0) == NOT_SUPPORTED,
+            "{} {:#x} returned x0 = {:#x}, expected NOT_SUPPORTED (-1)",
+            c.name(),
+            id,
+            x0
+        );
     }
     // The machine still answers after all that.
-    ensure_eq!(psci::Psci(c).version(), PSCI_VERSION_1_1, "PSCI_VERSION afterwards");
+    ensure_eq!(
+        psci::Psci(c).version(),
+        PSCI_VERSION_1_1,
+        "PSCI_VERSION afterwards"
+    );
     Ok(())
 }
 
@@ -99,11 +155,23 @@ fn unknown_function_ids_smc(_env: &Env) -> TestResult {
 fn smccc_and_migrate_info(_env: &Env) -> TestResult {
     let p = psci::hvc();
     let v = p.smccc_version();
-    ensure!(v as u32 == SMCCC_VERSION_1_1, "SMCCC_VERSION = {:#x}, expected 0x10001", v);
+    ensure!(
+        v as u32 == SMCCC_VERSION_1_1,
+        "SMCCC_VERSION = {:#x}, expected 0x10001",
+        v
+    );
     let r = p.smccc_arch_features(1337);
-    ensure!(r == NOT_SUPPORTED, "SMCCC_ARCH_FEATURES(1337) = {}, expected NOT_SUPPORTED", r);
+    ensure!(
+        r == NOT_SUPPORTED,
+        "SMCCC_ARCH_FEATURES(1337) = {}, expected NOT_SUPPORTED",
+        r
+    );
     let r = p.migrate_info_type();
-    ensure!(r == 2, "MIGRATE_INFO_TYPE = {}, expected 2 (no Trusted OS)", r);
+    ensure!(
+        r == 2,
+        "MIGRATE_INFO_TYPE = {}, expected 2 (no Trusted OS)",
+        r
+    );
     Ok(())
 }
 
@@ -114,8 +182,15 @@ fn smc_conduit(env: &Env) -> TestResult {
     let r = p.affinity_info(self_mpidr(env), 0);
     ensure!(r == AFF_ON, "AFFINITY_INFO(self) via SMC = {}", r);
     let (x0, resumed) = guestlib::call::call_check_resume(Conduit::Smc, PSCI_VERSION, 0);
-    ensure!(resumed, "SMC PSCI_VERSION did not resume at the next instruction");
-    ensure_eq!(x0 as u32, PSCI_VERSION_1_1, "PSCI_VERSION via SMC (resume check)");
+    ensure!(
+        resumed,
+        "SMC PSCI_VERSION did not resume at the next instruction"
+    );
+    ensure_eq!(
+        x0 as u32,
+        PSCI_VERSION_1_1,
+        "PSCI_VERSION via SMC (resume check)"
+    );
     Ok(())
 }
 
@@ -125,11 +200,21 @@ fn boot_entry_state(env: &Env) -> TestResult {
     if env.opts().plain() {
         ensure!(x0 == 0 || x0 == env.dtb, "boot x0 = {:#x}", x0);
     } else {
-        ensure!(x0 == env.dtb && x0 != 0, "boot x0 = {:#x}, expected the DTB address", x0);
+        ensure!(
+            x0 == env.dtb && x0 != 0,
+            "boot x0 = {:#x}, expected the DTB address",
+            x0
+        );
         ensure!(env.in_ram(x0, 8), "DTB at {:#x} is outside guest RAM", x0);
     }
     let (x1, x2, x3) = (r.x1.load(Acquire), r.x2.load(Acquire), r.x3.load(Acquire));
-    ensure!(x1 == 0 && x2 == 0 && x3 == 0, "boot x1..x3 = {:#x} {:#x} {:#x}, expected 0", x1, x2, x3);
+    ensure!(
+        x1 == 0 && x2 == 0 && x3 == 0,
+        "boot x1..x3 = {:#x} {:#x} {:#x}, expected 0",
+        x1,
+        x2,
+        x3
+    );
     // Same architectural state as a CPU_ON entry, minus x0 and the first-
     // instruction marker (the boot entry has none).
     r.skipped.store(0, Relaxed);
@@ -140,13 +225,22 @@ fn affinity_info_self(env: &Env) -> TestResult {
     let p = psci::hvc();
     let me = self_mpidr(env);
     ensure_eq!(p.affinity_info(me, 0), AFF_ON, "AFFINITY_INFO_64(self, 0)");
-    ensure_eq!(p.affinity_info32(me as u32, 0), AFF_ON, "AFFINITY_INFO_32(self, 0)");
+    ensure_eq!(
+        p.affinity_info32(me as u32, 0),
+        AFF_ON,
+        "AFFINITY_INFO_32(self, 0)"
+    );
     // Higher levels: the self CPU is ON, so its cluster/etc. is ON; an
     // implementation may refuse levels > 0 (PSCI 1.x) with
     // INVALID_PARAMETERS, but must never call them OFF.
     for level in 1..=3 {
         let r = p.affinity_info(me, level);
-        ensure!(r == AFF_ON || r == INVALID_PARAMETERS, "AFFINITY_INFO(self, level {}) = {}", level, r);
+        ensure!(
+            r == AFF_ON || r == INVALID_PARAMETERS,
+            "AFFINITY_INFO(self, level {}) = {}",
+            level,
+            r
+        );
     }
     Ok(())
 }
@@ -158,31 +252,69 @@ fn affinity_info_invalid(env: &Env) -> TestResult {
     // may legitimately look at the low half only.)
     for level in [4u64, 5, 0xFF, 0xFFFF_FFFF] {
         let r = p.affinity_info(me, level);
-        ensure!(r == INVALID_PARAMETERS, "AFFINITY_INFO(self, level {:#x}) = {}, expected -2", level, r);
+        ensure!(
+            r == INVALID_PARAMETERS,
+            "AFFINITY_INFO(self, level {:#x}) = {}, expected -2",
+            level,
+            r
+        );
     }
     let bad = env.unknown_mpidr();
     let r = p.affinity_info(bad, 0);
-    ensure!(r == INVALID_PARAMETERS, "AFFINITY_INFO(unknown mpidr {:#x}) = {}, expected -2", bad, r);
+    ensure!(
+        r == INVALID_PARAMETERS,
+        "AFFINITY_INFO(unknown mpidr {:#x}) = {}, expected -2",
+        bad,
+        r
+    );
     let r = p.affinity_info32(bad as u32, 0);
-    ensure!(r == INVALID_PARAMETERS, "AFFINITY_INFO_32(unknown mpidr {:#x}) = {}, expected -2", bad, r);
+    ensure!(
+        r == INVALID_PARAMETERS,
+        "AFFINITY_INFO_32(unknown mpidr {:#x}) = {}, expected -2",
+        bad,
+        r
+    );
     Ok(())
 }
 
 fn affinity_info_off_cpus(env: &Env) -> TestResult {
     let p = psci::hvc();
     for idx in env.secondaries() {
-        ensure_eq!(p.affinity_info(env.mpidr(idx), 0), AFF_OFF, "AFFINITY_INFO_64(cpu{})", idx);
-        ensure_eq!(p.affinity_info32(env.mpidr(idx) as u32, 0), AFF_OFF, "AFFINITY_INFO_32(cpu{})", idx);
+        ensure_eq!(
+            p.affinity_info(env.mpidr(idx), 0),
+            AFF_OFF,
+            "AFFINITY_INFO_64(cpu{})",
+            idx
+        );
+        ensure_eq!(
+            p.affinity_info32(env.mpidr(idx) as u32, 0),
+            AFF_OFF,
+            "AFFINITY_INFO_32(cpu{})",
+            idx
+        );
     }
     Ok(())
 }
 
 fn check_record(idx: usize, rec: &EntryRecord, ctx: u64, tag: u64, env: &Env) -> TestResult {
-    rec.check_cold_entry(ctx).map_err(|e| msg!("cpu{}: {}", idx, e))?;
+    rec.check_cold_entry(ctx)
+        .map_err(|e| msg!("cpu{}: {}", idx, e))?;
     let t = rec.tag.load(Acquire);
-    ensure!(t == tag, "cpu{}: entered at entry #{} instead of #{} (PC != entry point)", idx, t, tag);
+    ensure!(
+        t == tag,
+        "cpu{}: entered at entry #{} instead of #{} (PC != entry point)",
+        idx,
+        t,
+        tag
+    );
     let mpidr = abi::mpidr_aff(rec.mpidr.load(Acquire));
-    ensure!(mpidr == env.mpidr(idx), "cpu{}: MPIDR_EL1 = {:#x}, expected {:#x}", idx, mpidr, env.mpidr(idx));
+    ensure!(
+        mpidr == env.mpidr(idx),
+        "cpu{}: MPIDR_EL1 = {:#x}, expected {:#x}",
+        idx,
+        mpidr,
+        env.mpidr(idx)
+    );
     Ok(())
 }
 
@@ -192,23 +324,52 @@ fn cpu_on_entry_state(env: &Env) -> TestResult {
         // CPU_ON_64 at the standard entry with a 64-bit context_id.
         let before = s.entries();
         let c = smp::ctx(idx, cookie());
-        let a = OnArgs { entry: guestlib::entry_point(), ctx: c, conduit: Conduit::Hvc, smc32: false };
+        let a = OnArgs {
+            entry: guestlib::entry_point(),
+            ctx: c,
+            conduit: Conduit::Hvc,
+            smc32: false,
+        };
         let st = smp::cpu_on_with(env, idx, nop_job, Conduit::Hvc, a);
         ensure!(st == SUCCESS, "CPU_ON_64(cpu{}) = {}", idx, st);
-        ensure!(smp::wait_entered(idx, before, 2_000_000), "{}", smp::no_entry_reason(idx));
-        ensure!(s.entries() == before + 1, "cpu{} entered {} times", idx, s.entries() - before);
+        ensure!(
+            smp::wait_entered(idx, before, 2_000_000),
+            "{}",
+            smp::no_entry_reason(idx)
+        );
+        ensure!(
+            s.entries() == before + 1,
+            "cpu{} entered {} times",
+            idx,
+            s.entries() - before
+        );
         check_record(idx, &s.rec, c, guestlib::TAG_ENTRY, env)?;
         smp::wait_off(env, idx, 2_000_000)?;
 
         // CPU_ON_32 at the alternative entry with a 32-bit context_id.
         let before = s.entries();
         let c = smp::ctx(idx, cookie32());
-        let a = OnArgs { entry: guestlib::entry_point_alt(), ctx: c, conduit: Conduit::Hvc, smc32: true };
+        let a = OnArgs {
+            entry: guestlib::entry_point_alt(),
+            ctx: c,
+            conduit: Conduit::Hvc,
+            smc32: true,
+        };
         let st = smp::cpu_on_with(env, idx, nop_job, Conduit::Hvc, a);
         ensure!(st == SUCCESS, "CPU_ON_32(cpu{}) = {}", idx, st);
-        ensure!(smp::wait_entered(idx, before, 2_000_000), "alt entry: {}", smp::no_entry_reason(idx));
+        ensure!(
+            smp::wait_entered(idx, before, 2_000_000),
+            "alt entry: {}",
+            smp::no_entry_reason(idx)
+        );
         let x0 = s.rec.x0.load(Acquire);
-        ensure!(x0 as u32 == c as u32, "cpu{} (CPU_ON_32): x0 = {:#x}, expected {:#x}", idx, x0, c);
+        ensure!(
+            x0 as u32 == c as u32,
+            "cpu{} (CPU_ON_32): x0 = {:#x}, expected {:#x}",
+            idx,
+            x0,
+            c
+        );
         s.rec.x0.store(c, Relaxed);
         check_record(idx, &s.rec, c, guestlib::TAG_ENTRY_ALT, env)?;
         smp::wait_off(env, idx, 2_000_000)?;
@@ -224,32 +385,77 @@ fn selfcheck_skip_detector(env: &Env) -> TestResult {
     let s = smp::slot(idx);
     let c = smp::ctx(idx, cookie());
     let before = s.entries();
-    let a = OnArgs { entry: guestlib::entry_point() + 4, ctx: c, conduit: Conduit::Hvc, smc32: false };
+    let a = OnArgs {
+        entry: guestlib::entry_point() + 4,
+        ctx: c,
+        conduit: Conduit::Hvc,
+        smc32: false,
+    };
     let st = smp::cpu_on_with(env, idx, nop_job, Conduit::Hvc, a);
     ensure!(st == SUCCESS, "CPU_ON(cpu{}, entry+4) = {}", idx, st);
-    ensure!(smp::wait_entered(idx, before, 2_000_000), "{}", smp::no_entry_reason(idx));
-    ensure!(s.rec.skipped.load(Acquire) == 1, "entering at entry+4 was not detected as a skipped first instruction");
+    ensure!(
+        smp::wait_entered(idx, before, 2_000_000),
+        "{}",
+        smp::no_entry_reason(idx)
+    );
+    ensure!(
+        s.rec.skipped.load(Acquire) == 1,
+        "entering at entry+4 was not detected as a skipped first instruction"
+    );
     ensure_eq!(s.rec.x0.load(Acquire), c, "x0");
     smp::wait_off(env, idx, 2_000_000)?;
     // And the real entry again reads as not skipped.
     smp::start(env, idx, nop_job, cookie())?;
-    ensure!(s.rec.skipped.load(Acquire) == 0, "normal entry recorded as skipped");
+    ensure!(
+        s.rec.skipped.load(Acquire) == 0,
+        "normal entry recorded as skipped"
+    );
     smp::wait_off(env, idx, 2_000_000)
 }
 
 fn cpu_on_already_on(env: &Env) -> TestResult {
     let p = psci::hvc();
-    let st = p.cpu_on(self_mpidr(env), guestlib::entry_point(), smp::ctx(env.boot_idx, cookie()));
-    ensure!(st == ALREADY_ON, "CPU_ON(self) = {} ({}), expected ALREADY_ON", st, status_name(st));
-    let Some(idx) = env.secondaries().next() else { return Ok(()) };
+    let st = p.cpu_on(
+        self_mpidr(env),
+        guestlib::entry_point(),
+        smp::ctx(env.boot_idx, cookie()),
+    );
+    ensure!(
+        st == ALREADY_ON,
+        "CPU_ON(self) = {} ({}), expected ALREADY_ON",
+        st,
+        status_name(st)
+    );
+    let Some(idx) = env.secondaries().next() else {
+        return Ok(());
+    };
     start_held(env, idx)?;
     let before = smp::slot(idx).entries();
-    let st = p.cpu_on(env.mpidr(idx), guestlib::entry_point(), smp::ctx(idx, cookie()));
-    ensure!(st == ALREADY_ON, "CPU_ON(running cpu{}) = {} ({}), expected ALREADY_ON", idx, st, status_name(st));
+    let st = p.cpu_on(
+        env.mpidr(idx),
+        guestlib::entry_point(),
+        smp::ctx(idx, cookie()),
+    );
+    ensure!(
+        st == ALREADY_ON,
+        "CPU_ON(running cpu{}) = {} ({}), expected ALREADY_ON",
+        idx,
+        st,
+        status_name(st)
+    );
     let st = p.cpu_on32(env.mpidr(idx) as u32, guestlib::entry_point() as u32, 0);
-    ensure!(st == ALREADY_ON, "CPU_ON_32(running cpu{}) = {}, expected ALREADY_ON", idx, st);
+    ensure!(
+        st == ALREADY_ON,
+        "CPU_ON_32(running cpu{}) = {}, expected ALREADY_ON",
+        idx,
+        st
+    );
     delay_us(10_000);
-    ensure!(smp::slot(idx).entries() == before, "cpu{} was re-entered by a refused CPU_ON", idx);
+    ensure!(
+        smp::slot(idx).entries() == before,
+        "cpu{} was re-entered by a refused CPU_ON",
+        idx
+    );
     release(idx);
     smp::wait_off(env, idx, 2_000_000)
 }
@@ -262,11 +468,22 @@ fn cpu_on_invalid_mpidr(env: &Env) -> TestResult {
             continue;
         }
         let st = p.cpu_on(bad, e, 0);
-        ensure!(st == INVALID_PARAMETERS, "CPU_ON(mpidr {:#x}) = {} ({}), expected INVALID_PARAMETERS", bad, st, status_name(st));
+        ensure!(
+            st == INVALID_PARAMETERS,
+            "CPU_ON(mpidr {:#x}) = {} ({}), expected INVALID_PARAMETERS",
+            bad,
+            st,
+            status_name(st)
+        );
     }
     let bad = env.unknown_mpidr() as u32;
     let st = p.cpu_on32(bad, e as u32, 0);
-    ensure!(st == INVALID_PARAMETERS, "CPU_ON_32(mpidr {:#x}) = {}, expected INVALID_PARAMETERS", bad, st);
+    ensure!(
+        st == INVALID_PARAMETERS,
+        "CPU_ON_32(mpidr {:#x}) = {}, expected INVALID_PARAMETERS",
+        bad,
+        st
+    );
     Ok(())
 }
 
@@ -277,11 +494,11 @@ fn cpu_on_invalid_address(env: &Env) -> TestResult {
     s.set_job(nop_job);
     let before = s.entries();
     let bad = [
-        0x4020_0000,           // the hypervisor's own image
-        0x4000_0000,           // the hypervisor's DTB copy
-        0x0900_0000,           // the UART (MMIO, not RAM)
-        0,                     // flash at 0, not guest RAM
-        env.ram_end(),         // one past guest RAM
+        0x4020_0000,   // the hypervisor's own image
+        0x4000_0000,   // the hypervisor's DTB copy
+        0x0900_0000,   // the UART (MMIO, not RAM)
+        0,             // flash at 0, not guest RAM
+        env.ram_end(), // one past guest RAM
         env.ram_end() + 0x1000_0000,
         0xFFFF_FFFF_FFFF_F000, // nowhere
     ];
@@ -290,16 +507,37 @@ fn cpu_on_invalid_address(env: &Env) -> TestResult {
             continue;
         }
         let st = p.cpu_on(env.mpidr(idx), addr, smp::ctx(idx, 1));
-        ensure!(st == INVALID_ADDRESS, "CPU_ON(cpu{}, entry {:#x}) = {} ({}), expected INVALID_ADDRESS", idx, addr, st, status_name(st));
+        ensure!(
+            st == INVALID_ADDRESS,
+            "CPU_ON(cpu{}, entry {:#x}) = {} ({}), expected INVALID_ADDRESS",
+            idx,
+            addr,
+            st,
+            status_name(st)
+        );
         let a = p.affinity_info(env.mpidr(idx), 0);
-        ensure!(a == AFF_OFF, "after a refused CPU_ON(entry {:#x}), AFFINITY_INFO(cpu{}) = {}", addr, idx, a);
+        ensure!(
+            a == AFF_OFF,
+            "after a refused CPU_ON(entry {:#x}), AFFINITY_INFO(cpu{}) = {}",
+            addr,
+            idx,
+            a
+        );
     }
     if (env.ram_end() >> 32) == 0 {
         let st = p.cpu_on32(env.mpidr(idx) as u32, 0x4020_0000, 0);
-        ensure!(st == INVALID_ADDRESS, "CPU_ON_32(entry 0x40200000) = {}, expected INVALID_ADDRESS", st);
+        ensure!(
+            st == INVALID_ADDRESS,
+            "CPU_ON_32(entry 0x40200000) = {}, expected INVALID_ADDRESS",
+            st
+        );
     }
     delay_us(10_000);
-    ensure!(s.entries() == before, "cpu{} ran after only refused CPU_ONs", idx);
+    ensure!(
+        s.entries() == before,
+        "cpu{} ran after only refused CPU_ONs",
+        idx
+    );
     // The CPU is still usable.
     smp::start(env, idx, nop_job, cookie())?;
     smp::wait_off(env, idx, 2_000_000)
@@ -319,14 +557,18 @@ fn race_helper(idx: usize, _ctx: u64) {
     if !job_wait(5_000_000, || RACE_GO.load(Acquire) == round) {
         return;
     }
-    let st = psci::hvc().cpu_on(RACE_TARGET.load(Relaxed), guestlib::entry_point(), RACE_CTX.load(Relaxed));
+    let st = psci::hvc().cpu_on(
+        RACE_TARGET.load(Relaxed),
+        guestlib::entry_point(),
+        RACE_CTX.load(Relaxed),
+    );
     s.scratch[S_RESULT].store(st as i64 as u64, Release);
     s.scratch[S_DONE].store(1, Release);
 }
 
 fn cpu_on_race(env: &Env) -> TestResult {
     let nsec = env.ncpus - 1;
-    let rounds = if nsec >= 2 { 2 * nsec } else { 3 };
+    let rounds = if nsec >= 2 { nsec } else { 3 };
     for round in 0..rounds {
         // Target: a different secondary each round; helpers: all others.
         let target = env.secondaries().nth(round % nsec).unwrap();
@@ -339,7 +581,12 @@ fn cpu_on_race(env: &Env) -> TestResult {
             smp::start(env, h, race_helper, cookie())?;
         }
         for h in helpers() {
-            ensure!(spin_until(2_000_000, || smp::slot(h).scratch[S_READY].load(Acquire) != 0), "helper cpu{} not ready", h);
+            ensure!(
+                spin_until(2_000_000, || smp::slot(h).scratch[S_READY].load(Acquire)
+                    != 0),
+                "helper cpu{} not ready",
+                h
+            );
         }
         let ts = smp::slot(target);
         // The target stays ON (held) until every racer has its answer, so a
@@ -358,23 +605,50 @@ fn cpu_on_race(env: &Env) -> TestResult {
         results[n] = mine;
         n += 1;
         for h in helpers() {
-            ensure!(spin_until(3_000_000, || smp::slot(h).scratch[S_DONE].load(Acquire) != 0), "helper cpu{} never returned from CPU_ON", h);
+            ensure!(
+                spin_until(3_000_000, || smp::slot(h).scratch[S_DONE].load(Acquire)
+                    != 0),
+                "helper cpu{} never returned from CPU_ON",
+                h
+            );
             results[n] = smp::slot(h).scratch[S_RESULT].load(Acquire) as i64 as i32;
             n += 1;
         }
         let res = &results[..n];
         let wins = res.iter().filter(|&&r| r == SUCCESS).count();
-        let bad = res.iter().any(|&r| r != SUCCESS && r != ALREADY_ON && r != ON_PENDING);
-        ensure!(wins == 1 && !bad, "round {}: {} CPUs raced CPU_ON(cpu{}): results [{}], expected one 0 and the rest -4/-5", round, n, target, list(res));
-        ensure!(smp::wait_entered(target, before, 2_000_000), "round {}: target cpu{} never entered", round, target);
+        let bad = res
+            .iter()
+            .any(|&r| r != SUCCESS && r != ALREADY_ON && r != ON_PENDING);
+        ensure!(
+            wins == 1 && !bad,
+            "round {}: {} CPUs raced CPU_ON(cpu{}): results [{}], expected one 0 and the rest -4/-5",
+            round,
+            n,
+            target,
+            list(res)
+        );
+        ensure!(
+            smp::wait_entered(target, before, 2_000_000),
+            "round {}: target cpu{} never entered",
+            round,
+            target
+        );
         release(target);
         smp::wait_off(env, target, 2_000_000)?;
         for h in helpers() {
             smp::wait_off(env, h, 2_000_000)?;
         }
         let entered = ts.entries() - before;
-        ensure!(entered == 1, "round {}: target cpu{} entered {} times", round, target, entered);
-        ts.rec.check_cold_entry(c).map_err(|e| msg!("round {}: cpu{}: {}", round, target, e))?;
+        ensure!(
+            entered == 1,
+            "round {}: target cpu{} entered {} times",
+            round,
+            target,
+            entered
+        );
+        ts.rec
+            .check_cold_entry(c)
+            .map_err(|e| msg!("round {}: cpu{}: {}", round, target, e))?;
     }
     Ok(())
 }
@@ -395,7 +669,12 @@ fn affinity_state_sequence(env: &Env) -> TestResult {
         let s = smp::slot(idx);
         s.clear_scratch();
         let first = p.affinity_info(m, 0);
-        ensure!(first == AFF_OFF, "cpu{} before CPU_ON: AFFINITY_INFO = {}, expected OFF", idx, first);
+        ensure!(
+            first == AFF_OFF,
+            "cpu{} before CPU_ON: AFFINITY_INFO = {}, expected OFF",
+            idx,
+            first
+        );
         let mut seq = [0i32; 8];
         let mut n = 0;
         let mut push = |st: i32, seq: &mut [i32; 8]| {
@@ -416,10 +695,22 @@ fn affinity_state_sequence(env: &Env) -> TestResult {
             let a = p.affinity_info(m, 0);
             push(a, &mut seq);
             if entered {
-                ensure!(a == AFF_ON, "cpu{} runs its job but AFFINITY_INFO = {} (states seen: {})", idx, a, list(&seq[..n.min(8)]));
+                ensure!(
+                    a == AFF_ON,
+                    "cpu{} runs its job but AFFINITY_INFO = {} (states seen: {})",
+                    idx,
+                    a,
+                    list(&seq[..n.min(8)])
+                );
                 break;
             }
-            ensure!(a == AFF_ON || a == AFF_ON_PENDING, "cpu{} after CPU_ON: AFFINITY_INFO = {} (states: {})", idx, a, list(&seq[..n.min(8)]));
+            ensure!(
+                a == AFF_ON || a == AFF_ON_PENDING,
+                "cpu{} after CPU_ON: AFFINITY_INFO = {} (states: {})",
+                idx,
+                a,
+                list(&seq[..n.min(8)])
+            );
             ensure!(now_ns() < deadline, "cpu{} never ran", idx);
         }
         // Phase 2: let it go; ON until it is OFF, never back to ON_PENDING.
@@ -431,18 +722,38 @@ fn affinity_state_sequence(env: &Env) -> TestResult {
             if a == AFF_OFF {
                 break;
             }
-            ensure!(a == AFF_ON, "cpu{} going off: AFFINITY_INFO = {} (states: {})", idx, a, list(&seq[..n.min(8)]));
+            ensure!(
+                a == AFF_ON,
+                "cpu{} going off: AFFINITY_INFO = {} (states: {})",
+                idx,
+                a,
+                list(&seq[..n.min(8)])
+            );
             ensure!(now_ns() < deadline, "cpu{} never reached OFF", idx);
         }
         // Phase 3: stays OFF.
         for _ in 0..50 {
             let a = p.affinity_info(m, 0);
-            ensure!(a == AFF_OFF, "cpu{} came back from OFF by itself: AFFINITY_INFO = {}", idx, a);
+            ensure!(
+                a == AFF_OFF,
+                "cpu{} came back from OFF by itself: AFFINITY_INFO = {}",
+                idx,
+                a
+            );
         }
-        ensure!(s.off_returned.load(Acquire) == 0, "CPU_OFF returned on cpu{}", idx);
+        ensure!(
+            s.off_returned.load(Acquire) == 0,
+            "CPU_OFF returned on cpu{}",
+            idx
+        );
         let seqs = &seq[..n.min(8)];
         let ok = matches!(seqs, [1, 0, 1] | [1, 2, 0, 1]);
-        ensure!(ok, "cpu{}: states {} are not OFF(1) -> [ON_PENDING(2) ->] ON(0) -> OFF(1)", idx, list(seqs));
+        ensure!(
+            ok,
+            "cpu{}: states {} are not OFF(1) -> [ON_PENDING(2) ->] ON(0) -> OFF(1)",
+            idx,
+            list(seqs)
+        );
     }
     Ok(())
 }
@@ -468,7 +779,12 @@ fn cpu_off_all_at_once(env: &Env) -> TestResult {
             smp::start(env, idx, off_together_job, cookie())?;
         }
         for idx in env.secondaries() {
-            ensure!(spin_until(2_000_000, || smp::slot(idx).scratch[S_ALIVE].load(Acquire) != 0), "cpu{} job never ran", idx);
+            ensure!(
+                spin_until(2_000_000, || smp::slot(idx).scratch[S_ALIVE].load(Acquire)
+                    != 0),
+                "cpu{} job never ran",
+                idx
+            );
         }
         OFF_GO.store(1, Release);
         let mut beats = [0u64; guestlib::MAX_CPUS];
@@ -480,10 +796,26 @@ fn cpu_off_all_at_once(env: &Env) -> TestResult {
         delay_us(20_000);
         for idx in env.secondaries() {
             let s = smp::slot(idx);
-            ensure!(s.scratch[S_BEAT].load(Acquire) == beats[idx], "round {}: cpu{} still executing after AFFINITY_INFO said OFF", round, idx);
-            ensure!(s.off_returned.load(Acquire) == 0, "round {}: CPU_OFF returned on cpu{}", round, idx);
+            ensure!(
+                s.scratch[S_BEAT].load(Acquire) == beats[idx],
+                "round {}: cpu{} still executing after AFFINITY_INFO said OFF",
+                round,
+                idx
+            );
+            ensure!(
+                s.off_returned.load(Acquire) == 0,
+                "round {}: CPU_OFF returned on cpu{}",
+                round,
+                idx
+            );
             let a = psci::hvc().affinity_info(env.mpidr(idx), 0);
-            ensure!(a == AFF_OFF, "round {}: cpu{} AFFINITY_INFO = {} after OFF", round, idx, a);
+            ensure!(
+                a == AFF_OFF,
+                "round {}: cpu{} AFFINITY_INFO = {} after OFF",
+                round,
+                idx,
+                a
+            );
         }
     }
     Ok(())
@@ -495,21 +827,52 @@ fn off_then_on(env: &Env, conduit: Conduit) -> TestResult {
         for cycle in 0..3 {
             // Off through `conduit` ...
             let c = smp::ctx(idx, cookie());
-            let a = OnArgs { entry: guestlib::entry_point(), ctx: c, conduit: Conduit::Hvc, smc32: false };
+            let a = OnArgs {
+                entry: guestlib::entry_point(),
+                ctx: c,
+                conduit: Conduit::Hvc,
+                smc32: false,
+            };
             let before = s.entries();
             let st = smp::cpu_on_with(env, idx, nop_job, conduit, a);
-            ensure!(st == SUCCESS, "cycle {}: CPU_ON(cpu{}) = {}", cycle, idx, st);
-            ensure!(smp::wait_entered(idx, before, 2_000_000), "cycle {}: {}", cycle, smp::no_entry_reason(idx));
-            s.rec.check_cold_entry(c).map_err(|e| msg!("cycle {}: cpu{} (after {} CPU_OFF): {}", cycle, idx, conduit.name(), e))?;
-            smp::wait_off(env, idx, 2_000_000).map_err(|e| msg!("cycle {}: {} CPU_OFF: {}", cycle, conduit.name(), e))?;
+            ensure!(
+                st == SUCCESS,
+                "cycle {}: CPU_ON(cpu{}) = {}",
+                cycle,
+                idx,
+                st
+            );
+            ensure!(
+                smp::wait_entered(idx, before, 2_000_000),
+                "cycle {}: {}",
+                cycle,
+                smp::no_entry_reason(idx)
+            );
+            s.rec.check_cold_entry(c).map_err(|e| {
+                msg!(
+                    "cycle {}: cpu{} (after {} CPU_OFF): {}",
+                    cycle,
+                    idx,
+                    conduit.name(),
+                    e
+                )
+            })?;
+            smp::wait_off(env, idx, 2_000_000)
+                .map_err(|e| msg!("cycle {}: {} CPU_OFF: {}", cycle, conduit.name(), e))?;
         }
         // ... and the next CPU_ON entry must execute its first instruction.
         let c = smp::ctx(idx, cookie());
         let before = s.entries();
         let st = smp::cpu_on(env, idx, nop_job, c >> 8);
         ensure!(st == SUCCESS, "final CPU_ON(cpu{}) = {}", idx, st);
-        ensure!(smp::wait_entered(idx, before, 2_000_000), "{}", smp::no_entry_reason(idx));
-        s.rec.check_cold_entry(c).map_err(|e| msg!("cpu{} after {} CPU_OFF: {}", idx, conduit.name(), e))?;
+        ensure!(
+            smp::wait_entered(idx, before, 2_000_000),
+            "{}",
+            smp::no_entry_reason(idx)
+        );
+        s.rec
+            .check_cold_entry(c)
+            .map_err(|e| msg!("cpu{} after {} CPU_OFF: {}", idx, conduit.name(), e))?;
         smp::wait_off(env, idx, 2_000_000)?;
     }
     Ok(())
@@ -540,11 +903,23 @@ fn stop_start_cycles(env: &Env) -> TestResult {
         smp::start(env, idx, count_job, ck).map_err(|e| msg!("cycle {}: {}", i, e))?;
         smp::wait_off(env, idx, 2_000_000).map_err(|e| msg!("cycle {}: {}", i, e))?;
         let got = s.scratch[1].load(Acquire);
-        ensure!(got == smp::ctx(idx, ck), "cycle {}: job saw context {:#x}, expected {:#x}", i, got, smp::ctx(idx, ck));
+        ensure!(
+            got == smp::ctx(idx, ck),
+            "cycle {}: job saw context {:#x}, expected {:#x}",
+            i,
+            got,
+            smp::ctx(idx, ck)
+        );
     }
     let e = s.entries() - before;
     let j = s.scratch[0].load(Acquire);
-    ensure!(e == cycles && j == cycles, "{} cycles: {} entries, {} job runs", cycles, e, j);
+    ensure!(
+        e == cycles && j == cycles,
+        "{} cycles: {} entries, {} job runs",
+        cycles,
+        e,
+        j
+    );
     Ok(())
 }
 
@@ -571,10 +946,21 @@ fn hotplug_stress(env: &Env) -> TestResult {
         for idx in env.secondaries() {
             let e0 = smp::slot(idx).entries();
             let st = smp::cpu_on(env, idx, stress_job, cookie());
-            ensure!(st == SUCCESS, "round {}: CPU_ON(cpu{}) = {}", round, idx, st);
+            ensure!(
+                st == SUCCESS,
+                "round {}: CPU_ON(cpu{}) = {}",
+                round,
+                idx,
+                st
+            );
             starts[idx] += 1;
             let a = p.affinity_info(env.mpidr(idx), 0);
-            ensure!(a != AFF_OFF || smp::slot(idx).entries() != e0, "round {}: cpu{} reads OFF right after a successful CPU_ON, before it ran", round, idx);
+            ensure!(
+                a != AFF_OFF || smp::slot(idx).entries() != e0,
+                "round {}: cpu{} reads OFF right after a successful CPU_ON, before it ran",
+                round,
+                idx
+            );
         }
         for idx in env.secondaries() {
             smp::wait_off(env, idx, 3_000_000).map_err(|e| msg!("round {}: {}", round, e))?;
@@ -591,12 +977,23 @@ fn hotplug_stress(env: &Env) -> TestResult {
             }
             if p.affinity_info(env.mpidr(idx), 0) == AFF_OFF {
                 let st = smp::cpu_on(env, idx, stress_job, cookie());
-                ensure!(st == SUCCESS, "rolling: CPU_ON(cpu{}) right after it read OFF = {} ({})", idx, st, status_name(st));
+                ensure!(
+                    st == SUCCESS,
+                    "rolling: CPU_ON(cpu{}) right after it read OFF = {} ({})",
+                    idx,
+                    st,
+                    status_name(st)
+                );
                 starts[idx] += 1;
                 done += 1;
             }
         }
-        ensure!(now_ns() < deadline, "rolling restarts: only {} of {} after 30 s", done, total);
+        ensure!(
+            now_ns() < deadline,
+            "rolling restarts: only {} of {} after 30 s",
+            done,
+            total
+        );
     }
     for idx in env.secondaries() {
         smp::wait_off(env, idx, 3_000_000)?;
@@ -605,8 +1002,19 @@ fn hotplug_stress(env: &Env) -> TestResult {
         let s = smp::slot(idx);
         let e = s.entries() - base[idx];
         let j = s.scratch[0].load(Acquire);
-        ensure!(e == starts[idx] && j == starts[idx], "cpu{}: {} successful CPU_ONs but {} entries / {} job runs", idx, starts[idx], e, j);
-        ensure!(s.off_returned.load(Acquire) == 0, "CPU_OFF returned on cpu{}", idx);
+        ensure!(
+            e == starts[idx] && j == starts[idx],
+            "cpu{}: {} successful CPU_ONs but {} entries / {} job runs",
+            idx,
+            starts[idx],
+            e,
+            j
+        );
+        ensure!(
+            s.off_returned.load(Acquire) == 0,
+            "CPU_OFF returned on cpu{}",
+            idx
+        );
     }
     Ok(())
 }
@@ -625,7 +1033,14 @@ fn suspend_once(env: &Env, idx: usize, use32: bool) -> TestResult {
     let dt = now_ns() - t0;
     guestlib::gic::vtimer_stop();
     guestlib::gic::disable_ppi(env, me, guestlib::gic::VTIMER_INTID);
-    ensure!(st == SUCCESS, "CPU_SUSPEND{}(standby) on cpu{} = {} ({})", if use32 { "_32" } else { "_64" }, idx, st, status_name(st));
+    ensure!(
+        st == SUCCESS,
+        "CPU_SUSPEND{}(standby) on cpu{} = {} ({})",
+        if use32 { "_32" } else { "_64" },
+        idx,
+        st,
+        status_name(st)
+    );
     ensure!(dt < 2_000_000_000, "CPU_SUSPEND took {} ms", dt / 1_000_000);
     Ok(())
 }
@@ -645,14 +1060,26 @@ fn cpu_suspend_standby(env: &Env) -> TestResult {
     suspend_once(env, me, false)?;
     suspend_once(env, me, true)?;
     // Still the same CPU, still ON, still answering.
-    ensure_eq!(psci::hvc().affinity_info(env.mpidr(me), 0), AFF_ON, "AFFINITY_INFO(self) after CPU_SUSPEND");
+    ensure_eq!(
+        psci::hvc().affinity_info(env.mpidr(me), 0),
+        AFF_ON,
+        "AFFINITY_INFO(self) after CPU_SUSPEND"
+    );
     // A secondary suspends and continues too.
     if let Some(idx) = env.secondaries().next() {
         SUSPEND_RESULT.store(0, Release);
         smp::slot(idx).clear_scratch();
         smp::start(env, idx, suspend_job, cookie())?;
-        ensure!(spin_until(5_000_000, || smp::slot(idx).scratch[0].load(Acquire) != 0), "cpu{} did not continue after CPU_SUSPEND", idx);
-        ensure!(SUSPEND_RESULT.load(Acquire) == 1, "CPU_SUSPEND on cpu{} failed", idx);
+        ensure!(
+            spin_until(5_000_000, || smp::slot(idx).scratch[0].load(Acquire) != 0),
+            "cpu{} did not continue after CPU_SUSPEND",
+            idx
+        );
+        ensure!(
+            SUSPEND_RESULT.load(Acquire) == 1,
+            "CPU_SUSPEND on cpu{} failed",
+            idx
+        );
         smp::wait_off(env, idx, 2_000_000)?;
     }
     Ok(())
