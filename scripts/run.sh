@@ -25,7 +25,8 @@
 #   --no-reboot          a reset ends QEMU (-no-reboot) and counts as a clean end
 #   --no-build           skip setup.sh and cargo build
 #   --no-hv              plain QEMU baseline: boot the guest directly, EL2 off
-#   --demo-baremetal     boot the bare-metal demo guest instead of Linux
+#   --demo-baremetal     boot the bare-metal demo guest (guest-tests/guests,
+#                        bootargs test=demo) instead of Linux
 #   --shell / --no-shell force / forbid the interactive guest shell at the end
 #
 # Exit status: 0 when QEMU exited 0 and, under the hypervisor, a "system off"
@@ -131,15 +132,17 @@ if ((default_linux)); then
 fi
 
 if ((demo_bm)); then
-    for cand in "${PV_DEMO_GUEST:-}" \
-        "$PV_ROOT/target/aarch64-unknown-none/release/demo.bin" \
-        "$PV_ROOT/target/aarch64-unknown-none/release/guest.bin"; do
-        if [[ -n $cand && -f $cand ]]; then
-            kernel="$cand"
-            break
+    # The test guests' image (guest-tests/guests, suite chosen by test=<suite>),
+    # as a raw binary for -device guest-loader.
+    elf="$PV_ROOT/target/aarch64-unknown-none/release/guest"
+    kernel="${PV_DEMO_GUEST:-$elf.bin}"
+    if [[ -z ${PV_DEMO_GUEST:-} ]]; then
+        [[ -f $elf ]] || die "no bare-metal guest at $elf (build it: drop --no-build)"
+        if [[ ! -f $kernel || $elf -nt $kernel ]]; then
+            aarch64-linux-gnu-objcopy -O binary "$elf" "$kernel" || die "objcopy $elf failed"
         fi
-    done
-    [[ -n $kernel ]] || die "no bare-metal demo guest built (looked for target/aarch64-unknown-none/release/{demo,guest}.bin; set PV_DEMO_GUEST=FILE)"
+    fi
+    ((append_set)) || append="test=demo"
 fi
 
 ((hv)) && [[ -z $hv_elf ]] && hv_elf="$PV_ROOT/target/aarch64-unknown-none-softfloat/release/parkvisor"
