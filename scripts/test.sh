@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Runs every test of the project and ends with "test.sh: N passed, M failed":
+#   1. host unit tests of the portable core, the harness and the plot tool;
+#   2. loom model checks of the park / CPU_ON / fast-stop protocols;
+#   3. the bare-metal guest suites under parkvisor in QEMU (harness), at
+#      1, 2, 4 and 8 vCPUs;
+#   4. stock Debian arm64 Linux under parkvisor: boot at 1, 4 and 8 vCPUs,
+#      hotplug, kexec, kdump and poweroff at 4 vCPUs.
+# Installs what is missing first (scripts/setup.sh linux). Each step's output
+# goes to .cache/logs/test-<step>.log; a failing step shows its tail.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/lib.sh
+
+scripts/setup.sh linux
+
+logs=.cache/logs
+mkdir -p "$logs"
+passed=0 failed=0 failed_steps=()
+suite_start=$(date +%s)
+
+# step NAME COMMAND...: runs one step, counts it, shows the tail on failure.
+step() {
+    local name=$1
+    shift
+    local log="$logs/test-$name.log" start rc
+    start=$(date +%s)
+    echo "=== $name"
+    set +e
+    "$@" >"$log" 2>&1
+    rc=$?
+    set -e
+    if [[ $rc -eq 0 ]]; then
+        passed=$((passed + 1))
+        echo "=== $name: ok ($(($(date +%s) - start)) s)"
+    else
+        failed=$((failed + 1))
+        failed_steps+=("$name")
+        echo "=== $name: FAILED (exit $rc, $(($(date +%s) - start)) s); last lines of $log:"
+        tail -n 40 "$log" | sed 's/^/    /'
+    fi
+}
+
+hv_elf=target/aarch64-unknown-none-softfloat/release/parkvisor
+
+step host-unit-tests cargo test --release -p parkvisor -p trace-plot -p harness -p guestlib
+step loom-model-checks env RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+    cargo test --release -p parkvisor --test loom
+step build-el2-images bash -c '
+    cargo build --release -p parkvisor --target aarch64-unknown-none-softfloat &&
+    cargo build --release -p guests --target aarch64-unknown-none'
+
+step bare-metal-suites cargo run --release -q -p harness -- --smp 1,2,4,8
+grep -E '^harness: ' "$logs/test-bare-metal-suites.log" || true
+
+# Linux scenarios: each one judged by run.sh (PVTEST PASS, clean power-off,
+# no hypervisor panic) and by the kernel's own CPU list lines.
+linux() {
+    local scenario=$1 smp=$2
+    scripts/run.sh --no-build --hv "$hv_elf" --scenario "$scenario" --smp "$smp" \
+        --timeout 400 --no-shell --log "$logs/linux-$scenario-$smp.serial"
+    grep -q "PVTEST PASS $scenario" "$logs/linux-$scenario-$smp.serial"
+}
+step linux-boot-1cpu linux boot 1
+step linux-boot-4cpu linux boot 4
+step linux-boot-8cpu linux boot 8
+step linux-hotplug-4cpu linux hotplug 4
+step linux-kexec-4cpu linux kexec 4
+step linux-kdump-4cpu linux kdump 4
+step linux-poweroff-4cpu linux poweroff 4
+
+echo
+echo "wall time: $(($(date +%s) - suite_start)) s"
+if [[ $failed -gt 0 ]]; then
+    echo "failed steps: ${failed_steps[*]}"
+fi
+echo "test.sh: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]
