@@ -27,6 +27,10 @@ stampf="$PV_LINUX/initramfs.stamp"
 need_cmd cpio
 need_cmd aarch64-linux-gnu-readelf "apt-get install binutils-aarch64-linux-gnu"
 
+# One builder at a time (parallel run.sh calls).
+exec 9>"$PV_LINUX/initramfs.lock"
+flock 9
+
 stamp=$(
     cat "$here/init" "$0" "$ready"
     stat -c '%s %Y' "$PV_LINUX/Image"

@@ -15,6 +15,12 @@ use crate::env::{Env, MAX_CPUS};
 use crate::msg::Msg;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 
+/// How long a CPU may take from CPU_ON to its entry point, and from CPU_OFF
+/// to reading OFF, before a test calls it lost. Generous: TCG with more
+/// vCPUs than host cores can stall a vCPU for a while.
+pub const ENTRY_TIMEOUT_US: u64 = 5_000_000;
+pub const OFF_TIMEOUT_US: u64 = 5_000_000;
+
 /// Secondary stack size per CPU.
 pub const STACK_SIZE: usize = 16 * 1024;
 
@@ -332,7 +338,7 @@ pub fn start(env: &Env, idx: usize, job: Job, cookie: u64) -> Result<(), Msg> {
         st,
         abi::status_name(st)
     );
-    if !wait_entered(idx, before, 2_000_000) {
+    if !wait_entered(idx, before, ENTRY_TIMEOUT_US) {
         return Err(no_entry_reason(idx));
     }
     Ok(())
@@ -367,7 +373,7 @@ pub fn cleanup(env: &Env) -> Result<(), Msg> {
     let mut res = Ok(());
     for idx in env.secondaries() {
         if res.is_ok() {
-            res = wait_off(env, idx, 3_000_000);
+            res = wait_off(env, idx, OFF_TIMEOUT_US);
         }
     }
     ABORT.store(false, SeqCst);

@@ -48,7 +48,7 @@ pub fn with_lock<R>(f: impl FnOnce() -> R) -> R {
     let me = this_cpu();
     let reentrant = OWNER.load(Acquire) == me;
     if !reentrant {
-        let deadline = time::counter() + time::us_to_ticks(200_000);
+        let deadline = time::counter() + time::us_to_ticks(1_000_000);
         loop {
             if OWNER.compare_exchange(FREE, me, Acquire, Relaxed).is_ok() {
                 break;

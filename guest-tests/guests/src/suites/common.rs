@@ -45,7 +45,8 @@ pub fn start_held(env: &Env, idx: usize) -> TestResult {
     s.clear_scratch();
     smp::start(env, idx, hold_job, cookie())?;
     ensure!(
-        guestlib::time::spin_until(2_000_000, || s.scratch[S_ALIVE].load(Acquire) != 0),
+        guestlib::time::spin_until(smp::ENTRY_TIMEOUT_US, || s.scratch[S_ALIVE].load(Acquire)
+            != 0),
         "cpu{} entered but its job never ran",
         idx
     );
@@ -70,7 +71,7 @@ pub fn release_all_and_wait_off(env: &Env) -> TestResult {
         release(idx);
     }
     for idx in env.secondaries() {
-        smp::wait_off(env, idx, 3_000_000)?;
+        smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
     }
     Ok(())
 }

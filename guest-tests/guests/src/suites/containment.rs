@@ -193,12 +193,12 @@ fn faults_on_every_cpu(env: &Env) -> TestResult {
             "cpu{}: wrong AFFINITY_INFO(self) after its faults",
             idx
         );
-        smp::wait_off(env, idx, 2_000_000)?;
+        smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
     }
     // CPU_ON/OFF still work for every CPU.
     for idx in env.secondaries() {
         smp::start(env, idx, nop_job, cookie())?;
-        smp::wait_off(env, idx, 2_000_000)?;
+        smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
     }
     still_served()
 }
@@ -223,7 +223,8 @@ fn others_served_during_faults(env: &Env) -> TestResult {
     let mut before = [0u64; guestlib::MAX_CPUS];
     for idx in env.secondaries() {
         ensure!(
-            spin_until(2_000_000, || smp::slot(idx).scratch[S_CALLS].load(Acquire)
+            spin_until(smp::ENTRY_TIMEOUT_US, || smp::slot(idx).scratch[S_CALLS]
+                .load(Acquire)
                 > 0),
             "cpu{} made no PSCI call",
             idx
@@ -243,7 +244,7 @@ fn others_served_during_faults(env: &Env) -> TestResult {
     // Every other CPU kept being answered while the boot CPU faulted.
     for idx in env.secondaries() {
         let s = smp::slot(idx);
-        let ok = spin_until(2_000_000, || {
+        let ok = spin_until(smp::ENTRY_TIMEOUT_US, || {
             s.scratch[S_CALLS].load(Acquire) > before[idx] + 5
         });
         ensure!(
@@ -261,7 +262,7 @@ fn others_served_during_faults(env: &Env) -> TestResult {
     }
     STOP.store(1, Release);
     for idx in env.secondaries() {
-        smp::wait_off(env, idx, 2_000_000)?;
+        smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
     }
     still_served()
 }

@@ -333,7 +333,7 @@ fn cpu_on_entry_state(env: &Env) -> TestResult {
         let st = smp::cpu_on_with(env, idx, nop_job, Conduit::Hvc, a);
         ensure!(st == SUCCESS, "CPU_ON_64(cpu{}) = {}", idx, st);
         ensure!(
-            smp::wait_entered(idx, before, 2_000_000),
+            smp::wait_entered(idx, before, smp::ENTRY_TIMEOUT_US),
             "{}",
             smp::no_entry_reason(idx)
         );
@@ -344,7 +344,7 @@ fn cpu_on_entry_state(env: &Env) -> TestResult {
             s.entries() - before
         );
         check_record(idx, &s.rec, c, guestlib::TAG_ENTRY, env)?;
-        smp::wait_off(env, idx, 2_000_000)?;
+        smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
 
         // CPU_ON_32 at the alternative entry with a 32-bit context_id.
         let before = s.entries();
@@ -358,7 +358,7 @@ fn cpu_on_entry_state(env: &Env) -> TestResult {
         let st = smp::cpu_on_with(env, idx, nop_job, Conduit::Hvc, a);
         ensure!(st == SUCCESS, "CPU_ON_32(cpu{}) = {}", idx, st);
         ensure!(
-            smp::wait_entered(idx, before, 2_000_000),
+            smp::wait_entered(idx, before, smp::ENTRY_TIMEOUT_US),
             "alt entry: {}",
             smp::no_entry_reason(idx)
         );
@@ -372,7 +372,7 @@ fn cpu_on_entry_state(env: &Env) -> TestResult {
         );
         s.rec.x0.store(c, Relaxed);
         check_record(idx, &s.rec, c, guestlib::TAG_ENTRY_ALT, env)?;
-        smp::wait_off(env, idx, 2_000_000)?;
+        smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
     }
     Ok(())
 }
@@ -394,7 +394,7 @@ fn selfcheck_skip_detector(env: &Env) -> TestResult {
     let st = smp::cpu_on_with(env, idx, nop_job, Conduit::Hvc, a);
     ensure!(st == SUCCESS, "CPU_ON(cpu{}, entry+4) = {}", idx, st);
     ensure!(
-        smp::wait_entered(idx, before, 2_000_000),
+        smp::wait_entered(idx, before, smp::ENTRY_TIMEOUT_US),
         "{}",
         smp::no_entry_reason(idx)
     );
@@ -403,14 +403,14 @@ fn selfcheck_skip_detector(env: &Env) -> TestResult {
         "entering at entry+4 was not detected as a skipped first instruction"
     );
     ensure_eq!(s.rec.x0.load(Acquire), c, "x0");
-    smp::wait_off(env, idx, 2_000_000)?;
+    smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
     // And the real entry again reads as not skipped.
     smp::start(env, idx, nop_job, cookie())?;
     ensure!(
         s.rec.skipped.load(Acquire) == 0,
         "normal entry recorded as skipped"
     );
-    smp::wait_off(env, idx, 2_000_000)
+    smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)
 }
 
 fn cpu_on_already_on(env: &Env) -> TestResult {
@@ -457,7 +457,7 @@ fn cpu_on_already_on(env: &Env) -> TestResult {
         idx
     );
     release(idx);
-    smp::wait_off(env, idx, 2_000_000)
+    smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)
 }
 
 fn cpu_on_invalid_mpidr(env: &Env) -> TestResult {
@@ -540,7 +540,7 @@ fn cpu_on_invalid_address(env: &Env) -> TestResult {
     );
     // The CPU is still usable.
     smp::start(env, idx, nop_job, cookie())?;
-    smp::wait_off(env, idx, 2_000_000)
+    smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)
 }
 
 static RACE_GO: AtomicU64 = AtomicU64::new(0);
@@ -582,7 +582,8 @@ fn cpu_on_race(env: &Env) -> TestResult {
         }
         for h in helpers() {
             ensure!(
-                spin_until(2_000_000, || smp::slot(h).scratch[S_READY].load(Acquire)
+                spin_until(smp::ENTRY_TIMEOUT_US, || smp::slot(h).scratch[S_READY]
+                    .load(Acquire)
                     != 0),
                 "helper cpu{} not ready",
                 h
@@ -628,15 +629,15 @@ fn cpu_on_race(env: &Env) -> TestResult {
             list(res)
         );
         ensure!(
-            smp::wait_entered(target, before, 2_000_000),
+            smp::wait_entered(target, before, smp::ENTRY_TIMEOUT_US),
             "round {}: target cpu{} never entered",
             round,
             target
         );
         release(target);
-        smp::wait_off(env, target, 2_000_000)?;
+        smp::wait_off(env, target, smp::OFF_TIMEOUT_US)?;
         for h in helpers() {
-            smp::wait_off(env, h, 2_000_000)?;
+            smp::wait_off(env, h, smp::OFF_TIMEOUT_US)?;
         }
         let entered = ts.entries() - before;
         ensure!(
@@ -780,7 +781,8 @@ fn cpu_off_all_at_once(env: &Env) -> TestResult {
         }
         for idx in env.secondaries() {
             ensure!(
-                spin_until(2_000_000, || smp::slot(idx).scratch[S_ALIVE].load(Acquire)
+                spin_until(smp::ENTRY_TIMEOUT_US, || smp::slot(idx).scratch[S_ALIVE]
+                    .load(Acquire)
                     != 0),
                 "cpu{} job never ran",
                 idx
@@ -789,7 +791,8 @@ fn cpu_off_all_at_once(env: &Env) -> TestResult {
         OFF_GO.store(1, Release);
         let mut beats = [0u64; guestlib::MAX_CPUS];
         for idx in env.secondaries() {
-            smp::wait_off(env, idx, 3_000_000).map_err(|e| msg!("round {}: {}", round, e))?;
+            smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)
+                .map_err(|e| msg!("round {}: {}", round, e))?;
             beats[idx] = smp::slot(idx).scratch[S_BEAT].load(Acquire);
         }
         // Reported OFF: nothing may run on those CPUs any more.
@@ -843,7 +846,7 @@ fn off_then_on(env: &Env, conduit: Conduit) -> TestResult {
                 st
             );
             ensure!(
-                smp::wait_entered(idx, before, 2_000_000),
+                smp::wait_entered(idx, before, smp::ENTRY_TIMEOUT_US),
                 "cycle {}: {}",
                 cycle,
                 smp::no_entry_reason(idx)
@@ -857,7 +860,7 @@ fn off_then_on(env: &Env, conduit: Conduit) -> TestResult {
                     e
                 )
             })?;
-            smp::wait_off(env, idx, 2_000_000)
+            smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)
                 .map_err(|e| msg!("cycle {}: {} CPU_OFF: {}", cycle, conduit.name(), e))?;
         }
         // ... and the next CPU_ON entry must execute its first instruction.
@@ -866,14 +869,14 @@ fn off_then_on(env: &Env, conduit: Conduit) -> TestResult {
         let st = smp::cpu_on(env, idx, nop_job, c >> 8);
         ensure!(st == SUCCESS, "final CPU_ON(cpu{}) = {}", idx, st);
         ensure!(
-            smp::wait_entered(idx, before, 2_000_000),
+            smp::wait_entered(idx, before, smp::ENTRY_TIMEOUT_US),
             "{}",
             smp::no_entry_reason(idx)
         );
         s.rec
             .check_cold_entry(c)
             .map_err(|e| msg!("cpu{} after {} CPU_OFF: {}", idx, conduit.name(), e))?;
-        smp::wait_off(env, idx, 2_000_000)?;
+        smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
     }
     Ok(())
 }
@@ -901,7 +904,7 @@ fn stop_start_cycles(env: &Env) -> TestResult {
     for i in 0..cycles {
         let ck = cookie();
         smp::start(env, idx, count_job, ck).map_err(|e| msg!("cycle {}: {}", i, e))?;
-        smp::wait_off(env, idx, 2_000_000).map_err(|e| msg!("cycle {}: {}", i, e))?;
+        smp::wait_off(env, idx, smp::OFF_TIMEOUT_US).map_err(|e| msg!("cycle {}: {}", i, e))?;
         let got = s.scratch[1].load(Acquire);
         ensure!(
             got == smp::ctx(idx, ck),
@@ -963,7 +966,8 @@ fn hotplug_stress(env: &Env) -> TestResult {
             );
         }
         for idx in env.secondaries() {
-            smp::wait_off(env, idx, 3_000_000).map_err(|e| msg!("round {}: {}", round, e))?;
+            smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)
+                .map_err(|e| msg!("round {}: {}", round, e))?;
         }
     }
     // Phase 2: rolling restarts: whenever a CPU reads OFF, start it again.
@@ -996,7 +1000,7 @@ fn hotplug_stress(env: &Env) -> TestResult {
         );
     }
     for idx in env.secondaries() {
-        smp::wait_off(env, idx, 3_000_000)?;
+        smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
     }
     for idx in env.secondaries() {
         let s = smp::slot(idx);
@@ -1080,7 +1084,7 @@ fn cpu_suspend_standby(env: &Env) -> TestResult {
             "CPU_SUSPEND on cpu{} failed",
             idx
         );
-        smp::wait_off(env, idx, 2_000_000)?;
+        smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
     }
     Ok(())
 }
