@@ -282,14 +282,14 @@ impl Timeline {
                 }
                 ParsedEvent::Call {
                     class,
+                    name,
                     result,
-                    result_name,
                     ..
                 } => {
-                    let failed = *result < 0
-                        && !(*class == CallClass::Unknown
-                            && *result == -1
-                            && result_name.is_some());
+                    // NOT_SUPPORTED from an unknown ID or a FEATURES query is
+                    // an answer, not a failure.
+                    let failed =
+                        *result < 0 && *class != CallClass::Unknown && !name.ends_with("FEATURES");
                     tl.markers.push(Marker {
                         t,
                         cpu,
@@ -1038,6 +1038,7 @@ guest says hello
 [hv 0.400020] cpu0 fast-stop end result=0 stopped=2 unconfirmed=0 elapsed_ns=20000
 [hv 0.450000] cpu0 fault dabt addr=0x40100000 pc=0x48000abc write size=8 (hypervisor memory) -> inject abort
 [hv 0.460000] cpu0 call 0xc5000000 = NOT_SUPPORTED (-1)
+[hv 0.465000] cpu0 smccc ARCH_FEATURES(0x80003fff) = NOT_SUPPORTED (-1)
 [hv 0.470000] cpu0 psci CPU_ON(0x1, 0x0, 0x0) = INVALID_ADDRESS (-9)
 [hv 0.480000] cpu0 log WARN something odd
 [hv 0.500000] cpu0 state ON -> OFF (system off)
@@ -1048,7 +1049,7 @@ guest says hello
     fn segments_per_cpu() {
         let tl = Timeline::from_log(LOG, None);
         assert_eq!(tl.cpus, 4);
-        assert_eq!(tl.lines, 21);
+        assert_eq!(tl.lines, 22);
         assert!((tl.t_min - 0.0001).abs() < 1e-9);
         assert!((tl.t_max - 0.500001).abs() < 1e-9);
         let states = |cpu: usize| tl.lanes[cpu].iter().map(|s| s.state).collect::<Vec<_>>();
@@ -1107,7 +1108,7 @@ guest says hello
                 _ => None,
             })
             .collect();
-        assert_eq!(calls, [false, false, false, true]);
+        assert_eq!(calls, [false, false, false, false, true]);
         assert_eq!(tl.fast_stops.len(), 1);
         let f = &tl.fast_stops[0];
         assert_eq!(f.cpu, 0);
@@ -1116,13 +1117,13 @@ guest says hello
         assert_eq!(tl.globals.len(), 1);
         assert_eq!(tl.globals[0].label, "system off");
         let sum = tl.summary();
-        assert!(sum.contains("21 trace lines, 4 CPUs"), "{sum}");
+        assert!(sum.contains("22 trace lines, 4 CPUs"), "{sum}");
         assert!(
             sum.contains("stopped=2 unconfirmed=0 elapsed=20.0 us"),
             "{sum}"
         );
         assert!(
-            sum.contains("cpu_on=2 calls=4 ipi_drops=1 faults=1 marks=1"),
+            sum.contains("cpu_on=2 calls=5 ipi_drops=1 faults=1 marks=1"),
             "{sum}"
         );
     }
@@ -1325,6 +1326,47 @@ guest says hello
             .write_line(&mut s, t, 0)
             .unwrap();
         assert!(doc.contains(s.trim_end()), "{s}");
+    }
+
+    /// A real serial log: QEMU virt, 4 vCPUs, Debian Linux under parkvisor
+    /// with trace=calls (guest lines thinned out).
+    #[test]
+    fn real_linux_log() {
+        let log = include_str!("../testdata/qemu-linux-4cpu.log");
+        for l in log.lines().filter(|l| l.starts_with("[hv ")) {
+            let p = parse_line(l).unwrap_or_else(|| panic!("no parse: {l}"));
+            assert!(!matches!(p.event, ParsedEvent::Other { .. }), "{l}");
+        }
+        let tl = Timeline::from_log(log, None);
+        assert_eq!((tl.cpus, tl.lines), (4, 26));
+        let arrows: Vec<_> = tl
+            .markers
+            .iter()
+            .filter_map(|m| match m.kind {
+                MarkerKind::CpuOn { from } => Some((from, m.cpu)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(arrows, [(0, 1), (0, 2), (0, 3)]);
+        for cpu in 1..4 {
+            let st: Vec<_> = tl.lanes[cpu].iter().map(|s| s.state).collect();
+            assert_eq!(st, [SegState::Off, SegState::OnPending, SegState::On]);
+        }
+        assert_eq!(
+            tl.markers
+                .iter()
+                .filter(|m| m.kind == MarkerKind::Fault)
+                .count(),
+            1
+        );
+        // Only answers here, no failed calls.
+        assert!(
+            !tl.markers
+                .iter()
+                .any(|m| m.kind == MarkerKind::Call { failed: true })
+        );
+        let svg = render_svg(&tl, &Options::default());
+        assert!(svg.contains(">cpu3</text>"));
     }
 
     #[test]
