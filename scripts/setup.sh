@@ -23,11 +23,18 @@ for arg in "$@"; do
     esac
 done
 
+# One setup at a time (parallel run.sh calls share .cache/).
+mkdir -p "$PV_CACHE"
+exec 9>"$PV_CACHE/setup.lock"
+flock 9
+
+# Wait for a dpkg lock held by someone else instead of failing at once.
+apt_opts=(-o DPkg::Lock::Timeout=300)
 apt_updated=0
 apt_update() {
     if ((apt_updated == 0)); then
         note "apt-get update"
-        apt-get update -qq >/dev/null || die "apt-get update failed"
+        apt-get "${apt_opts[@]}" update -qq >/dev/null || die "apt-get update failed"
         apt_updated=1
     fi
 }
@@ -54,8 +61,11 @@ if ((${#missing[@]})); then
     as_root "installing ${missing[*]}"
     apt_update
     note "apt-get install ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        "${missing[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
+    out=$(DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y -qq \
+        --no-install-recommends "${missing[@]}" 2>&1) || {
+        echo "$out" >&2
+        die "apt-get install ${missing[*]} failed"
+    }
 fi
 
 # --- Rust targets -------------------------------------------------------------
@@ -99,23 +109,24 @@ fetch_linux() {
     [[ -n $kpkg ]] || die "cannot resolve the kernel package from 'apt-cache depends linux-image-arm64:arm64'"
 
     # kexec-tools plus the shared libraries it pulls in: follow Depends/Pre-Depends
-    # through library packages only (skipping debconf and friends).
-    local -a queue=(kexec-tools libc6) pkgs=()
+    # through library packages only (skipping debconf and friends), one
+    # apt-cache call per level (each call costs about a second).
+    local -a level=(kexec-tools libc6) pkgs=()
     local -A seen=()
-    while ((${#queue[@]})); do
-        local p="${queue[0]}"
-        queue=("${queue[@]:1}")
-        [[ -n ${seen[$p]:-} ]] && continue
-        seen[$p]=1
-        pkgs+=("$p")
-        local dep
+    while ((${#level[@]})); do
+        local p dep next=()
+        for p in "${level[@]}"; do
+            seen[$p]=1
+            pkgs+=("$p")
+        done
         for dep in $(apt-cache depends --no-recommends --no-suggests --no-conflicts \
-            --no-breaks --no-replaces --no-enhances "$p:arm64" 2>/dev/null |
-            sed -n 's/^ *|\{0,1\}\(Pre\)\{0,1\}Depends: \([^<][^ ]*\)$/\2/p' | sed 's/:arm64$//'); do
+            --no-breaks --no-replaces --no-enhances "${level[@]/%/:arm64}" 2>/dev/null |
+            sed -n 's/^ *|\{0,1\}\(Pre\)\{0,1\}Depends: \([^<][^ ]*\)$/\2/p' | sed 's/:arm64$//' | sort -u); do
             case "$dep" in
-            lib* | zlib*) queue+=("$dep") ;;
+            lib* | zlib*) [[ -n ${seen[$dep]:-} ]] || next+=("$dep") ;;
             esac
         done
+        level=("${next[@]}")
     done
     pkgs+=(busybox-static)
 
@@ -142,13 +153,15 @@ fetch_linux() {
             dpkg-deb -x "$deb" "$sysroot"
         done
     done
-    # Only /boot of the kernel package: the modules are not needed.
-    local kdeb
+    # Only the Image and its config: tar stops reading once it has both (they
+    # come first), which skips decompressing ~400 MB of modules; dpkg-deb then
+    # complains about the closed pipe, which is expected.
+    local kdeb kver="${kpkg#linux-image-}"
     kdeb=$(ls "$debs/${kpkg}"_*_arm64.deb | tail -n1)
-    dpkg-deb --fsys-tarfile "$kdeb" | tar -x -C "$PV_LINUX/kernel" --wildcards './boot/*'
-    local img
-    img=$(ls "$PV_LINUX"/kernel/boot/vmlinuz-* | head -n1)
-    [[ -f $img ]] || die "no boot/vmlinuz-* in $kdeb"
+    dpkg-deb --fsys-tarfile "$kdeb" 2>/dev/null |
+        tar -x -C "$PV_LINUX/kernel" --occurrence=1 "./boot/vmlinuz-$kver" "./boot/config-$kver" || true
+    local img="$PV_LINUX/kernel/boot/vmlinuz-$kver"
+    [[ -f $img ]] || die "no boot/vmlinuz-$kver in $kdeb"
     # Debian's arm64 vmlinuz is an uncompressed Image ("ARM\x64" magic at 0x38).
     [[ $(dd if="$img" bs=1 skip=56 count=4 2>/dev/null | od -An -c | tr -d ' ') == 'ARMd' ]] ||
         die "$img is not an arm64 Image"
