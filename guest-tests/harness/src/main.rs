@@ -22,7 +22,7 @@ use std::sync::Mutex;
 
 const USAGE: &str = "\
 usage: harness [options] [suite...]
-  suites: psci containment demo system_off system_reset (default: all)
+  suites: see --list (default: all)
   --smp LIST         vCPU counts, comma separated (default 1,2,4,8)
   --jobs N           QEMU runs at once (default 2)
   --plain            run the guests on plain QEMU without parkvisor (development

@@ -64,8 +64,8 @@ const fn req(event: &'static str, contains: &'static str, min_smp: u32) -> Requi
 pub static SUITES: &[SuiteSpec] = &[
     SuiteSpec {
         name: "psci",
-        min_passed_1: 14,
-        min_passed_n: 25,
+        min_passed_1: 18,
+        min_passed_n: 29,
         required: &[
             req("state", "OFF -> ON", 2),
             req("state", "ON -> OFF", 2),
@@ -104,6 +104,14 @@ pub static SUITES: &[SuiteSpec] = &[
     },
     SuiteSpec {
         name: "system_reset",
+        min_passed_1: 1,
+        min_passed_n: 1,
+        required: &[req("system", "system reset", 1)],
+        end: End::Reset,
+        timeout_s: 30,
+    },
+    SuiteSpec {
+        name: "system_reset2",
         min_passed_1: 1,
         min_passed_n: 1,
         required: &[req("system", "system reset", 1)],

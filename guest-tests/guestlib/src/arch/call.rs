@@ -97,3 +97,63 @@ pub fn call_check_resume(conduit: Conduit, fid: u32, a1: u64) -> (u64, bool) {
     }
     (r0, marker == 1)
 }
+
+/// Values [`call_clobber_check`] loads into x4..x17 before the call.
+pub const PRESERVE_PATTERN: [u64; 14] = {
+    let mut p = [0u64; 14];
+    let mut i = 0;
+    while i < 14 {
+        p[i] = 0xA5C3_0000_0000_0000 | ((i as u64 + 4) << 40) | (0x1111_1111 * (i as u64 + 1));
+        i += 1;
+    }
+    p
+};
+
+/// Makes a call with x4..x17 set to [`PRESERVE_PATTERN`] and returns x0 and
+/// the values of x4..x17 after it (SMCCC 1.1: the callee preserves them).
+#[inline(never)]
+pub fn call_clobber_check(conduit: Conduit, fid: u32) -> (u64, [u64; 14]) {
+    let mut after = [0u64; 14];
+    let r0: u64;
+    macro_rules! body {
+        ($insn:literal) => {
+            // SAFETY: the call touches no memory of ours; x20/x21 point at
+            // our own arrays and are preserved across the call.
+            unsafe {
+                core::arch::asm!(
+                    "ldp x4, x5, [x20, #0]",
+                    "ldp x6, x7, [x20, #16]",
+                    "ldp x8, x9, [x20, #32]",
+                    "ldp x10, x11, [x20, #48]",
+                    "ldp x12, x13, [x20, #64]",
+                    "ldp x14, x15, [x20, #80]",
+                    "ldp x16, x17, [x20, #96]",
+                    $insn,
+                    "stp x4, x5, [x21, #0]",
+                    "stp x6, x7, [x21, #16]",
+                    "stp x8, x9, [x21, #32]",
+                    "stp x10, x11, [x21, #48]",
+                    "stp x12, x13, [x21, #64]",
+                    "stp x14, x15, [x21, #80]",
+                    "stp x16, x17, [x21, #96]",
+                    in("x20") PRESERVE_PATTERN.as_ptr(),
+                    in("x21") after.as_mut_ptr(),
+                    inlateout("x0") fid as u64 => r0,
+                    inlateout("x1") 0u64 => _,
+                    inlateout("x2") 0u64 => _,
+                    inlateout("x3") 0u64 => _,
+                    out("x4") _, out("x5") _, out("x6") _, out("x7") _,
+                    out("x8") _, out("x9") _, out("x10") _, out("x11") _,
+                    out("x12") _, out("x13") _, out("x14") _, out("x15") _,
+                    out("x16") _, out("x17") _,
+                    options(nostack),
+                )
+            }
+        };
+    }
+    match conduit {
+        Conduit::Hvc => body!("hvc #0"),
+        Conduit::Smc => body!("smc #0"),
+    }
+    (r0, after)
+}

@@ -47,6 +47,10 @@ pub static ENTRIES: &[Entry] = &[
         name: "system_reset",
         kind: Kind::Custom(power::system_reset),
     },
+    Entry {
+        name: "system_reset2",
+        kind: Kind::Custom(power::system_reset2),
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static Entry> {

@@ -23,6 +23,17 @@ fn reset_supported(_env: &Env) -> TestResult {
 
 static OFF_TESTS: [Test<Env>; 1] = [Test::new("system_off_supported", off_supported)];
 static RESET_TESTS: [Test<Env>; 1] = [Test::new("system_reset_supported", reset_supported)];
+fn reset2_supported(_env: &Env) -> TestResult {
+    let r = psci::hvc().features(PSCI_SYSTEM_RESET2_64);
+    ensure!(r == SUCCESS, "PSCI_FEATURES(SYSTEM_RESET2_64) = {}", r);
+    Ok(())
+}
+
+static RESET2_TESTS: [Test<Env>; 1] = [Test::new("system_reset2_supported", reset2_supported)];
+static RESET2_SUITE: Suite<Env> = Suite {
+    name: "system_reset2",
+    tests: &RESET2_TESTS,
+};
 static OFF_SUITE: Suite<Env> = Suite {
     name: "system_off",
     tests: &OFF_TESTS,
@@ -53,5 +64,15 @@ pub fn system_reset(env: &'static Env) -> ! {
     gprintln!("GUEST calling SYSTEM_RESET");
     let st = psci::hvc().system_reset();
     gprintln!("GUEST FAIL system_reset: SYSTEM_RESET returned {}", st);
+    guestlib::power_off()
+}
+
+/// SYSTEM_RESET2 with SYSTEM_WARM_RESET (type 0).
+pub fn system_reset2(env: &'static Env) -> ! {
+    guestlib::run(&RESET2_SUITE, env);
+    secondaries_busy(env);
+    gprintln!("GUEST calling SYSTEM_RESET2(SYSTEM_WARM_RESET)");
+    let st = psci::hvc().system_reset2(0, 0);
+    gprintln!("GUEST FAIL system_reset2: SYSTEM_RESET2 returned {}", st);
     guestlib::power_off()
 }

@@ -13,7 +13,7 @@ pub static SUITE: Suite<Env> = Suite {
     tests: &TESTS,
 };
 
-static TESTS: [Test<Env>; 25] = [
+static TESTS: [Test<Env>; 29] = [
     Test::new("version", version),
     Test::new("features_implemented", features_implemented).skip_if(quirk_no_reset2_smccc),
     Test::new("features_unimplemented", features_unimplemented),
@@ -22,7 +22,11 @@ static TESTS: [Test<Env>; 25] = [
     Test::new("unknown_function_ids_smc", unknown_function_ids_smc).skip_if(skip_plain),
     Test::new("smccc_and_migrate_info", smccc_and_migrate_info).skip_if(quirk_no_reset2_smccc),
     Test::new("smc_conduit", smc_conduit).skip_if(skip_plain),
+    Test::new("smccc_preserves_x4_x17", smccc_preserves_x4_x17),
+    Test::new("smccc_preserves_x4_x17_smc", smccc_preserves_x4_x17_smc).skip_if(skip_plain),
+    Test::new("system_reset2_invalid", system_reset2_invalid).skip_if(quirk_no_reset2_smccc),
     Test::new("boot_entry_state", boot_entry_state),
+    Test::new("guest_dtb", guest_dtb).skip_if(skip_plain),
     Test::new("affinity_info_self", affinity_info_self),
     Test::new("affinity_info_invalid", affinity_info_invalid).skip_if(quirk_aff_level),
     Test::new("affinity_info_off_cpus", affinity_info_off_cpus).cpus(2),
@@ -191,6 +195,142 @@ fn smc_conduit(env: &Env) -> TestResult {
         PSCI_VERSION_1_1,
         "PSCI_VERSION via SMC (resume check)"
     );
+    Ok(())
+}
+
+fn preserves_via(c: Conduit) -> TestResult {
+    use guestlib::call::{PRESERVE_PATTERN, call_clobber_check};
+    for fid in [
+        PSCI_VERSION,
+        PSCI_FEATURES,
+        VENDOR_CALL_UID,
+        1337,
+        SMCCC_VERSION,
+    ] {
+        let (_x0, after) = call_clobber_check(c, fid);
+        for (i, (&got, &want)) in after.iter().zip(PRESERVE_PATTERN.iter()).enumerate() {
+            ensure!(
+                got == want,
+                "{} {:#x}: x{} changed from {:#x} to {:#x} (SMCCC 1.1 callee must preserve x4..x17)",
+                c.name(),
+                fid,
+                i + 4,
+                want,
+                got
+            );
+        }
+    }
+    Ok(())
+}
+
+fn smccc_preserves_x4_x17(_env: &Env) -> TestResult {
+    preserves_via(Conduit::Hvc)
+}
+
+fn smccc_preserves_x4_x17_smc(_env: &Env) -> TestResult {
+    preserves_via(Conduit::Smc)
+}
+
+/// SYSTEM_RESET2 with reset types that are not valid must return (and not
+/// reset: a reset here restarts the guest, which the harness catches).
+fn system_reset2_invalid(_env: &Env) -> TestResult {
+    let p = psci::hvc();
+    for t in [1u32, 2, 0x7FFF_FFFF] {
+        let r = p.system_reset2(t, 0);
+        ensure!(
+            r == INVALID_PARAMETERS,
+            "SYSTEM_RESET2(architectural type {:#x}) = {}, expected INVALID_PARAMETERS",
+            t,
+            r
+        );
+    }
+    let r = p.system_reset2(0x8000_1234, 0);
+    ensure!(
+        r == NOT_SUPPORTED || r == INVALID_PARAMETERS,
+        "SYSTEM_RESET2(vendor type 0x80001234) = {}, expected NOT_SUPPORTED or INVALID_PARAMETERS",
+        r
+    );
+    Ok(())
+}
+
+/// The DTB parkvisor writes for the guest (docs/architecture.md, "Guest
+/// entry"): PSCI via HVC, RAM without the hypervisor's region, no multiboot
+/// module nodes, placed 2 MiB aligned in RAM clear of the guest image.
+fn guest_dtb(env: &Env) -> TestResult {
+    use dtoolkit::fdt::Fdt;
+    use dtoolkit::{FdtStringListIterator, Node, Property};
+    // SAFETY: the boot code validated this DTB already.
+    let fdt = unsafe { Fdt::from_raw(env.dtb as *const u8) }.map_err(|e| msg!("DTB: {}", e))?;
+    let psci_node = fdt
+        .find_node("/psci")
+        .ok_or_else(|| msg!("no /psci node"))?;
+    let compat_ok = psci_node
+        .property("compatible")
+        .and_then(|p| p.value_as::<FdtStringListIterator<'_>>().ok())
+        .is_some_and(|mut it| it.any(|c| c == "arm,psci-1.0"));
+    ensure!(compat_ok, "/psci is not compatible with arm,psci-1.0");
+    let method = psci_node
+        .property("method")
+        .and_then(|p| p.value_as::<&str>().ok());
+    ensure!(
+        method == Some("hvc"),
+        "/psci method = {:?}, expected \"hvc\"",
+        method
+    );
+    ensure!(!env.psci_smc, "Env says PSCI via SMC");
+    for &(base, size) in &env.mem[..env.nmem] {
+        let end = base + size;
+        ensure!(
+            end <= 0x4000_0000 || base >= 0x4400_0000,
+            "RAM range {:#x}..{:#x} overlaps the hypervisor's 0x40000000..0x44000000",
+            base,
+            end
+        );
+    }
+    unsafe extern "C" {
+        static __image_start: u8;
+        static __image_end: u8;
+    }
+    let (img_start, img_end) = (
+        &raw const __image_start as u64,
+        &raw const __image_end as u64,
+    );
+    ensure!(
+        env.in_ram(img_start, img_end - img_start),
+        "guest image {:#x}..{:#x} is not inside the RAM the DTB lists",
+        img_start,
+        img_end
+    );
+    let dtb = env.dtb;
+    let dtb_size = fdt.data().len() as u64;
+    ensure!(
+        dtb % 0x20_0000 == 0,
+        "DTB at {:#x} is not 2 MiB aligned",
+        dtb
+    );
+    ensure!(
+        env.in_ram(dtb, dtb_size),
+        "DTB at {:#x} (+{:#x}) is not in guest RAM",
+        dtb,
+        dtb_size
+    );
+    ensure!(
+        dtb + dtb_size <= img_start || dtb >= img_end,
+        "DTB {:#x}..{:#x} overlaps the guest image {:#x}..{:#x}",
+        dtb,
+        dtb + dtb_size,
+        img_start,
+        img_end
+    );
+    if let Some(chosen) = fdt.find_node("/chosen") {
+        for child in chosen.children() {
+            let multiboot = child
+                .property("compatible")
+                .and_then(|p| p.value_as::<FdtStringListIterator<'_>>().ok())
+                .is_some_and(|mut it| it.any(|c| c.starts_with("multiboot,")));
+            ensure!(!multiboot, "/chosen/{} is a multiboot node", child.name());
+        }
+    }
     Ok(())
 }
 
@@ -830,10 +970,11 @@ fn off_then_on(env: &Env, conduit: Conduit) -> TestResult {
         for cycle in 0..3 {
             // Off through `conduit` ...
             let c = smp::ctx(idx, cookie());
+            // CPU_ON through the same conduit as the CPU_OFF.
             let a = OnArgs {
                 entry: guestlib::entry_point(),
                 ctx: c,
-                conduit: Conduit::Hvc,
+                conduit,
                 smc32: false,
             };
             let before = s.entries();
