@@ -114,7 +114,11 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
         }
     }
     if o.suites.is_empty() {
-        o.suites = suites::SUITES.iter().collect();
+        let plain = o.plain;
+        o.suites = suites::SUITES
+            .iter()
+            .filter(|s| s.plain || !plain)
+            .collect();
     }
     Ok(Some(o))
 }

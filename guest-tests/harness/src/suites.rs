@@ -35,6 +35,8 @@ pub struct SuiteSpec {
     pub end: End,
     /// Timeout in seconds at 1 vCPU; scaled up with more vCPUs.
     pub timeout_s: u64,
+    /// Part of a default `--plain` run (plain QEMU can do what it needs).
+    pub plain: bool,
 }
 
 impl SuiteSpec {
@@ -73,6 +75,7 @@ pub static SUITES: &[SuiteSpec] = &[
         ],
         end: End::Off,
         timeout_s: 60,
+        plain: true,
     },
     SuiteSpec {
         name: "containment",
@@ -81,6 +84,7 @@ pub static SUITES: &[SuiteSpec] = &[
         required: &[req("fault", "", 1), req("system", "system off", 1)],
         end: End::Off,
         timeout_s: 40,
+        plain: true,
     },
     SuiteSpec {
         name: "demo",
@@ -93,6 +97,7 @@ pub static SUITES: &[SuiteSpec] = &[
         ],
         end: End::Off,
         timeout_s: 30,
+        plain: true,
     },
     SuiteSpec {
         name: "system_off",
@@ -101,6 +106,7 @@ pub static SUITES: &[SuiteSpec] = &[
         required: &[req("system", "system off", 1)],
         end: End::Off,
         timeout_s: 30,
+        plain: true,
     },
     SuiteSpec {
         name: "system_reset",
@@ -109,6 +115,7 @@ pub static SUITES: &[SuiteSpec] = &[
         required: &[req("system", "system reset", 1)],
         end: End::Reset,
         timeout_s: 30,
+        plain: true,
     },
     SuiteSpec {
         name: "system_reset2",
@@ -117,6 +124,7 @@ pub static SUITES: &[SuiteSpec] = &[
         required: &[req("system", "system reset", 1)],
         end: End::Reset,
         timeout_s: 30,
+        plain: false,
     },
 ];
 
