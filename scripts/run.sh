@@ -214,15 +214,32 @@ stty_saved=""
 restore_tty() { [[ -z $stty_saved ]] || stty "$stty_saved" 2>/dev/null || true; }
 trap restore_tty EXIT
 
+# QEMU runs as a background job so that a signal to run.sh (a harness giving
+# up, Ctrl-C outside QEMU's raw mode) also ends QEMU instead of orphaning it.
+# Background jobs get /dev/null as stdin, so hand over the real one as fd 3.
+exec 3<&0
+qpid=""
+on_signal() {
+    [[ -z $qpid ]] || kill -TERM "$qpid" 2>/dev/null || true
+    restore_tty
+    note "interrupted; QEMU stopped (log: $log)"
+    exit "$1"
+}
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
+trap 'on_signal 129' HUP
+runner=()
+((timeout > 0)) && runner=(timeout --foreground -k 5 "$timeout")
 t0=$(now_ms)
+"${runner[@]}" "${cmd[@]}" <&3 > >(tee "$log") &
+qpid=$!
 set +e
-if ((timeout > 0)); then
-    timeout --foreground -k 5 "$timeout" "${cmd[@]}" | tee "$log"
-else
-    "${cmd[@]}" | tee "$log"
-fi
-status=${PIPESTATUS[0]}
+wait "$qpid"
+status=$?
 set -e
+qpid=""
+wait # for tee to drain the last output into the log
+exec 3<&-
 restore_tty
 secs=$(awk -v ms=$(($(now_ms) - t0)) 'BEGIN { printf "%.1f", ms / 1000 }')
 
