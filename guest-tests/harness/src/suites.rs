@@ -66,8 +66,8 @@ const fn req(event: &'static str, contains: &'static str, min_smp: u32) -> Requi
 pub static SUITES: &[SuiteSpec] = &[
     SuiteSpec {
         name: "psci",
-        min_passed_1: 18,
-        min_passed_n: 29,
+        min_passed_1: 19,
+        min_passed_n: 31,
         required: &[
             req("state", "OFF -> ON", 2),
             req("state", "ON -> OFF", 2),

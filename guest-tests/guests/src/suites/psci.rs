@@ -13,13 +13,14 @@ pub static SUITE: Suite<Env> = Suite {
     tests: &TESTS,
 };
 
-static TESTS: [Test<Env>; 29] = [
+static TESTS: [Test<Env>; 31] = [
     Test::new("version", version),
     Test::new("features_implemented", features_implemented).skip_if(quirk_no_reset2_smccc),
     Test::new("features_unimplemented", features_unimplemented),
     Test::new("features_invalid_ids", features_invalid_ids),
     Test::new("unknown_function_ids", unknown_function_ids),
     Test::new("unknown_function_ids_smc", unknown_function_ids_smc).skip_if(skip_plain),
+    Test::new("hvc_nonzero_immediate", hvc_nonzero_immediate).skip_if(skip_plain),
     Test::new("smccc_and_migrate_info", smccc_and_migrate_info).skip_if(quirk_no_reset2_smccc),
     Test::new("smc_conduit", smc_conduit).skip_if(skip_plain),
     Test::new("smccc_preserves_x4_x17", smccc_preserves_x4_x17),
@@ -53,6 +54,9 @@ static TESTS: [Test<Env>; 29] = [
         .cpus(2)
         .skip_if(quirk_racy_cpu_on),
     Test::new("cpu_suspend_standby", cpu_suspend_standby),
+    Test::new("cpu_suspend_powerdown", cpu_suspend_powerdown)
+        .cpus(2)
+        .skip_if(skip_plain),
 ];
 
 fn self_mpidr(env: &Env) -> u64 {
@@ -154,6 +158,32 @@ fn unknown_function_ids(_env: &Env) -> TestResult {
 
 fn unknown_function_ids_smc(_env: &Env) -> TestResult {
     unknown_ids_via(Conduit::Smc)
+}
+
+/// SMCCC calls use `HVC #0`; another immediate is not a call: it must come
+/// back NOT_SUPPORTED at the next instruction, not be run as PSCI.
+fn hvc_nonzero_immediate(_env: &Env) -> TestResult {
+    let x0: u64;
+    let marker: u64;
+    // SAFETY: a hypervisor call that must do nothing.
+    unsafe {
+        core::arch::asm!(
+            "mov x9, #0",
+            "hvc #1",
+            "mov x9, #1",
+            inlateout("x0") PSCI_VERSION as u64 => x0,
+            lateout("x1") _, lateout("x2") _, lateout("x3") _,
+            out("x9") marker,
+            options(nostack),
+        );
+    }
+    ensure!(marker == 1, "HVC #1 did not resume at the next instruction");
+    ensure!(
+        status(x0) == NOT_SUPPORTED,
+        "HVC #1 with x0 = PSCI_VERSION returned {:#x}, expected NOT_SUPPORTED",
+        x0
+    );
+    Ok(())
 }
 
 fn smccc_and_migrate_info(_env: &Env) -> TestResult {
@@ -1228,4 +1258,84 @@ fn cpu_suspend_standby(env: &Env) -> TestResult {
         smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
     }
     Ok(())
+}
+
+/// CPU_SUSPEND power_state: original format, StateType (bit 16) = powerdown.
+const POWERDOWN: u32 = 1 << 16;
+const S_PD_BADADDR: usize = 1;
+const S_PD_CTX: usize = 2;
+const S_PD_STATUS: usize = 3;
+const S_PD_RETURNED: usize = 4;
+const S_PD_RESUMED: usize = 5;
+
+fn pd_resumed_job(idx: usize, _ctx: u64) {
+    smp::slot(idx).scratch[S_PD_RESUMED].store(1, Release);
+}
+
+fn pd_job(idx: usize, _ctx: u64) {
+    let s = smp::slot(idx);
+    let bad = psci::hvc().cpu_suspend(POWERDOWN, 0x4020_0000, smp::ctx(idx, 1));
+    s.scratch[S_PD_BADADDR].store(bad as i64 as u64, Release);
+    // Where a real power-down wakes up: the entry point, cold, as CPU_ON.
+    s.set_job(pd_resumed_job);
+    let c = smp::ctx(idx, cookie());
+    s.scratch[S_PD_CTX].store(c, Release);
+    let st = psci::hvc().cpu_suspend(POWERDOWN, guestlib::entry_point(), c);
+    s.scratch[S_PD_STATUS].store(st as i64 as u64, Release);
+    s.scratch[S_PD_RETURNED].store(1, Release);
+}
+
+/// CPU_SUSPEND to a powerdown state: an entry point outside guest RAM is
+/// INVALID_ADDRESS (and the CPU continues); a valid one either wakes the CPU
+/// at the entry point with x0 = context_id in cold-boot state, or returns
+/// SUCCESS (an immediate wake-up); the CPU stays usable either way.
+fn cpu_suspend_powerdown(env: &Env) -> TestResult {
+    let idx = env.secondaries().next().unwrap();
+    let s = smp::slot(idx);
+    s.clear_scratch();
+    let before = s.entries();
+    smp::start(env, idx, pd_job, cookie())?;
+    ensure!(
+        spin_until(smp::ENTRY_TIMEOUT_US, || {
+            s.scratch[S_PD_RETURNED].load(Acquire) != 0
+                || s.scratch[S_PD_RESUMED].load(Acquire) != 0
+        }),
+        "cpu{} neither returned from nor woke up after CPU_SUSPEND(powerdown)",
+        idx
+    );
+    let bad = s.scratch[S_PD_BADADDR].load(Acquire) as i64 as i32;
+    ensure!(
+        bad == INVALID_ADDRESS,
+        "CPU_SUSPEND(powerdown, entry 0x40200000) = {} ({}), expected INVALID_ADDRESS",
+        bad,
+        status_name(bad)
+    );
+    if s.scratch[S_PD_RESUMED].load(Acquire) != 0 {
+        ensure!(
+            s.scratch[S_PD_RETURNED].load(Acquire) == 0,
+            "CPU_SUSPEND(powerdown) both returned and woke at the entry point"
+        );
+        ensure!(
+            s.entries() == before + 2,
+            "cpu{} entered {} times (expected start + wake-up)",
+            idx,
+            s.entries() - before
+        );
+        let c = s.scratch[S_PD_CTX].load(Acquire);
+        s.rec
+            .check_cold_entry(c)
+            .map_err(|e| msg!("cpu{} woke from powerdown: {}", idx, e))?;
+    } else {
+        let st = s.scratch[S_PD_STATUS].load(Acquire) as i64 as i32;
+        ensure!(
+            st == SUCCESS,
+            "CPU_SUSPEND(powerdown) returned {} ({})",
+            st,
+            status_name(st)
+        );
+    }
+    smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
+    // Usable afterwards.
+    smp::start(env, idx, nop_job, cookie())?;
+    smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)
 }
