@@ -8,7 +8,7 @@ use dtoolkit::standard::Reg;
 use dtoolkit::{Node, Property, ToCellInt};
 
 /// Most CPUs a guest handles (slots, stacks).
-pub const MAX_CPUS: usize = 16;
+pub const MAX_CPUS: usize = 64;
 /// Most RAM ranges remembered.
 pub const MAX_MEM: usize = 4;
 const BOOTARGS_CAP: usize = 512;

@@ -347,7 +347,7 @@ mod tests {
     fn containment_needs_a_fault_line() {
         let spec = find("containment").unwrap();
         let mut log = String::from(
-            "GUEST boot cpu0\nGUEST PLAN containment run=7 skip=0\nGUEST DONE containment passed=7 failed=0\n[hv 2.0] cpu0 system off\n",
+            "GUEST boot cpu0\nGUEST PLAN containment run=11 skip=0\nGUEST DONE containment passed=11 failed=0\n[hv 2.0] cpu0 system off\n",
         );
         assert!(!judge(spec, 2, Mode::Hv, &Exit::Code(0), &log).ok());
         log += "[hv 1.0] cpu0 fault stage2 addr=0x40200000 pc=0x48001000 read size=8 (hypervisor memory) -> inject\n";

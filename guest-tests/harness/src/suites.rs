@@ -79,8 +79,8 @@ pub static SUITES: &[SuiteSpec] = &[
     },
     SuiteSpec {
         name: "containment",
-        min_passed_1: 5,
-        min_passed_n: 7,
+        min_passed_1: 9,
+        min_passed_n: 11,
         required: &[req("fault", "", 1), req("system", "system off", 1)],
         end: End::Off,
         timeout_s: 40,
@@ -98,6 +98,19 @@ pub static SUITES: &[SuiteSpec] = &[
         end: End::Off,
         timeout_s: 30,
         plain: true,
+    },
+    SuiteSpec {
+        name: "fast_stop",
+        min_passed_1: 3,
+        min_passed_n: 9,
+        required: &[
+            req("fast-stop", "end result=0", 1),
+            req("state", "(fast-stop)", 2),
+            req("system", "system off", 1),
+        ],
+        end: End::Off,
+        timeout_s: 60,
+        plain: false,
     },
     SuiteSpec {
         name: "system_off",

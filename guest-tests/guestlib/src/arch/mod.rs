@@ -13,7 +13,10 @@ pub use call::Conduit;
 pub use entry::{TAG_ENTRY, TAG_ENTRY_ALT, entry_point, entry_point_alt};
 pub use psci::{FastStop, Psci, vendor};
 pub use smp::{Job, Slot, slot, this_cpu};
-pub use vectors::{Abort, expecting_abort, probe_read, probe_write};
+pub use vectors::{
+    Abort, expecting_abort, probe_exec, probe_ld1, probe_ldadd, probe_ldp, probe_ldxr, probe_read,
+    probe_stp, probe_write,
+};
 
 use crate::env::Env;
 use crate::framework::{Host, Suite, Summary, TestResult, run_suite};

@@ -222,11 +222,18 @@ extern "C" fn guest_exception(kind: u64, frame: &mut Frame) {
             if let Some(slot) = slot
                 && slot.expect_abort.load(Acquire) != 0
             {
-                slot.abort_esr.store(sysreg_esr(), Relaxed);
+                let esr = sysreg_esr();
+                slot.abort_esr.store(esr, Relaxed);
                 slot.abort_far.store(sysreg_far(), Relaxed);
                 slot.abort_elr.store(frame.elr, Relaxed);
                 slot.abort_count.fetch_add(1, AcqRel);
-                frame.elr += 4;
+                if (esr >> 26) & 0x3F == 0x21 {
+                    // Instruction abort after a `blr` into nowhere: go back
+                    // to the caller.
+                    frame.elr = frame.x[30];
+                } else {
+                    frame.elr += 4;
+                }
                 return;
             }
         }
@@ -291,6 +298,72 @@ pub fn probe_write(addr: u64, val: u64) -> Result<(), Abort> {
         // SAFETY: the store may fault (it is meant to); the vector skips it.
         unsafe {
             core::arch::asm!("str {v}, [{a}]", a = in(reg) addr, v = in(reg) val, options(nostack))
+        };
+    });
+    match ab {
+        Some(a) => Err(a),
+        None => Ok(()),
+    }
+}
+
+macro_rules! probe_fn {
+    ($(#[$m:meta])* $name:ident, $($insn:literal),+) => {
+        $(#[$m])*
+        pub fn $name(addr: u64) -> Result<(), Abort> {
+            let ((), ab) = expecting_abort(|| {
+                // SAFETY: the access may fault (it is meant to); the vector
+                // skips it. Any data written lands in `addr` only.
+                unsafe {
+                    core::arch::asm!(
+                        $($insn),+,
+                        a = in(reg) addr,
+                        out("x4") _, out("x5") _, out("v0") _,
+                        options(nostack),
+                    )
+                };
+            });
+            match ab {
+                Some(a) => Err(a),
+                None => Ok(()),
+            }
+        }
+    };
+}
+
+probe_fn!(
+    /// `ldp` (a data abort without a valid instruction syndrome).
+    probe_ldp, "ldp x4, x5, [{a}]"
+);
+probe_fn!(
+    /// `stp` of two words.
+    probe_stp, "mov x4, #0x5a5a", "mov x5, #0xa5a5", "stp x4, x5, [{a}]"
+);
+probe_fn!(
+    /// Load-exclusive.
+    probe_ldxr, "ldxr x4, [{a}]", "clrex"
+);
+probe_fn!(
+    /// SIMD load of 16 bytes.
+    probe_ld1, "ld1 {{v0.16b}}, [{a}]"
+);
+probe_fn!(
+    /// LSE atomic add.
+    probe_ldadd, ".arch_extension lse", "mov x4, #1", "ldadd x4, x5, [{a}]"
+);
+
+/// Branches to `addr` (`blr`); an instruction abort comes back here.
+pub fn probe_exec(addr: u64) -> Result<(), Abort> {
+    let ((), ab) = expecting_abort(|| {
+        // SAFETY: the target is not meant to be executable; the vector
+        // returns to the link register on an instruction abort. Should the
+        // fetch succeed, whatever runs there is on the caller.
+        unsafe {
+            core::arch::asm!(
+                "blr {a}",
+                a = in(reg) addr,
+                clobber_abi("C"),
+                options(nostack),
+            )
         };
     });
     match ab {

@@ -9,19 +9,26 @@ use guestlib::abi::*;
 use guestlib::arch::smp;
 use guestlib::framework::{Suite, Test};
 use guestlib::time::spin_until;
-use guestlib::{Abort, Env, TestResult, ensure, msg, probe_read, probe_write, psci};
+use guestlib::{
+    Abort, Env, TestResult, ensure, msg, probe_exec, probe_ld1, probe_ldadd, probe_ldp, probe_ldxr,
+    probe_read, probe_stp, probe_write, psci,
+};
 
 pub static SUITE: Suite<Env> = Suite {
     name: "containment",
     tests: &TESTS,
 };
 
-static TESTS: [Test<Env>; 7] = [
+static TESTS: [Test<Env>; 11] = [
     Test::new("ram_access_not_aborted", ram_access_not_aborted),
     Test::new("hv_image_read", hv_image_read).skip_if(skip_plain),
     Test::new("hv_image_write", hv_image_write).skip_if(skip_plain),
     Test::new("hv_region_edges", hv_region_edges).skip_if(skip_plain),
     Test::new("unmapped_read_write", unmapped_read_write),
+    Test::new("hv_image_other_access_kinds", hv_image_other_access_kinds).skip_if(skip_plain),
+    Test::new("unmapped_other_access_kinds", unmapped_other_access_kinds),
+    Test::new("exec_outside_ram", exec_outside_ram),
+    Test::new("mmio_pair_access", mmio_pair_access).skip_if(skip_plain),
     Test::new("faults_on_every_cpu", faults_on_every_cpu)
         .cpus(2)
         .skip_if(skip_plain),
@@ -137,6 +144,89 @@ fn unmapped_read_write(env: &Env) -> TestResult {
         expect_write_abort(a)?;
     }
     still_served()
+}
+
+/// Load/store forms the hypervisor cannot decode as simple MMIO (no valid
+/// instruction syndrome for pairs, SIMD, exclusives, atomics): each must
+/// still end in a data abort at `addr`.
+fn other_access_kinds(addr: u64) -> TestResult {
+    let kinds: [(&str, fn(u64) -> Result<(), Abort>); 5] = [
+        ("ldp", probe_ldp),
+        ("stp", probe_stp),
+        ("ldxr", probe_ldxr),
+        ("ld1 (SIMD)", probe_ld1),
+        ("ldadd (LSE atomic)", probe_ldadd),
+    ];
+    for (name, probe) in kinds {
+        match probe(addr) {
+            Ok(()) => return Err(msg!("{} at {:#x} did not abort", name, addr)),
+            Err(ab) => {
+                ensure!(
+                    ab.is_data_abort_same_el(),
+                    "{} at {:#x}: exception class {:#x} (ESR {:#x}), expected a data abort",
+                    name,
+                    addr,
+                    ab.ec(),
+                    ab.esr
+                );
+                ensure!(
+                    ab.far >= addr && ab.far < addr + 16,
+                    "{} at {:#x}: FAR = {:#x}",
+                    name,
+                    addr,
+                    ab.far
+                );
+            }
+        }
+    }
+    still_served()
+}
+
+fn hv_image_other_access_kinds(_env: &Env) -> TestResult {
+    other_access_kinds(HV_IMAGE + 0x40)
+}
+
+fn unmapped_other_access_kinds(env: &Env) -> TestResult {
+    other_access_kinds(unmapped_addrs(env)[0] + 0x40)
+}
+
+/// Branching into the hypervisor's image or unmapped space is an
+/// instruction abort at EL1 (the vector returns to the caller).
+fn exec_outside_ram(env: &Env) -> TestResult {
+    let addrs = [unmapped_addrs(env)[0], HV_IMAGE];
+    let n = if env.opts().plain() { 1 } else { 2 };
+    for &a in &addrs[..n] {
+        match probe_exec(a) {
+            Ok(()) => return Err(msg!("executing at {:#x} returned normally", a)),
+            Err(ab) => {
+                ensure!(
+                    ab.ec() == 0x21,
+                    "executing at {:#x}: exception class {:#x} (ESR {:#x}), expected an instruction abort (0x21)",
+                    a,
+                    ab.ec(),
+                    ab.esr
+                );
+                ensure!(ab.far == a, "executing at {:#x}: FAR = {:#x}", a, ab.far);
+            }
+        }
+    }
+    still_served()
+}
+
+/// A load pair from emulated MMIO (the UART, the GIC distributor) cannot be
+/// emulated from the syndrome: the hypervisor may abort it or serve it, but
+/// must survive and keep serving.
+fn mmio_pair_access(env: &Env) -> TestResult {
+    let mut targets = [0x0900_0018u64, env.gicd + 0x8];
+    if env.gicd == 0 {
+        targets[1] = targets[0];
+    }
+    for a in targets {
+        let _ = probe_ldp(a);
+        let _ = probe_ld1(a);
+        still_served()?;
+    }
+    Ok(())
 }
 
 static STOP: AtomicU64 = AtomicU64::new(0);

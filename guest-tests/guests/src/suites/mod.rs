@@ -10,6 +10,7 @@ use guestlib::framework::Suite;
 pub mod common;
 pub mod containment;
 pub mod demo;
+pub mod fast_stop;
 pub mod power;
 pub mod psci;
 
@@ -38,6 +39,10 @@ pub static ENTRIES: &[Entry] = &[
     Entry {
         name: "demo",
         kind: Kind::Tests(&demo::SUITE),
+    },
+    Entry {
+        name: "fast_stop",
+        kind: Kind::Tests(&fast_stop::SUITE),
     },
     Entry {
         name: "system_off",

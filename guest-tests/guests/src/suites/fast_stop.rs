@@ -1,0 +1,788 @@
+//! `fast_stop`: the vendor FAST_STOP call (abi.md) and its discovery.
+//!
+//! * discovery: CALL_UID returns exactly the four UUID words (full 64-bit
+//!   registers), FEATURES has bits 0..3;
+//! * nothing running: x0 = 0, x1 = 0, x2 = 0;
+//! * bad flags: x2 != 0 gives -2 and stops nobody (busy secondaries keep
+//!   counting and stay ON);
+//! * busy loops (interrupts unmasked) and DAIF-masked spins: x0 = 0, x1 =
+//!   running secondaries, x2 = 0, AFFINITY_INFO and VCPU_STATE say OFF and
+//!   every per-CPU counter stops advancing;
+//! * overwrite-then-restart: secondaries run a loop copied into RAM on a RAM
+//!   stack; after the stop the loop and stacks are overwritten with `udf`,
+//!   caches cleaned, and each secondary is CPU_ON'd into freshly written code
+//!   elsewhere: every one runs it, none advances the old counter (and the
+//!   `udf` pattern would be reported as an unexpected exception);
+//! * race: CPU0 and CPU1 call FAST_STOP together (several rounds): one returns
+//!   0 with honest counts, the other gets DENIED or is stopped; if CPU1 wins
+//!   it restarts CPU0, which resumes where it was stopped (setjmp/longjmp);
+//! * timeout: a 1 µs deadline with every secondary running returns -6 with
+//!   x1 + x2 = running (or 0 with x1 = running, x2 = 0); a normal FAST_STOP
+//!   then cleans up.
+
+use super::common::{cookie, skip_plain};
+use core::sync::atomic::{AtomicU64, Ordering::*};
+use guestlib::abi::*;
+use guestlib::arch::call::{Conduit, call};
+use guestlib::arch::smp::{self, aborting};
+use guestlib::arch::{FastStop, psci, time, vendor};
+use guestlib::framework::{Suite, Test};
+use guestlib::{Env, MAX_CPUS, TestResult, ensure, gprintln, msg};
+
+pub static SUITE: Suite<Env> = Suite {
+    name: "fast_stop",
+    tests: &[
+        Test::new("discovery", discovery).skip_if(skip_plain),
+        Test::new("nothing_running", nothing_running).skip_if(skip_plain),
+        Test::new("bad_flags", bad_flags).skip_if(skip_plain),
+        Test::new("busy_loops", busy_loops)
+            .cpus(2)
+            .skip_if(skip_plain),
+        Test::new("busy_daif_masked", busy_masked)
+            .cpus(2)
+            .skip_if(skip_plain),
+        Test::new("overwrite_restart", overwrite_restart)
+            .cpus(2)
+            .skip_if(skip_plain),
+        Test::new("race_two_callers", race)
+            .cpus(2)
+            .skip_if(skip_plain),
+        Test::new("timeout_honest_counts", timeout)
+            .cpus(2)
+            .skip_if(skip_plain),
+        Test::new("after_all_nothing_running", nothing_running).skip_if(skip_plain),
+    ],
+};
+
+/// The numbers of abi.md, written out here (not taken from guestlib) so a
+/// wrong constant there cannot hide a wrong hypervisor.
+const UID: [u64; 4] = [0xCD11_84F9, 0x9D4C_EA4D, 0x8E20_3E97, 0x9B8F_28EE];
+const FID_FAST_STOP: u32 = 0xC600_0001;
+
+/// Per-CPU busy counter lives in slot scratch word 0.
+const S_COUNT: usize = 0;
+
+fn fstop(timeout_us: u64, flags: u64) -> FastStop {
+    let r = call(Conduit::Hvc, FID_FAST_STOP, timeout_us, flags, 0);
+    FastStop {
+        status: status(r[0]),
+        stopped: r[1],
+        missed: r[2],
+        elapsed_ns: r[3],
+    }
+}
+
+fn discovery(_env: &Env) -> TestResult {
+    let r = call(Conduit::Hvc, 0x8600_FF01, 0, 0, 0);
+    ensure!(
+        r == UID,
+        "CALL_UID = {:#x} {:#x} {:#x} {:#x}, expected {:#x} {:#x} {:#x} {:#x}",
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        UID[0],
+        UID[1],
+        UID[2],
+        UID[3]
+    );
+    let f = call(Conduit::Hvc, 0x8600_0000, 0, 0, 0)[0];
+    ensure!(
+        (f as i64) >= 0 && f & 0xF == 0xF,
+        "FEATURES = {:#x}, expected bits 0..3 set",
+        f
+    );
+    Ok(())
+}
+
+fn nothing_running(env: &Env) -> TestResult {
+    for idx in env.secondaries() {
+        let a = psci::hvc().affinity_info(env.mpidr(idx), 0);
+        ensure!(a == AFF_OFF, "precondition: cpu{} AFFINITY_INFO = {}", idx, a);
+    }
+    let r = fstop(0, 0);
+    ensure!(
+        r.status == SUCCESS && r.stopped == 0 && r.missed == 0,
+        "FAST_STOP with nothing running: x0={} x1={} x2={}, expected 0 0 0",
+        r.status,
+        r.stopped,
+        r.missed
+    );
+    Ok(())
+}
+
+fn spin(idx: usize) {
+    let s = smp::slot(idx);
+    while !aborting() {
+        let v = s.scratch[S_COUNT].load(Relaxed);
+        s.scratch[S_COUNT].store(v + 1, Relaxed);
+    }
+}
+
+/// Busy loop with every DAIF bit clear.
+fn busy_job(idx: usize, _ctx: u64) {
+    // SAFETY: unmasking; no interrupt source is enabled by this guest.
+    unsafe { core::arch::asm!("msr daifclr, #0xf", options(nomem, nostack)) };
+    spin(idx);
+    // SAFETY: mask again before CPU_OFF.
+    unsafe { core::arch::asm!("msr daifset, #0xf", options(nomem, nostack)) };
+}
+
+/// Busy loop with DAIF fully masked.
+fn busy_masked_job(idx: usize, _ctx: u64) {
+    // SAFETY: masking only.
+    unsafe { core::arch::asm!("msr daifset, #0xf", options(nomem, nostack)) };
+    spin(idx);
+}
+
+/// Starts every secondary in `job` (except `skip`) and waits until each
+/// counter moves. Returns how many run.
+fn start_busy(env: &Env, job: smp::Job, skip: Option<usize>) -> Result<u64, guestlib::Msg> {
+    let mut n = 0;
+    for idx in env.secondaries() {
+        if Some(idx) == skip {
+            continue;
+        }
+        smp::slot(idx).clear_scratch();
+        smp::start(env, idx, job, cookie())?;
+        n += 1;
+    }
+    for idx in env.secondaries() {
+        if Some(idx) == skip {
+            continue;
+        }
+        let s = smp::slot(idx);
+        ensure!(
+            time::spin_until(smp::ENTRY_TIMEOUT_US, || s.scratch[S_COUNT].load(Relaxed) > 0),
+            "cpu{} entered but its counter never moved",
+            idx
+        );
+    }
+    Ok(n)
+}
+
+/// Every secondary except `except` is OFF by AFFINITY_INFO and VCPU_STATE.
+fn check_all_off(env: &Env, except: Option<usize>) -> TestResult {
+    for idx in 0..env.ncpus {
+        if Some(idx) == except || idx == env.boot_idx && except.is_none() {
+            continue;
+        }
+        let a = psci::hvc().affinity_info(env.mpidr(idx), 0);
+        ensure!(a == AFF_OFF, "after FAST_STOP cpu{} AFFINITY_INFO = {}, expected OFF (1)", idx, a);
+        let v = vendor::vcpu_state(env.mpidr(idx));
+        ensure!(v == VCPU_OFF, "after FAST_STOP cpu{} VCPU_STATE = {}, expected OFF (1)", idx, v);
+    }
+    Ok(())
+}
+
+/// Every secondary's counter stays put over a delay.
+fn check_frozen(env: &Env) -> TestResult {
+    let mut before = [0u64; MAX_CPUS];
+    for idx in env.secondaries() {
+        before[idx] = smp::slot(idx).scratch[S_COUNT].load(Relaxed);
+    }
+    time::delay_us(50_000);
+    for idx in env.secondaries() {
+        let now = smp::slot(idx).scratch[S_COUNT].load(Relaxed);
+        ensure!(
+            now == before[idx],
+            "cpu{} counter still advancing after FAST_STOP ({} -> {})",
+            idx,
+            before[idx],
+            now
+        );
+    }
+    Ok(())
+}
+
+fn check_success(r: &FastStop, n: u64) -> TestResult {
+    ensure!(
+        r.status == SUCCESS && r.stopped == n && r.missed == 0,
+        "FAST_STOP = x0 {} ({}) x1 {} x2 {} x3 {} ns, expected 0, {}, 0",
+        r.status,
+        status_name(r.status),
+        r.stopped,
+        r.missed,
+        r.elapsed_ns,
+        n
+    );
+    Ok(())
+}
+
+fn stop_busy(env: &Env, job: smp::Job) -> TestResult {
+    let n = start_busy(env, job, None)?;
+    let r = fstop(0, 0);
+    check_success(&r, n)?;
+    check_all_off(env, None)?;
+    check_frozen(env)
+}
+
+fn busy_loops(env: &Env) -> TestResult {
+    stop_busy(env, busy_job)
+}
+
+fn busy_masked(env: &Env) -> TestResult {
+    stop_busy(env, busy_masked_job)
+}
+
+fn bad_flags(env: &Env) -> TestResult {
+    let n = if env.ncpus > 1 {
+        start_busy(env, busy_job, None)?
+    } else {
+        0
+    };
+    for flags in [1u64, 2, 0x8000_0000, 1 << 63, u64::MAX] {
+        let r = fstop(0, flags);
+        ensure!(
+            r.status == INVALID_PARAMETERS,
+            "FAST_STOP flags={:#x}: x0 = {} ({}), expected -2",
+            flags,
+            r.status,
+            status_name(r.status)
+        );
+    }
+    if n > 0 {
+        // Nobody was stopped: every counter still moves and every CPU is ON.
+        for idx in env.secondaries() {
+            let s = smp::slot(idx);
+            let a = s.scratch[S_COUNT].load(Relaxed);
+            ensure!(
+                time::spin_until(2_000_000, || s.scratch[S_COUNT].load(Relaxed) != a),
+                "cpu{} stopped counting after a rejected FAST_STOP",
+                idx
+            );
+            let st = vendor::vcpu_state(env.mpidr(idx));
+            ensure!(st == VCPU_ON, "cpu{} VCPU_STATE = {} after a rejected FAST_STOP", idx, st);
+        }
+        let r = fstop(0, 0);
+        check_success(&r, n)?;
+        check_all_off(env, None)?;
+    }
+    Ok(())
+}
+
+fn timeout(env: &Env) -> TestResult {
+    let n = start_busy(env, busy_masked_job, None)?;
+    let r = fstop(1, 0);
+    match r.status {
+        INTERNAL_FAILURE => ensure!(
+            r.stopped + r.missed == n && r.missed >= 1,
+            "1 µs FAST_STOP timed out with x1 {} + x2 {} != {} running (or x2 = 0)",
+            r.stopped,
+            r.missed,
+            n
+        ),
+        SUCCESS => check_success(&r, n)?,
+        s => {
+            return Err(msg!(
+                "1 µs FAST_STOP: x0 = {} ({}), expected -6 or 0",
+                s,
+                status_name(s)
+            ));
+        }
+    }
+    gprintln!(
+        "fast_stop: 1 us deadline -> x0={} x1={} x2={} x3={}ns (n={})",
+        r.status,
+        r.stopped,
+        r.missed,
+        r.elapsed_ns,
+        n
+    );
+    // A normal stop cleans up whatever is left.
+    let r2 = fstop(0, 0);
+    ensure!(
+        r2.status == SUCCESS && r2.missed == 0 && r2.stopped <= r.missed,
+        "cleanup FAST_STOP after the timeout: x0 {} x1 {} x2 {} (first call left x2 = {})",
+        r2.status,
+        r2.stopped,
+        r2.missed,
+        r.missed
+    );
+    check_all_off(env, None)?;
+    check_frozen(env)
+}
+
+// ---------------------------------------------------------------------------
+// Overwrite, then restart into fresh code.
+
+/// Per-CPU block handed to the RAM code in x0 (offsets used by the asm).
+#[repr(C, align(64))]
+struct Data {
+    counter: AtomicU64,   // 0
+    stack_top: AtomicU64, // 8
+    vbar: AtomicU64,      // 16
+    idx: AtomicU64,       // 24
+    flag: AtomicU64,      // 32
+    off_ret: AtomicU64,   // 40
+    new_stack: AtomicU64, // 48
+}
+
+const CODE_WORDS: usize = 1024;
+const STACK_WORDS: usize = 64;
+const UDF: u32 = 0x0000_DEAD; // udf #0xdead
+
+#[repr(C, align(4096))]
+struct Area {
+    old_code: [u32; CODE_WORDS],
+    new_code: [u32; CODE_WORDS],
+    old_stacks: [[u64; STACK_WORDS]; MAX_CPUS],
+    new_stacks: [[u64; STACK_WORDS]; MAX_CPUS],
+    data: [Data; MAX_CPUS],
+}
+
+static mut AREA: Area = Area {
+    old_code: [0; CODE_WORDS],
+    new_code: [0; CODE_WORDS],
+    old_stacks: [[0; STACK_WORDS]; MAX_CPUS],
+    new_stacks: [[0; STACK_WORDS]; MAX_CPUS],
+    data: [const {
+        Data {
+            counter: AtomicU64::new(0),
+            stack_top: AtomicU64::new(0),
+            vbar: AtomicU64::new(0),
+            idx: AtomicU64::new(0),
+            flag: AtomicU64::new(0),
+            off_ret: AtomicU64::new(0),
+            new_stack: AtomicU64::new(0),
+        }
+    }; MAX_CPUS],
+};
+
+core::arch::global_asm!(
+    r#"
+    .section .rodata.fs_templates, "a"
+    .balign 8
+    .global fs_old_tmpl
+fs_old_tmpl:
+    ldr     x1, [x0, #16]
+    msr     vbar_el1, x1
+    ldr     x1, [x0, #24]
+    msr     tpidr_el1, x1
+    mov     x1, #0x300000
+    msr     cpacr_el1, x1
+    ldr     x1, [x0, #8]
+    mov     sp, x1
+    isb
+1:  ldr     x1, [x0]
+    add     x1, x1, #1
+    stp     x1, x0, [sp, #-16]!
+    ldp     x1, x2, [sp], #16
+    str     x1, [x0]
+    b       1b
+    .global fs_old_tmpl_end
+fs_old_tmpl_end:
+
+    .balign 8
+    .global fs_new_tmpl
+fs_new_tmpl:
+    mov     x19, x0
+    ldr     x1, [x19, #16]
+    msr     vbar_el1, x1
+    ldr     x1, [x19, #24]
+    msr     tpidr_el1, x1
+    ldr     x1, [x19, #48]
+    mov     sp, x1
+    isb
+    mov     x1, #1
+    stp     x1, x19, [sp, #-16]!
+    str     x1, [x19, #32]
+    dsb     sy
+    movz    x0, #0x0002
+    movk    x0, #0x8400, lsl #16
+    hvc     #0
+    mov     x1, #1
+    str     x1, [x19, #40]
+    dsb     sy
+2:  wfe
+    b       2b
+    .global fs_new_tmpl_end
+fs_new_tmpl_end:
+"#
+);
+
+unsafe extern "C" {
+    static fs_old_tmpl: u8;
+    static fs_old_tmpl_end: u8;
+    static fs_new_tmpl: u8;
+    static fs_new_tmpl_end: u8;
+    static guest_vectors: u8;
+}
+
+fn clean_range(start: usize, len: usize) {
+    let mut a = start & !63;
+    while a < start + len {
+        // SAFETY: cache maintenance by VA on our own RAM.
+        unsafe { core::arch::asm!("dc civac, {}", in(reg) a, options(nostack)) };
+        a += 64;
+    }
+    // SAFETY: barriers and I-cache invalidation only.
+    unsafe {
+        core::arch::asm!(
+            "dsb sy",
+            "ic ialluis",
+            "dsb sy",
+            "isb",
+            options(nostack)
+        )
+    };
+}
+
+/// Copies a template into `dst` (word array) with volatile writes.
+fn copy_code(dst: *mut u32, start: *const u8, end: *const u8) -> usize {
+    let words = (end as usize - start as usize) / 4;
+    assert!(words < CODE_WORDS);
+    for i in 0..words {
+        // SAFETY: template words are readable; dst has CODE_WORDS words.
+        unsafe {
+            let w = core::ptr::read_volatile((start as *const u32).add(i));
+            core::ptr::write_volatile(dst.add(i), w);
+        }
+    }
+    words
+}
+
+fn overwrite_restart(env: &Env) -> TestResult {
+    // SAFETY: secondaries are OFF; only this test uses AREA, and after the
+    // stop nobody else executes from or writes to it.
+    let area = unsafe { &mut *core::ptr::addr_of_mut!(AREA) };
+    let vbar = core::ptr::addr_of!(guest_vectors) as u64;
+    // Fill both code pages with the trap pattern, then the old loop.
+    for w in area.old_code.iter_mut().chain(area.new_code.iter_mut()) {
+        // SAFETY: plain RAM.
+        unsafe { core::ptr::write_volatile(w, UDF) };
+    }
+    copy_code(
+        area.old_code.as_mut_ptr(),
+        core::ptr::addr_of!(fs_old_tmpl),
+        core::ptr::addr_of!(fs_old_tmpl_end),
+    );
+    clean_range(area as *mut Area as usize, core::mem::size_of::<Area>());
+    let old_entry = area.old_code.as_ptr() as u64;
+    let new_entry = area.new_code.as_ptr() as u64;
+    let mut n = 0;
+    for idx in env.secondaries() {
+        let d = &area.data[idx];
+        d.counter.store(0, Relaxed);
+        d.flag.store(0, Relaxed);
+        d.off_ret.store(0, Relaxed);
+        d.idx.store(idx as u64, Relaxed);
+        d.vbar.store(vbar, Relaxed);
+        let top = area.old_stacks[idx].as_ptr() as u64 + (STACK_WORDS * 8) as u64;
+        d.stack_top.store(top, Relaxed);
+        let ntop = area.new_stacks[idx].as_ptr() as u64 + (STACK_WORDS * 8) as u64;
+        d.new_stack.store(ntop, SeqCst);
+        let st = psci::hvc().cpu_on(env.mpidr(idx), old_entry, d as *const Data as u64);
+        ensure!(st == SUCCESS, "CPU_ON(cpu{}) into RAM loop = {}", idx, st);
+        n += 1;
+    }
+    for idx in env.secondaries() {
+        let d = &area.data[idx];
+        ensure!(
+            time::spin_until(smp::ENTRY_TIMEOUT_US, || d.counter.load(Relaxed) > 0),
+            "cpu{} never ran the RAM loop",
+            idx
+        );
+    }
+    let r = fstop(0, 0);
+    check_success(&r, n)?;
+    check_all_off(env, None)?;
+    // Overwrite the old loop and every stack it used, write the new code.
+    for w in area.old_code.iter_mut() {
+        // SAFETY: nobody executes this any more (FAST_STOP returned 0).
+        unsafe { core::ptr::write_volatile(w, UDF) };
+    }
+    for s in area.old_stacks.iter_mut() {
+        for w in s.iter_mut() {
+            // SAFETY: as above.
+            unsafe { core::ptr::write_volatile(w, (UDF as u64) << 32 | UDF as u64) };
+        }
+    }
+    copy_code(
+        area.new_code.as_mut_ptr(),
+        core::ptr::addr_of!(fs_new_tmpl),
+        core::ptr::addr_of!(fs_new_tmpl_end),
+    );
+    clean_range(area as *mut Area as usize, core::mem::size_of::<Area>());
+    let mut frozen = [0u64; MAX_CPUS];
+    for idx in env.secondaries() {
+        frozen[idx] = area.data[idx].counter.load(SeqCst);
+    }
+    for idx in env.secondaries() {
+        let d = &area.data[idx];
+        let st = psci::hvc().cpu_on(env.mpidr(idx), new_entry, d as *const Data as u64);
+        ensure!(st == SUCCESS, "CPU_ON(cpu{}) into the new code = {} ({})", idx, st, status_name(st));
+    }
+    for idx in env.secondaries() {
+        let d = &area.data[idx];
+        ensure!(
+            time::spin_until(smp::ENTRY_TIMEOUT_US, || d.flag.load(Acquire) == 1),
+            "cpu{} never ran the freshly written code",
+            idx
+        );
+    }
+    for idx in env.secondaries() {
+        smp::wait_aff(env, idx, AFF_OFF, smp::OFF_TIMEOUT_US)
+            .map_err(|a| msg!("cpu{} not OFF after the new code's CPU_OFF (AFFINITY_INFO {})", idx, a))?;
+    }
+    time::delay_us(20_000);
+    for idx in env.secondaries() {
+        let d = &area.data[idx];
+        ensure!(d.off_ret.load(Acquire) == 0, "CPU_OFF returned on cpu{}", idx);
+        let c = d.counter.load(SeqCst);
+        ensure!(
+            c == frozen[idx],
+            "cpu{} executed the old loop after the restart (counter {} -> {})",
+            idx,
+            frozen[idx],
+            c
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Two callers at once.
+
+core::arch::global_asm!(
+    r#"
+    .text
+    .balign 4
+    .global fs_setjmp
+fs_setjmp:
+    mov     x9, sp
+    stp     x19, x20, [x0, #0]
+    stp     x21, x22, [x0, #16]
+    stp     x23, x24, [x0, #32]
+    stp     x25, x26, [x0, #48]
+    stp     x27, x28, [x0, #64]
+    stp     x29, x30, [x0, #80]
+    str     x9, [x0, #96]
+    stp     d8, d9, [x0, #104]
+    stp     d10, d11, [x0, #120]
+    stp     d12, d13, [x0, #136]
+    stp     d14, d15, [x0, #152]
+    mov     x0, #0
+    ret
+
+    .global fs_longjmp
+fs_longjmp:
+    ldp     x19, x20, [x0, #0]
+    ldp     x21, x22, [x0, #16]
+    ldp     x23, x24, [x0, #32]
+    ldp     x25, x26, [x0, #48]
+    ldp     x27, x28, [x0, #64]
+    ldp     x29, x30, [x0, #80]
+    ldr     x9, [x0, #96]
+    ldp     d8, d9, [x0, #104]
+    ldp     d10, d11, [x0, #120]
+    ldp     d12, d13, [x0, #136]
+    ldp     d14, d15, [x0, #152]
+    mov     sp, x9
+    mov     x0, #1
+    ret
+"#
+);
+
+unsafe extern "C" {
+    fn fs_setjmp(buf: *mut [u64; 24]) -> u64;
+    fn fs_longjmp(buf: *const [u64; 24]) -> !;
+}
+
+static mut JMP: [u64; 24] = [0; 24];
+static GO: AtomicU64 = AtomicU64::new(0);
+/// Result words per racer (0 = boot CPU, 1 = CPU1): RET = 1 + returned.
+static RET: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
+static ST: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
+static X1: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
+static X2: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
+/// CPU1's verdict when it won: 1 = consistent and CPU0 restarted, 2 = a CPU
+/// other than CPU1 was not OFF, 3 = CPU_ON of CPU0 failed.
+static VERDICT: AtomicU64 = AtomicU64::new(0);
+static VERDICT_CPU: AtomicU64 = AtomicU64::new(0);
+static VERDICT_VAL: AtomicU64 = AtomicU64::new(0);
+static BOOT_IDX: AtomicU64 = AtomicU64::new(0);
+static NCPUS: AtomicU64 = AtomicU64::new(0);
+static PEER: AtomicU64 = AtomicU64::new(1);
+
+fn record(who: usize, r: &FastStop) {
+    ST[who].store(r.status as i64 as u64, Relaxed);
+    X1[who].store(r.stopped, Relaxed);
+    X2[who].store(r.missed, Relaxed);
+    RET[who].store(1, Release);
+}
+
+fn resume_job(_idx: usize, _ctx: u64) {
+    // SAFETY: JMP was filled by fs_setjmp on the boot CPU, whose stack frame
+    // is still live (it was stopped inside `boot_race`).
+    unsafe { fs_longjmp(core::ptr::addr_of!(JMP)) }
+}
+
+fn racer_job(idx: usize, _ctx: u64) {
+    let s = smp::slot(idx);
+    s.scratch[1].store(1, Release);
+    if !smp::job_wait(10_000_000, || GO.load(Acquire) != 0) {
+        return;
+    }
+    let r = fstop(0, 0);
+    record(1, &r);
+    if r.status == SUCCESS {
+        // Every other vCPU must be parked now, CPU0 included.
+        let env = guestlib::env();
+        let mut verdict = 1;
+        for c in 0..NCPUS.load(Relaxed) as usize {
+            if c == idx {
+                continue;
+            }
+            let a = psci::hvc().affinity_info(env.mpidr(c), 0);
+            if a != AFF_OFF {
+                VERDICT_CPU.store(c as u64, Relaxed);
+                VERDICT_VAL.store(a as i64 as u64, Relaxed);
+                verdict = 2;
+                break;
+            }
+        }
+        if verdict == 1 {
+            let b = BOOT_IDX.load(Relaxed) as usize;
+            let st = smp::cpu_on(env, b, resume_job, cookie());
+            if st != SUCCESS {
+                VERDICT_VAL.store(st as i64 as u64, Relaxed);
+                verdict = 3;
+            }
+        }
+        VERDICT.store(verdict, Release);
+    } else {
+        // Loser (-3): stay ON until stopped or the test ends.
+        smp::job_wait(10_000_000, || false);
+    }
+}
+
+/// The boot CPU's side: true if it was stopped and restarted by CPU1.
+#[inline(never)]
+fn boot_race() -> bool {
+    // SAFETY: see resume_job; after a second return only statics are read.
+    if unsafe { fs_setjmp(core::ptr::addr_of_mut!(JMP)) } != 0 {
+        return true;
+    }
+    GO.store(1, Release);
+    let r = fstop(0, 0);
+    record(0, &r);
+    if r.status != SUCCESS {
+        // Lost: CPU1 will stop (and restart) us, or report.
+        time::spin_until(10_000_000, || VERDICT.load(Acquire) != 0);
+    }
+    false
+}
+
+fn race_round(env: &Env, round: usize, wins: &mut [u32; 2]) -> TestResult {
+    let peer = env.secondaries().next().unwrap();
+    PEER.store(peer as u64, Relaxed);
+    BOOT_IDX.store(env.boot_idx as u64, Relaxed);
+    NCPUS.store(env.ncpus as u64, Relaxed);
+    GO.store(0, SeqCst);
+    VERDICT.store(0, SeqCst);
+    for w in [&RET, &ST, &X1, &X2] {
+        for v in w {
+            v.store(0, SeqCst);
+        }
+    }
+    let others = start_busy(env, busy_masked_job, Some(peer))?;
+    let s = smp::slot(peer);
+    s.clear_scratch();
+    smp::start(env, peer, racer_job, cookie())?;
+    ensure!(
+        time::spin_until(smp::ENTRY_TIMEOUT_US, || s.scratch[1].load(Acquire) != 0),
+        "racer cpu{} never got ready",
+        peer
+    );
+    let n = others + 1; // every vCPU other than the winner
+    let resumed = boot_race();
+    let ret0 = RET[0].load(Acquire) != 0;
+    let st0 = ST[0].load(Relaxed) as i64 as i32;
+    // Give a losing CPU1 a moment to record (it may also be stopped).
+    time::delay_us(20_000);
+    let ret1 = RET[1].load(Acquire) != 0;
+    let st1 = ST[1].load(Relaxed) as i64 as i32;
+    let verdict = VERDICT.load(Acquire);
+    if resumed {
+        // CPU1 won and restarted us.
+        ensure!(verdict == 1, "round {}: restarted but verdict {}", round, verdict);
+        ensure!(
+            ret1 && st1 == SUCCESS,
+            "round {}: cpu0 was stopped but cpu{} did not get 0 (ret {} st {})",
+            round,
+            peer,
+            ret1,
+            st1
+        );
+        ensure!(
+            !ret0 || st0 == DENIED,
+            "round {}: cpu0 returned {} before being stopped (expected -3)",
+            round,
+            st0
+        );
+        ensure!(
+            X1[1].load(Relaxed) == n && X2[1].load(Relaxed) == 0,
+            "round {}: winner cpu{} x1 {} x2 {}, expected {} 0",
+            round,
+            peer,
+            X1[1].load(Relaxed),
+            X2[1].load(Relaxed),
+            n
+        );
+        wins[1] += 1;
+        // CPU1 finishes its job (CPU_OFF); everybody else stays stopped.
+        smp::wait_off(env, peer, smp::OFF_TIMEOUT_US)?;
+        check_all_off(env, None)?;
+        return Ok(());
+    }
+    ensure!(ret0, "round {}: boot CPU returned without a record", round);
+    if st0 == SUCCESS {
+        wins[0] += 1;
+        ensure!(
+            X1[0].load(Relaxed) == n && X2[0].load(Relaxed) == 0,
+            "round {}: winner cpu0 x1 {} x2 {}, expected {} 0",
+            round,
+            X1[0].load(Relaxed),
+            X2[0].load(Relaxed),
+            n
+        );
+        ensure!(
+            !ret1 || st1 == DENIED,
+            "round {}: both callers returned: cpu0 0 and cpu{} {} ({})",
+            round,
+            peer,
+            st1,
+            status_name(st1)
+        );
+        check_all_off(env, None)?;
+        check_frozen(env)?;
+        return Ok(());
+    }
+    // The boot CPU lost and kept running: only legal if it was DENIED and
+    // CPU1's success then stops (and restarts) it, which would have come
+    // back through `resumed`.
+    Err(msg!(
+        "round {}: cpu0 got {} ({}) and was never stopped; cpu{} ret {} st {} verdict {} (cpu{} aff {})",
+        round,
+        st0,
+        status_name(st0),
+        peer,
+        ret1,
+        st1,
+        verdict,
+        VERDICT_CPU.load(Relaxed),
+        VERDICT_VAL.load(Relaxed) as i64
+    ))
+}
+
+fn race(env: &Env) -> TestResult {
+    let mut wins = [0u32; 2];
+    for round in 0..4 {
+        race_round(env, round, &mut wins)?;
+        // Between rounds every secondary must be OFF again.
+        smp::cleanup(env)?;
+    }
+    gprintln!("fast_stop: race wins cpu0={} cpu1={}", wins[0], wins[1]);
+    Ok(())
+}
