@@ -78,6 +78,15 @@ pub static SUITES: &[SuiteSpec] = &[
         plain: true,
     },
     SuiteSpec {
+        name: "vendor",
+        min_passed_1: 5,
+        min_passed_n: 5,
+        required: &[req("mark", "0x5e1f7e57", 1), req("system", "system off", 1)],
+        end: End::Off,
+        timeout_s: 30,
+        plain: false,
+    },
+    SuiteSpec {
         name: "containment",
         min_passed_1: 9,
         min_passed_n: 11,

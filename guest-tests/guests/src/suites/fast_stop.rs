@@ -98,7 +98,12 @@ fn discovery(_env: &Env) -> TestResult {
 fn nothing_running(env: &Env) -> TestResult {
     for idx in env.secondaries() {
         let a = psci::hvc().affinity_info(env.mpidr(idx), 0);
-        ensure!(a == AFF_OFF, "precondition: cpu{} AFFINITY_INFO = {}", idx, a);
+        ensure!(
+            a == AFF_OFF,
+            "precondition: cpu{} AFFINITY_INFO = {}",
+            idx,
+            a
+        );
     }
     let r = fstop(0, 0);
     ensure!(
@@ -153,7 +158,8 @@ fn start_busy(env: &Env, job: smp::Job, skip: Option<usize>) -> Result<u64, gues
         }
         let s = smp::slot(idx);
         ensure!(
-            time::spin_until(smp::ENTRY_TIMEOUT_US, || s.scratch[S_COUNT].load(Relaxed) > 0),
+            time::spin_until(smp::ENTRY_TIMEOUT_US, || s.scratch[S_COUNT].load(Relaxed)
+                > 0),
             "cpu{} entered but its counter never moved",
             idx
         );
@@ -168,9 +174,19 @@ fn check_all_off(env: &Env, except: Option<usize>) -> TestResult {
             continue;
         }
         let a = psci::hvc().affinity_info(env.mpidr(idx), 0);
-        ensure!(a == AFF_OFF, "after FAST_STOP cpu{} AFFINITY_INFO = {}, expected OFF (1)", idx, a);
+        ensure!(
+            a == AFF_OFF,
+            "after FAST_STOP cpu{} AFFINITY_INFO = {}, expected OFF (1)",
+            idx,
+            a
+        );
         let v = vendor::vcpu_state(env.mpidr(idx));
-        ensure!(v == VCPU_OFF, "after FAST_STOP cpu{} VCPU_STATE = {}, expected OFF (1)", idx, v);
+        ensure!(
+            v == VCPU_OFF,
+            "after FAST_STOP cpu{} VCPU_STATE = {}, expected OFF (1)",
+            idx,
+            v
+        );
     }
     Ok(())
 }
@@ -252,7 +268,12 @@ fn bad_flags(env: &Env) -> TestResult {
                 idx
             );
             let st = vendor::vcpu_state(env.mpidr(idx));
-            ensure!(st == VCPU_ON, "cpu{} VCPU_STATE = {} after a rejected FAST_STOP", idx, st);
+            ensure!(
+                st == VCPU_ON,
+                "cpu{} VCPU_STATE = {} after a rejected FAST_STOP",
+                idx,
+                st
+            );
         }
         let r = fstop(0, 0);
         check_success(&r, n)?;
@@ -417,15 +438,7 @@ fn clean_range(start: usize, len: usize) {
         a += 64;
     }
     // SAFETY: barriers and I-cache invalidation only.
-    unsafe {
-        core::arch::asm!(
-            "dsb sy",
-            "ic ialluis",
-            "dsb sy",
-            "isb",
-            options(nostack)
-        )
-    };
+    unsafe { core::arch::asm!("dsb sy", "ic ialluis", "dsb sy", "isb", options(nostack)) };
 }
 
 /// Copies a template into `dst` (word array) with volatile writes.
@@ -511,7 +524,13 @@ fn overwrite_restart(env: &Env) -> TestResult {
     for idx in env.secondaries() {
         let d = &area.data[idx];
         let st = psci::hvc().cpu_on(env.mpidr(idx), new_entry, d as *const Data as u64);
-        ensure!(st == SUCCESS, "CPU_ON(cpu{}) into the new code = {} ({})", idx, st, status_name(st));
+        ensure!(
+            st == SUCCESS,
+            "CPU_ON(cpu{}) into the new code = {} ({})",
+            idx,
+            st,
+            status_name(st)
+        );
     }
     for idx in env.secondaries() {
         let d = &area.data[idx];
@@ -522,13 +541,22 @@ fn overwrite_restart(env: &Env) -> TestResult {
         );
     }
     for idx in env.secondaries() {
-        smp::wait_aff(env, idx, AFF_OFF, smp::OFF_TIMEOUT_US)
-            .map_err(|a| msg!("cpu{} not OFF after the new code's CPU_OFF (AFFINITY_INFO {})", idx, a))?;
+        smp::wait_aff(env, idx, AFF_OFF, smp::OFF_TIMEOUT_US).map_err(|a| {
+            msg!(
+                "cpu{} not OFF after the new code's CPU_OFF (AFFINITY_INFO {})",
+                idx,
+                a
+            )
+        })?;
     }
     time::delay_us(20_000);
     for idx in env.secondaries() {
         let d = &area.data[idx];
-        ensure!(d.off_ret.load(Acquire) == 0, "CPU_OFF returned on cpu{}", idx);
+        ensure!(
+            d.off_ret.load(Acquire) == 0,
+            "CPU_OFF returned on cpu{}",
+            idx
+        );
         let c = d.counter.load(SeqCst);
         ensure!(
             c == frozen[idx],
@@ -706,7 +734,12 @@ fn race_round(env: &Env, round: usize, wins: &mut [u32; 2]) -> TestResult {
     let verdict = VERDICT.load(Acquire);
     if resumed {
         // CPU1 won and restarted us.
-        ensure!(verdict == 1, "round {}: restarted but verdict {}", round, verdict);
+        ensure!(
+            verdict == 1,
+            "round {}: restarted but verdict {}",
+            round,
+            verdict
+        );
         ensure!(
             ret1 && st1 == SUCCESS,
             "round {}: cpu0 was stopped but cpu{} did not get 0 (ret {} st {})",

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod fast_stop;
 pub mod power;
 pub mod psci;
+pub mod vendor;
 
 /// How a suite runs.
 pub enum Kind {
@@ -31,6 +32,10 @@ pub static ENTRIES: &[Entry] = &[
     Entry {
         name: "psci",
         kind: Kind::Tests(&psci::SUITE),
+    },
+    Entry {
+        name: "vendor",
+        kind: Kind::Tests(&vendor::SUITE),
     },
     Entry {
         name: "containment",
