@@ -632,6 +632,9 @@ static VERDICT_VAL: AtomicU64 = AtomicU64::new(0);
 static BOOT_IDX: AtomicU64 = AtomicU64::new(0);
 static NCPUS: AtomicU64 = AtomicU64::new(0);
 static PEER: AtomicU64 = AtomicU64::new(1);
+/// Start offsets (counter ticks) after the common start time, per round.
+static BOOT_DELAY: AtomicU64 = AtomicU64::new(0);
+static PEER_DELAY: AtomicU64 = AtomicU64::new(0);
 
 fn record(who: usize, r: &FastStop) {
     ST[who].store(r.status as i64 as u64, Relaxed);
@@ -652,6 +655,8 @@ fn racer_job(idx: usize, _ctx: u64) {
     if !smp::job_wait(10_000_000, || GO.load(Acquire) != 0) {
         return;
     }
+    let at = GO.load(Acquire) + PEER_DELAY.load(Relaxed);
+    while time::counter() < at {}
     let r = fstop(0, 0);
     record(1, &r);
     if r.status == SUCCESS {
@@ -692,7 +697,10 @@ fn boot_race() -> bool {
     if unsafe { fs_setjmp(core::ptr::addr_of_mut!(JMP)) } != 0 {
         return true;
     }
-    GO.store(1, Release);
+    let go = time::counter() + time::us_to_ticks(20_000);
+    GO.store(go, Release);
+    let at = go + BOOT_DELAY.load(Relaxed);
+    while time::counter() < at {}
     let r = fstop(0, 0);
     record(0, &r);
     if r.status != SUCCESS {
@@ -709,6 +717,16 @@ fn race_round(env: &Env, round: usize, wins: &mut [u32; 2]) -> TestResult {
     NCPUS.store(env.ncpus as u64, Relaxed);
     GO.store(0, SeqCst);
     VERDICT.store(0, SeqCst);
+    // Rounds alternate who starts first (and by how much), so both orders
+    // and the truly simultaneous case are tried.
+    let (bd, pd) = match round % 4 {
+        0 => (0, 0),
+        1 => (time::us_to_ticks(10_000), 0),
+        2 => (0, time::us_to_ticks(50)),
+        _ => (time::us_to_ticks(1_000), 0),
+    };
+    BOOT_DELAY.store(bd, SeqCst);
+    PEER_DELAY.store(pd, SeqCst);
     for w in [&RET, &ST, &X1, &X2] {
         for v in w {
             v.store(0, SeqCst);
@@ -811,7 +829,7 @@ fn race_round(env: &Env, round: usize, wins: &mut [u32; 2]) -> TestResult {
 
 fn race(env: &Env) -> TestResult {
     let mut wins = [0u32; 2];
-    for round in 0..4 {
+    for round in 0..8 {
         race_round(env, round, &mut wins)?;
         // Between rounds every secondary must be OFF again.
         smp::cleanup(env)?;
