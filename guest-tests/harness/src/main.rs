@@ -140,6 +140,34 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// A fresh directory for this invocation's logs (several people or CI jobs
+/// may run the harness at once on one target directory), with `last`
+/// pointing at it; only the newest 10 are kept.
+fn run_log_dir(base: &Path) -> PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let dir = base.join(format!("{secs}-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let last = base.join("last");
+    let _ = std::fs::remove_file(&last);
+    let _ = std::os::unix::fs::symlink(dir.file_name().unwrap(), &last);
+    if let Ok(rd) = std::fs::read_dir(base) {
+        let mut runs: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir() && !p.is_symlink())
+            .collect();
+        runs.sort();
+        let n = runs.len().saturating_sub(10);
+        for old in &runs[..n] {
+            let _ = std::fs::remove_dir_all(old);
+        }
+    }
+    dir
+}
+
 fn setup(o: &Opts) -> Result<Setup, String> {
     let root = repo_root()
         .canonicalize()
@@ -179,7 +207,7 @@ fn setup(o: &Opts) -> Result<Setup, String> {
         std::fs::read_to_string(root.join("boards/qemu-virt/board.env")).unwrap_or_default();
     let use_run_sh = !o.direct && root.join("scripts/run.sh").is_file();
     Ok(Setup {
-        log_dir: target.join("harness-logs"),
+        log_dir: run_log_dir(&target.join("harness-logs")),
         root,
         mode,
         guest,
