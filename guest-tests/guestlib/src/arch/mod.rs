@@ -113,12 +113,23 @@ pub fn power_off() -> ! {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    gprintln!(
-        "GUEST FAIL panic: cpu{} in {}: {}",
-        this_cpu(),
-        current_test(),
-        info
-    );
+    // One line: the harness reads line by line.
+    match info.location() {
+        Some(loc) => gprintln!(
+            "GUEST FAIL panic: cpu{} in {}: {} (at {}:{})",
+            this_cpu(),
+            current_test(),
+            info.message(),
+            loc.file(),
+            loc.line()
+        ),
+        None => gprintln!(
+            "GUEST FAIL panic: cpu{} in {}: {}",
+            this_cpu(),
+            current_test(),
+            info.message()
+        ),
+    }
     power_off()
 }
 
