@@ -32,6 +32,7 @@ usage: harness [options] [suite...]
   --guest-args ARGS  extra guest bootargs (e.g. only=cpu_on_race)
   --timeout SECONDS  per-run timeout (default: per suite, scaled by vCPUs)
   --tail N           serial lines shown for a failed run (default 40)
+  --repeat N         make every run N times (hunting flaky failures)
   --list             list the suites and exit";
 
 struct Opts {
@@ -44,6 +45,7 @@ struct Opts {
     guest_args: String,
     timeout: Option<u64>,
     tail: usize,
+    repeat: u32,
 }
 
 fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
@@ -57,6 +59,7 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
         guest_args: String::new(),
         timeout: None,
         tail: 40,
+        repeat: 1,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -106,6 +109,13 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
                 o.tail = val("--tail")?
                     .parse()
                     .map_err(|_| "--tail wants a number")?
+            }
+            "--repeat" => {
+                o.repeat = val("--repeat")?
+                    .parse()
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or("--repeat wants a positive number")?;
             }
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
             s => o
@@ -238,7 +248,11 @@ fn main() -> ExitCode {
     };
     let mut queue = VecDeque::new();
     for spec in &o.suites {
-        for &smp in &o.smp {
+        for (&smp, nth) in o
+            .smp
+            .iter()
+            .flat_map(|n| (0..o.repeat).map(move |k| (n, k)))
+        {
             queue.push_back((
                 *spec,
                 Job {
@@ -246,6 +260,7 @@ fn main() -> ExitCode {
                     smp,
                     timeout_s: o.timeout.unwrap_or_else(|| spec.timeout(smp)),
                     no_reboot: spec.end == suites::End::Reset,
+                    nth,
                 },
             ));
         }

@@ -33,11 +33,17 @@ pub struct Job {
     pub smp: u32,
     pub timeout_s: u64,
     pub no_reboot: bool,
+    /// Which repetition (0 = first) with `--repeat`.
+    pub nth: u32,
 }
 
 impl Job {
     pub fn label(&self) -> String {
-        format!("{} smp={}", self.suite, self.smp)
+        if self.nth == 0 {
+            format!("{} smp={}", self.suite, self.smp)
+        } else {
+            format!("{} smp={} #{}", self.suite, self.smp, self.nth + 1)
+        }
     }
 }
 
@@ -160,8 +166,13 @@ impl Setup {
             Mode::Hv => "",
             Mode::Plain => "-plain",
         };
+        let nth = if job.nth == 0 {
+            String::new()
+        } else {
+            format!("-{}", job.nth + 1)
+        };
         self.log_dir
-            .join(format!("{}-smp{}{}.log", job.suite, job.smp, mode))
+            .join(format!("{}-smp{}{}{}.log", job.suite, job.smp, mode, nth))
     }
 
     /// Runs one job to completion (or its timeout).
@@ -329,6 +340,7 @@ mod tests {
             smp: 2,
             timeout_s: 30,
             no_reboot: true,
+            nth: 0,
         };
         let c = s.command(&j);
         assert_eq!(c.get_program(), "/repo/scripts/run.sh");
@@ -351,6 +363,7 @@ mod tests {
             smp: 4,
             timeout_s: 30,
             no_reboot: false,
+            nth: 0,
         };
         let c = s.command(&j);
         assert_eq!(c.get_program(), "qemu-x");
