@@ -122,6 +122,31 @@ pub static SUITES: &[SuiteSpec] = &[
         plain: false,
     },
     SuiteSpec {
+        name: "fuzz",
+        min_passed_1: 2,
+        min_passed_n: 2,
+        required: &[
+            req("fast-stop", "end result=0", 1),
+            req("system", "system off", 1),
+        ],
+        end: End::Off,
+        timeout_s: 90,
+        plain: false,
+    },
+    SuiteSpec {
+        name: "gic_off",
+        min_passed_1: 1,
+        min_passed_n: 3,
+        required: &[
+            req("fast-stop", "end result=0", 2),
+            req("state", "(fast-stop)", 2),
+            req("system", "system off", 1),
+        ],
+        end: End::Off,
+        timeout_s: 60,
+        plain: false,
+    },
+    SuiteSpec {
         name: "system_off",
         min_passed_1: 1,
         min_passed_n: 1,

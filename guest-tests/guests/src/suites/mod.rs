@@ -11,6 +11,8 @@ pub mod common;
 pub mod containment;
 pub mod demo;
 pub mod fast_stop;
+pub mod fuzz;
+pub mod gic_off;
 pub mod power;
 pub mod psci;
 pub mod vendor;
@@ -48,6 +50,14 @@ pub static ENTRIES: &[Entry] = &[
     Entry {
         name: "fast_stop",
         kind: Kind::Tests(&fast_stop::SUITE),
+    },
+    Entry {
+        name: "fuzz",
+        kind: Kind::Tests(&fuzz::SUITE),
+    },
+    Entry {
+        name: "gic_off",
+        kind: Kind::Tests(&gic_off::SUITE),
     },
     Entry {
         name: "system_off",
