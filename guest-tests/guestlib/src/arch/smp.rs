@@ -18,8 +18,12 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 /// How long a CPU may take from CPU_ON to its entry point, and from CPU_OFF
 /// to reading OFF, before a test calls it lost. Generous: TCG with more
 /// vCPUs than host cores can stall a vCPU for a while.
-pub const ENTRY_TIMEOUT_US: u64 = 5_000_000;
-pub const OFF_TIMEOUT_US: u64 = 5_000_000;
+pub const ENTRY_TIMEOUT_US: u64 = 10_000_000;
+pub const OFF_TIMEOUT_US: u64 = 10_000_000;
+/// How long a job waits for the controller (who may be starved of host
+/// time while several busy vCPUs share two host cores); cleanup cuts such
+/// waits short anyway.
+pub const JOB_WAIT_US: u64 = 60_000_000;
 
 /// Secondary stack size per CPU.
 pub const STACK_SIZE: usize = 16 * 1024;

@@ -33,7 +33,7 @@ pub fn skip_plain(env: &Env) -> Option<Msg> {
 pub fn hold_job(idx: usize, _ctx: u64) {
     let s = smp::slot(idx);
     s.scratch[S_ALIVE].store(1, Release);
-    job_wait(20_000_000, || s.scratch[S_RELEASE].load(Acquire) != 0);
+    job_wait(smp::JOB_WAIT_US, || s.scratch[S_RELEASE].load(Acquire) != 0);
 }
 
 /// A job that does nothing (the CPU goes straight to CPU_OFF).

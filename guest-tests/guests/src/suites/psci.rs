@@ -724,7 +724,7 @@ fn race_helper(idx: usize, _ctx: u64) {
     let s = smp::slot(idx);
     let round = s.scratch[3].load(Acquire);
     s.scratch[S_READY].store(1, Release);
-    if !job_wait(5_000_000, || RACE_GO.load(Acquire) == round) {
+    if !job_wait(smp::JOB_WAIT_US, || RACE_GO.load(Acquire) == round) {
         return;
     }
     let st = psci::hvc().cpu_on(
@@ -777,7 +777,8 @@ fn cpu_on_race(env: &Env) -> TestResult {
         n += 1;
         for h in helpers() {
             ensure!(
-                spin_until(3_000_000, || smp::slot(h).scratch[S_DONE].load(Acquire)
+                spin_until(smp::ENTRY_TIMEOUT_US, || smp::slot(h).scratch[S_DONE]
+                    .load(Acquire)
                     != 0),
                 "helper cpu{} never returned from CPU_ON",
                 h
@@ -830,7 +831,7 @@ const S_SAW_ON: usize = 1;
 fn seq_job(idx: usize, _ctx: u64) {
     let s = smp::slot(idx);
     s.scratch[S_ENTERED].store(1, Release);
-    job_wait(5_000_000, || s.scratch[S_SAW_ON].load(Acquire) != 0);
+    job_wait(smp::JOB_WAIT_US, || s.scratch[S_SAW_ON].load(Acquire) != 0);
 }
 
 fn affinity_state_sequence(env: &Env) -> TestResult {
@@ -860,7 +861,7 @@ fn affinity_state_sequence(env: &Env) -> TestResult {
         let st = smp::cpu_on(env, idx, seq_job, cookie());
         ensure!(st == SUCCESS, "CPU_ON(cpu{}) = {}", idx, st);
         // Phase 1: until the CPU runs its job: ON_PENDING or ON, never OFF.
-        let deadline = now_ns() + 3_000_000_000;
+        let deadline = now_ns() + smp::ENTRY_TIMEOUT_US * 1000;
         loop {
             let entered = s.scratch[S_ENTERED].load(Acquire) != 0;
             let a = p.affinity_info(m, 0);
@@ -886,7 +887,7 @@ fn affinity_state_sequence(env: &Env) -> TestResult {
         }
         // Phase 2: let it go; ON until it is OFF, never back to ON_PENDING.
         s.scratch[S_SAW_ON].store(1, Release);
-        let deadline = now_ns() + 3_000_000_000;
+        let deadline = now_ns() + smp::ENTRY_TIMEOUT_US * 1000;
         loop {
             let a = p.affinity_info(m, 0);
             push(a, &mut seq);
@@ -1144,7 +1145,7 @@ fn hotplug_stress(env: &Env) -> TestResult {
     // Phase 2: rolling restarts: whenever a CPU reads OFF, start it again.
     let total = 30 * (env.ncpus as u64 - 1);
     let mut done = 0;
-    let deadline = now_ns() + 30_000_000_000;
+    let deadline = now_ns() + 60_000_000_000;
     while done < total {
         for idx in env.secondaries() {
             if done >= total {
@@ -1165,7 +1166,7 @@ fn hotplug_stress(env: &Env) -> TestResult {
         }
         ensure!(
             now_ns() < deadline,
-            "rolling restarts: only {} of {} after 30 s",
+            "rolling restarts: only {} of {} after 60 s",
             done,
             total
         );
