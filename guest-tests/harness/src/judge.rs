@@ -34,6 +34,8 @@ pub enum Mode {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Verdict {
     pub reasons: Vec<String>,
+    /// Trace inconsistencies: failures with `strict_trace`, else only shown.
+    pub warnings: Vec<String>,
     pub passed: Option<usize>,
     pub failed: Option<usize>,
 }
@@ -95,6 +97,44 @@ fn parse_plan(line: &str) -> Option<(&str, Option<usize>)> {
     let suite = it.next()?;
     let run = it.find_map(|t| field(t, "run"));
     Some((suite, run))
+}
+
+/// Checks that each vCPU's `state A -> B` trace lines chain (every `A` is
+/// the previous `B`), as a reader of the trace (trace-plot) assumes. Returns
+/// one message per vCPU that breaks the chain (with the first break).
+pub fn state_chain_problems(lines: &[&str]) -> Vec<String> {
+    use std::collections::BTreeMap;
+    let mut last: BTreeMap<u32, (String, usize)> = BTreeMap::new();
+    let mut bad: BTreeMap<u32, (usize, String)> = BTreeMap::new();
+    for (n, l) in lines.iter().enumerate() {
+        let Some(t) = parse_trace(l) else { continue };
+        if t.event != "state" {
+            continue;
+        }
+        let mut it = t.rest.split_whitespace();
+        let (Some(from), Some("->"), Some(to)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
+        if let Some((prev_to, prev_line)) = last.get(&t.cpu)
+            && prev_to != from
+        {
+            let e = bad.entry(t.cpu).or_insert((0, String::new()));
+            if e.0 == 0 {
+                e.1 = format!(
+                    "serial line {}: 'state {from} -> {to}' follows line {}: '... -> {prev_to}'",
+                    n + 1,
+                    prev_line + 1
+                );
+            }
+            e.0 += 1;
+        }
+        last.insert(t.cpu, (to.to_string(), n));
+    }
+    bad.into_iter()
+        .map(|(cpu, (count, first))| {
+            format!("trace: cpu{cpu}'s state lines do not chain ({count} break(s); first: {first})")
+        })
+        .collect()
 }
 
 pub fn judge(spec: &SuiteSpec, smp: u32, mode: Mode, exit: &Exit, output: &str) -> Verdict {
@@ -212,6 +252,7 @@ pub fn judge(spec: &SuiteSpec, smp: u32, mode: Mode, exit: &Exit, output: &str) 
                 });
             }
         }
+        v.warnings = state_chain_problems(&lines);
         if spec.end == End::Off
             && traces
                 .iter()
@@ -247,6 +288,38 @@ mod tests {
         s += &format!("GUEST DONE psci passed={passed} failed=0\n");
         s += "[hv 1.000000] cpu0 system off\n";
         s
+    }
+
+    #[test]
+    fn state_chain() {
+        let ok = [
+            "[hv 1.0] cpu1 state OFF -> ON_PENDING (psci CPU_ON by cpu0)",
+            "GUEST ok x",
+            "[hv 1.1] cpu2 state OFF -> ON_PENDING (psci CPU_ON by cpu0)",
+            "[hv 1.2] cpu1 state ON_PENDING -> ON (entered guest at 0x48000000)",
+            "[hv 1.3] cpu1 state ON -> OFF (psci CPU_OFF)",
+        ];
+        assert!(state_chain_problems(&ok).is_empty());
+        let bad = [
+            "[hv 1.0] cpu3 state OFF -> ON_PENDING (psci CPU_ON by cpu0)",
+            "[hv 1.1] cpu3 state ON_PENDING -> ON (entered guest at 0x48000000)",
+            "[hv 1.2] cpu3 state ON -> OFF (psci CPU_OFF)",
+            "[hv 1.3] cpu3 state ON_PENDING -> ON (entered guest at 0x48000000)",
+            "[hv 1.4] cpu3 state ON -> OFF (psci CPU_OFF)",
+            "[hv 1.5] cpu3 state OFF -> ON_PENDING (psci CPU_ON by cpu0)",
+        ];
+        let p = state_chain_problems(&bad);
+        assert_eq!(p.len(), 1);
+        assert!(
+            p[0].contains("cpu3") && p[0].contains("2 break(s)"),
+            "{p:?}"
+        );
+        // Out-of-order trace is a warning, not (by default) a failure.
+        let mut log = good_psci_log(31);
+        log += &bad.join("\n");
+        let v = judge(psci(), 4, Mode::Hv, &Exit::Code(0), &log);
+        assert!(v.ok(), "{:?}", v.reasons);
+        assert_eq!(v.warnings.len(), 1);
     }
 
     #[test]

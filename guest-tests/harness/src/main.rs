@@ -33,6 +33,8 @@ usage: harness [options] [suite...]
   --timeout SECONDS  per-run timeout (default: per suite, scaled by vCPUs)
   --tail N           serial lines shown for a failed run (default 40)
   --repeat N         make every run N times (hunting flaky failures)
+  --strict-trace     fail a run whose hypervisor state trace lines do not chain
+                     per vCPU (by default only reported)
   --list             list the suites and exit";
 
 struct Opts {
@@ -46,6 +48,7 @@ struct Opts {
     timeout: Option<u64>,
     tail: usize,
     repeat: u32,
+    strict_trace: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
@@ -60,6 +63,7 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
         timeout: None,
         tail: 40,
         repeat: 1,
+        strict_trace: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -95,6 +99,7 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
                     .ok_or("--jobs wants a positive number")?;
             }
             "--plain" => o.plain = true,
+            "--strict-trace" => o.strict_trace = true,
             "--direct" => o.direct = true,
             "--hv-args" => o.hv_args = val("--hv-args")?,
             "--guest-args" => o.guest_args = val("--guest-args")?,
@@ -291,7 +296,10 @@ fn main() -> ExitCode {
                         break;
                     };
                     let out = s.run(&job);
-                    let v = judge(spec, job.smp, s.mode, &out.exit, &out.serial);
+                    let mut v = judge(spec, job.smp, s.mode, &out.exit, &out.serial);
+                    if o.strict_trace {
+                        v.reasons.append(&mut v.warnings);
+                    }
                     let _g = print.lock().unwrap();
                     if v.ok() {
                         println!(
@@ -300,6 +308,9 @@ fn main() -> ExitCode {
                             v.passed.unwrap_or(0),
                             out.secs
                         );
+                        for w in &v.warnings {
+                            println!("    ! {w}");
+                        }
                         results.lock().unwrap().0 += 1;
                     } else {
                         println!(
@@ -310,6 +321,9 @@ fn main() -> ExitCode {
                         );
                         for r in &v.reasons {
                             println!("    - {r}");
+                        }
+                        for w in &v.warnings {
+                            println!("    ! {w}");
                         }
                         let lines: Vec<&str> = out.serial.lines().collect();
                         let from = lines.len().saturating_sub(o.tail);
