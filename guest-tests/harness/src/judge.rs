@@ -311,7 +311,7 @@ mod tests {
         let p = state_chain_problems(&bad);
         assert_eq!(p.len(), 1);
         assert!(
-            p[0].contains("cpu3") && p[0].contains("2 break(s)"),
+            p[0].contains("cpu3") && p[0].contains("1 break(s)"),
             "{p:?}"
         );
         // Out-of-order trace is a warning, not (by default) a failure.
