@@ -153,7 +153,14 @@ fi
 # Under the hypervisor QEMU loads the images at fixed addresses: check they fit.
 if ((hv)); then
     ram_end=$((RAM_BASE + $(size_to_bytes "$mem")))
-    kend=$((GUEST_KERNEL_ADDR + $(stat -c %s "$kernel")))
+    ksize=$(stat -c %s "$kernel")
+    # An arm64 Linux Image ("ARM\x64" at 0x38) says how much memory it needs
+    # (image_size, bss included) in the 8 bytes at offset 16.
+    if [[ $(od -An -c -j 56 -N 4 "$kernel" | tr -d ' ') == ARMd ]]; then
+        isize=$(od -An -t u8 -j 16 -N 8 "$kernel" | tr -d ' ')
+        ((isize > ksize)) && ksize=$isize
+    fi
+    kend=$((GUEST_KERNEL_ADDR + ksize))
     if [[ -n $initrd ]]; then
         ((kend <= GUEST_INITRD_ADDR)) ||
             die "kernel ($kernel) overlaps the initrd slot at $GUEST_INITRD_ADDR"
