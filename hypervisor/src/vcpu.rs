@@ -174,6 +174,32 @@ impl VcpuSlot {
     }
 }
 
+/// How many vCPUs are ON or ON_PENDING, as one number that can be read
+/// atomically (scanning the slots one by one is not a snapshot: a slow CPU
+/// can see a target OFF before a CPU_ON claims it and the claimer OFF after
+/// it parked). Only a live vCPU can CPU_ON another, and the claim counts the
+/// target before the claimer can park, so zero is final.
+pub struct LiveCount(crate::sync::AtomicUsize);
+
+impl LiveCount {
+    /// `initially_on` vCPUs start running (the boot vCPU).
+    pub fn new(initially_on: usize) -> Self {
+        Self(crate::sync::AtomicUsize::new(initially_on))
+    }
+
+    /// A CPU_ON claim succeeded: one more vCPU will run.
+    pub fn claimed(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A live vCPU parked. True when it was the last one.
+    pub fn parked(&self) -> bool {
+        let before = self.0.fetch_sub(1, Ordering::AcqRel);
+        debug_assert!(before > 0, "more parks than live vCPUs");
+        before == 1
+    }
+}
+
 /// Every vCPU's slot and MPIDR, indexed by linear vCPU number.
 pub struct VcpuTable<'a> {
     slots: &'a [VcpuSlot],
@@ -268,6 +294,14 @@ mod tests {
         slot.mark_on();
         slot.park(None);
         assert_eq!(slot.acked_generation(), 5);
+    }
+
+    #[test]
+    fn live_count_reaches_zero_only_with_the_last_park() {
+        let live = LiveCount::new(1);
+        live.claimed(); // cpu0 starts cpu1
+        assert!(!live.parked(), "cpu0 parks, cpu1 is still pending");
+        assert!(live.parked(), "cpu1 parks: nobody is left");
     }
 
     #[test]

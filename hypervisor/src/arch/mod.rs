@@ -18,7 +18,7 @@ mod vgic;
 use crate::dtb::{self, MemRange, Platform};
 use crate::fast_stop::FastStop;
 use crate::trace::{Event, Filter, Level, Reason};
-use crate::vcpu::{PowerState, VcpuSlot, VcpuTable};
+use crate::vcpu::{LiveCount, PowerState, VcpuSlot, VcpuTable};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
@@ -47,6 +47,8 @@ pub struct Hypervisor {
     pub uart: MemRange,
     pub gicd: MemRange,
     pub gicr: Vec<MemRange>,
+    /// vCPUs ON or ON_PENDING (see `LiveCount`).
+    pub live: LiveCount,
     /// Per vCPU: guest SGIs (bit n = SGI n) waiting to enter its list registers.
     pub vsgi_pending: Vec<AtomicU32>,
     /// Secondaries that reached their park loop at boot.
@@ -74,14 +76,28 @@ pub fn cpu_index() -> usize {
     el2::cpu_index()
 }
 
-/// Prints `event` as vCPU `cpu`'s trace line if the `trace=` option wants it.
-pub fn emit(cpu: usize, event: &Event<'_>) {
-    let wanted = match HV.get() {
+fn wanted(event: &Event<'_>) -> bool {
+    match HV.get() {
         None => true,
         Some(hv) => event.level() <= hv.trace_level,
-    };
-    if wanted {
+    }
+}
+
+/// Prints `event` as vCPU `cpu`'s trace line if the `trace=` option wants it.
+pub fn emit(cpu: usize, event: &Event<'_>) {
+    if wanted(event) {
         console::emit(cpu, event);
+    }
+}
+
+/// Runs `action` (a state publication) and, if wanted, prints `event` in
+/// the same console critical section: the trace then shows state changes
+/// in the order other CPUs can observe them.
+pub fn emit_after(cpu: usize, event: &Event<'_>, action: impl FnOnce()) {
+    if wanted(event) {
+        console::emit_after(cpu, event, action);
+    } else {
+        action();
     }
 }
 
@@ -132,6 +148,7 @@ fn boot_main(x0: u64, _x1: u64, _x2: u64, _x3: u64) -> ! {
         uart,
         gicd: platform.gic.distributor,
         gicr: platform.gic.redistributors.clone(),
+        live: LiveCount::new(1),
         vsgi_pending: (0..n).map(|_| AtomicU32::new(0)).collect(),
         checked_in: AtomicUsize::new(0),
     });

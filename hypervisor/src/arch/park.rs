@@ -3,7 +3,7 @@
 //! is touched while parked, so the guest may overwrite all of its memory.
 
 use super::vectors::GuestFrame;
-use super::{el2, emit, hv};
+use super::{el2, emit_after, gic, hv};
 use crate::trace::{Event, Reason};
 use crate::vcpu::PowerState;
 
@@ -23,18 +23,19 @@ fn leave_guest(index: usize, reason: ParkReason) {
     let slot = hv().table().slot(index);
     let from = slot.state();
     super::vgic::reset_cpu(index);
+    el2::stop_guest_timers();
     el2::forget_guest_translations();
     let (generation, why) = match reason {
         ParkReason::CpuOff => (None, Reason::CpuOff),
         ParkReason::Fault => (None, Reason::Other("guest fault")),
         ParkReason::FastStop(g) => (Some(g), Reason::FastStop),
     };
-    slot.park(generation);
-    emit(index, &Event::State { from, to: PowerState::Off, reason: why });
-    // Only a running vCPU can CPU_ON another: once all are OFF, none ever
-    // runs again. Say so and end, rather than idle silently forever.
-    let table = hv().table();
-    if (0..table.len()).all(|i| table.slot(i).state() == PowerState::Off) {
+    emit_after(index, &Event::State { from, to: PowerState::Off, reason: why }, || {
+        slot.park(generation)
+    });
+    // Only a running vCPU can CPU_ON another: once none is, none ever runs
+    // again. Say so and end, rather than idle silently forever.
+    if hv().live.parked() {
         log::error!("every vCPU is OFF; nothing can run any more: powering off");
         super::firmware::system_off();
     }
@@ -56,23 +57,36 @@ pub fn park_until_boot(index: usize, reason: Option<ParkReason>) -> GuestFrame {
                 leave_guest(index, ParkReason::FastStop(generation));
                 continue;
             }
-            slot.mark_on();
+            let entered = Event::State {
+                from: PowerState::OnPending,
+                to: PowerState::On,
+                reason: Reason::EnteredGuest(request.entry),
+            };
+            emit_after(index, &entered, || slot.mark_on());
             if let Some(generation) = hv.fast_stop.pending_for(&table, index) {
                 leave_guest(index, ParkReason::FastStop(generation));
                 continue;
             }
-            emit(
-                index,
-                &Event::State {
-                    from: PowerState::OnPending,
-                    to: PowerState::On,
-                    reason: Reason::EnteredGuest(request.entry),
-                },
-            );
             el2::reset_guest_el1();
+            super::vgic::reset_cpu(index);
             return GuestFrame::cold_boot(request.entry, request.context_id);
         }
-        // CPU_ON sends SEV after publishing; a spurious wake-up just loops.
-        aarch64_cpu::asm::wfe();
+        sleep(index);
+    }
+}
+
+/// Waits for an interrupt with IRQs masked at EL2 (WFI wakes on a pending
+/// interrupt all the same). CPU_ON kicks the target with an SGI after
+/// publishing, and the pending state is sticky, so no wake-up is lost; WFI,
+/// unlike WFE, also lets an emulator stop running a parked CPU.
+fn sleep(index: usize) {
+    aarch64_cpu::asm::wfi();
+    while let Some(intid) = gic::acknowledge() {
+        gic::end_of_interrupt(intid);
+        if gic::is_hypervisor_owned(intid) {
+            gic::deactivate(u32::from(intid));
+        } else {
+            super::vgic::hold(index, u32::from(intid));
+        }
     }
 }
