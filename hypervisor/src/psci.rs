@@ -72,15 +72,18 @@ pub fn suspend(
     Ok(Suspend::Powerdown(BootRequest { entry, context_id }))
 }
 
-/// CPU_ON(target, entry, context_id) issued by vCPU `caller`.
-/// On success the target's boot request is published and its index returned;
-/// the caller must then wake the target's physical CPU.
+/// CPU_ON(target, entry, context_id). On success `claimed(target)` runs
+/// while the target is claimed but cannot start yet (so a trace line it
+/// prints precedes anything the target prints), then the boot request is
+/// published and the target's index returned; the caller must then wake the
+/// target's physical CPU.
 pub fn cpu_on(
     table: &VcpuTable<'_>,
     target_mpidr: u64,
     entry: u64,
     context_id: u64,
     is_guest_ram: impl Fn(u64) -> bool,
+    claimed: impl FnOnce(usize),
 ) -> Result<usize, i64> {
     let Some(target) = table.index_of(target_mpidr) else {
         return Err(error::INVALID_PARAMETERS.into());
@@ -95,6 +98,7 @@ pub fn cpu_on(
     let slot = table.slot(target);
     match slot.try_claim() {
         Ok(()) => {
+            claimed(target);
             slot.publish_boot(BootRequest { entry, context_id });
             Ok(target)
         }
@@ -169,21 +173,21 @@ mod tests {
     fn cpu_on_rules() {
         let (slots, mpidrs) = table_of(4);
         let t = VcpuTable::new(&slots, &mpidrs);
-        assert_eq!(cpu_on(&t, 0, 0x4800_0000, 0, ram), Err(-4), "boot CPU is on");
-        assert_eq!(cpu_on(&t, 0x7, 0x4800_0000, 0, ram), Err(-2), "no such CPU");
-        assert_eq!(cpu_on(&t, 1 << 40, 0x4800_0000, 0, ram), Err(-2));
-        assert_eq!(cpu_on(&t, 1, 0x4000_0000, 0, ram), Err(-9), "hypervisor memory");
-        assert_eq!(cpu_on(&t, 1, 0, 0, ram), Err(-9));
+        assert_eq!(cpu_on(&t, 0, 0x4800_0000, 0, ram, |_| {}), Err(-4), "boot CPU is on");
+        assert_eq!(cpu_on(&t, 0x7, 0x4800_0000, 0, ram, |_| {}), Err(-2), "no such CPU");
+        assert_eq!(cpu_on(&t, 1 << 40, 0x4800_0000, 0, ram, |_| {}), Err(-2));
+        assert_eq!(cpu_on(&t, 1, 0x4000_0000, 0, ram, |_| {}), Err(-9), "hypervisor memory");
+        assert_eq!(cpu_on(&t, 1, 0, 0, ram, |_| {}), Err(-9));
         assert_eq!(slots[1].state(), PowerState::Off, "failed calls change nothing");
-        assert_eq!(cpu_on(&t, 1, 0x4800_0000, 42, ram), Ok(1));
-        assert_eq!(cpu_on(&t, 1, 0x4800_0000, 43, ram), Err(-5));
+        assert_eq!(cpu_on(&t, 1, 0x4800_0000, 42, ram, |_| {}), Ok(1));
+        assert_eq!(cpu_on(&t, 1, 0x4800_0000, 43, ram, |_| {}), Err(-5));
         assert_eq!(
             slots[1].boot_request(),
             Some(BootRequest { entry: 0x4800_0000, context_id: 42 }),
             "the losing call must not overwrite the winner's request"
         );
         slots[1].mark_on();
-        assert_eq!(cpu_on(&t, 1, 0x4800_0000, 0, ram), Err(-4));
+        assert_eq!(cpu_on(&t, 1, 0x4800_0000, 0, ram, |_| {}), Err(-4));
     }
 
     #[test]
@@ -195,7 +199,7 @@ mod tests {
         assert_eq!(affinity_info(&t, 0x100, 0), 1);
         assert_eq!(affinity_info(&t, 0x100, 1), 1, "cluster 1 is all off");
         assert_eq!(affinity_info(&t, 0x3, 1), 0, "cluster 0 has CPU0 on");
-        cpu_on(&t, 0x102, 0x4800_0000, 0, ram).unwrap();
+        cpu_on(&t, 0x102, 0x4800_0000, 0, ram, |_| {}).unwrap();
         assert_eq!(affinity_info(&t, 0x102, 0), 2);
         assert_eq!(affinity_info(&t, 0x100, 1), 2);
         assert_eq!(affinity_info(&t, 0, 2), 0);

@@ -60,7 +60,16 @@ fn write_locked(console: &mut Console, cpu: usize, event: &Event<'_>) {
 
 /// Prints one trace line for vCPU `cpu`.
 pub fn emit(cpu: usize, event: &Event<'_>) {
-    if let Some(console) = CONSOLE.lock().as_mut() {
+    emit_after(cpu, event, || {});
+}
+
+/// Runs `action` and prints the line under the console lock, so that no
+/// line about a consequence of `action` (printed by another CPU that saw
+/// its effect) can come before this one.
+pub fn emit_after(cpu: usize, event: &Event<'_>, action: impl FnOnce()) {
+    let mut guard = CONSOLE.lock();
+    action();
+    if let Some(console) = guard.as_mut() {
         write_locked(console, cpu, event);
     }
 }

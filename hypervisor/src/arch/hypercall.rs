@@ -75,17 +75,14 @@ fn psci_call(frame: &mut GuestFrame, call: PsciCall) -> Reply {
             Reply::Replaced
         }
         PsciCall::CpuOn { target_mpidr, entry, context_id, .. } => {
-            match psci::cpu_on(&table, target_mpidr, entry, context_id, ram) {
+            let announce = |target| {
+                hv.live.claimed();
+                let reason = Reason::CpuOnBy(me);
+                emit(target, &Event::State { from: PowerState::Off, to: PowerState::OnPending, reason });
+            };
+            match psci::cpu_on(&table, target_mpidr, entry, context_id, ram, announce) {
                 Ok(target) => {
-                    emit(
-                        target,
-                        &Event::State {
-                            from: PowerState::Off,
-                            to: PowerState::OnPending,
-                            reason: Reason::CpuOnBy(me),
-                        },
-                    );
-                    el2::wake_parked();
+                    gic::kick(hv.mpidrs[target]);
                     Reply::One(ret::SUCCESS)
                 }
                 Err(e) => Reply::One(e),
