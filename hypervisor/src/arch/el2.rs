@@ -138,10 +138,11 @@ pub fn forget_guest_translations() {
     unsafe { asm!("dsb ishst", "tlbi vmalls12e1", "dsb nsh", "isb", options(nostack)) };
 }
 
-/// Wakes CPUs waiting in the park loop (WFE).
-pub fn wake_parked() {
-    // SAFETY: DSB orders the boot request before the event; SEV has no other effect.
-    unsafe { asm!("dsb ish", "sev", options(nostack)) };
+/// Silences the guest's EL1 timers, whose state dies with the vCPU: a
+/// still-firing timer would otherwise keep waking the parked CPU.
+pub fn stop_guest_timers() {
+    CNTV_CTL_EL0.set(0);
+    CNTP_CTL_EL0.set(0);
 }
 
 /// Cleans the data cache to the point of coherency for `[base, base + len)`,

@@ -20,6 +20,11 @@ pub const MAINTENANCE: IntId = IntId::ppi(9);
 pub const RESERVED: crate::vgic::Reserved =
     crate::vgic::Reserved(1 << 8 | 1 << 9 | 1 << 25);
 
+/// Whether `intid` is one of the hypervisor's own interrupts.
+pub fn is_hypervisor_owned(intid: IntId) -> bool {
+    intid == SGI_KICK || intid == SGI_STOP || intid == MAINTENANCE
+}
+
 /// Frame addresses, kept for the raw register reads the driver has no API for.
 static FRAMES: Once<(u64, u64)> = Once::new();
 

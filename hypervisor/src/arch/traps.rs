@@ -199,7 +199,7 @@ fn interrupt() {
     let cpu = cpu_index();
     while let Some(intid) = gic::acknowledge() {
         gic::end_of_interrupt(intid);
-        if intid == gic::SGI_KICK || intid == gic::SGI_STOP || intid == gic::MAINTENANCE {
+        if gic::is_hypervisor_owned(intid) {
             gic::deactivate(u32::from(intid));
         } else {
             vgic::inject_hw(cpu, u32::from(intid));

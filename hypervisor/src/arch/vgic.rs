@@ -117,6 +117,13 @@ pub fn inject_hw(cpu: usize, intid: u32) {
     }
 }
 
+/// An interrupt for the guest arrived while this vCPU is parked: keep it
+/// active (so it cannot fire again and wake the park loop) until the vCPU's
+/// next life, whose reset deactivates it.
+pub fn hold(cpu: usize, intid: u32) {
+    OVERFLOW.lock()[cpu].push(intid);
+}
+
 /// Moves this vCPU's pending SGIs and queued interrupts into list registers;
 /// asks for a maintenance interrupt if something still has to wait.
 pub fn flush(cpu: usize) {
