@@ -58,6 +58,7 @@ step build-el2-images bash -c '
 
 step bare-metal-suites cargo run --release -q -p harness -- --smp 1,2,4,8
 grep -E '^harness: ' "$logs/test-bare-metal-suites.log" || true
+step fast-stop-suites cargo run --release -q -p harness -- --smp 2,8,32 fast_stop fuzz gic_off
 
 # Linux scenarios: each one judged by run.sh (PVTEST PASS, clean power-off,
 # no hypervisor panic) and by the kernel's own CPU list lines.

@@ -8,7 +8,7 @@
 //! hyp 6) returns NOT_SUPPORTED (-1); afterwards PSCI, CPU_ON and FAST_STOP
 //! still work.
 
-use super::common::{cookie, skip_plain};
+use super::common::skip_plain;
 use core::sync::atomic::{AtomicU64, Ordering::*};
 use guestlib::abi::*;
 use guestlib::arch::call::{Conduit, call};
@@ -86,7 +86,11 @@ fn fuzz(idx: usize) {
             fid = random_fid(&mut s);
         }
         let (a1, a2, a3) = (xorshift(&mut s), xorshift(&mut s), xorshift(&mut s));
-        let conduit = if i & 1 == 0 { Conduit::Hvc } else { Conduit::Smc };
+        let conduit = if i & 1 == 0 {
+            Conduit::Hvc
+        } else {
+            Conduit::Smc
+        };
         let r = call(conduit, fid, a1, a2, a3);
         let owner = (fid >> 24) & 0x3F;
         if !matches!(owner, 0 | 4 | 5 | 6) && status(r[0]) != NOT_SUPPORTED {
@@ -111,7 +115,7 @@ fn fuzz_all(env: &Env) -> TestResult {
         BAD[i].store(0, SeqCst);
     }
     for idx in env.secondaries() {
-        smp::start(env, idx, fuzz_job, cookie())?;
+        super::fast_stop::start_long(env, idx, fuzz_job)?;
     }
     let t0 = time::now_ns();
     fuzz(env.boot_idx);
@@ -158,22 +162,34 @@ fn spin_job(idx: usize, _ctx: u64) {
 /// work on every secondary.
 fn still_works(env: &Env) -> TestResult {
     let v = psci::hvc().version();
-    ensure!(v == PSCI_VERSION_1_1, "PSCI_VERSION = {:#x} after fuzzing", v);
+    ensure!(
+        v == PSCI_VERSION_1_1,
+        "PSCI_VERSION = {:#x} after fuzzing",
+        v
+    );
     let mut n = 0;
     for idx in env.secondaries() {
         smp::slot(idx).clear_scratch();
-        smp::start(env, idx, spin_job, cookie())?;
+        super::fast_stop::start_long(env, idx, spin_job)?;
         n += 1;
     }
     for idx in env.secondaries() {
         let s = smp::slot(idx);
         ensure!(
-            time::spin_until(smp::ENTRY_TIMEOUT_US, || s.scratch[0].load(Relaxed) > 0),
+            time::spin_until(super::fast_stop::entry_wait_us(), || s.scratch[0]
+                .load(Relaxed)
+                > 0),
             "cpu{} does not run after fuzzing",
             idx
         );
     }
-    let r = call(Conduit::Hvc, 0xC600_0001, 0, 0, 0);
+    let r = call(
+        Conduit::Hvc,
+        0xC600_0001,
+        super::fast_stop::deadline_us(),
+        0,
+        0,
+    );
     ensure!(
         status(r[0]) == SUCCESS && r[1] == n && r[2] == 0,
         "FAST_STOP after fuzzing: x0 {} x1 {} x2 {}, expected 0 {} 0",
@@ -184,7 +200,12 @@ fn still_works(env: &Env) -> TestResult {
     );
     for idx in env.secondaries() {
         let a = psci::hvc().affinity_info(env.mpidr(idx), 0);
-        ensure!(a == AFF_OFF, "cpu{} AFFINITY_INFO {} after FAST_STOP", idx, a);
+        ensure!(
+            a == AFF_OFF,
+            "cpu{} AFFINITY_INFO {} after FAST_STOP",
+            idx,
+            a
+        );
     }
     Ok(())
 }

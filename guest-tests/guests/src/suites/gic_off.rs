@@ -4,7 +4,7 @@
 //! on the guest's GIC configuration to start or stop vCPUs.
 //! Stores the hypervisor refuses with an abort are tolerated (counted).
 
-use super::common::{cookie, skip_plain};
+use super::common::skip_plain;
 use core::sync::atomic::Ordering::*;
 use guestlib::abi::*;
 use guestlib::arch::call::{Conduit, call};
@@ -35,7 +35,9 @@ const WAKER: u64 = 0x14;
 fn wr32(addr: u64, v: u32) -> bool {
     let ((), ab) = expecting_abort(|| {
         // SAFETY: MMIO store to the GIC; may abort (contained).
-        unsafe { core::arch::asm!("str {v:w}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack)) };
+        unsafe {
+            core::arch::asm!("str {v:w}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack))
+        };
     });
     ab.is_some()
 }
@@ -49,7 +51,11 @@ fn wreck(env: &Env) -> TestResult {
         aborts += wr32(rd + SGI_FRAME + ICENABLER0, 0xFFFF_FFFF) as u32;
         aborts += wr32(rd + WAKER, 2) as u32;
     }
-    gprintln!("gic_off: {} of {} GIC stores aborted", aborts, 1 + 2 * env.ncpus);
+    gprintln!(
+        "gic_off: {} of {} GIC stores aborted",
+        aborts,
+        1 + 2 * env.ncpus
+    );
     Ok(())
 }
 
@@ -57,7 +63,11 @@ fn wreck_gic(env: &Env) -> TestResult {
     wreck(env)?;
     // The calling CPU still gets its hypercalls answered.
     let v = psci::hvc().version();
-    ensure!(v == PSCI_VERSION_1_1, "PSCI_VERSION = {:#x} after GIC wreck", v);
+    ensure!(
+        v == PSCI_VERSION_1_1,
+        "PSCI_VERSION = {:#x} after GIC wreck",
+        v
+    );
     Ok(())
 }
 
@@ -92,19 +102,27 @@ fn run(env: &Env, job: smp::Job) -> TestResult {
         let mut n = 0;
         for idx in env.secondaries() {
             smp::slot(idx).clear_scratch();
-            smp::start(env, idx, job, cookie())?;
+            super::fast_stop::start_long(env, idx, job)?;
             n += 1;
         }
         for idx in env.secondaries() {
             let s = smp::slot(idx);
             ensure!(
-                time::spin_until(smp::ENTRY_TIMEOUT_US, || s.scratch[0].load(Relaxed) > 0),
+                time::spin_until(super::fast_stop::entry_wait_us(), || s.scratch[0]
+                    .load(Relaxed)
+                    > 0),
                 "round {}: cpu{} never ran after CPU_ON",
                 round,
                 idx
             );
         }
-        let r = call(Conduit::Hvc, 0xC600_0001, 0, 0, 0);
+        let r = call(
+            Conduit::Hvc,
+            0xC600_0001,
+            super::fast_stop::deadline_us(),
+            0,
+            0,
+        );
         ensure!(
             status(r[0]) == SUCCESS && r[1] == n && r[2] == 0,
             "round {}: FAST_STOP with the GIC off: x0 {} x1 {} x2 {}, expected 0 {} 0",
@@ -116,7 +134,13 @@ fn run(env: &Env, job: smp::Job) -> TestResult {
         );
         for idx in env.secondaries() {
             let a = psci::hvc().affinity_info(env.mpidr(idx), 0);
-            ensure!(a == AFF_OFF, "round {}: cpu{} AFFINITY_INFO {} after FAST_STOP", round, idx, a);
+            ensure!(
+                a == AFF_OFF,
+                "round {}: cpu{} AFFINITY_INFO {} after FAST_STOP",
+                round,
+                idx,
+                a
+            );
         }
         let before: [u64; 2] = [
             smp::slot(1).scratch[0].load(Relaxed),
