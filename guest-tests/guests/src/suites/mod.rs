@@ -7,6 +7,7 @@ use core::fmt;
 use guestlib::Env;
 use guestlib::framework::Suite;
 
+pub mod bench;
 pub mod common;
 pub mod containment;
 pub mod demo;
@@ -58,6 +59,10 @@ pub static ENTRIES: &[Entry] = &[
     Entry {
         name: "gic_off",
         kind: Kind::Tests(&gic_off::SUITE),
+    },
+    Entry {
+        name: "bench",
+        kind: Kind::Tests(&bench::SUITE),
     },
     Entry {
         name: "system_off",
