@@ -273,7 +273,8 @@ if ((hv)); then
         exit 4
     fi
 fi
-if line=$(clean | grep -a -m1 '^PVTEST FAIL'); then
+# Guest markers go through the kernel log: "[  1.234567] PVTEST FAIL ...".
+if line=$(clean | grep -a -m1 -E '(^|\] )PVTEST FAIL'); then
     note "FAILED: guest reported: $line (log: $log)"
     exit 5
 fi
