@@ -9,7 +9,8 @@
 #   --no-hv      plain QEMU baseline (no hypervisor)
 #   --icount     deterministic guest time (-icount shift=0,sleep=off)
 #   --no-build   do not run setup/cargo first
-# Prints one line per run and a Markdown summary (min / median / max in ms).
+# Prints one line per run (with when each CPU was reported killed) and a
+# Markdown summary (min / median / max in ms).
 # Logs are kept under .cache/bench/.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -22,7 +23,7 @@ while [[ $# -gt 0 ]]; do
     --no-hv) mode+=(--no-hv); shift ;;
     --icount) mode+=(--icount); shift ;;
     --no-build) build=0; shift ;;
-    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
     esac
 done
@@ -31,19 +32,24 @@ done
 outdir="$PV_CACHE/bench"
 mkdir -p "$outdir"
 
-# teardown LOG: milliseconds, from the first kernel's printk stamps.
+# teardown LOG: "<ms> <each CPU's kill, ms after the start>" from the first
+# kernel's printk stamps.
 teardown() {
     tr -d '\r' <"$1" | awk '
         /kexec_core: Starting new kernel/ { s = stamp($0) }
-        s != "" && /Bye!/ { printf "%.1f", (stamp($0) - s) * 1000; exit }
+        s != "" && /psci: CPU[0-9]+ killed/ { k = k (k ? "," : "") sprintf("%.0f", (stamp($0) - s) * 1000) }
+        s != "" && /Bye!/ { printf "%.1f %s", (stamp($0) - s) * 1000, k; exit }
         function stamp(l) { sub(/^[^[]*\[ */, "", l); sub(/\].*/, "", l); return l + 0 }'
 }
+
+tag=""
+for m in "${mode[@]}"; do tag+="-${m#--}"; done
 
 declare -A results=()
 first=1
 for smp in $smps; do
     for ((r = 1; r <= runs; r++)); do
-        log="$outdir/kexec-smp$smp${mode[*]:+-${mode[*]// /}}-$r.log"
+        log="$outdir/kexec-smp$smp$tag-$r.log"
         args=(--scenario kexec --smp "$smp" --timeout 300 --log "$log" "${mode[@]}")
         ((build && first)) || args+=(--no-build)
         first=0
@@ -51,9 +57,9 @@ for smp in $smps; do
             cat "$log.err" >&2
             die "run failed (smp=$smp run=$r): see $log"
         fi
-        ms=$(teardown "$log")
-        [[ -n $ms ]] || die "no 'Starting new kernel' .. 'Bye!' in $log"
-        echo "smp=$smp run=$r teardown_ms=$ms"
+        read -r ms kills < <(teardown "$log") || true
+        [[ -n ${ms:-} ]] || die "no 'Starting new kernel' .. 'Bye!' in $log"
+        echo "smp=$smp run=$r teardown_ms=$ms cpu_killed_at_ms=${kills:-none}"
         results[$smp]+="$ms "
     done
 done
