@@ -7,6 +7,7 @@
 #   --runs N     boots per vCPU count (default 3)
 #   --smp LIST   vCPU counts (default "4 8")
 #   --no-hv      plain QEMU baseline (no hypervisor)
+#   --hv FILE    hypervisor ELF (default: the release build)
 #   --icount     deterministic guest time (-icount shift=0,sleep=off)
 #   --no-build   do not run setup/cargo first
 # Prints one line per run (with when each CPU was reported killed) and a
@@ -15,12 +16,13 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-runs=3 smps="4 8" mode=() build=1
+runs=3 smps="4 8" mode=() build=1 hvopt=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
     --runs) runs="$2"; shift 2 ;;
     --smp) smps="$2"; shift 2 ;;
     --no-hv) mode+=(--no-hv); shift ;;
+    --hv) hvopt=(--hv "$2"); shift 2 ;;
     --icount) mode+=(--icount); shift ;;
     --no-build) build=0; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -42,15 +44,17 @@ teardown() {
         function stamp(l) { sub(/^[^[]*\[ */, "", l); sub(/\].*/, "", l); return l + 0 }'
 }
 
-tag=""
+tag="" label="parkvisor"
 for m in "${mode[@]}"; do tag+="-${m#--}"; done
+[[ " ${mode[*]} " == *" --no-hv "* ]] && label="plain QEMU"
+if [[ " ${mode[*]} " == *" --icount "* ]]; then label+=", icount"; else label+=", MTTCG"; fi
 
 declare -A results=()
 first=1
 for smp in $smps; do
     for ((r = 1; r <= runs; r++)); do
         log="$outdir/kexec-smp$smp$tag-$r.log"
-        args=(--scenario kexec --smp "$smp" --timeout 300 --log "$log" "${mode[@]}")
+        args=(--scenario kexec --smp "$smp" --timeout 300 --log "$log" "${mode[@]}" "${hvopt[@]}")
         ((build && first)) || args+=(--no-build)
         first=0
         if ! "$PV_ROOT/scripts/run.sh" "${args[@]}" </dev/null >/dev/null 2>"$log.err"; then
@@ -69,7 +73,7 @@ echo "| vCPUs | runs | teardown min (ms) | median | max | mode |"
 echo "|---|---|---|---|---|---|"
 for smp in $smps; do
     # shellcheck disable=SC2086
-    printf '%s\n' ${results[$smp]} | sort -n | awk -v smp="$smp" -v mode="${mode[*]:-tcg}" '
+    printf '%s\n' ${results[$smp]} | sort -n | awk -v smp="$smp" -v mode="$label" '
         { v[NR] = $1 }
         END { printf "| %s | %d | %.1f | %.1f | %.1f | %s |\n", smp, NR, v[1], v[int((NR + 1) / 2)], v[NR], mode }'
 done

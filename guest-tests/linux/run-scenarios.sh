@@ -10,6 +10,7 @@
 #   --mem SIZE      RAM (default 1G: the initrd slot at 0x60000000 needs > 512M)
 #   --timeout S     per scenario (default 300)
 #   --hv-args ARGS  passed to run.sh
+#   --hv FILE       hypervisor ELF (run.sh --hv)
 #   --no-build      skip setup/cargo (run.sh --no-build)
 #
 # A scenario passes when run.sh exits 0 (clean end, no FAIL/panic) and the
@@ -27,6 +28,7 @@ while [[ $# -gt 0 ]]; do
     --mem) mem="$2"; shift 2 ;;
     --timeout) timeout="$2"; shift 2 ;;
     --hv-args) common+=(--hv-args "$2"); shift 2 ;;
+    --hv) common+=(--hv "$2"); shift 2 ;;
     --no-build) build=0; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option '$1' (see --help)" ;;
