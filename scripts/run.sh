@@ -223,8 +223,9 @@ trap restore_tty EXIT
 
 # QEMU runs as a background job so that a signal to run.sh (a harness giving
 # up, Ctrl-C outside QEMU's raw mode) also ends QEMU instead of orphaning it.
-# Background jobs get /dev/null as stdin, so hand over the real one as fd 3.
-exec 3<&0
+# Background jobs get /dev/null as stdin, so hand over the real one as fd 3
+# (or /dev/null when there is none: CI may run us with stdin closed).
+{ exec 3<&0; } 2>/dev/null || exec 3</dev/null
 qpid=""
 on_signal() {
     [[ -z $qpid ]] || kill -TERM "$qpid" 2>/dev/null || true
