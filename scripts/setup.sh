@@ -92,6 +92,7 @@ debs="$PV_CACHE/debs"
 sysroot="$PV_LINUX/sysroot"
 ready="$PV_LINUX/READY"
 
+kpkg="" pkgs=()
 fetch_linux() {
     as_root "fetching the Debian arm64 guest packages"
     if ! dpkg --print-foreign-architectures | grep -qx arm64; then
@@ -102,8 +103,20 @@ fetch_linux() {
     if ! apt-cache show linux-image-arm64:arm64 >/dev/null 2>&1; then
         apt_update
     fi
+    # Package lists older than the mirror name files that are gone: on a failed
+    # download, update once and resolve again.
+    if ! resolve_and_download; then
+        ((apt_updated)) && die "apt-get download failed"
+        note "download failed; refreshing the package lists"
+        apt_update
+        resolve_and_download || die "apt-get download failed"
+    fi
+    extract_linux
+}
+
+# Sets kpkg and pkgs; downloads what .cache/debs lacks. Fails if a download did.
+resolve_and_download() {
     # The kernel package behind the linux-image-arm64 metapackage (never hard-coded).
-    local kpkg
     kpkg=$(apt-cache depends linux-image-arm64:arm64 |
         sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-arm64\)\(:arm64\)\{0,1\}$/\1/p' | head -n1)
     [[ -n $kpkg ]] || die "cannot resolve the kernel package from 'apt-cache depends linux-image-arm64:arm64'"
@@ -111,8 +124,9 @@ fetch_linux() {
     # kexec-tools plus the shared libraries it pulls in: follow Depends/Pre-Depends
     # through library packages only (skipping debconf and friends), one
     # apt-cache call per level (each call costs about a second).
-    local -a level=(kexec-tools libc6) pkgs=()
+    local -a level=(kexec-tools libc6)
     local -A seen=()
+    pkgs=()
     while ((${#level[@]})); do
         local p dep next=()
         for p in "${level[@]}"; do
@@ -140,10 +154,13 @@ fetch_linux() {
         # As root, apt warns that _apt cannot write here; that is harmless.
         (cd "$debs" && apt-get download -qq "${need[@]}" 2>&1 | grep -v 'unsandboxed' >&2 || true)
         for p in "${need[@]}"; do
-            compgen -G "$debs/${p%:arm64}_*_arm64.deb" >/dev/null || die "apt-get download $p failed"
+            compgen -G "$debs/${p%:arm64}_*_arm64.deb" >/dev/null || return 1
         done
     fi
+}
 
+extract_linux() {
+    local p
     note "extracting into $PV_LINUX"
     rm -rf "$sysroot" "$PV_LINUX/kernel"
     mkdir -p "$sysroot" "$PV_LINUX/kernel"
