@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# FAST_STOP vs CPU_OFF: how long the boot vCPU needs to get every secondary
+# out of the guest with confirmed exit, per vCPU count, by (a) one FAST_STOP,
+# (b) serial CPU_OFF + AFFINITY_INFO polling (what a stock kernel does),
+# (c) every CPU_OFF requested at once + AFFINITY_INFO polling. The guest is
+# the bare-metal bench suite (guest-tests/guests/src/suites/bench.rs,
+# test=bench); results are explained in docs/benchmarks.md.
+#
+# Usage: scripts/bench-fast-stop.sh [options]
+#   --runs K             measurements per method per boot, median reported
+#                        (default 3; the guest stops early once a method has
+#                        used its guest-time budget, see --budget-ms)
+#   --smp "LIST"         vCPU counts (default "2 4 8 16 32 64")
+#   --modes "LIST"       icount and/or mttcg (default "icount mttcg")
+#   --icount-serial-max N  under icount, run serial_cpu_off only up to N vCPUs
+#                        (default 8; it costs about N*(N-1) 100 ms icount
+#                        slices: ~1.5 host minutes at 16 vCPUs, ~5 at 32)
+#   --budget-ms MS       guest time per method after which no further run
+#                        starts (default 10000)
+#   --jobs J             icount boots run J at a time (default 2; icount
+#                        figures do not depend on host load; MTTCG boots
+#                        always run one at a time, after the icount ones)
+#   --no-build           do not build; use the existing release ELFs
+#   --out DIR            logs and results (default .cache/bench-fast-stop/<time>)
+# Under icount N=2 is skipped: there parkvisor's start of the second physical
+# CPU times out (hv "only 0 of 1 secondary CPUs came up"), see
+# docs/benchmarks.md.
+# Prints per-boot summary lines on stderr and a Markdown table per mode on
+# stdout. Exit status non-zero if any boot failed its sanity checks.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+runs=3 smps="2 4 8 16 32 64" modes="icount mttcg" serial_max=8 budget=10000
+jobs=2 build=1 out=""
+need_arg() { [[ $# -ge 2 ]] || die "$1 needs a value (see --help)"; }
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+    --runs) need_arg "$@"; runs="$2"; shift 2 ;;
+    --smp) need_arg "$@"; smps="$2"; shift 2 ;;
+    --modes) need_arg "$@"; modes="$2"; shift 2 ;;
+    --icount-serial-max) need_arg "$@"; serial_max="$2"; shift 2 ;;
+    --budget-ms) need_arg "$@"; budget="$2"; shift 2 ;;
+    --jobs) need_arg "$@"; jobs="$2"; shift 2 ;;
+    --no-build) build=0; shift ;;
+    --out) need_arg "$@"; out="$2"; shift 2 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown option '$1' (see --help)" ;;
+    esac
+done
+for v in "$runs" "$serial_max" "$budget" "$jobs"; do
+    [[ $v =~ ^[0-9]+$ ]] || die "numeric option wanted, got '$v'"
+done
+((runs >= 1 && jobs >= 1)) || die "--runs and --jobs must be at least 1"
+for n in $smps; do
+    [[ $n =~ ^[0-9]+$ ]] && ((n >= 2 && n <= 64)) || die "--smp: 2..64 each, got '$n'"
+done
+for m in $modes; do
+    [[ $m == icount || $m == mttcg ]] || die "--modes: icount and/or mttcg, got '$m'"
+done
+
+t_start=$(now_ms)
+[[ -n $out ]] || out="$PV_CACHE/bench-fast-stop/$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$out"
+guest_elf="$PV_ROOT/target/aarch64-unknown-none/release/guest"
+hv_elf="$PV_ROOT/target/aarch64-unknown-none-softfloat/release/parkvisor"
+if ((build)); then
+    note "building (cargo build --release: parkvisor, guests)"
+    (cd "$PV_ROOT" &&
+        cargo build -q --release -p parkvisor --target aarch64-unknown-none-softfloat &&
+        cargo build -q --release -p guests --target aarch64-unknown-none) || die "build failed"
+fi
+[[ -f $guest_elf && -f $hv_elf ]] || die "no release build (drop --no-build)"
+# A private copy of both images: other work in the tree may rebuild them
+# while the boots run.
+cp "$hv_elf" "$out/parkvisor.elf"
+aarch64-linux-gnu-objcopy -O binary "$guest_elf" "$out/guest.bin" || die "objcopy failed"
+
+# One boot: mode N -> $out/<mode>-<N>.log (+ .err); status in .rc.
+boot() {
+    local mode=$1 n=$2 log="$out/$1-$2.log" methods="" extra=()
+    if [[ $mode == icount && $n == 2 ]]; then
+        : >"$log"
+        echo "skip 0 -" >"$log.rc"
+        return 0
+    fi
+    [[ $mode == icount ]] && extra+=(--icount)
+    if [[ $mode == icount ]] && ((n > serial_max)); then
+        methods=" methods=fast_stop,parallel_cpu_off"
+    fi
+    local t0 rc=0 load
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    t0=$(now_ms)
+    "$PV_ROOT/scripts/run.sh" --no-build --hv "$out/parkvisor.elf" --kernel "$out/guest.bin" \
+        --append "test=bench reps=$runs budget_ms=$budget$methods" \
+        --smp "$n" --mem 1G --timeout 1500 --log "$log" "${extra[@]}" \
+        </dev/null >/dev/null 2>"$log.err" || rc=$?
+    echo "$rc $(($(now_ms) - t0)) $load" >"$log.rc"
+}
+
+# Summary of one log as KEY=VALUE words (missing values stay empty).
+summarize() {
+    tr -d '\r' <"$1" | awk '
+        function stamp(l) { sub(/^\[hv /, "", l); sub(/\].*/, "", l); return l * 1e9 }
+        function med(a, k,   i, j, t) {   # median of a[1..k] (insertion sort)
+            for (i = 2; i <= k; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+            return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+        }
+        function val(l, key,   m) { m = l; if (!sub(".* " key "=", "", m)) return ""; sub(/ .*/, "", m); return m }
+        /^BENCH n=/ {
+            meth = val($0, "method")
+            g[meth] = val($0, "guest_ns"); r[meth] = val($0, "rounds")
+            if (meth == "fast_stop") { hv = val($0, "hv_ns"); calls = val($0, "calls"); sgi = val($0, "sgi_writes") }
+        }
+        /^GUEST FAIL/ { fail++ }
+        /^GUEST DONE/ { done = 1 }
+        /^\[hv [0-9.]+\] cpu[0-9]+ fast-stop begin/ { begins++; inside = 1; first = "" }
+        inside && /^\[hv [0-9.]+\] cpu[0-9]+ state .* \(fast-stop\)$/ { if (first == "") first = stamp($0) }
+        /^\[hv [0-9.]+\] cpu[0-9]+ fast-stop end/ {
+            ends++; inside = 0
+            if ($0 !~ / end result=0 /) bad++
+            if (first != "") work[++nw] = stamp($0) - first
+        }
+        END {
+            printf "fast=%s hv=%s serial=%s parallel=%s rf=%s rs=%s rp=%s calls=%s sgi=%s begins=%d ends=%d badend=%d work=%s fail=%d done=%d\n",
+                g["fast_stop"], hv, g["serial_cpu_off"], g["parallel_cpu_off"],
+                r["fast_stop"], r["serial_cpu_off"], r["parallel_cpu_off"],
+                calls, sgi, begins, ends, bad, (nw ? med(work, nw) : ""), fail, done
+        }'
+}
+
+# --- run the boots ------------------------------------------------------------
+failed=0
+for mode in $modes; do
+    if [[ $mode == icount ]]; then
+        # Largest first so the long boots overlap; deterministic figures.
+        order=$(printf '%s\n' $smps | sort -rn)
+        active=0
+        for n in $order; do
+            note "icount: boot with $n vCPUs"
+            boot icount "$n" &
+            active=$((active + 1))
+            if ((active >= jobs)); then
+                wait -n || true
+                active=$((active - 1))
+            fi
+        done
+        wait
+    else
+        for n in $smps; do
+            note "mttcg: boot with $n vCPUs"
+            boot mttcg "$n"
+        done
+    fi
+done
+
+# --- judge and tabulate ---------------------------------------------------------
+us() { [[ -n $1 ]] && awk -v v="$1" 'BEGIN { printf "%.1f", v / 1000 }' || echo "–"; }
+ratio() { [[ -n $1 && -n $2 && $2 != 0 ]] && awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f×", a / b }' || echo "–"; }
+for mode in $modes; do
+    echo
+    case $mode in
+    icount) echo "### icount (\`-icount shift=0,sleep=off\`: 1 guest instruction = 1 ns, one host thread, round-robin)" ;;
+    mttcg) echo "### MTTCG (one host thread per vCPU, 2 host cores)" ;;
+    esac
+    echo
+    echo "| N | T_fast µs (guest) | x3 µs (hv) | T_serial µs | T_parallel µs | serial/fast | parallel/fast | T_fast/(N−1) µs | parkvisor work µs | runs f/s/p | boot s (host load) |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    for n in $smps; do
+        log="$out/$mode-$n.log"
+        read -r rc ms load <"$log.rc" || { rc=99 ms=0 load=-; }
+        if [[ $rc == skip ]]; then
+            echo "| $n | not measurable under icount (parkvisor cannot start the 2nd physical CPU, see below) ||||||||||"
+            continue
+        fi
+        eval "$(summarize "$log" | tr ' ' '\n' | sed 's/^/s_/')"
+        problems=""
+        ((rc == 0)) || problems+=" run.sh exit $rc ($(tail -n1 "$log.err" 2>/dev/null));"
+        ((s_fail == 0)) || problems+=" $s_fail GUEST FAIL line(s);"
+        ((s_done == 1)) || problems+=" no GUEST DONE;"
+        if [[ -n $s_calls ]]; then
+            ((s_begins == s_calls && s_ends == s_calls)) ||
+                problems+=" $s_calls FAST_STOP calls but $s_begins begin / $s_ends end trace lines;"
+        fi
+        ((s_badend == 0)) || problems+=" $s_badend fast-stop end line(s) with result != 0;"
+        if [[ -n $problems ]]; then
+            failed=1
+            note "$mode n=$n: FAILED:$problems log: $log"
+        fi
+        per=""
+        [[ -n $s_fast ]] && per=$(awk -v a="$s_fast" -v n="$n" 'BEGIN { printf "%.0f", a / (n - 1) }')
+        note "$mode n=$n: fast=${s_fast}ns hv=${s_hv}ns serial=${s_serial}ns parallel=${s_parallel}ns trace begin/end=$s_begins/$s_ends (calls $s_calls) work=${s_work}ns boot ${ms}ms"
+        serial_cell=$(us "$s_serial")
+        [[ $mode == icount && $n -gt $serial_max ]] && serial_cell="not run"
+        echo "| $n | $(us "$s_fast") | $(us "$s_hv") | $serial_cell | $(us "$s_parallel") | $(ratio "$s_serial" "$s_fast") | $(ratio "$s_parallel" "$s_fast") | $(us "$per") | $(us "$s_work") | ${s_rf:-–}/${s_rs:-–}/${s_rp:-–} | $(awk -v m="$ms" 'BEGIN { printf "%.0f", m / 1000 }') ($load) |"
+    done
+done
+echo
+secs=$(( ($(now_ms) - t_start) / 1000 ))
+echo "Run: \`scripts/bench-fast-stop.sh --runs $runs --smp \"$smps\" --modes \"$modes\" --icount-serial-max $serial_max --budget-ms $budget\` — ${secs} s wall, logs in \`${out#"$PV_ROOT/"}\`."
+note "done in ${secs}s; logs in $out"
+exit "$failed"
