@@ -30,8 +30,9 @@
 #   --shell / --no-shell force / forbid the interactive guest shell at the end
 #
 # Exit status: 0 when QEMU exited 0 and, under the hypervisor, a "system off"
-# trace line and no hypervisor "panic" line were seen, and no "PVTEST FAIL" line
-# was printed; 124 on timeout; otherwise non-zero with a message on stderr.
+# trace line and no hypervisor "panic" line were seen, and the guest printed no
+# "PVTEST FAIL" / "GUEST FAIL" line; 124 on timeout; otherwise non-zero with a
+# message on stderr (3 hypervisor panic, 4 no "system off", 5 guest failure).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -275,7 +276,8 @@ if ((hv)); then
     fi
 fi
 # Guest markers go through the kernel log: "[  1.234567] PVTEST FAIL ...".
-if line=$(clean | grep -a -m1 -E '(^|\] )PVTEST FAIL'); then
+# (bare-metal test guests print "GUEST FAIL <test>: ...").
+if line=$(clean | grep -a -m1 -E '(^|\] )PVTEST FAIL|^GUEST FAIL'); then
     note "FAILED: guest reported: $line (log: $log)"
     exit 5
 fi
