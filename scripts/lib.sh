@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for parkvisor's shell scripts. Source it; do not run it.
 # Sets PV_ROOT (repo root), PV_CACHE (download/build cache) and loads the
 # board's KEY=VALUE facts (boards/$PV_BOARD/board.env, default qemu-virt).
@@ -6,7 +7,7 @@ PV_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PV_CACHE="${PV_CACHE:-$PV_ROOT/.cache}"
 PV_BOARD="${PV_BOARD:-qemu-virt}"
 # Where the Linux guest ingredients and initramfs images live.
-PV_LINUX="$PV_CACHE/linux"
+PV_LINUX="$PV_CACHE/linux" # shellcheck disable=SC2034 # used by the sourcing scripts
 
 pv_prog="$(basename "$0")"
 
