@@ -6,8 +6,10 @@
 PV_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PV_CACHE="${PV_CACHE:-$PV_ROOT/.cache}"
 PV_BOARD="${PV_BOARD:-qemu-virt}"
-# Where the Linux guest ingredients and initramfs images live.
-PV_LINUX="$PV_CACHE/linux" # shellcheck disable=SC2034 # used by the sourcing scripts
+# Where the Linux guest ingredients and initramfs images live (used by the
+# scripts that source this file).
+# shellcheck disable=SC2034
+PV_LINUX="$PV_CACHE/linux"
 
 pv_prog="$(basename "$0")"
 
