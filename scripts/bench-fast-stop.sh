@@ -74,6 +74,12 @@ fi
 # while the boots run.
 cp "$hv_elf" "$out/parkvisor.elf"
 aarch64-linux-gnu-objcopy -O binary "$guest_elf" "$out/guest.bin" || die "objcopy failed"
+# ... and of the runner: bash reads a script as it goes, so an edit to
+# scripts/run.sh during a long boot would otherwise break that boot.
+mkdir -p "$out/snap/scripts"
+cp "$PV_ROOT/scripts/run.sh" "$PV_ROOT/scripts/lib.sh" "$PV_ROOT/scripts/setup.sh" "$out/snap/scripts/"
+ln -sfn "$PV_ROOT/boards" "$out/snap/boards"
+export PV_CACHE
 
 # One boot: mode N -> $out/<mode>-<N>.log (+ .err); status in .rc.
 boot() {
@@ -90,7 +96,7 @@ boot() {
     local t0 rc=0 load
     load=$(cut -d' ' -f1 /proc/loadavg)
     t0=$(now_ms)
-    "$PV_ROOT/scripts/run.sh" --no-build --hv "$out/parkvisor.elf" --kernel "$out/guest.bin" \
+    "$out/snap/scripts/run.sh" --no-build --hv "$out/parkvisor.elf" --kernel "$out/guest.bin" \
         --append "test=bench reps=$runs budget_ms=$budget$methods" \
         --smp "$n" --mem 1G --timeout 1500 --log "$log" "${extra[@]}" \
         </dev/null >/dev/null 2>"$log.err" || rc=$?
