@@ -4,6 +4,7 @@
 //! the (trapped) GICD/GICR registers reach the hardware.
 
 use crate::vcpu::VcpuTable;
+use arm_sysregs::el1::registers::IccSgi1rEl1;
 
 // ---------------------------------------------------------------------------
 // ICC_SGI1R_EL1
@@ -25,14 +26,15 @@ pub struct SgiRequest {
 
 impl SgiRequest {
     pub fn decode(value: u64) -> Self {
+        let reg = IccSgi1rEl1::from_bits_retain(value);
         Self {
-            target_list: value as u16,
-            aff1: (value >> 16) as u8,
-            intid: (value >> 24) as u8 & 0xf,
-            aff2: (value >> 32) as u8,
-            broadcast: value >> 40 & 1 == 1,
-            rs: (value >> 44) as u8 & 0xf,
-            aff3: (value >> 48) as u8,
+            intid: reg.intid() & 0xf,
+            broadcast: reg.contains(IccSgi1rEl1::IRM),
+            aff3: reg.aff3(),
+            aff2: reg.aff2(),
+            aff1: reg.aff1(),
+            rs: reg.rs() & 0xf,
+            target_list: reg.targetlist(),
         }
     }
 

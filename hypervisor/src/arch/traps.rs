@@ -7,6 +7,8 @@ use super::park::{self, ParkReason};
 use super::vectors::{GuestFrame, LowerKind};
 use super::{HV_REGION, console, cpu_index, el2, emit_here, gic, gic_mmio, hv, hypercall, vgic};
 use crate::mmio;
+use arm_sysregs::el2::registers::EsrEl2;
+use arm_sysregs::types::{EsrIssSysreg, EsrIssSysregDir, EsrIssSysregId};
 use crate::trace::Event;
 
 const EC_UNKNOWN: u64 = 0x00;
@@ -86,20 +88,22 @@ fn synchronous(frame: &mut GuestFrame) {
     }
 }
 
-/// ICC_SGI1R_EL1, ICC_ASGI1R_EL1 and ICC_SGI0R_EL1 (op0=3, op1=0, CRn=12,
-/// CRm=11, op2=5/6/7): the guest's IPIs. Other trapped registers are refused.
+/// The guest's IPIs: writes to ICC_SGI1R_EL1, ICC_ASGI1R_EL1 and
+/// ICC_SGI0R_EL1 (op0=3, op1=0, CRn=12, CRm=11, op2=5/6/7). Other trapped
+/// registers are refused.
 fn system_register(frame: &mut GuestFrame, esr: u64) {
-    let iss = esr & 0x1ff_ffff;
-    let (op0, op2, op1, crn, rt, crm, read) =
-        (iss >> 20 & 3, iss >> 17 & 7, iss >> 14 & 7, iss >> 10 & 0xf, (iss >> 5 & 0x1f) as usize, iss >> 1 & 0xf, iss & 1 == 1);
-    if (op0, op1, crn, crm) == (3, 0, 12, 11) && (5..=7).contains(&op2) && !read {
-        let value = if rt == 31 { 0 } else { frame.x[rt] };
+    let iss = EsrEl2::from_bits_retain(esr).iss_sysreg().expect("EC is a system register trap");
+    let is_sgi = (5..=7).any(|op2| iss.sysreg_id() == EsrIssSysregId::new(3, 0, 12, 11, op2));
+    if is_sgi && iss.dir() == EsrIssSysregDir::Write {
+        let rt = usize::from(iss.rt());
+        let value = if rt == usize::from(EsrIssSysreg::XZR_REG_NUM) { 0 } else { frame.x[rt] };
         vgic::send_sgi(cpu_index(), value);
         frame.elr += 4;
         return;
     }
     let why = "system register not emulated";
-    let fault = Fault { kind: "sysreg", addr: iss, write: !read, size: 8, why };
+    let write = iss.dir() == EsrIssSysregDir::Write;
+    let fault = Fault { kind: "sysreg", addr: u64::from(iss.bits()), write, size: 8, why };
     contain(frame, fault, EC_UNKNOWN, 0);
 }
 
