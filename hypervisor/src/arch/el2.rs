@@ -169,14 +169,14 @@ pub fn far() -> u64 {
     FAR_EL2.get()
 }
 
-/// Faulting IPA (page) of the current stage-2 abort, from HPFAR_EL2.
-pub fn fault_ipa() -> u64 {
-    (HPFAR_EL2.get() & 0xff_ffff_fff0) << 8 | (FAR_EL2.get() & 0xfff)
+/// HPFAR_EL2 of the current stage-2 abort.
+pub fn hpfar() -> u64 {
+    HPFAR_EL2.get()
 }
 
-/// The guest's EL1 vector base.
-pub fn guest_vbar() -> u64 {
-    VBAR_EL1.get()
+/// Faulting IPA of the current stage-2 abort.
+pub fn fault_ipa() -> u64 {
+    crate::mmio::fault_ipa(far(), hpfar())
 }
 
 /// The offsets in VBAR_EL1 of a synchronous exception, by where it came from.

@@ -109,7 +109,7 @@ fn system_register(frame: &mut GuestFrame, esr: u64) {
 
 fn data_abort(frame: &mut GuestFrame, esr: u64) {
     let hv = hv();
-    match mmio::decode(esr, el2::far(), hpfar()) {
+    match mmio::decode(esr, el2::far(), el2::hpfar()) {
         Ok(access) if gic_mmio::owns(access.ipa) => {
             gic_mmio::access(&access, &mut frame.x);
             frame.elr += 4;
@@ -135,11 +135,6 @@ fn data_abort(frame: &mut GuestFrame, esr: u64) {
             contain(frame, fault, EC_DABT_SAME, FSC_EXTERNAL_ABORT | esr & ISS_WNR);
         }
     }
-}
-
-fn hpfar() -> u64 {
-    use aarch64_cpu::registers::{HPFAR_EL2, Readable};
-    HPFAR_EL2.get()
 }
 
 /// Why a guest access to `ipa` has no backing.
