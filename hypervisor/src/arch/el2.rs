@@ -179,6 +179,11 @@ pub fn fault_ipa() -> u64 {
     crate::mmio::fault_ipa(far(), hpfar())
 }
 
+/// The guest's EL1 vector base.
+pub fn guest_vbar() -> u64 {
+    VBAR_EL1.get()
+}
+
 /// The offsets in VBAR_EL1 of a synchronous exception, by where it came from.
 const VECTOR_CURRENT_SP0: u64 = 0x000;
 const VECTOR_CURRENT_SPX: u64 = 0x200;
