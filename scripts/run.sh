@@ -11,8 +11,10 @@
 #   --append "ARGS"      guest kernel command line (default: console=ttyAMA0
 #                        printk.time=1 pv.scenario=<scenario>)
 #   --scenario NAME      Linux test scenario (guest-tests/linux/init): demo, boot,
-#                        hotplug, kexec, kdump, poweroff, reboot, shell; adds
-#                        pv.scenario=NAME (and what it needs) to the guest arguments
+#                        hotplug, kexec, kdump, poweroff, reboot, ipibench, echo,
+#                        shell; adds pv.scenario=NAME (and what it needs) to the
+#                        guest arguments. reboot implies --no-reboot and, under
+#                        the hypervisor, wants a "system reset" trace line
 #   --smp N              vCPUs = physical CPUs (default from board.env)
 #   --mem SIZE           RAM (default from board.env)
 #   --hv-args "ARGS"     hypervisor command line (QEMU -append)
@@ -92,7 +94,7 @@ linux_args=0
 if ((linux_args)); then
     [[ -n $scenario ]] || scenario=demo
     case "$scenario" in
-    demo | boot | hotplug | kexec | kdump | poweroff | reboot | shell) ;;
+    demo | boot | hotplug | kexec | kdump | poweroff | reboot | ipibench | echo | shell) ;;
     *) die "unknown scenario '$scenario'" ;;
     esac
     ((append_set)) || append="console=ttyAMA0 printk.time=1"
@@ -225,7 +227,9 @@ trap restore_tty EXIT
 # QEMU runs as a background job so that a signal to run.sh (a harness giving
 # up, Ctrl-C outside QEMU's raw mode) also ends QEMU instead of orphaning it.
 # Background jobs get /dev/null as stdin, so hand over the real one as fd 3
-# (or /dev/null when there is none: CI may run us with stdin closed).
+# (or /dev/null when there is none: CI may run us with stdin closed). A pipe or
+# FIFO as stdin reaches the guest's serial input like typed keys (Enter = "\r";
+# guest-tests/linux/console-echo.sh feeds a line that way).
 { exec 3<&0; } 2>/dev/null || exec 3</dev/null
 qpid=""
 on_signal() {
@@ -270,6 +274,7 @@ if ((hv)); then
     fi
     end_re='system off'
     ((no_reboot)) && end_re='system (off|reset)'
+    [[ $scenario == reboot ]] && end_re='system reset'
     if ! clean | grep -a -q -E "^\[hv [0-9.]+\] cpu[0-9]+ $end_re"; then
         note "FAILED: QEMU exited 0 but no '$end_re' trace line was seen (log: $log)"
         exit 4

@@ -75,6 +75,8 @@ step linux-hotplug-4cpu linux hotplug 4
 step linux-kexec-4cpu linux kexec 4
 step linux-kdump-4cpu linux kdump 4
 step linux-poweroff-4cpu linux poweroff 4
+step linux-reboot-4cpu linux reboot 4
+step linux-echo-4cpu env PV_ECHO_LOG="$logs/linux-echo-4.serial" guest-tests/linux/console-echo.sh --no-build --hv "$hv_elf" --smp 4 --timeout 120
 
 echo
 echo "wall time: $(($(date +%s) - suite_start)) s"
