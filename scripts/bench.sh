@@ -1,38 +1,78 @@
 #!/usr/bin/env bash
-# Measure the stock Linux kexec teardown: the guest kernel's
-# "kexec_core: Starting new kernel" -> "Bye!" interval (its own printk clock),
-# i.e. the serial CPU_OFF of every secondary, per vCPU count.
+# Benchmarks of stock Linux under parkvisor against plain QEMU (run.sh --no-hv).
 #
-# Usage: scripts/bench.sh [--runs N] [--smp "4 8"] [--no-hv] [--icount] [--no-build]
-#   --runs N     boots per vCPU count (default 3)
-#   --smp LIST   vCPU counts (default "4 8")
-#   --no-hv      plain QEMU baseline (no hypervisor)
+# Usage: scripts/bench.sh [all | overhead | kexec] [options]
+#   all        (default) overhead, then kexec teardown under parkvisor and plain
+#              QEMU with --icount; prints every table (about 5-10 min)
+#   overhead   parkvisor vs plain QEMU, same kernel, initramfs, 4 vCPUs, under
+#              MTTCG and under --icount, runs interleaved: Linux boot to init
+#              (host wall time from QEMU start to the first init marker, and the
+#              guest's printk clock at that marker) and the ipibench scenario (a
+#              FIFO ping-pong between shells pinned to CPU0 and CPU1: cross-CPU
+#              wakeups, 2 IPIs per round trip); medians and parkvisor/plain ratios
+#   kexec      the stock kexec CPU teardown: the guest's own "kexec_core:
+#              Starting new kernel" -> "Bye!" interval (the serial CPU_OFF of
+#              every secondary), per vCPU count, for one mode (--no-hv, --icount)
+# Options:
+#   --runs N     boots per configuration (default 3)
+#   --smp LIST   kexec: vCPU counts (default "4 8")
+#   --no-hv      kexec: plain QEMU baseline (no hypervisor)
+#   --icount     kexec: deterministic guest time (-icount shift=0,sleep=off)
+#                (--no-hv / --icount without a mode select kexec, as before)
+#   --rounds N   overhead: ipibench round trips under MTTCG (default 300)
+#   --icount-rounds N  overhead: ipibench round trips under icount (default 2000)
 #   --hv FILE    hypervisor ELF (default: the release build)
-#   --icount     deterministic guest time (-icount shift=0,sleep=off)
 #   --no-build   do not run setup/cargo first
-# Prints one line per run (with when each CPU was reported killed) and a
-# Markdown summary (min / median / max in ms).
+# Prints one line per run and Markdown tables (min / median / max, ratios).
 # Logs are kept under .cache/bench/.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-runs=3 smps="4 8" mode=() build=1 hvopt=()
+what="" runs=3 smps="4 8" mode=() build=1 hvopt=() rounds=300 ic_rounds=2000
 while [[ $# -gt 0 ]]; do
     case "$1" in
+    all | overhead | kexec) [[ -z $what ]] || die "one mode only"; what="$1"; shift ;;
     --runs) runs="$2"; shift 2 ;;
     --smp) smps="$2"; shift 2 ;;
     --no-hv) mode+=(--no-hv); shift ;;
     --hv) hvopt=(--hv "$2"); shift 2 ;;
     --icount) mode+=(--icount); shift ;;
+    --rounds) rounds="$2"; shift 2 ;;
+    --icount-rounds) ic_rounds="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
     esac
 done
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "--runs wants a positive number"
+[[ $rounds =~ ^[1-9][0-9]*$ && $ic_rounds =~ ^[1-9][0-9]*$ ]] || die "--rounds wants a positive number"
+if [[ -z $what ]]; then
+    if ((${#mode[@]})); then what=kexec; else what=all; fi
+fi
+[[ $what == kexec || ${#mode[@]} -eq 0 ]] || die "--no-hv / --icount only go with the kexec mode"
 
 outdir="$PV_CACHE/bench"
 mkdir -p "$outdir"
+
+# Build once up front, so that no run's wall time includes a build.
+if ((build)); then
+    "$PV_ROOT/scripts/setup.sh" linux
+    if ((${#hvopt[@]} == 0)); then
+        note "cargo build --release -p parkvisor --target aarch64-unknown-none-softfloat"
+        (cd "$PV_ROOT" && cargo build -q --release -p parkvisor --target aarch64-unknown-none-softfloat) ||
+            die "building the hypervisor failed"
+    fi
+fi
+"$PV_ROOT/guest-tests/linux/build-initramfs.sh"
+[[ ${#hvopt[@]} -gt 0 ]] || hvopt=(--hv "$PV_ROOT/target/aarch64-unknown-none-softfloat/release/parkvisor")
+
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+median() { # median of the numbers on stdin
+    sort -g | awk '{ v[NR] = $1 } END { if (NR) printf "%s", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+summary() { # summary: "min median max" of the numbers on stdin
+    sort -g | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.1f %.1f %.1f", v[1], m, v[NR] }'
+}
 
 # teardown LOG: "<ms> <each CPU's kill, ms after the start>" from the first
 # kernel's printk stamps.
@@ -44,36 +84,129 @@ teardown() {
         function stamp(l) { sub(/^[^[]*\[ */, "", l); sub(/\].*/, "", l); return l + 0 }'
 }
 
-tag="" label="parkvisor"
-for m in "${mode[@]}"; do tag+="-${m#--}"; done
-[[ " ${mode[*]} " == *" --no-hv "* ]] && label="plain QEMU"
-if [[ " ${mode[*]} " == *" --icount "* ]]; then label+=", icount"; else label+=", MTTCG"; fi
-
-declare -A results=()
-first=1
-for smp in $smps; do
-    for ((r = 1; r <= runs; r++)); do
-        log="$outdir/kexec-smp$smp$tag-$r.log"
-        args=(--scenario kexec --smp "$smp" --timeout 300 --log "$log" "${mode[@]}" "${hvopt[@]}")
-        ((build && first)) || args+=(--no-build)
-        first=0
-        if ! "$PV_ROOT/scripts/run.sh" "${args[@]}" </dev/null >/dev/null 2>"$log.err"; then
-            cat "$log.err" >&2
-            die "run failed (smp=$smp run=$r): see $log"
-        fi
-        read -r ms kills < <(teardown "$log") || true
-        [[ -n ${ms:-} ]] || die "no 'Starting new kernel' .. 'Bye!' in $log"
-        echo "smp=$smp run=$r teardown_ms=$ms cpu_killed_at_ms=${kills:-none}"
-        results[$smp]+="$ms "
+# kexec_bench MODE...: teardown runs for one mode (run.sh options), per vCPU
+# count; appends its table rows to kexec_rows.
+kexec_rows=""
+kexec_bench() {
+    local tag="" label="parkvisor" m smp r log ms kills args
+    local -A results=()
+    for m in "$@"; do tag+="-${m#--}"; done
+    [[ " $* " == *" --no-hv "* ]] && label="plain QEMU"
+    if [[ " $* " == *" --icount "* ]]; then label+=", icount"; else label+=", MTTCG"; fi
+    for smp in $smps; do
+        for ((r = 1; r <= runs; r++)); do
+            log="$outdir/kexec-smp$smp$tag-$r.log"
+            args=(--scenario kexec --smp "$smp" --timeout 300 --log "$log" --no-build "$@")
+            [[ " $* " == *" --no-hv "* ]] || args+=("${hvopt[@]}")
+            if ! "$PV_ROOT/scripts/run.sh" "${args[@]}" </dev/null >/dev/null 2>"$log.err"; then
+                cat "$log.err" >&2
+                die "run failed (smp=$smp run=$r): see $log"
+            fi
+            read -r ms kills < <(teardown "$log") || true
+            [[ -n ${ms:-} ]] || die "no 'Starting new kernel' .. 'Bye!' in $log"
+            echo "kexec $label smp=$smp run=$r teardown_ms=$ms cpu_killed_at_ms=${kills:-none}"
+            results[$smp]+="$ms "
+        done
     done
-done
+    for smp in $smps; do
+        # shellcheck disable=SC2086
+        read -r lo med hi < <(printf '%s\n' ${results[$smp]} | summary)
+        kexec_rows+="| $smp | $runs | $lo | $med | $hi | $label |"$'\n'
+    done
+}
+print_kexec() {
+    echo
+    echo "kexec teardown (\"Starting new kernel\" -> \"Bye!\", guest clock, ms):"
+    echo
+    echo "| vCPUs | runs | teardown min (ms) | median | max | mode |"
+    echo "|---|---|---|---|---|---|"
+    printf '%s' "$kexec_rows"
+}
 
+# --- overhead ---------------------------------------------------------------------
+# stamp: prefix every line with the host time in microseconds.
+stamp() {
+    local l
+    while IFS= read -r l; do printf '%s %s\n' "${EPOCHREALTIME/./}" "$l"; done
+}
+# overhead_parse STAMPED_LOG: "<host ms QEMU start -> init marker> <guest s at the
+# init marker> <ipibench ms (guest clock, start -> done markers)> <IPIs>"
+overhead_parse() {
+    tr -d '\r' <"$1" | awk '
+        function stamp(l) { sub(/^[0-9]+ [^[]*\[ */, "", l); sub(/\].*/, "", l); return l + 0 }
+        t0 == "" && / run\.sh: serial log: / { t0 = $1 }
+        init == "" && /\] PVTEST ipibench stage=1 / { init = ($1 - t0) / 1000; ginit = stamp($0) }
+        /\] PVTEST ipibench start / { s = stamp($0) }
+        /\] PVTEST ipibench done / { d = stamp($0) }
+        /\] PVTEST ipibench ipis_cpu0_cpu1=/ { n = $0; sub(/.*=/, "", n) }
+        END { if (t0 != "" && init != "" && s != "" && d != "") printf "%.0f %.6f %.3f %s\n", init, ginit, (d - s) * 1000, n }'
+}
+declare -A ov=() # ov[accel,target,metric] = space-separated values
+overhead_run() { # overhead_run ACCEL TARGET RUN
+    local accel=$1 target=$2 r=$3 n=$rounds args log host ginit ipims ipis
+    args=(--scenario ipibench --smp 4 --timeout 400 --no-build --no-shell)
+    if [[ $accel == icount ]]; then args+=(--icount); n=$ic_rounds; fi
+    if [[ $target == plain ]]; then args+=(--no-hv); else args+=("${hvopt[@]}"); fi
+    log="$outdir/overhead-$accel-$target-$r.log"
+    args+=(--log "$log" --append "console=ttyAMA0 printk.time=1 pv.scenario=ipibench pv.rounds=$n")
+    set +e
+    "$PV_ROOT/scripts/run.sh" "${args[@]}" </dev/null 2>&1 | stamp >"$log.stamped"
+    local rc=${PIPESTATUS[0]}
+    set -e
+    ((rc == 0)) || { tail -n 5 "$log.stamped" >&2; die "run failed ($accel $target run $r, status $rc): see $log"; }
+    read -r host ginit ipims ipis < <(overhead_parse "$log.stamped") || true
+    [[ -n ${ipims:-} ]] || die "markers missing in $log"
+    echo "overhead $accel $target run=$r init_host_ms=$host init_guest_s=$ginit ipibench_rounds=$n ipibench_ms=$ipims ipis=$ipis load=$(loadavg)"
+    ov[$accel,$target,host]+="$host "
+    ov[$accel,$target,guest]+="$ginit "
+    ov[$accel,$target,ipi]+="$(awk -v ms="$ipims" -v n="$n" 'BEGIN { printf "%.1f", ms * 1000 / n }') "
+}
+overhead_bench() {
+    local accel r target
+    for accel in tcg icount; do
+        for ((r = 1; r <= runs; r++)); do
+            for target in plain hv; do overhead_run "$accel" "$target" "$r"; done
+        done
+    done
+}
+print_overhead() {
+    local accel metric name p h alabel
+    echo
+    echo "Linux overhead vs plain QEMU: 4 vCPUs, median of $runs runs each (ipibench: $rounds round trips under MTTCG, $ic_rounds under icount):"
+    echo
+    echo "| measure | accel | plain QEMU | parkvisor | parkvisor/plain |"
+    echo "|---|---|---|---|---|"
+    for accel in tcg icount; do
+        alabel=MTTCG
+        [[ $accel == icount ]] && alabel=icount
+        for metric in host guest ipi; do
+            case $metric in
+            host) name="boot to init, host wall (ms)" ;;
+            guest) name="boot to init, guest clock (s)" ;;
+            ipi) name="ipibench, guest time per round trip (µs)" ;;
+            esac
+            # shellcheck disable=SC2086
+            p=$(printf '%s\n' ${ov[$accel,plain,$metric]} | median)
+            # shellcheck disable=SC2086
+            h=$(printf '%s\n' ${ov[$accel,hv,$metric]} | median)
+            awk -v n="$name" -v a="$alabel" -v p="$p" -v h="$h" \
+                'BEGIN { printf "| %s | %s | %s | %s | %.3f |\n", n, a, p, h, (p > 0) ? h / p : 0 }'
+        done
+    done
+}
+
+start=$(date +%s)
+echo "bench: $what, runs=$runs, host load $(loadavg), $(nproc) host CPUs, $(qemu-system-aarch64 --version | head -n1)"
+case $what in
+overhead) overhead_bench ;;
+kexec) kexec_bench "${mode[@]}" ;;
+all)
+    overhead_bench
+    kexec_bench --icount
+    kexec_bench --no-hv --icount
+    ;;
+esac
+[[ $what == kexec ]] || print_overhead
+[[ $what == overhead ]] || print_kexec
 echo
-echo "| vCPUs | runs | teardown min (ms) | median | max | mode |"
-echo "|---|---|---|---|---|---|"
-for smp in $smps; do
-    # shellcheck disable=SC2086
-    printf '%s\n' ${results[$smp]} | sort -n | awk -v smp="$smp" -v mode="$label" '
-        { v[NR] = $1 }
-        END { printf "| %s | %d | %.1f | %.1f | %.1f | %s |\n", smp, NR, v[1], v[int((NR + 1) / 2)], v[NR], mode }'
-done
+echo "bench: $(($(date +%s) - start)) s, host load at the end $(loadavg)"
