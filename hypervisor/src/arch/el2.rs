@@ -100,8 +100,12 @@ pub fn init_cpu(mpidr: u64) {
         unsafe { asm!("msr S3_4_C1_C2_6, {}", in(reg) (1u64 << 31 | 1 << 30 | 0xf)) };
     }
     HCR_EL2.set(HCR_GUEST);
-    // EL1 may read the physical counter and use the physical timer.
-    CNTHCTL_EL2.set(0b11);
+    // EL1 may read the physical counter and use the physical timer
+    // (EL1PCTEN, EL1PCEN). The event stream (EVNTEN, bit 14 of the counter,
+    // about every 0.5 ms at 62.5 MHz) bounds every WFE wait of the
+    // hypervisor, so a wait for something that never comes still sees its
+    // deadline.
+    CNTHCTL_EL2.set(0b11 | 1 << 2 | 14 << 4);
     CNTVOFF_EL2.set(0);
     // SAFETY: VPIDR_EL2 only changes what this CPU's EL1 reads from MIDR_EL1.
     unsafe { asm!("msr vpidr_el2, {}", in(reg) MIDR_EL1.get()) };
@@ -136,6 +140,20 @@ pub fn reset_guest_el1() {
 pub fn forget_guest_translations() {
     // SAFETY: local TLB maintenance for the current VMID only.
     unsafe { asm!("dsb ishst", "tlbi vmalls12e1", "dsb nsh", "isb", options(nostack)) };
+}
+
+/// Waits for an event (SEV from another CPU, or the event stream). Used by
+/// every cross-CPU wait: unlike a spin with YIELD, it also lets an emulator
+/// run the CPU being waited for (QEMU with -icount starves it otherwise).
+pub fn wait_for_event() {
+    aarch64_cpu::asm::wfe();
+}
+
+/// Wakes CPUs waiting in `wait_for_event`, after this CPU's stores.
+pub fn signal_event() {
+    // SAFETY: DSB orders the preceding stores before the event; SEV has no
+    // other effect.
+    unsafe { asm!("dsb ish", "sev", options(nostack)) };
 }
 
 /// Silences the guest's EL1 timers, whose state dies with the vCPU: a

@@ -272,7 +272,7 @@ fn start_secondaries(platform: &Platform) {
     let deadline = timer::now_ns() + 5_000_000_000;
     let want = platform.cpus.len() - 1;
     while hv.checked_in.load(Ordering::Acquire) < want && timer::now_ns() < deadline {
-        core::hint::spin_loop();
+        el2::wait_for_event();
     }
     let got = hv.checked_in.load(Ordering::Acquire);
     if got < want {
@@ -290,6 +290,7 @@ fn secondary_main(index: usize) -> ! {
     el2::init_cpu(hv.mpidrs[index]);
     vgic::reset_cpu(index);
     hv.checked_in.fetch_add(1, Ordering::Release);
+    el2::signal_event();
     let frame = park::park_until_boot(index, None);
     // SAFETY: this CPU's stack top; nothing on the stack is needed any more.
     unsafe { vectors::enter_guest(&frame, hv.stack_tops[index].load(Ordering::Relaxed)) }
