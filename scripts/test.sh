@@ -2,10 +2,11 @@
 # Runs every test of the project and ends with "test.sh: N passed, M failed":
 #   1. host unit tests of the portable core, the harness and the plot tool;
 #   2. loom model checks of the park / CPU_ON / fast-stop protocols;
-#   3. the bare-metal guest suites under parkvisor in QEMU (harness), at
-#      1, 2, 4 and 8 vCPUs;
-#   4. stock Debian arm64 Linux under parkvisor: boot at 1, 4 and 8 vCPUs,
-#      hotplug, kexec, kdump and poweroff at 4 vCPUs.
+#   3. the bare-metal guest suites under parkvisor in QEMU (harness): every
+#      suite at 1, 2, 4 and 8 vCPUs, and fast_stop, fuzz, gic_off again at
+#      2, 8 and 32 vCPUs;
+#   4. stock Debian arm64 Linux under parkvisor: boot at 1, 4 and 8 vCPUs;
+#      hotplug, kexec, kdump, poweroff, reboot and console input at 4 vCPUs.
 # Installs what is missing first (scripts/setup.sh linux). Each step's output
 # goes to .cache/logs/test-<step>.log; a failing step shows its tail.
 set -euo pipefail
