@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Benchmarks of stock Linux under parkvisor against plain QEMU (run.sh --no-hv).
 #
-# Usage: scripts/bench.sh [all | overhead | kexec] [options]
+# Usage: scripts/bench.sh [all | overhead | kexec | fast-stop] [options]
 #   all        (default) overhead, then kexec teardown under parkvisor and plain
-#              QEMU with --icount; prints every table (about 5-10 min)
+#              QEMU with --icount, then fast-stop; prints every table
+#              (about 15 min)
+#   fast-stop  FAST_STOP vs serial and parallel CPU_OFF for 2..64 vCPUs under
+#              icount and MTTCG (scripts/bench-fast-stop.sh with its defaults)
 #   overhead   parkvisor vs plain QEMU, same kernel, initramfs, 4 vCPUs, under
 #              MTTCG and under --icount, runs interleaved: Linux boot to init
 #              (host wall time from QEMU start to the first init marker, and the
@@ -31,7 +34,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 what="" runs=3 smps="4 8" mode=() build=1 hvopt=() rounds=300 ic_rounds=2000
 while [[ $# -gt 0 ]]; do
     case "$1" in
-    all | overhead | kexec) [[ -z $what ]] || die "one mode only"; what="$1"; shift ;;
+    all | overhead | kexec | fast-stop) [[ -z $what ]] || die "one mode only"; what="$1"; shift ;;
     --runs) runs="$2"; shift 2 ;;
     --smp) smps="$2"; shift 2 ;;
     --no-hv) mode+=(--no-hv); shift ;;
@@ -61,6 +64,11 @@ if ((build)); then
         note "cargo build --release -p parkvisor --target aarch64-unknown-none-softfloat"
         (cd "$PV_ROOT" && cargo build -q --release -p parkvisor --target aarch64-unknown-none-softfloat) ||
             die "building the hypervisor failed"
+    fi
+    if [[ $what == all || $what == fast-stop ]]; then
+        note "cargo build --release -p guests --target aarch64-unknown-none"
+        (cd "$PV_ROOT" && cargo build -q --release -p guests --target aarch64-unknown-none) ||
+            die "building the test guests failed"
     fi
 fi
 "$PV_ROOT/guest-tests/linux/build-initramfs.sh"
@@ -197,6 +205,9 @@ print_overhead() {
 
 start=$(date +%s)
 echo "bench: $what, runs=$runs, host load $(loadavg), $(nproc) host CPUs, $(qemu-system-aarch64 --version | head -n1)"
+if [[ $what == fast-stop ]]; then
+    exec "$(dirname "${BASH_SOURCE[0]}")/bench-fast-stop.sh" --no-build
+fi
 case $what in
 overhead) overhead_bench ;;
 kexec) kexec_bench "${mode[@]}" ;;
@@ -208,5 +219,9 @@ all)
 esac
 [[ $what == kexec ]] || print_overhead
 [[ $what == overhead ]] || print_kexec
+if [[ $what == all ]]; then
+    echo
+    "$(dirname "${BASH_SOURCE[0]}")/bench-fast-stop.sh" --no-build
+fi
 echo
 echo "bench: $(($(date +%s) - start)) s, host load at the end $(loadavg)"
