@@ -3,22 +3,24 @@
 //!
 //! Protocol, for caller C and generation G:
 //! 1. C becomes the single owner (a second caller gets DENIED) and publishes
-//!    `active = G` (SeqCst).
+//!    `active = G` (SeqCst store, then a SeqCst fence that pairs with the one
+//!    in `VcpuSlot::mark_on`).
 //! 2. If any other vCPU is not OFF, C sends ONE physical SGI broadcast
 //!    (IRM=1, "all but self"). Physical IRQs are routed to EL2, so the SGI
 //!    lands even while the guest spins with DAIF masked.
 //! 3. Each target, at EL2 (IRQ handler, park loop, or just before entering the
 //!    guest), sees `pending_for(me) == Some(G)`, cleans its guest state and
 //!    parks with the single release store `state = OFF | ack G`.
-//! 4. C waits until every other vCPU is OFF or the deadline passes, then
-//!    clears `active` and counts: stopped = vCPUs that acknowledged G,
-//!    unconfirmed = vCPUs still not OFF.
+//! 4. C waits until two consecutive scans find every other vCPU OFF, or the
+//!    deadline passes, then clears `active` and counts, one load per vCPU:
+//!    stopped = vCPUs parked with acknowledgement G, unconfirmed = vCPUs
+//!    not OFF. A vCPU is in at most one of the two.
 //!
 //! A vCPU that CPU_ON starts while a stop is active parks before it executes
 //! a guest instruction (and is counted as stopped); one that parks by its own
 //! CPU_OFF meanwhile keeps its old acknowledgement and is not counted.
 
-use crate::sync::{AtomicU64, AtomicUsize, Ordering, spin_hint};
+use crate::sync::{AtomicU64, AtomicUsize, Ordering, fence, spin_hint};
 use crate::vcpu::{PowerState, VcpuTable};
 
 /// `timeout_us == 0` means this many microseconds.
@@ -84,15 +86,20 @@ impl FastStop {
         }
     }
 
-    /// The generation `me` must stop for, if a stop by another vCPU is active
-    /// and `me` has not acknowledged it yet. Checked by every CPU at EL2 before
-    /// it (re-)enters the guest.
-    pub fn pending_for(&self, table: &VcpuTable<'_>, me: usize) -> Option<u64> {
+    /// The generation `me` must stop for, if a stop by another vCPU is active.
+    /// Checked by every CPU at EL2 before it (re-)enters the guest.
+    ///
+    /// Deliberately not "unless `me` already acknowledged it": a vCPU that
+    /// parked for this stop and was started again by a CPU_ON that raced
+    /// with it must park again, or it would run guest code while (or after)
+    /// the caller is told everyone stopped (found by the loom model
+    /// `fast_stop_vs_cpu_on_from_a_cpu_being_stopped`).
+    pub fn pending_for(&self, _table: &VcpuTable<'_>, me: usize) -> Option<u64> {
         let generation = self.active.load(Ordering::SeqCst);
         if generation == 0 || self.owner.load(Ordering::Acquire) == me {
             return None;
         }
-        (table.slot(me).acked_generation() < generation).then_some(generation)
+        Some(generation)
     }
 
     /// Runs FAST_STOP for vCPU `caller`. `entry_ns` is the hypercall's entry
@@ -118,6 +125,14 @@ impl FastStop {
         }
         let generation = self.last_generation.fetch_add(1, Ordering::Relaxed) + 1;
         self.active.store(generation, Ordering::SeqCst);
+        // Store-load ordering against `VcpuSlot::mark_on` (which has the
+        // matching fence): either the scan below sees a vCPU that is entering
+        // the guest as not OFF (and the SGI goes out), or that vCPU's check
+        // after `mark_on` sees `active`. The scan's acquire loads alone do
+        // not give this; without it a vCPU started by a CPU that then parked
+        // could enter the guest with no SGI sent (loom model
+        // `fast_stop_vs_cpu_on_then_cpu_off`).
+        fence(Ordering::SeqCst);
 
         let others = || (0..table.len()).filter(move |&i| i != caller);
         let mut sgi_writes = 0;
@@ -130,21 +145,44 @@ impl FastStop {
         let deadline = entry_ns.saturating_add(timeout_us.saturating_mul(1000));
         // The time of the observation that found everyone parked (or the
         // deadline passed) is "the last acknowledgement" as the caller saw it.
+        //
+        // One scan that finds everyone OFF is not enough: it reads the slots
+        // one after another, so it can find vCPU i OFF just before vCPU j > i,
+        // not stopped yet, CPU_ONs i and then parks. Every CPU_ON issued
+        // during the stop comes from a vCPU before it parks (a vCPU started
+        // during the stop parks before running guest code), so a second scan
+        // sees each such target (which parks again: `pending_for`). Found by
+        // the loom model `fast_stop_vs_cpu_on_from_a_cpu_being_stopped`.
+        let mut all_off_at = None;
         let observed = loop {
             let now = platform.now_ns();
-            if others().all(|i| table.slot(i).state() == PowerState::Off) || now >= deadline {
+            if others().all(|i| table.slot(i).state() == PowerState::Off) {
+                match all_off_at {
+                    Some(first) => break first,
+                    None => {
+                        all_off_at = Some(now);
+                        continue;
+                    }
+                }
+            }
+            all_off_at = None;
+            if now >= deadline {
                 break now;
             }
             spin_hint();
         };
         self.active.store(0, Ordering::SeqCst);
 
-        let stopped = others()
-            .filter(|&i| table.slot(i).acked_generation() == generation)
-            .count() as u64;
-        let unconfirmed = others()
-            .filter(|&i| table.slot(i).state() != PowerState::Off)
-            .count() as u64;
+        // One load per vCPU, so each lands in exactly one bucket even if it
+        // parks (or is started again) while we count.
+        let (mut stopped, mut unconfirmed) = (0, 0);
+        for i in others() {
+            match table.slot(i).snapshot() {
+                (PowerState::Off, acked) if acked == generation => stopped += 1,
+                (PowerState::Off, _) => {}
+                _ => unconfirmed += 1,
+            }
+        }
         self.owner.store(NO_OWNER, Ordering::Release);
         StopReport {
             result: if unconfirmed == 0 { 0 } else { -6 },
@@ -282,6 +320,9 @@ mod tests {
         assert_eq!(stop.pending_for(&table, 2), Some(1));
         assert_eq!(stop.pending_for(&table, 0), None, "never the owner");
         slots[2].park(Some(1));
-        assert_eq!(stop.pending_for(&table, 2), None, "acknowledged once");
+        // Started again while the same stop is active: it must park again.
+        slots[2].try_claim().unwrap();
+        slots[2].publish_boot(BootRequest { entry: 0, context_id: 0 });
+        assert_eq!(stop.pending_for(&table, 2), Some(1), "a restarted vCPU parks again");
     }
 }

@@ -15,7 +15,7 @@
 //! context and cleaned up, so AFFINITY_INFO never reports OFF for a CPU that
 //! can still execute guest code.
 
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering, fence};
 
 /// The most vCPUs parkvisor manages (QEMU virt with GICv3 allows 512).
 pub const MAX_VCPUS: usize = 512;
@@ -113,6 +113,13 @@ impl VcpuSlot {
         self.word.load(Ordering::Acquire) >> GEN_SHIFT
     }
 
+    /// State and acknowledged fast-stop generation from one load, so both
+    /// describe the same moment.
+    pub fn snapshot(&self) -> (PowerState, u64) {
+        let word = self.word.load(Ordering::Acquire);
+        (decode(word), word >> GEN_SHIFT)
+    }
+
     /// CPU_ON, step 1, on the calling CPU: win the right to boot this vCPU.
     /// Fails with the state that made it lose (ON or ON_PENDING).
     pub fn try_claim(&self) -> Result<(), PowerState> {
@@ -156,12 +163,15 @@ impl VcpuSlot {
     }
 
     /// On the vCPU's own CPU: ON_PENDING -> ON, just before entering the guest.
-    /// Sequentially consistent so that a fast-stop that starts concurrently
-    /// either sees this vCPU ON or is seen by its post-entry check.
+    /// Sequentially consistent, and followed by a SeqCst fence that pairs with
+    /// the one in `FastStop::run` after it publishes `active`: a fast-stop
+    /// that starts concurrently either sees this vCPU ON or is seen by its
+    /// post-entry check (store-load ordering needs a fence on both sides).
     pub fn mark_on(&self) {
         let cur = self.word.load(Ordering::Relaxed);
         debug_assert_eq!(cur & STATE_MASK, ON_PENDING, "mark_on from a non-pending state");
         self.word.store((cur & !STATE_MASK) | ON, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
     }
 
     /// On the vCPU's own CPU, after it has left guest context and cleaned up:
