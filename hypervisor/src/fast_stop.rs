@@ -62,6 +62,12 @@ pub trait StopPlatform {
     fn now_ns(&self) -> u64;
     /// One SGI broadcast to every physical CPU but the caller's.
     fn broadcast_stop_sgi(&self);
+    /// Waits a little for targets to park. The default spins; on hardware
+    /// the hypervisor waits for an event (parking CPUs signal one), which
+    /// also lets an emulator run the targets instead of the spinning caller.
+    fn relax(&self) {
+        spin_hint();
+    }
 }
 
 /// The global fast-stop coordinator.
@@ -169,7 +175,7 @@ impl FastStop {
             if now >= deadline {
                 break now;
             }
-            spin_hint();
+            platform.relax();
         };
         self.active.store(0, Ordering::SeqCst);
 

@@ -136,6 +136,9 @@ impl StopPlatform for Machine {
     fn broadcast_stop_sgi(&self) {
         gic::broadcast_stop();
     }
+    fn relax(&self) {
+        el2::wait_for_event();
+    }
 }
 
 fn vendor_call(call: VendorCall, entry_ns: u64) -> Reply {

@@ -33,6 +33,8 @@ fn leave_guest(index: usize, reason: ParkReason) {
     emit_after(index, &Event::State { from, to: PowerState::Off, reason: why }, || {
         slot.park(generation)
     });
+    // A FAST_STOP caller may be waiting for this in WFE.
+    el2::signal_event();
     // Only a running vCPU can CPU_ON another: once none is, none ever runs
     // again. Say so and end, rather than idle silently forever.
     if hv().live.parked() {
