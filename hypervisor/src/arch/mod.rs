@@ -305,14 +305,20 @@ impl Options {
     fn parse(bootargs: &str) -> Self {
         let mut o = Options { trace_level: Level::State };
         for word in bootargs.split_whitespace() {
-            match word.strip_prefix("trace=").map(Filter::from_option) {
-                Some(Some(filter)) => {
-                    o.trace_level = match filter {
-                        Filter::Off => Level::Error,
-                        Filter::State => Level::State,
-                        Filter::Calls => Level::Calls,
-                    }
-                }
+            if let Some(Some(filter)) = word.strip_prefix("trace=").map(Filter::from_option) {
+                o.trace_level = match filter {
+                    Filter::Off => Level::Error,
+                    Filter::State => Level::State,
+                    Filter::Calls => Level::Calls,
+                };
+                continue;
+            }
+            match word {
+                // Tests only: QEMU must then run with semihosting enabled.
+                "panic-exit=semihosting" => firmware::exit_failure_by_semihosting(),
+                // Tests only: proves that a hypervisor panic is reported and
+                // ends the run with a failure.
+                "debug=panic" => panic!("debug=panic: deliberate hypervisor panic"),
                 _ => log::warn!("ignoring unknown hypervisor option {word:?}"),
             }
         }
@@ -320,10 +326,10 @@ impl Options {
     }
 }
 
-/// Unrecoverable boot error: say so, then power off.
+/// Unrecoverable boot error: say so, then end the run as a failure.
 fn fatal(args: core::fmt::Arguments<'_>) -> ! {
     console::emergency_emit(cpu_index(), &Event::Panic { location: &"boot", message: &args });
-    firmware::system_off()
+    firmware::exit_failure()
 }
 
 struct Logger;
@@ -348,5 +354,5 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         }
         None => console::emergency_emit(cpu_index(), &Event::Panic { location: &"?", message: &message }),
     }
-    firmware::system_off()
+    firmware::exit_failure()
 }
