@@ -61,6 +61,26 @@ step bare-metal-suites cargo run --release -q -p harness -- --smp 1,2,4,8
 grep -E '^harness: ' "$logs/test-bare-metal-suites.log" || true
 step fast-stop-suites cargo run --release -q -p harness -- --smp 2,8,32 fast_stop fuzz gic_off
 
+# A hypervisor panic must never look like success: the deliberate panic of
+# debug=panic must print its panic line, make run.sh fail, and (with the
+# test-only semihosting exit) end QEMU itself with a failure status.
+hypervisor_panic_fails_the_run() {
+    local out="$logs/hv-panic.serial" msgs="$logs/hv-panic.run" rc
+    set +e
+    scripts/run.sh --no-build --hv "$hv_elf" --kernel target/aarch64-unknown-none/release/guest.bin \
+        --append "test=demo" --smp 2 --timeout 60 --no-shell --log "$out" \
+        --hv-args "panic-exit=semihosting debug=panic" \
+        --qemu-extra "-semihosting-config enable=on,target=native" 2>"$msgs"
+    rc=$?
+    set -e
+    cat "$msgs"
+    echo "run.sh exit status: $rc"
+    [[ $rc -ne 0 ]] &&
+        grep -q "cpu0 panic .*deliberate hypervisor panic" "$out" &&
+        grep -q "QEMU exited with status 1" "$msgs"
+}
+step hypervisor-panic hypervisor_panic_fails_the_run
+
 # Linux scenarios: each one judged by run.sh (PVTEST PASS, clean power-off,
 # no hypervisor panic) and by the kernel's own CPU list lines.
 linux() {
