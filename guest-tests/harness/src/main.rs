@@ -133,6 +133,7 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
         o.suites = suites::SUITES
             .iter()
             .filter(|s| s.plain || !plain)
+            .filter(|s| !suites::NOT_DEFAULT.contains(&s.name))
             .collect();
     }
     Ok(Some(o))
@@ -368,7 +369,15 @@ mod tests {
     fn args_defaults_and_lists() {
         let o = parse_args(&a(&[])).unwrap().unwrap();
         assert_eq!(o.smp, vec![1, 2, 4, 8]);
-        assert_eq!(o.suites.len(), suites::SUITES.len());
+        assert_eq!(
+            o.suites.len(),
+            suites::SUITES.len() - suites::NOT_DEFAULT.len()
+        );
+        assert!(
+            o.suites
+                .iter()
+                .all(|s| !suites::NOT_DEFAULT.contains(&s.name))
+        );
         assert_eq!(o.jobs, 2);
         let o = parse_args(&a(&["--smp", "2,4", "psci", "--jobs", "1", "--plain"]))
             .unwrap()

@@ -147,6 +147,18 @@ pub static SUITES: &[SuiteSpec] = &[
         plain: false,
     },
     SuiteSpec {
+        name: "ipi",
+        min_passed_1: 1,
+        min_passed_n: 7,
+        required: &[
+            req("ipi-drop", "(parked)", 2),
+            req("system", "system off", 1),
+        ],
+        end: End::Off,
+        timeout_s: 60,
+        plain: false,
+    },
+    SuiteSpec {
         name: "system_off",
         min_passed_1: 1,
         min_passed_n: 1,
@@ -174,6 +186,11 @@ pub static SUITES: &[SuiteSpec] = &[
         plain: false,
     },
 ];
+
+/// Suites a bare run (no suite names) leaves out: `ipi` until parkvisor
+/// delivers more pending SGIs than it has list registers (its
+/// `more_than_list_regs` test fails and leaves the target vCPU wedged).
+pub static NOT_DEFAULT: &[&str] = &["ipi"];
 
 pub fn find(name: &str) -> Option<&'static SuiteSpec> {
     SUITES.iter().find(|s| s.name == name)

@@ -14,6 +14,7 @@ pub mod demo;
 pub mod fast_stop;
 pub mod fuzz;
 pub mod gic_off;
+pub mod ipi;
 pub mod power;
 pub mod psci;
 pub mod vendor;
@@ -59,6 +60,10 @@ pub static ENTRIES: &[Entry] = &[
     Entry {
         name: "gic_off",
         kind: Kind::Tests(&gic_off::SUITE),
+    },
+    Entry {
+        name: "ipi",
+        kind: Kind::Tests(&ipi::SUITE),
     },
     Entry {
         name: "bench",
