@@ -189,7 +189,8 @@ pub static SUITES: &[SuiteSpec] = &[
 
 /// Suites a bare run (no suite names) leaves out: `ipi` until parkvisor
 /// delivers more pending SGIs than it has list registers (its
-/// `more_than_list_regs` test fails and leaves the target vCPU wedged).
+/// `more_than_list_regs` test fails: the level maintenance interrupt wedges
+/// the target pCPU in `traps::interrupt`).
 pub static NOT_DEFAULT: &[&str] = &["ipi"];
 
 pub fn find(name: &str) -> Option<&'static SuiteSpec> {

@@ -11,6 +11,7 @@
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use guestlib::abi::*;
+use guestlib::arch::call::{Conduit, call};
 use guestlib::arch::smp::{self, job_wait};
 use guestlib::arch::vectors::{Frame, set_irq_handler};
 use guestlib::arch::{gic, psci, time};
@@ -426,17 +427,25 @@ fn masked_burst(env: &Env, n: u32) -> TestResult {
     );
     smp::slot(t).scratch[S_UNMASK].store(1, Release);
     for sgi in 0..n {
-        ensure!(
-            wait_count(t, sgi, 1),
-            "cpu{} never got SGI {} of {} sent while masked (got {} in all, order {}; {} spurious/other IRQs, last INTID {})",
-            t,
-            sgi,
-            n,
-            ORDER_N[t].load(Acquire),
-            Order(t),
-            OTHER[t].load(Acquire),
-            LAST_OTHER[t].load(Acquire)
-        );
+        if !wait_count(t, sgi, 1) {
+            // Is the target still alive? Its job polls `aborting()`; a
+            // FAST_STOP (2 s deadline) tells whether its vCPU still answers
+            // the hypervisor, and puts it OFF for the next tests.
+            let r = call(Conduit::Hvc, 0xC600_0001, 2_000_000, 0, 0);
+            return Err(msg!(
+                "cpu{} never got SGI {} of {} sent while masked (got {} in all, order {}; {} spurious/other IRQs, last INTID {}); FAST_STOP then: x0 {} x1 {} x2 {}",
+                t,
+                sgi,
+                n,
+                ORDER_N[t].load(Acquire),
+                Order(t),
+                OTHER[t].load(Acquire),
+                LAST_OTHER[t].load(Acquire),
+                status(r[0]),
+                r[1],
+                r[2]
+            ));
+        }
     }
     time::delay_us(QUIET_US);
     for sgi in 0..NSGI as u32 {
