@@ -199,6 +199,9 @@ fn interrupt() {
     while let Some(intid) = gic::acknowledge() {
         gic::end_of_interrupt(intid);
         if gic::is_hypervisor_owned(intid) {
+            if intid == gic::MAINTENANCE {
+                vgic::maintenance();
+            }
             gic::deactivate(u32::from(intid));
         } else {
             vgic::inject_hw(cpu, u32::from(intid));

@@ -117,6 +117,15 @@ pub fn inject_hw(cpu: usize, intid: u32) {
     }
 }
 
+/// The maintenance interrupt (underflow) is level-triggered: it stays
+/// asserted while UIE is set and the list registers are nearly empty. Turn
+/// UIE off before deactivating it; the `flush` at trap exit refills the list
+/// registers and sets UIE again only if something still waits.
+pub fn maintenance() {
+    ICH_HCR_EL2.set(ICH_HCR_EN);
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+}
+
 /// An interrupt for the guest arrived while this vCPU is parked: keep it
 /// active (so it cannot fire again and wake the park loop) until the vCPU's
 /// next life, whose reset deactivates it.
