@@ -1,0 +1,668 @@
+//! Model-checked tests of the cross-CPU protocols (park / CPU_ON / CPU_OFF /
+//! AFFINITY_INFO and FAST_STOP) with `loom`. See `docs/protocols.md`.
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=/tmp/target-loom \
+//!     cargo test -p parkvisor --test loom --release
+//! ```
+//!
+//! Each physical CPU is a loom thread running a bounded model of the EL2 code
+//! of `arch/park.rs` and `arch/traps.rs` around the real portable protocol
+//! code (`vcpu`, `fast_stop`, `psci`), whose atomics are loom's under
+//! `cfg(loom)`. "Executing guest code" is a per-CPU ghost flag. The physical
+//! stop SGI is a per-CPU pending flag that the StopPlatform sets; a CPU
+//! takes it (at EL2, whatever the guest's DAIF) whenever it runs guest code.
+//! A CPU waiting in WFI (park loop) or spinning in the guest with DAIF masked
+//! waits on a per-CPU loom `Notify`; an SGI (CPU_ON's kick, FAST_STOP's
+//! broadcast) notifies it, with release/acquire ordering like the DSB that
+//! precedes every SGI. Spurious wake-ups are explored too.
+//!
+//! `PARKVISOR_LOOM_BREAK=<name>` runs the same models against a deliberately
+//! broken EL2 model, to show that the tests catch it (docs/protocols.md lists
+//! which tests fail for which break):
+//! * `no-post-check`: enter the guest without the `pending_for` check that
+//!   follows `mark_on` (park.rs);
+//! * `off-before-leave`: publish OFF before leaving guest context.
+#![cfg(loom)]
+
+use loom::sync::{Arc, Notify};
+use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use loom::thread;
+use parkvisor::fast_stop::{FastStop, StopPlatform, StopReport};
+use parkvisor::psci;
+use parkvisor::vcpu::{BootRequest, PowerState, VcpuSlot, VcpuTable};
+use std::cell::Cell;
+
+const SUCCESS: i64 = 0;
+const DENIED: i64 = -3;
+const ALREADY_ON: i64 = -4;
+const ON_PENDING: i64 = -5;
+const INTERNAL_FAILURE: i64 = -6;
+
+/// AFFINITY_INFO answers.
+const AI_ON: i64 = 0;
+const AI_OFF: i64 = 1;
+const AI_PENDING: i64 = 2;
+
+/// Fake clock: every reading advances it by this much.
+const CLOCK_STEP_NS: u64 = 1_000;
+/// FAST_STOP timeout for the runs that must succeed: the caller gives up
+/// after this many polls. Far more than a correct run needs (each poll yields
+/// to the other CPUs), so a `-6` there means a target never parked.
+const GENEROUS_TIMEOUT_US: u64 = 40;
+
+fn guest_ram(addr: u64) -> bool {
+    (0x4400_0000..0x8000_0000).contains(&addr)
+}
+
+fn request(n: u64) -> BootRequest {
+    BootRequest { entry: 0x4800_0000 + n * 0x1000, context_id: 100 + n }
+}
+
+/// A deliberate protocol violation in the EL2 model (see the file header).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Break {
+    None,
+    NoPostCheck,
+    OffBeforeLeave,
+}
+
+fn sabotage() -> Break {
+    match std::env::var("PARKVISOR_LOOM_BREAK").as_deref() {
+        Err(_) | Ok("") => Break::None,
+        Ok("no-post-check") => Break::NoPostCheck,
+        Ok("off-before-leave") => Break::OffBeforeLeave,
+        Ok(other) => panic!("unknown PARKVISOR_LOOM_BREAK={other}"),
+    }
+}
+
+/// Everything the physical CPUs share: the real protocol state, the model's
+/// hardware (stop SGI pending bits, WFI wake-ups) and ghost state.
+struct Machine {
+    slots: Vec<VcpuSlot>,
+    mpidrs: Vec<u64>,
+    stop: FastStop,
+    /// Ghost: CPU i is executing guest code.
+    in_guest: Vec<AtomicBool>,
+    /// Hardware: SGI_STOP is pending at CPU i.
+    sgi: Vec<AtomicBool>,
+    /// Ghost: the fast-stop generation CPU i last acknowledged by parking.
+    acked: Vec<AtomicU64>,
+    /// Ghost: CPU i parked by its own CPU_OFF at least once.
+    cpu_off: Vec<AtomicBool>,
+    /// Guest programs (CPU_ON issuers, FAST_STOP callers) not yet finished
+    /// or abandoned. At 0 no CPU_ON or FAST_STOP can come any more, so the
+    /// bounded park and guest loops end.
+    programs_left: AtomicUsize,
+    /// Hardware: an SGI wakes CPU i from WFI (sticky, like a pending
+    /// interrupt; ordered like the DSB that precedes every SGI).
+    wfi: Vec<Notify>,
+    brk: Break,
+}
+
+impl Machine {
+    /// `on[i]`: vCPU i starts ON (in the guest) rather than parked OFF.
+    /// `programs`: how many CPUs run a guest program that may CPU_ON or
+    /// FAST_STOP (each calls `program_done` once).
+    fn new(on: &[bool], programs: usize) -> Arc<Self> {
+        let n = on.len();
+        Arc::new(Self {
+            slots: on.iter().map(|&on| if on { VcpuSlot::new_on() } else { VcpuSlot::new() }).collect(),
+            mpidrs: (0..n as u64).collect(),
+            stop: FastStop::new(),
+            in_guest: on.iter().map(|&on| AtomicBool::new(on)).collect(),
+            sgi: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            acked: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            cpu_off: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            programs_left: AtomicUsize::new(programs),
+            wfi: (0..n).map(|_| Notify::new()).collect(),
+            brk: sabotage(),
+        })
+    }
+
+    fn table(&self) -> VcpuTable<'_> {
+        VcpuTable::new(&self.slots, &self.mpidrs)
+    }
+
+    fn in_guest(&self, i: usize) -> bool {
+        // Relaxed: the ghost adds no synchronisation of its own; what the
+        // reader sees is only what the protocol's orderings guarantee.
+        self.in_guest[i].load(Ordering::Relaxed)
+    }
+
+    /// An SGI wakes `cpu` from WFI.
+    fn wake(&self, cpu: usize) {
+        self.wfi[cpu].notify();
+    }
+
+    /// WFI on CPU `me`: until an SGI (or spuriously).
+    fn sleep(&self, me: usize) {
+        self.wfi[me].wait();
+    }
+
+    fn program_done(&self) {
+        if self.programs_left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // End of the scenario: let parked and spinning CPUs finish.
+            for cpu in 0..self.slots.len() {
+                self.wake(cpu);
+            }
+        }
+    }
+
+    fn quiescent(&self) -> bool {
+        self.programs_left.load(Ordering::Acquire) == 0
+    }
+}
+
+/// Runs one closure per CPU, each on its own loom thread (the model's main
+/// thread only starts and joins them), and returns their results.
+fn run_cpus<T: Send + 'static>(m: &Arc<Machine>, cpus: Vec<Box<dyn FnOnce(Cpu<'_>) -> T + Send>>) -> Vec<T> {
+    let handles: Vec<_> = cpus
+        .into_iter()
+        .enumerate()
+        .map(|(me, f)| {
+            let m = m.clone();
+            thread::spawn(move || f(Cpu { m: &m, me }))
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+type CpuFn<T> = Box<dyn FnOnce(Cpu<'_>) -> T + Send>;
+
+/// Why a vCPU leaves the guest (arch::park::ParkReason).
+#[derive(Clone, Copy)]
+enum Reason {
+    CpuOff,
+    FastStop(u64),
+}
+
+/// The StopPlatform of the model: a clock that advances per reading and an
+/// SGI that makes SGI_STOP pending at every other CPU.
+struct Platform<'a> {
+    m: &'a Machine,
+    me: usize,
+    clock: Cell<u64>,
+}
+
+impl StopPlatform for Platform<'_> {
+    fn now_ns(&self) -> u64 {
+        self.clock.set(self.clock.get() + CLOCK_STEP_NS);
+        self.clock.get()
+    }
+
+    fn broadcast_stop_sgi(&self) {
+        // gic::broadcast_stop: DSB ISHST, then one SGI to all but self.
+        for (j, pending) in self.m.sgi.iter().enumerate() {
+            if j != self.me {
+                pending.store(true, Ordering::Release);
+                self.m.wake(j);
+            }
+        }
+    }
+}
+
+/// One physical CPU running the EL2 model.
+struct Cpu<'a> {
+    m: &'a Machine,
+    me: usize,
+}
+
+impl Cpu<'_> {
+    fn slot(&self) -> &VcpuSlot {
+        &self.m.slots[self.me]
+    }
+
+    /// park::leave_guest: leave guest context, then publish OFF (with the
+    /// fast-stop acknowledgement in the same store).
+    fn leave_guest(&self, reason: Reason) {
+        let generation = match reason {
+            Reason::CpuOff => {
+                self.m.cpu_off[self.me].store(true, Ordering::Relaxed);
+                None
+            }
+            Reason::FastStop(g) => {
+                self.m.acked[self.me].store(g, Ordering::Relaxed);
+                Some(g)
+            }
+        };
+        if self.m.brk == Break::OffBeforeLeave {
+            self.slot().park(generation);
+            self.m.in_guest[self.me].store(false, Ordering::Relaxed);
+        } else {
+            self.m.in_guest[self.me].store(false, Ordering::Relaxed);
+            self.slot().park(generation);
+        }
+    }
+
+    /// park::park_until_boot's loop, bounded: returns the boot request the
+    /// vCPU entered the guest with, or `None` once no CPU_ON can come.
+    fn park_loop(&self) -> Option<BootRequest> {
+        let table = self.m.table();
+        loop {
+            if let Some(req) = self.slot().boot_request() {
+                assert_eq!(self.slot().state(), PowerState::OnPending);
+                // A fast-stop in progress cancels the boot.
+                if let Some(g) = self.m.stop.pending_for(&table, self.me) {
+                    self.leave_guest(Reason::FastStop(g));
+                    continue;
+                }
+                self.slot().mark_on();
+                assert_eq!(self.slot().state(), PowerState::On);
+                if self.m.brk != Break::NoPostCheck {
+                    if let Some(g) = self.m.stop.pending_for(&table, self.me) {
+                        self.leave_guest(Reason::FastStop(g));
+                        continue;
+                    }
+                }
+                self.m.in_guest[self.me].store(true, Ordering::Relaxed);
+                return Some(req);
+            }
+            if self.m.quiescent() && self.slot().boot_request().is_none() {
+                return None;
+            }
+            // WFI until CPU_ON's kick (or the end of the scenario).
+            self.m.sleep(self.me);
+        }
+    }
+
+    /// traps::stop_if_requested. True if the vCPU parked.
+    fn stop_if_requested(&self) -> bool {
+        match self.m.stop.pending_for(&self.m.table(), self.me) {
+            Some(g) => {
+                self.leave_guest(Reason::FastStop(g));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The guest executes an instruction: a pending SGI_STOP is taken first
+    /// (physical IRQs go to EL2, so guest DAIF does not matter) and the trap
+    /// exit checks for a stop. True if the vCPU parked.
+    fn guest_step(&self) -> bool {
+        assert!(self.m.in_guest(self.me), "cpu{} runs guest code while not in the guest", self.me);
+        // gic::acknowledge reads and clears the pending SGI. (A load and a
+        // store: loom 0.7's swap misbehaves next to Notify.)
+        if self.m.sgi[self.me].load(Ordering::Acquire) {
+            self.m.sgi[self.me].store(false, Ordering::Relaxed);
+            // traps::interrupt acknowledged it; then stop_if_requested.
+            return self.stop_if_requested();
+        }
+        false
+    }
+
+    /// A hypercall from the guest: trap, `handle`, then stop_if_requested.
+    /// `None` if the vCPU parked instead (before or after the call).
+    fn hypercall<R>(&self, handle: impl FnOnce() -> R) -> Option<R> {
+        if self.guest_step() {
+            return None;
+        }
+        let r = handle();
+        if self.stop_if_requested() { None } else { Some(r) }
+    }
+
+    /// The guest spins with DAIF masked: only SGI_STOP brings it to EL2. True
+    /// if it parked; false if it is still in the guest once no guest program
+    /// can start a stop any more.
+    fn spin_in_guest(&self) -> bool {
+        loop {
+            if self.guest_step() {
+                return true;
+            }
+            if self.m.quiescent() && !self.m.sgi[self.me].load(Ordering::Acquire) {
+                return false;
+            }
+            self.m.sleep(self.me);
+        }
+    }
+
+    /// A secondary's whole life: (if it starts ON) spin in the guest until
+    /// stopped, then park until booted, spin again, ...; ends once nothing
+    /// can boot or stop it any more.
+    fn secondary(&self) {
+        if self.m.in_guest(self.me) && !self.spin_in_guest() {
+            return;
+        }
+        while self.park_loop().is_some() {
+            if !self.spin_in_guest() {
+                return;
+            }
+        }
+    }
+
+    fn cpu_on(&self, target: usize, req: BootRequest) -> i64 {
+        let table = self.m.table();
+        match psci::cpu_on(&table, self.m.mpidrs[target], req.entry, req.context_id, guest_ram, |_| {}) {
+            Ok(t) => {
+                assert_eq!(t, target);
+                // gic::kick: DSB, then an SGI that wakes the target's WFI.
+                self.m.wake(target);
+                SUCCESS
+            }
+            Err(e) => e,
+        }
+    }
+
+    fn affinity_info(&self, target: usize) -> i64 {
+        psci::affinity_info(&self.m.table(), self.m.mpidrs[target], 0)
+    }
+
+    fn fast_stop(&self, timeout_us: u64) -> StopReport {
+        let platform = Platform { m: self.m, me: self.me, clock: Cell::new(0) };
+        let entry_ns = platform.now_ns();
+        self.m.stop.run(&self.m.table(), self.me, timeout_us, 0, entry_ns, &platform)
+    }
+
+    /// What FAST_STOP returning 0 promises: no other vCPU is in the guest.
+    fn assert_alone_in_guest(&self, report: &StopReport) {
+        for j in (0..self.m.slots.len()).filter(|&j| j != self.me) {
+            assert!(!self.m.in_guest(j), "FAST_STOP returned {report:?} with cpu{j} in the guest");
+            assert_eq!(self.m.slots[j].state(), PowerState::Off, "cpu{j} after {report:?}");
+        }
+    }
+}
+
+/// Explores `f` exhaustively with at most `max_preemptions` preemptions.
+/// `LOOM_MAX_PREEMPTIONS` can lower that bound, not raise it (the three-CPU
+/// fast-stop models take many minutes at 2); `PARKVISOR_LOOM_PREEMPTIONS`
+/// sets it outright, for a deeper run.
+fn model(max_preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    let forced = std::env::var("PARKVISOR_LOOM_PREEMPTIONS").ok().and_then(|v| v.parse().ok());
+    b.preemption_bound = Some(match forced {
+        Some(bound) => bound,
+        None => b.preemption_bound.map_or(max_preemptions, |env| env.min(max_preemptions)),
+    });
+    b.max_branches = 100_000;
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    b.check(move || {
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n % 20000 == 0 && std::env::var("DBG").is_ok() { eprintln!("iteration {n}"); }
+        f()
+    });
+}
+
+/// Position of an AFFINITY_INFO answer in one power cycle after CPU_ON.
+fn phase(ai: i64) -> u8 {
+    match ai {
+        AI_PENDING => 0,
+        AI_ON => 1,
+        AI_OFF => 2,
+        other => panic!("AFFINITY_INFO answered {other}"),
+    }
+}
+
+/// CPU0 boots CPU1 twice (CPU_ON, then AFFINITY_INFO until OFF); CPU1 enters
+/// the guest with what was published, then CPU_OFFs itself.
+#[test]
+fn park_cpu_on_cpu_off_affinity_info() {
+    const ROUNDS: u64 = 2;
+    model(3, || {
+        let m = Machine::new(&[true, false], 1);
+        let cpu0: CpuFn<()> = Box::new(|cpu| {
+            for round in 0..ROUNDS {
+                assert_eq!(cpu.hypercall(|| cpu.cpu_on(1, request(round))), Some(SUCCESS));
+                let mut seen = 0;
+                loop {
+                    let ai = cpu.hypercall(|| cpu.affinity_info(1)).unwrap();
+                    // Only OFF -> ON_PENDING -> ON -> OFF, never backwards.
+                    assert!(phase(ai) >= seen, "AFFINITY_INFO went back: phase {seen} -> {ai}");
+                    seen = phase(ai);
+                    if ai == AI_OFF {
+                        assert!(!cpu.m.in_guest(1), "AFFINITY_INFO says OFF while cpu1 is in the guest");
+                        break;
+                    }
+                    thread::yield_now();
+                }
+            }
+            cpu.m.program_done();
+        });
+        let cpu1: CpuFn<()> = Box::new(|cpu| {
+            for round in 0..ROUNDS {
+                let req = cpu.park_loop().expect("CPU0 boots me ROUNDS times");
+                assert_eq!(req, request(round), "entry/context_id exactly as published");
+                // The guest runs, then calls CPU_OFF (trap -> park).
+                assert!(!cpu.guest_step());
+                cpu.leave_guest(Reason::CpuOff);
+                assert_eq!(cpu.slot().state(), PowerState::Off);
+            }
+            assert_eq!(cpu.park_loop(), None);
+        });
+        run_cpus(&m, vec![cpu0, cpu1]);
+        assert_eq!(m.slots[1].state(), PowerState::Off);
+    });
+}
+
+/// CPU0 and CPU2 race to CPU_ON the parked CPU1.
+#[test]
+fn cpu_on_race() {
+    model(3, || {
+        let m = Machine::new(&[true, false, true], 2);
+        let caller = |n: u64| -> CpuFn<i64> {
+            Box::new(move |cpu| {
+                let r = cpu.hypercall(|| cpu.cpu_on(1, request(n))).unwrap();
+                cpu.m.program_done();
+                r
+            })
+        };
+        let target: CpuFn<i64> = Box::new(|cpu| {
+            let req = cpu.park_loop().expect("one CPU_ON wins");
+            req.context_id as i64
+        });
+        let r = run_cpus(&m, vec![caller(0), target, caller(2)]);
+        let winner = match (r[0], r[2]) {
+            (SUCCESS, ALREADY_ON | ON_PENDING) => 0,
+            (ALREADY_ON | ON_PENDING, SUCCESS) => 2,
+            other => panic!("exactly one CPU_ON must succeed: {other:?}"),
+        };
+        assert_eq!(r[1] as u64, request(winner).context_id, "boots with the winner's request");
+        assert_eq!(m.slots[1].boot_request(), None);
+        assert_eq!(m.slots[1].state(), PowerState::On);
+        assert!(m.in_guest(1));
+    });
+}
+
+/// CPU0 calls FAST_STOP while CPU1 runs the guest with DAIF masked (after
+/// one hypercall, so the stop may also find it at EL2).
+#[test]
+fn fast_stop_vs_running_target() {
+    model(3, || {
+        let m = Machine::new(&[true, true], 1);
+        let caller: CpuFn<Option<StopReport>> = Box::new(|cpu| {
+            let r = cpu.fast_stop(GENEROUS_TIMEOUT_US);
+            assert_eq!((r.result, r.stopped, r.unconfirmed, r.sgi_writes), (0, 1, 0, 1), "{r:?}");
+            cpu.assert_alone_in_guest(&r);
+            cpu.m.program_done();
+            Some(r)
+        });
+        let target: CpuFn<Option<StopReport>> = Box::new(|cpu| {
+            if cpu.hypercall(|| ()).is_some() {
+                assert!(cpu.spin_in_guest(), "the stop SGI always lands");
+            }
+            assert_eq!(cpu.park_loop(), None);
+            None
+        });
+        let r = run_cpus(&m, vec![caller, target])[0].unwrap();
+        assert_eq!(m.slots[1].acked_generation(), r.generation);
+        assert_eq!(m.acked[1].load(Ordering::Relaxed), r.generation);
+    });
+}
+
+/// CPU0 calls FAST_STOP while CPU1 calls CPU_OFF (CPU2 is OFF all along).
+#[test]
+fn fast_stop_vs_cpu_off() {
+    model(3, || {
+        let m = Machine::new(&[true, true, false], 1);
+        let caller: CpuFn<Option<StopReport>> = Box::new(|cpu| {
+            let r = cpu.fast_stop(GENEROUS_TIMEOUT_US);
+            assert_eq!((r.result, r.unconfirmed), (0, 0), "{r:?}");
+            cpu.assert_alone_in_guest(&r);
+            cpu.m.program_done();
+            Some(r)
+        });
+        let off: CpuFn<Option<StopReport>> = Box::new(|cpu| {
+            if cpu.hypercall(|| ()).is_some() {
+                // PSCI CPU_OFF: parks; never returns to this guest code.
+                cpu.leave_guest(Reason::CpuOff);
+            }
+            assert_eq!(cpu.park_loop(), None);
+            None
+        });
+        let r = run_cpus(&m, vec![caller, off])[0].unwrap();
+        // Every vCPU accounted for exactly once: this stop parked it (and it
+        // is counted), or its own CPU_OFF did, or it was OFF all along (and
+        // it is not).
+        let by_stop = m.acked[1].load(Ordering::Relaxed) == r.generation;
+        let by_off = m.cpu_off[1].load(Ordering::Relaxed);
+        assert!(by_stop != by_off, "cpu1 stopped={by_stop} cpu_off={by_off}");
+        assert_eq!(r.stopped, u64::from(by_stop), "{r:?}");
+        assert_eq!(m.acked[2].load(Ordering::Relaxed), 0, "cpu2 was never running");
+    });
+}
+
+/// CPU0 calls FAST_STOP while CPU2, itself being stopped, CPU_ONs the parked
+/// CPU1 twice (the second may find CPU1 already parked by the stop). CPU1 has
+/// the lower index, so CPU0 may look at it before it looks at CPU2.
+#[test]
+fn fast_stop_vs_cpu_on_from_a_cpu_being_stopped() {
+    model(1, || {
+        let m = Machine::new(&[true, false, true], 2);
+        let caller: CpuFn<Option<StopReport>> = Box::new(|cpu| {
+            let r = cpu.fast_stop(GENEROUS_TIMEOUT_US);
+            assert_eq!(r.result, 0, "{r:?}");
+            cpu.assert_alone_in_guest(&r);
+            cpu.m.program_done();
+            Some(r)
+        });
+        let target: CpuFn<Option<StopReport>> = Box::new(|cpu| {
+            cpu.secondary();
+            None
+        });
+        let issuer: CpuFn<Option<StopReport>> = Box::new(|cpu| {
+            let stopped = cpu.hypercall(|| cpu.cpu_on(1, request(1))).is_none()
+                || cpu.hypercall(|| cpu.cpu_on(1, request(2))).is_none();
+            cpu.m.program_done();
+            if !stopped {
+                assert!(cpu.spin_in_guest(), "the stop SGI always lands");
+            }
+            None
+        });
+        let r = run_cpus(&m, vec![caller, target, issuer])[0].unwrap();
+        // Nobody is left ON that the stop should have parked.
+        for j in 1..3 {
+            assert_eq!(m.slots[j].state(), PowerState::Off, "cpu{j}");
+            assert!(!m.in_guest(j), "cpu{j}");
+        }
+        let by_stop = (1..3).filter(|&j| m.acked[j].load(Ordering::Relaxed) == r.generation).count();
+        assert_eq!(r.stopped, by_stop as u64, "{r:?}");
+    });
+}
+
+/// CPU0 calls FAST_STOP while CPU2 CPU_ONs the parked CPU1 and then CPU_OFFs
+/// itself, so CPU0 may find every other vCPU OFF and send no SGI at all.
+#[test]
+fn fast_stop_vs_cpu_on_then_cpu_off() {
+    model(1, || {
+        let m = Machine::new(&[true, false, true], 2);
+        let caller: CpuFn<Option<StopReport>> = Box::new(|cpu| {
+            let r = cpu.fast_stop(GENEROUS_TIMEOUT_US);
+            assert_eq!(r.result, 0, "{r:?}");
+            cpu.assert_alone_in_guest(&r);
+            cpu.m.program_done();
+            Some(r)
+        });
+        let target: CpuFn<Option<StopReport>> = Box::new(|cpu| {
+            cpu.secondary();
+            None
+        });
+        let issuer: CpuFn<Option<StopReport>> = Box::new(|cpu| {
+            if cpu.hypercall(|| cpu.cpu_on(1, request(1))).is_some() {
+                cpu.leave_guest(Reason::CpuOff);
+            }
+            cpu.m.program_done();
+            assert_eq!(cpu.park_loop(), None);
+            None
+        });
+        run_cpus(&m, vec![caller, target, issuer]);
+        for j in 1..3 {
+            assert_eq!(m.slots[j].state(), PowerState::Off, "cpu{j}");
+            assert!(!m.in_guest(j), "cpu{j}");
+        }
+    });
+}
+
+/// CPU0 and CPU1 both call FAST_STOP (CPU2 is OFF all along).
+#[test]
+fn two_concurrent_fast_stops() {
+    model(3, || {
+        let m = Machine::new(&[true, true, false], 2);
+        let caller = || -> CpuFn<Option<i64>> {
+            Box::new(|cpu| match cpu.hypercall(|| cpu.fast_stop(GENEROUS_TIMEOUT_US)) {
+                Some(r) if r.result == 0 => {
+                    assert_eq!((r.stopped, r.unconfirmed), (1, 0), "{r:?}");
+                    cpu.assert_alone_in_guest(&r);
+                    cpu.m.program_done();
+                    Some(0)
+                }
+                Some(r) => {
+                    assert_eq!(r.result, DENIED, "{r:?}");
+                    cpu.m.program_done();
+                    assert!(cpu.spin_in_guest(), "the winner's SGI lands");
+                    assert_eq!(cpu.park_loop(), None);
+                    Some(r.result)
+                }
+                None => {
+                    // Stopped before its own call (or right after DENIED).
+                    cpu.m.program_done();
+                    assert_eq!(cpu.park_loop(), None);
+                    None
+                }
+            })
+        };
+        let r = run_cpus(&m, vec![caller(), caller()]);
+        let winners: Vec<usize> = (0..2).filter(|&i| r[i] == Some(0)).collect();
+        assert_eq!(winners.len(), 1, "exactly one FAST_STOP succeeds: {r:?}");
+        let w = winners[0];
+        assert!(matches!(r[1 - w], Some(DENIED) | None), "{r:?}");
+        // Consistent afterwards: the winner alone is ON and in the guest.
+        for j in 0..3 {
+            let on = j == w;
+            assert_eq!(m.slots[j].state() == PowerState::On, on, "cpu{j}");
+            assert_eq!(m.in_guest(j), on, "cpu{j}");
+        }
+    });
+}
+
+/// CPU0 calls FAST_STOP with a short deadline; CPU1 is wedged (ON, never
+/// takes the SGI, no thread), CPU2 is responsive.
+#[test]
+fn fast_stop_timeout_reports_honest_counts() {
+    const TIMEOUT_US: u64 = 4;
+    model(3, || {
+        let m = Machine::new(&[true, true, true], 1);
+        let caller: CpuFn<Option<StopReport>> = Box::new(|cpu| {
+            let r = cpu.fast_stop(TIMEOUT_US);
+            assert_eq!(r.result, INTERNAL_FAILURE, "{r:?}");
+            assert!(r.elapsed_ns >= TIMEOUT_US * 1000, "{r:?}");
+            // Every vCPU that was running is in exactly one of the counts.
+            assert_eq!(r.stopped + r.unconfirmed, 2, "{r:?}");
+            assert!(r.unconfirmed >= 1, "the wedged cpu1 is never confirmed: {r:?}");
+            // Once the call returned, nobody is asked to stop any more.
+            assert_eq!(cpu.m.stop.pending_for(&cpu.m.table(), 1), None);
+            cpu.m.program_done();
+            Some(r)
+        });
+        let wedged: CpuFn<Option<StopReport>> = Box::new(|_| None);
+        let target: CpuFn<Option<StopReport>> = Box::new(|cpu| {
+            cpu.secondary();
+            None
+        });
+        let r = run_cpus(&m, vec![caller, wedged, target])[0].unwrap();
+        // Counted as stopped only if it really acknowledged this generation.
+        let cpu2_acked = m.acked[2].load(Ordering::Relaxed) == r.generation;
+        assert!(r.stopped == 0 || cpu2_acked, "{r:?}");
+        assert_eq!(m.slots[1].state(), PowerState::On);
+    });
+}
+
