@@ -24,6 +24,7 @@
 #   --icount             deterministic time: -icount shift=0,sleep=off
 #   --qemu-extra "ARGS"  more QEMU arguments (split on spaces)
 #   --log FILE           also write the serial output here (default .cache/logs/)
+#   --trace-plot FILE    after the run, draw its CPU state timeline (SVG) there
 #   --no-reboot          a reset ends QEMU (-no-reboot) and counts as a clean end
 #   --no-build           skip setup.sh and cargo build
 #   --no-hv              plain QEMU baseline: boot the guest directly, EL2 off
@@ -43,7 +44,7 @@ usage() {
     exit "${1:-0}"
 }
 
-kernel="" initrd="" append="" append_set=0 scenario="" smp="$DEFAULT_SMP" mem="$DEFAULT_MEM"
+plot="" kernel="" initrd="" append="" append_set=0 scenario="" smp="$DEFAULT_SMP" mem="$DEFAULT_MEM"
 hv_args="" hv_elf="" timeout="" icount=0 qemu_extra="" log="" no_reboot=0
 build=1 hv=1 demo_bm=0 shell=auto
 
@@ -62,6 +63,7 @@ while [[ $# -gt 0 ]]; do
     --icount) icount=1; shift ;;
     --qemu-extra) need_arg "$@"; qemu_extra="$2"; shift 2 ;;
     --log) need_arg "$@"; log="$2"; shift 2 ;;
+    --trace-plot) need_arg "$@"; plot="$2"; shift 2 ;;
     --no-reboot) no_reboot=1; shift ;;
     --no-build) build=0; shift ;;
     --no-hv) hv=0; shift ;;
@@ -255,6 +257,10 @@ wait # for tee to drain the last output into the log
 exec 3<&-
 restore_tty
 secs=$(awk -v ms=$(($(now_ms) - t0)) 'BEGIN { printf "%.1f", ms / 1000 }')
+if [[ -n $plot ]]; then
+    "$PV_ROOT/scripts/trace-plot.sh" "$log" "$plot" >&2 || note "trace plot failed (see above)"
+    note "CPU state timeline: $plot"
+fi
 
 # --- verdict --------------------------------------------------------------------
 if ((status == 124)); then

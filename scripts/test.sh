@@ -5,7 +5,7 @@
 #   3. the bare-metal guest suites under parkvisor in QEMU (harness): every
 #      suite at 1, 2, 4 and 8 vCPUs, and fast_stop, fuzz, gic_off again at
 #      2, 8 and 32 vCPUs;
-#   4. stock Debian arm64 Linux under parkvisor: boot at 1, 4 and 8 vCPUs;
+#   4. stock Debian arm64 Linux under parkvisor: boot at 1, 2, 4 and 8 vCPUs;
 #      hotplug, kexec, kdump, poweroff, reboot and console input at 4 vCPUs.
 # Installs what is missing first (scripts/setup.sh linux). Each step's output
 # goes to .cache/logs/test-<step>.log; a failing step shows its tail.
@@ -90,6 +90,7 @@ linux() {
     grep -q "PVTEST PASS $scenario" "$logs/linux-$scenario-$smp.serial"
 }
 step linux-boot-1cpu linux boot 1
+step linux-boot-2cpu linux boot 2
 step linux-boot-4cpu linux boot 4
 step linux-boot-8cpu linux boot 8
 step linux-hotplug-4cpu linux hotplug 4
