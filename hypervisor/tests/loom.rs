@@ -375,12 +375,7 @@ fn model(max_preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
         None => b.preemption_bound.map_or(max_preemptions, |env| env.min(max_preemptions)),
     });
     b.max_branches = 100_000;
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    b.check(move || {
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if n % 20000 == 0 && std::env::var("DBG").is_ok() { eprintln!("iteration {n}"); }
-        f()
-    });
+    b.check(f);
 }
 
 /// Position of an AFFINITY_INFO answer in one power cycle after CPU_ON.
