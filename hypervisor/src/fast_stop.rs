@@ -232,6 +232,12 @@ mod tests {
         }
     }
 
+    impl<'a> Fake<'a> {
+        fn new(table: &'a VcpuTable<'a>, stop: &'a FastStop, responsive: Vec<usize>) -> Self {
+            Self { clock: Cell::new(0), table, stop, responsive, sgis: Cell::new(0) }
+        }
+    }
+
     fn running(n: usize) -> (Vec<VcpuSlot>, Vec<u64>) {
         ((0..n).map(|_| VcpuSlot::new_on()).collect(), (0..n as u64).collect())
     }
@@ -241,13 +247,7 @@ mod tests {
         let (slots, mpidrs) = running(8);
         let table = VcpuTable::new(&slots, &mpidrs);
         let stop = FastStop::new();
-        let fake = Fake {
-            clock: Cell::new(0),
-            table: &table,
-            stop: &stop,
-            responsive: (1..8).collect(),
-            sgis: Cell::new(0),
-        };
+        let fake = Fake::new(&table, &stop, (1..8).collect());
         let r = stop.run(&table, 0, 0, 0, 0, &fake);
         assert_eq!((r.result, r.stopped, r.unconfirmed, r.sgi_writes), (0, 7, 0, 1));
         assert!(r.elapsed_ns > 0);
@@ -265,13 +265,7 @@ mod tests {
         slots[2].park(None);
         let table = VcpuTable::new(&slots, &mpidrs);
         let stop = FastStop::new();
-        let fake = Fake {
-            clock: Cell::new(0),
-            table: &table,
-            stop: &stop,
-            responsive: vec![1, 3],
-            sgis: Cell::new(0),
-        };
+        let fake = Fake::new(&table, &stop, vec![1, 3]);
         let r = stop.run(&table, 0, 0, 0, 0, &fake);
         assert_eq!((r.result, r.stopped, r.unconfirmed), (0, 2, 0));
     }
@@ -281,13 +275,7 @@ mod tests {
         let (slots, mpidrs) = running(4);
         let table = VcpuTable::new(&slots, &mpidrs);
         let stop = FastStop::new();
-        let fake = Fake {
-            clock: Cell::new(0),
-            table: &table,
-            stop: &stop,
-            responsive: vec![1],
-            sgis: Cell::new(0),
-        };
+        let fake = Fake::new(&table, &stop, vec![1]);
         let r = stop.run(&table, 0, 5, 0, 0, &fake);
         assert_eq!((r.result, r.stopped, r.unconfirmed), (-6, 1, 2));
         assert!(r.elapsed_ns >= 5_000, "waited until the deadline: {}", r.elapsed_ns);
@@ -300,13 +288,7 @@ mod tests {
         let (slots, mpidrs) = running(2);
         let table = VcpuTable::new(&slots, &mpidrs);
         let stop = FastStop::new();
-        let fake = Fake {
-            clock: Cell::new(0),
-            table: &table,
-            stop: &stop,
-            responsive: vec![],
-            sgis: Cell::new(0),
-        };
+        let fake = Fake::new(&table, &stop, vec![]);
         assert_eq!(stop.run(&table, 0, 0, 1, 0, &fake).result, -2);
         stop.owner.store(1, Ordering::SeqCst);
         assert_eq!(stop.run(&table, 0, 0, 0, 0, &fake).result, -3);
