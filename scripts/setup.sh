@@ -98,6 +98,8 @@ fetch_linux() {
     if ! dpkg --print-foreign-architectures | grep -qx arm64; then
         note "dpkg --add-architecture arm64"
         dpkg --add-architecture arm64
+        # The lists fetched for the host packages have no arm64 entries yet.
+        apt_updated=0
         apt_update
     fi
     if ! apt-cache show linux-image-arm64:arm64 >/dev/null 2>&1; then
