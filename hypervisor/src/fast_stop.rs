@@ -102,12 +102,19 @@ impl FastStop {
     /// with it must park again, or it would run guest code while (or after)
     /// the caller is told everyone stopped (found by the loom model
     /// `fast_stop_vs_cpu_on_from_a_cpu_being_stopped`).
-    pub fn pending_for(&self, _table: &VcpuTable<'_>, me: usize) -> Option<u64> {
+    pub fn pending_for(&self, me: usize) -> Option<u64> {
         let generation = self.active.load(Ordering::SeqCst);
         if generation == 0 || self.owner.load(Ordering::Acquire) == me {
             return None;
         }
         Some(generation)
+    }
+
+    /// Tests of other modules: a stop by `owner` with `generation` is active.
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn begin_for_test(&self, owner: usize, generation: u64) {
+        self.owner.store(owner, Ordering::SeqCst);
+        self.active.store(generation, Ordering::SeqCst);
     }
 
     /// Runs FAST_STOP for vCPU `caller`. `entry_ns` is the hypercall's entry
@@ -227,7 +234,7 @@ mod tests {
         fn broadcast_stop_sgi(&self) {
             self.sgis.set(self.sgis.get() + 1);
             for &i in &self.responsive {
-                if let Some(generation) = self.stop.pending_for(self.table, i) {
+                if let Some(generation) = self.stop.pending_for(i) {
                     self.table.slot(i).park(Some(generation));
                 }
             }
@@ -282,7 +289,7 @@ mod tests {
         assert_eq!((r.result, r.stopped, r.unconfirmed), (-6, 1, 2));
         assert!(r.elapsed_ns >= 5_000, "waited until the deadline: {}", r.elapsed_ns);
         // After the stop ended, the survivors are not asked to stop any more.
-        assert_eq!(stop.pending_for(&table, 2), None);
+        assert_eq!(stop.pending_for(2), None);
     }
 
     #[test]
@@ -307,12 +314,12 @@ mod tests {
         // vCPU 1 (being stopped) issues CPU_ON for vCPU 2.
         slots[2].try_claim().unwrap();
         slots[2].publish_boot(BootRequest { entry: 0, context_id: 0 });
-        assert_eq!(stop.pending_for(&table, 2), Some(1));
-        assert_eq!(stop.pending_for(&table, 0), None, "never the owner");
+        assert_eq!(stop.pending_for(2), Some(1));
+        assert_eq!(stop.pending_for(0), None, "never the owner");
         slots[2].park(Some(1));
         // Started again while the same stop is active: it must park again.
         slots[2].try_claim().unwrap();
         slots[2].publish_boot(BootRequest { entry: 0, context_id: 0 });
-        assert_eq!(stop.pending_for(&table, 2), Some(1), "a restarted vCPU parks again");
+        assert_eq!(stop.pending_for(2), Some(1), "a restarted vCPU parks again");
     }
 }

@@ -9,6 +9,7 @@ pub mod dtb;
 pub mod fast_stop;
 pub mod image;
 pub mod mmio;
+pub mod park;
 pub mod psci;
 pub mod smccc;
 pub mod stop_context;

@@ -6,10 +6,11 @@
 //!     cargo test -p parkvisor --test loom --release
 //! ```
 //!
-//! Each physical CPU is a loom thread running a bounded model of the EL2 code
-//! of `arch/park.rs` and `arch/traps.rs` around the real portable protocol
-//! code (`vcpu`, `fast_stop`, `psci`), whose atomics are loom's under
-//! `cfg(loom)`. "Executing guest code" is a per-CPU ghost flag. The physical
+//! Each physical CPU is a loom thread running the real portable protocol
+//! code (`park::Parker`'s park loop and stop check, `vcpu`, `fast_stop`,
+//! `psci`), whose atomics are loom's under `cfg(loom)`, on a model machine:
+//! the `ParkPlatform` and `StopPlatform` below stand for `arch/park.rs` and
+//! `arch/hypercall.rs`. "Executing guest code" is a per-CPU ghost flag. The physical
 //! stop SGI is a per-CPU pending flag that the StopPlatform sets; a CPU
 //! takes it (at EL2, whatever the guest's DAIF) whenever it runs guest code.
 //! A CPU waiting in WFI (park loop) or spinning in the guest with DAIF masked
@@ -20,8 +21,8 @@
 //! `PARKVISOR_LOOM_BREAK=<name>` runs the same models against a deliberately
 //! broken EL2 model, to show that the tests catch it (docs/protocols.md lists
 //! which tests fail for which break):
-//! * `no-post-check`: enter the guest without the `pending_for` check that
-//!   follows `mark_on` (park.rs);
+//! * `no-post-check`: enter the guest without the stop check that follows
+//!   `mark_on` (`Parker::park_until_boot`, through the platform's test seam);
 //! * `off-before-leave`: publish OFF before leaving guest context.
 #![cfg(loom)]
 
@@ -29,6 +30,7 @@ use loom::sync::{Arc, Notify};
 use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use loom::thread;
 use parkvisor::fast_stop::{FastStop, StopPlatform, StopReport};
+use parkvisor::park::{ParkPlatform, ParkReason, Parker};
 use parkvisor::psci;
 use parkvisor::vcpu::{BootRequest, PowerState, VcpuSlot, VcpuTable};
 use std::cell::Cell;
@@ -170,13 +172,6 @@ fn run_cpus<T: Send + 'static>(m: &Arc<Machine>, cpus: Vec<Box<dyn FnOnce(Cpu<'_
 
 type CpuFn<T> = Box<dyn FnOnce(Cpu<'_>) -> T + Send>;
 
-/// Why a vCPU leaves the guest (arch::park::ParkReason).
-#[derive(Clone, Copy)]
-enum Reason {
-    CpuOff,
-    FastStop(u64),
-}
-
 /// The StopPlatform of the model: a clock that advances per reading and an
 /// SGI that makes SGI_STOP pending at every other CPU.
 struct Platform<'a> {
@@ -213,64 +208,31 @@ impl Cpu<'_> {
         &self.m.slots[self.me]
     }
 
-    /// park::leave_guest: leave guest context, then publish OFF (with the
-    /// fast-stop acknowledgement in the same store).
-    fn leave_guest(&self, reason: Reason) {
-        let generation = match reason {
-            Reason::CpuOff => {
-                self.m.cpu_off[self.me].store(true, Ordering::Relaxed);
-                None
-            }
-            Reason::FastStop(g) => {
-                self.m.acked[self.me].store(g, Ordering::Relaxed);
-                Some(g)
-            }
-        };
-        if self.m.brk == Break::OffBeforeLeave {
-            self.slot().park(generation);
-            self.m.in_guest[self.me].store(false, Ordering::Relaxed);
-        } else {
-            self.m.in_guest[self.me].store(false, Ordering::Relaxed);
-            self.slot().park(generation);
-        }
+    /// The real park-loop code for this vCPU.
+    fn parker(&self) -> Parker<'_> {
+        Parker { me: self.me, slot: self.slot(), stop: &self.m.stop }
     }
 
-    /// park::park_until_boot's loop, bounded: returns the boot request the
-    /// vCPU entered the guest with, or `None` once no CPU_ON can come.
+    /// PSCI CPU_OFF or a stop from a trap: leave the guest and park.
+    fn leave_guest(&self, reason: ParkReason) {
+        ParkPlatform::leave_guest(self, reason);
+    }
+
+    /// `Parker::park_until_boot` with no reason (already parked), bounded:
+    /// the boot request the vCPU entered the guest with, or `None` once no
+    /// CPU_ON can come.
     fn park_loop(&self) -> Option<BootRequest> {
-        let table = self.m.table();
-        loop {
-            if let Some(req) = self.slot().boot_request() {
-                assert_eq!(self.slot().state(), PowerState::OnPending);
-                // A fast-stop in progress cancels the boot.
-                if let Some(g) = self.m.stop.pending_for(&table, self.me) {
-                    self.leave_guest(Reason::FastStop(g));
-                    continue;
-                }
-                self.slot().mark_on();
-                assert_eq!(self.slot().state(), PowerState::On);
-                if self.m.brk != Break::NoPostCheck {
-                    if let Some(g) = self.m.stop.pending_for(&table, self.me) {
-                        self.leave_guest(Reason::FastStop(g));
-                        continue;
-                    }
-                }
-                self.m.in_guest[self.me].store(true, Ordering::Relaxed);
-                return Some(req);
-            }
-            if self.m.quiescent() && self.slot().boot_request().is_none() {
-                return None;
-            }
-            // WFI until CPU_ON's kick (or the end of the scenario).
-            self.m.sleep(self.me);
-        }
+        let req = self.parker().park_until_boot(None, self)?;
+        assert_eq!(self.slot().state(), PowerState::On);
+        self.m.in_guest[self.me].store(true, Ordering::Relaxed);
+        Some(req)
     }
 
     /// traps::stop_if_requested. True if the vCPU parked.
     fn stop_if_requested(&self) -> bool {
-        match self.m.stop.pending_for(&self.m.table(), self.me) {
+        match self.parker().stop_requested() {
             Some(g) => {
-                self.leave_guest(Reason::FastStop(g));
+                self.leave_guest(ParkReason::FastStop(g));
                 true
             }
             None => false,
@@ -363,6 +325,43 @@ impl Cpu<'_> {
     }
 }
 
+/// The model machine under the real park loop (arch/park.rs's `Machine`).
+impl ParkPlatform for Cpu<'_> {
+    /// Leave guest context, then publish OFF (with the fast-stop
+    /// acknowledgement in the same store).
+    fn leave_guest(&self, reason: ParkReason) {
+        match reason {
+            ParkReason::CpuOff | ParkReason::Fault => self.m.cpu_off[self.me].store(true, Ordering::Relaxed),
+            ParkReason::FastStop(g) | ParkReason::BootCancelled(g) => self.m.acked[self.me].store(g, Ordering::Relaxed),
+        }
+        if self.m.brk == Break::OffBeforeLeave {
+            self.slot().park(reason.acknowledges());
+            self.m.in_guest[self.me].store(false, Ordering::Relaxed);
+        } else {
+            self.m.in_guest[self.me].store(false, Ordering::Relaxed);
+            self.slot().park(reason.acknowledges());
+        }
+    }
+
+    fn enter(&self, request: &BootRequest, mark_on: &dyn Fn()) {
+        assert_eq!(self.slot().boot_request(), Some(*request));
+        mark_on();
+    }
+
+    /// WFI until CPU_ON's kick, or `false` at the end of the scenario.
+    fn wait(&self) -> bool {
+        if self.m.quiescent() && self.slot().boot_request().is_none() {
+            return false;
+        }
+        self.m.sleep(self.me);
+        true
+    }
+
+    fn skip_post_entry_check(&self) -> bool {
+        self.m.brk == Break::NoPostCheck
+    }
+}
+
 /// Explores `f` exhaustively with at most `max_preemptions` preemptions.
 /// `LOOM_MAX_PREEMPTIONS` can lower that bound, not raise it (the three-CPU
 /// fast-stop models take many minutes at 2); `PARKVISOR_LOOM_PREEMPTIONS`
@@ -419,7 +418,7 @@ fn park_cpu_on_cpu_off_affinity_info() {
                 assert_eq!(req, request(round), "entry/context_id exactly as published");
                 // The guest runs, then calls CPU_OFF (trap -> park).
                 assert!(!cpu.guest_step());
-                cpu.leave_guest(Reason::CpuOff);
+                cpu.leave_guest(ParkReason::CpuOff);
                 assert_eq!(cpu.slot().state(), PowerState::Off);
             }
             assert_eq!(cpu.park_loop(), None);
@@ -499,7 +498,7 @@ fn fast_stop_vs_cpu_off() {
         let off: CpuFn<Option<StopReport>> = Box::new(|cpu| {
             if cpu.hypercall(|| ()).is_some() {
                 // PSCI CPU_OFF: parks; never returns to this guest code.
-                cpu.leave_guest(Reason::CpuOff);
+                cpu.leave_guest(ParkReason::CpuOff);
             }
             assert_eq!(cpu.park_loop(), None);
             None
@@ -573,7 +572,7 @@ fn fast_stop_vs_cpu_on_then_cpu_off() {
         });
         let issuer: CpuFn<Option<StopReport>> = Box::new(|cpu| {
             if cpu.hypercall(|| cpu.cpu_on(1, request(1))).is_some() {
-                cpu.leave_guest(Reason::CpuOff);
+                cpu.leave_guest(ParkReason::CpuOff);
             }
             cpu.m.program_done();
             assert_eq!(cpu.park_loop(), None);
@@ -644,7 +643,7 @@ fn fast_stop_timeout_reports_honest_counts() {
             assert_eq!(r.stopped + r.unconfirmed, 2, "{r:?}");
             assert!(r.unconfirmed >= 1, "the wedged cpu1 is never confirmed: {r:?}");
             // Once the call returned, nobody is asked to stop any more.
-            assert_eq!(cpu.m.stop.pending_for(&cpu.m.table(), 1), None);
+            assert_eq!(cpu.m.stop.pending_for(1), None);
             cpu.m.program_done();
             Some(r)
         });

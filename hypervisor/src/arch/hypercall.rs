@@ -2,7 +2,8 @@
 //! calls and parkvisor's vendor service. Decoding is `smccc`, PSCI rules are
 //! `psci`, the stop protocol is `fast_stop`; this module acts on them.
 
-use super::park::{self, ParkReason};
+use super::park;
+use crate::park::ParkReason;
 use super::vectors::GuestFrame;
 use super::{cpu_index, el2, emit, emit_here, firmware, gic, hv, stop_save, timer};
 use crate::fast_stop::StopPlatform;

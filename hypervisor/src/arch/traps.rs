@@ -3,7 +3,8 @@
 //! Anything the guest does that parkvisor does not emulate is contained: the
 //! guest gets an exception, the trace says what happened, EL2 carries on.
 
-use super::park::{self, ParkReason};
+use super::park;
+use crate::park::ParkReason;
 use super::vectors::{GuestFrame, LowerKind};
 use super::{HV_REGION, console, cpu_index, el2, emit_here, gic, gic_mmio, hv, hypercall, stop_save, vgic};
 use crate::mmio;
@@ -57,9 +58,8 @@ pub extern "C" fn handle_current(frame: &mut GuestFrame, kind: u64) {
 /// FAST_STOP's SGI may be pending, or the stop may have started while this
 /// CPU was at EL2: either way the vCPU parks here instead of re-entering.
 fn stop_if_requested(frame: &mut GuestFrame) {
-    let hv = hv();
     let me = cpu_index();
-    if let Some(generation) = hv.fast_stop.pending_for(&hv.table(), me) {
+    if let Some(generation) = park::parker(me).stop_requested() {
         stop_save::record(me, generation, Some(frame));
         *frame = park::park_until_boot(me, Some(ParkReason::FastStop(generation)));
     }
