@@ -213,7 +213,7 @@ impl FastStop {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::vcpu::{BootRequest, VcpuSlot};
+    use crate::vcpu::{BootRequest, Vcpus};
     use core::cell::Cell;
 
     /// A platform whose clock advances 100 ns per reading and whose SGI makes
@@ -247,22 +247,23 @@ mod tests {
         }
     }
 
-    fn running(n: usize) -> (Vec<VcpuSlot>, Vec<u64>) {
-        ((0..n).map(|_| VcpuSlot::new_on()).collect(), (0..n as u64).collect())
+    fn running(n: usize) -> Vcpus {
+        let mpidrs: Vec<u64> = (0..n as u64).collect();
+        Vcpus::new(&mpidrs, |_| true)
     }
 
     #[test]
     fn stops_every_running_vcpu_with_one_sgi() {
-        let (slots, mpidrs) = running(8);
-        let table = VcpuTable::new(&slots, &mpidrs);
+        let v = running(8);
+        let table = v.table();
         let stop = FastStop::new();
         let fake = Fake::new(&table, &stop, (1..8).collect());
         let r = stop.run(&table, 0, 0, 0, 0, &fake);
         assert_eq!((r.result, r.stopped, r.unconfirmed, r.sgi_writes), (0, 7, 0, 1));
         assert!(r.elapsed_ns > 0);
         assert_eq!(fake.sgis.get(), 1);
-        assert_eq!(slots[0].state(), PowerState::On, "the caller keeps running");
-        assert!((1..8).all(|i| slots[i].state() == PowerState::Off));
+        assert_eq!(v[0].slot.state(), PowerState::On, "the caller keeps running");
+        assert!((1..8).all(|i| v[i].slot.state() == PowerState::Off));
         // Nothing left running: 0 stopped, no SGI at all.
         let r = stop.run(&table, 0, 0, 0, 0, &fake);
         assert_eq!((r.result, r.stopped, r.unconfirmed, r.sgi_writes), (0, 0, 0, 0));
@@ -270,9 +271,9 @@ mod tests {
 
     #[test]
     fn already_off_vcpus_count_in_neither_total() {
-        let (slots, mpidrs) = running(4);
-        slots[2].park(None);
-        let table = VcpuTable::new(&slots, &mpidrs);
+        let v = running(4);
+        v[2].slot.park(None);
+        let table = v.table();
         let stop = FastStop::new();
         let fake = Fake::new(&table, &stop, vec![1, 3]);
         let r = stop.run(&table, 0, 0, 0, 0, &fake);
@@ -281,8 +282,8 @@ mod tests {
 
     #[test]
     fn deadline_reports_honest_counts() {
-        let (slots, mpidrs) = running(4);
-        let table = VcpuTable::new(&slots, &mpidrs);
+        let v = running(4);
+        let table = v.table();
         let stop = FastStop::new();
         let fake = Fake::new(&table, &stop, vec![1]);
         let r = stop.run(&table, 0, 5, 0, 0, &fake);
@@ -294,8 +295,8 @@ mod tests {
 
     #[test]
     fn bad_flags_and_concurrent_callers_are_refused() {
-        let (slots, mpidrs) = running(2);
-        let table = VcpuTable::new(&slots, &mpidrs);
+        let v = running(2);
+        let table = v.table();
         let stop = FastStop::new();
         let fake = Fake::new(&table, &stop, vec![]);
         assert_eq!(stop.run(&table, 0, 0, 2, 0, &fake).result, -2, "unknown flag");
@@ -305,21 +306,20 @@ mod tests {
 
     #[test]
     fn a_vcpu_started_during_a_stop_parks_before_entering() {
-        let (slots, mpidrs) = running(3);
-        slots[2].park(None);
-        let table = VcpuTable::new(&slots, &mpidrs);
+        let v = running(3);
+        v[2].slot.park(None);
         let stop = FastStop::new();
         stop.owner.store(0, Ordering::SeqCst);
         stop.active.store(1, Ordering::SeqCst);
         // vCPU 1 (being stopped) issues CPU_ON for vCPU 2.
-        slots[2].try_claim().unwrap();
-        slots[2].publish_boot(BootRequest { entry: 0, context_id: 0 });
+        v[2].slot.try_claim().unwrap();
+        v[2].slot.publish_boot(BootRequest { entry: 0, context_id: 0 });
         assert_eq!(stop.pending_for(2), Some(1));
         assert_eq!(stop.pending_for(0), None, "never the owner");
-        slots[2].park(Some(1));
+        v[2].slot.park(Some(1));
         // Started again while the same stop is active: it must park again.
-        slots[2].try_claim().unwrap();
-        slots[2].publish_boot(BootRequest { entry: 0, context_id: 0 });
+        v[2].slot.try_claim().unwrap();
+        v[2].slot.publish_boot(BootRequest { entry: 0, context_id: 0 });
         assert_eq!(stop.pending_for(2), Some(1), "a restarted vCPU parks again");
     }
 }

@@ -145,18 +145,16 @@ pub fn system_reset2(reset_type: u64) -> Result<(), i64> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::vcpu::VcpuSlot;
+    use crate::vcpu::Vcpus;
 
     fn ram(addr: u64) -> bool {
         (0x4400_0000..0x8000_0000).contains(&addr)
     }
 
-    fn table_of(n: usize) -> (Vec<VcpuSlot>, Vec<u64>) {
-        let slots = (0..n)
-            .map(|i| if i == 0 { VcpuSlot::new_on() } else { VcpuSlot::new() })
-            .collect();
-        let mpidrs = (0..n as u64).map(|i| (i / 4) << 8 | (i % 4)).collect();
-        (slots, mpidrs)
+    /// `n` vCPUs in clusters of 4, vCPU 0 ON.
+    fn vcpus(n: usize) -> Vcpus {
+        let mpidrs: Vec<u64> = (0..n as u64).map(|i| (i / 4) << 8 | (i % 4)).collect();
+        Vcpus::new(&mpidrs, |i| i == 0)
     }
 
     #[test]
@@ -171,29 +169,29 @@ mod tests {
 
     #[test]
     fn cpu_on_rules() {
-        let (slots, mpidrs) = table_of(4);
-        let t = VcpuTable::new(&slots, &mpidrs);
+        let v = vcpus(4);
+        let t = v.table();
         assert_eq!(cpu_on(&t, 0, 0x4800_0000, 0, ram, |_| {}), Err(-4), "boot CPU is on");
         assert_eq!(cpu_on(&t, 0x7, 0x4800_0000, 0, ram, |_| {}), Err(-2), "no such CPU");
         assert_eq!(cpu_on(&t, 1 << 40, 0x4800_0000, 0, ram, |_| {}), Err(-2));
         assert_eq!(cpu_on(&t, 1, 0x4000_0000, 0, ram, |_| {}), Err(-9), "hypervisor memory");
         assert_eq!(cpu_on(&t, 1, 0, 0, ram, |_| {}), Err(-9));
-        assert_eq!(slots[1].state(), PowerState::Off, "failed calls change nothing");
+        assert_eq!(v[1].slot.state(), PowerState::Off, "failed calls change nothing");
         assert_eq!(cpu_on(&t, 1, 0x4800_0000, 42, ram, |_| {}), Ok(1));
         assert_eq!(cpu_on(&t, 1, 0x4800_0000, 43, ram, |_| {}), Err(-5));
         assert_eq!(
-            slots[1].boot_request(),
+            v[1].slot.boot_request(),
             Some(BootRequest { entry: 0x4800_0000, context_id: 42 }),
             "the losing call must not overwrite the winner's request"
         );
-        slots[1].mark_on();
+        v[1].slot.mark_on();
         assert_eq!(cpu_on(&t, 1, 0x4800_0000, 0, ram, |_| {}), Err(-4));
     }
 
     #[test]
     fn affinity_info_levels() {
-        let (slots, mpidrs) = table_of(8);
-        let t = VcpuTable::new(&slots, &mpidrs);
+        let v = vcpus(8);
+        let t = v.table();
         assert_eq!(affinity_info(&t, 0, 0), 0);
         assert_eq!(affinity_info(&t, 1, 0), 1);
         assert_eq!(affinity_info(&t, 0x100, 0), 1);

@@ -15,7 +15,12 @@
 //! context and cleaned up, so AFFINITY_INFO never reports OFF for a CPU that
 //! can still execute guest code.
 
+use crate::stop_context::StopContext;
 use crate::sync::{AtomicU64, Ordering, fence};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, AtomicU64 as AtomicU64Plain};
+use hashbrown::HashMap;
+use spin::Mutex;
 
 /// The most vCPUs parkvisor manages (QEMU virt with GICv3 allows 512).
 pub const MAX_VCPUS: usize = 512;
@@ -210,51 +215,125 @@ impl LiveCount {
     }
 }
 
-/// Every vCPU's slot and MPIDR, indexed by linear vCPU number.
+/// Everything parkvisor keeps for one vCPU, which is also its physical CPU
+/// (1:1): the power-state word of the cross-CPU protocols, its identity, and
+/// what only makes sense per CPU. One structure, so per-CPU state grows by a
+/// field, not by another parallel array.
+pub struct Vcpu {
+    /// Power state and fast-stop acknowledgement (read by every CPU).
+    pub slot: VcpuSlot,
+    /// MPIDR affinity fields, from the DTB.
+    pub mpidr: u64,
+    /// Guest SGIs (bit n = SGI n) waiting to enter this vCPU's list
+    /// registers: any CPU sets bits, the vCPU's own CPU drains them.
+    pub pending_sgis: AtomicU32,
+    /// Guest hardware interrupts waiting for a free list register, or held
+    /// active while the vCPU is parked. Only its own CPU takes this lock, so
+    /// it is never contended.
+    pub held_irqs: Mutex<Vec<u32>>,
+    /// What it recorded when it last parked for a FAST_STOP (SAVE_REGS);
+    /// written by its own CPU, read by the FAST_STOP caller.
+    pub stop_context: Mutex<StopContext>,
+    /// Top of this CPU's EL2 stack (0 until the boot CPU allocates it).
+    pub stack_top: AtomicU64Plain,
+}
+
+impl Vcpu {
+    fn new(mpidr: u64, on: bool) -> Self {
+        Self {
+            slot: if on { VcpuSlot::new_on() } else { VcpuSlot::new() },
+            mpidr,
+            pending_sgis: AtomicU32::new(0),
+            held_irqs: Mutex::new(Vec::new()),
+            stop_context: Mutex::new(StopContext::default()),
+            stack_top: AtomicU64Plain::new(0),
+        }
+    }
+}
+
+/// Every vCPU, indexed by linear vCPU number (the order of the DTB's cpu
+/// nodes), with an MPIDR index so CPU_ON, AFFINITY_INFO, VCPU_STATE and SGI
+/// routing find a vCPU in constant time at 512 vCPUs.
+pub struct Vcpus {
+    list: Vec<Vcpu>,
+    by_mpidr: HashMap<u64, usize>,
+}
+
+impl Vcpus {
+    /// vCPU i has `mpidrs[i]` and starts ON if `on(i)` (the boot vCPU), OFF
+    /// otherwise. A repeated MPIDR names the first vCPU that has it.
+    pub fn new(mpidrs: &[u64], on: impl Fn(usize) -> bool) -> Self {
+        let mut by_mpidr = HashMap::with_capacity(mpidrs.len());
+        for (i, &m) in mpidrs.iter().enumerate() {
+            by_mpidr.entry(m & MPIDR_AFF_MASK).or_insert(i);
+        }
+        Self { list: mpidrs.iter().enumerate().map(|(i, &m)| Vcpu::new(m, on(i))).collect(), by_mpidr }
+    }
+
+    /// The protocols' view of every vCPU.
+    pub fn table(&self) -> VcpuTable<'_> {
+        VcpuTable { list: &self.list, by_mpidr: &self.by_mpidr }
+    }
+
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+}
+
+impl core::ops::Index<usize> for Vcpus {
+    type Output = Vcpu;
+    fn index(&self, index: usize) -> &Vcpu {
+        &self.list[index]
+    }
+}
+
+/// A borrowed view of [`Vcpus`], what PSCI, FAST_STOP and SGI routing take.
+#[derive(Clone, Copy)]
 pub struct VcpuTable<'a> {
-    slots: &'a [VcpuSlot],
-    mpidrs: &'a [u64],
+    list: &'a [Vcpu],
+    by_mpidr: &'a HashMap<u64, usize>,
 }
 
 /// The MPIDR affinity fields (Aff3, Aff2, Aff1, Aff0).
 pub const MPIDR_AFF_MASK: u64 = 0xff_00ff_ffff;
 
 impl<'a> VcpuTable<'a> {
-    pub fn new(slots: &'a [VcpuSlot], mpidrs: &'a [u64]) -> Self {
-        assert_eq!(slots.len(), mpidrs.len());
-        Self { slots, mpidrs }
-    }
-
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.list.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.list.is_empty()
+    }
+
+    pub fn vcpu(&self, index: usize) -> &'a Vcpu {
+        &self.list[index]
     }
 
     pub fn slot(&self, index: usize) -> &'a VcpuSlot {
-        &self.slots[index]
+        &self.list[index].slot
     }
 
     pub fn mpidr(&self, index: usize) -> u64 {
-        self.mpidrs[index]
+        self.list[index].mpidr
     }
 
     /// Linear index of the vCPU whose affinity fields equal `mpidr`'s.
     pub fn index_of(&self, mpidr: u64) -> Option<usize> {
-        let want = mpidr & MPIDR_AFF_MASK;
-        self.mpidrs
-            .iter()
-            .position(|&m| m & MPIDR_AFF_MASK == want)
+        self.by_mpidr.get(&(mpidr & MPIDR_AFF_MASK)).copied()
     }
 
     /// vCPUs whose affinity matches `mpidr` at `level` and above
     /// (level 0: exactly that CPU; level 1: its cluster; ...).
-    pub fn matching(&self, mpidr: u64, level: u32) -> impl Iterator<Item = usize> + '_ {
+    pub fn matching(&self, mpidr: u64, level: u32) -> impl Iterator<Item = usize> + 'a {
         let mask = affinity_mask_above(level);
         let want = mpidr & mask;
-        (0..self.len()).filter(move |&i| self.mpidrs[i] & mask == want)
+        let list = self.list;
+        (0..list.len()).filter(move |&i| list[i].mpidr & mask == want)
     }
 }
 
@@ -323,9 +402,8 @@ mod tests {
 
     #[test]
     fn mpidr_lookup_and_affinity_levels() {
-        let slots: [VcpuSlot; 4] = core::array::from_fn(|_| VcpuSlot::new());
-        let mpidrs = [0x8000_0000, 0x8000_0001, 0x100, 0x1_0000_0000];
-        let t = VcpuTable::new(&slots, &mpidrs);
+        let vcpus = Vcpus::new(&[0x8000_0000, 0x8000_0001, 0x100, 0x1_0000_0000, 0x100], |_| false);
+        let t = vcpus.table();
         assert_eq!(t.index_of(0x1), Some(1), "MT/U bits are ignored");
         assert_eq!(t.index_of(0x100), Some(2));
         assert_eq!(t.index_of(0x1_0000_0000), Some(3));
@@ -333,6 +411,7 @@ mod tests {
         let cluster0: Vec<_> = t.matching(0x5, 1).collect();
         assert_eq!(cluster0, vec![0, 1]);
         let all_aff3_0: Vec<_> = t.matching(0, 3).collect();
-        assert_eq!(all_aff3_0, vec![0, 1, 2]);
+        assert_eq!(all_aff3_0, vec![0, 1, 2, 4]);
+        assert_eq!(t.index_of(0x8000_0100), Some(2), "a repeated MPIDR names the first vCPU");
     }
 }

@@ -38,21 +38,18 @@ impl SgiRequest {
         }
     }
 
-    /// Linear indices of the targeted vCPUs that exist, in order.
-    pub fn targets<'t>(&self, table: &'t VcpuTable<'_>, sender: usize) -> impl Iterator<Item = usize> + 't {
+    /// Linear indices of the targeted vCPUs that exist: every other vCPU
+    /// for a broadcast, else the listed Aff0 values of the addressed cluster,
+    /// each looked up by MPIDR (at most 16 look-ups, whatever the vCPU count).
+    pub fn targets<'t>(&self, table: &VcpuTable<'t>, sender: usize) -> impl Iterator<Item = usize> + 't {
         let req = *self;
-        (0..table.len()).filter(move |&i| {
-            if req.broadcast {
-                return i != sender;
-            }
-            let mpidr = table.mpidr(i);
-            let aff0 = mpidr as u8;
-            mpidr >> 8 & 0xff == u64::from(req.aff1)
-                && mpidr >> 16 & 0xff == u64::from(req.aff2)
-                && mpidr >> 32 & 0xff == u64::from(req.aff3)
-                && aff0 / 16 == req.rs
-                && req.target_list >> (aff0 % 16) & 1 == 1
-        })
+        let table = *table;
+        let everyone = (0..table.len()).filter(move |&i| req.broadcast && i != sender);
+        let cluster = u64::from(req.aff3) << 32 | u64::from(req.aff2) << 16 | u64::from(req.aff1) << 8;
+        let listed = (0..16u64)
+            .filter(move |&bit| !req.broadcast && req.target_list >> bit & 1 == 1)
+            .filter_map(move |bit| table.index_of(cluster | u64::from(req.rs) * 16 + bit));
+        everyone.chain(listed)
     }
 }
 
@@ -223,14 +220,14 @@ pub const GICR_WAKER_AWAKE: u64 = 0;
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::vcpu::VcpuSlot;
+    use crate::vcpu::Vcpus;
 
     #[test]
     fn sgi1r_targets_list_affinity_and_broadcast() {
-        let slots: Vec<VcpuSlot> = (0..20).map(|_| VcpuSlot::new()).collect();
         // 16 CPUs in cluster 0 (Aff0 0..15), 4 in cluster 1.
         let mpidrs: Vec<u64> = (0..20u64).map(|i| if i < 16 { i } else { 0x100 | (i - 16) }).collect();
-        let t = VcpuTable::new(&slots, &mpidrs);
+        let v = Vcpus::new(&mpidrs, |_| false);
+        let t = v.table();
         let one = SgiRequest::decode(3 << 24 | 0b1010);
         assert_eq!(one.intid, 3);
         assert_eq!(one.targets(&t, 0).collect::<Vec<_>>(), vec![1, 3]);

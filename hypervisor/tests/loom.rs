@@ -32,7 +32,7 @@ use loom::thread;
 use parkvisor::fast_stop::{FastStop, StopPlatform, StopReport};
 use parkvisor::park::{ParkPlatform, ParkReason, Parker};
 use parkvisor::psci;
-use parkvisor::vcpu::{BootRequest, PowerState, VcpuSlot, VcpuTable};
+use parkvisor::vcpu::{BootRequest, PowerState, VcpuSlot, VcpuTable, Vcpus};
 use std::cell::Cell;
 
 const SUCCESS: i64 = 0;
@@ -81,8 +81,8 @@ fn sabotage() -> Break {
 /// Everything the physical CPUs share: the real protocol state, the model's
 /// hardware (stop SGI pending bits, WFI wake-ups) and ghost state.
 struct Machine {
-    slots: Vec<VcpuSlot>,
-    mpidrs: Vec<u64>,
+    /// vCPU i has MPIDR i.
+    vcpus: Vcpus,
     stop: FastStop,
     /// Ghost: CPU i is executing guest code.
     in_guest: Vec<AtomicBool>,
@@ -109,8 +109,7 @@ impl Machine {
     fn new(on: &[bool], programs: usize) -> Arc<Self> {
         let n = on.len();
         Arc::new(Self {
-            slots: on.iter().map(|&on| if on { VcpuSlot::new_on() } else { VcpuSlot::new() }).collect(),
-            mpidrs: (0..n as u64).collect(),
+            vcpus: Vcpus::new(&(0..n as u64).collect::<Vec<_>>(), |i| on[i]),
             stop: FastStop::new(),
             in_guest: on.iter().map(|&on| AtomicBool::new(on)).collect(),
             sgi: (0..n).map(|_| AtomicBool::new(false)).collect(),
@@ -123,7 +122,7 @@ impl Machine {
     }
 
     fn table(&self) -> VcpuTable<'_> {
-        VcpuTable::new(&self.slots, &self.mpidrs)
+        self.vcpus.table()
     }
 
     fn in_guest(&self, i: usize) -> bool {
@@ -145,7 +144,7 @@ impl Machine {
     fn program_done(&self) {
         if self.programs_left.fetch_sub(1, Ordering::AcqRel) == 1 {
             // End of the scenario: let parked and spinning CPUs finish.
-            for cpu in 0..self.slots.len() {
+            for cpu in 0..self.vcpus.len() {
                 self.wake(cpu);
             }
         }
@@ -205,7 +204,7 @@ struct Cpu<'a> {
 
 impl Cpu<'_> {
     fn slot(&self) -> &VcpuSlot {
-        &self.m.slots[self.me]
+        &self.m.vcpus[self.me].slot
     }
 
     /// The real park-loop code for this vCPU.
@@ -295,7 +294,7 @@ impl Cpu<'_> {
 
     fn cpu_on(&self, target: usize, req: BootRequest) -> i64 {
         let table = self.m.table();
-        match psci::cpu_on(&table, self.m.mpidrs[target], req.entry, req.context_id, guest_ram, |_| {}) {
+        match psci::cpu_on(&table, self.m.vcpus[target].mpidr, req.entry, req.context_id, guest_ram, |_| {}) {
             Ok(t) => {
                 assert_eq!(t, target);
                 // gic::kick: DSB, then an SGI that wakes the target's WFI.
@@ -307,7 +306,7 @@ impl Cpu<'_> {
     }
 
     fn affinity_info(&self, target: usize) -> i64 {
-        psci::affinity_info(&self.m.table(), self.m.mpidrs[target], 0)
+        psci::affinity_info(&self.m.table(), self.m.vcpus[target].mpidr, 0)
     }
 
     fn fast_stop(&self, timeout_us: u64) -> StopReport {
@@ -318,9 +317,9 @@ impl Cpu<'_> {
 
     /// What FAST_STOP returning 0 promises: no other vCPU is in the guest.
     fn assert_alone_in_guest(&self, report: &StopReport) {
-        for j in (0..self.m.slots.len()).filter(|&j| j != self.me) {
+        for j in (0..self.m.vcpus.len()).filter(|&j| j != self.me) {
             assert!(!self.m.in_guest(j), "FAST_STOP returned {report:?} with cpu{j} in the guest");
-            assert_eq!(self.m.slots[j].state(), PowerState::Off, "cpu{j} after {report:?}");
+            assert_eq!(self.m.vcpus[j].slot.state(), PowerState::Off, "cpu{j} after {report:?}");
         }
     }
 }
@@ -424,7 +423,7 @@ fn park_cpu_on_cpu_off_affinity_info() {
             assert_eq!(cpu.park_loop(), None);
         });
         run_cpus(&m, vec![cpu0, cpu1]);
-        assert_eq!(m.slots[1].state(), PowerState::Off);
+        assert_eq!(m.vcpus[1].slot.state(), PowerState::Off);
     });
 }
 
@@ -451,8 +450,8 @@ fn cpu_on_race() {
             other => panic!("exactly one CPU_ON must succeed: {other:?}"),
         };
         assert_eq!(r[1] as u64, request(winner).context_id, "boots with the winner's request");
-        assert_eq!(m.slots[1].boot_request(), None);
-        assert_eq!(m.slots[1].state(), PowerState::On);
+        assert_eq!(m.vcpus[1].slot.boot_request(), None);
+        assert_eq!(m.vcpus[1].slot.state(), PowerState::On);
         assert!(m.in_guest(1));
     });
 }
@@ -478,7 +477,7 @@ fn fast_stop_vs_running_target() {
             None
         });
         let r = run_cpus(&m, vec![caller, target])[0].unwrap();
-        assert_eq!(m.slots[1].acked_generation(), r.generation);
+        assert_eq!(m.vcpus[1].slot.acked_generation(), r.generation);
         assert_eq!(m.acked[1].load(Ordering::Relaxed), r.generation);
     });
 }
@@ -545,7 +544,7 @@ fn fast_stop_vs_cpu_on_from_a_cpu_being_stopped() {
         let r = run_cpus(&m, vec![caller, target, issuer])[0].unwrap();
         // Nobody is left ON that the stop should have parked.
         for j in 1..3 {
-            assert_eq!(m.slots[j].state(), PowerState::Off, "cpu{j}");
+            assert_eq!(m.vcpus[j].slot.state(), PowerState::Off, "cpu{j}");
             assert!(!m.in_guest(j), "cpu{j}");
         }
         let by_stop = (1..3).filter(|&j| m.acked[j].load(Ordering::Relaxed) == r.generation).count();
@@ -580,7 +579,7 @@ fn fast_stop_vs_cpu_on_then_cpu_off() {
         });
         run_cpus(&m, vec![caller, target, issuer]);
         for j in 1..3 {
-            assert_eq!(m.slots[j].state(), PowerState::Off, "cpu{j}");
+            assert_eq!(m.vcpus[j].slot.state(), PowerState::Off, "cpu{j}");
             assert!(!m.in_guest(j), "cpu{j}");
         }
     });
@@ -622,7 +621,7 @@ fn two_concurrent_fast_stops() {
         // Consistent afterwards: the winner alone is ON and in the guest.
         for j in 0..3 {
             let on = j == w;
-            assert_eq!(m.slots[j].state() == PowerState::On, on, "cpu{j}");
+            assert_eq!(m.vcpus[j].slot.state() == PowerState::On, on, "cpu{j}");
             assert_eq!(m.in_guest(j), on, "cpu{j}");
         }
     });
@@ -656,7 +655,7 @@ fn fast_stop_timeout_reports_honest_counts() {
         // Counted as stopped only if it really acknowledged this generation.
         let cpu2_acked = m.acked[2].load(Ordering::Relaxed) == r.generation;
         assert!(r.stopped == 0 || cpu2_acked, "{r:?}");
-        assert_eq!(m.slots[1].state(), PowerState::On);
+        assert_eq!(m.vcpus[1].slot.state(), PowerState::On);
     });
 }
 

@@ -85,7 +85,7 @@ fn psci_call(frame: &mut GuestFrame, call: PsciCall) -> Reply {
             };
             match psci::cpu_on(&table, target_mpidr, entry, context_id, ram, announce) {
                 Ok(target) => {
-                    gic::kick(hv.mpidrs[target]);
+                    gic::kick(hv.vcpus[target].mpidr);
                     Reply::One(ret::SUCCESS)
                 }
                 Err(e) => Reply::One(e),
@@ -155,7 +155,7 @@ fn vendor_call(call: VendorCall, entry_ns: u64) -> Reply {
             let save = if flags & FastStopFlags::SAVE_REGS.bits() == 0 {
                 None
             } else {
-                match SaveArea::validate(save_area, save_len, hv.slots.len(), &hv.guest_ram) {
+                match SaveArea::validate(save_area, save_len, hv.vcpus.len(), &hv.guest_ram) {
                     Ok(area) => Some(area),
                     Err(e) => return Reply::One(e),
                 }

@@ -19,11 +19,11 @@ mod vgic;
 use crate::dtb::{self, MemRange, Platform};
 use crate::fast_stop::FastStop;
 use crate::trace::{Event, Filter, Level, Reason};
-use crate::vcpu::{LiveCount, PowerState, VcpuSlot, VcpuTable};
+use crate::vcpu::{LiveCount, PowerState, VcpuTable, Vcpus};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 use spin::Once;
 
 /// The hypervisor's own RAM (see `linker/hypervisor.ld`): never mapped into the guest.
@@ -38,9 +38,8 @@ const STACK_PAGES: usize = 8;
 /// Hypervisor-wide state, written once by the boot CPU before any other CPU
 /// runs hypervisor code that reads it.
 pub struct Hypervisor {
-    pub slots: &'static [VcpuSlot],
-    pub mpidrs: &'static [u64],
-    pub stack_tops: Vec<AtomicU64>,
+    /// Every vCPU (and so every CPU): its protocol state and per-CPU data.
+    pub vcpus: Vcpus,
     pub fast_stop: FastStop,
     pub guest_ram: Vec<MemRange>,
     /// The most detailed trace level printed (`trace=` option).
@@ -50,18 +49,13 @@ pub struct Hypervisor {
     pub gicr: Vec<MemRange>,
     /// vCPUs ON or ON_PENDING (see `LiveCount`).
     pub live: LiveCount,
-    /// Per vCPU: guest SGIs (bit n = SGI n) waiting to enter its list registers.
-    pub vsgi_pending: Vec<AtomicU32>,
     /// Secondaries that reached their park loop at boot.
     pub checked_in: AtomicUsize,
-    /// Per vCPU: what it recorded when it last parked for a FAST_STOP
-    /// (written by its own CPU, read by the caller: see `stop_save`).
-    pub stop_contexts: Vec<spin::Mutex<crate::stop_context::StopContext>>,
 }
 
 impl Hypervisor {
-    pub fn table(&self) -> VcpuTable<'static> {
-        VcpuTable::new(self.slots, self.mpidrs)
+    pub fn table(&self) -> VcpuTable<'_> {
+        self.vcpus.table()
     }
 
     pub fn is_guest_ram(&self, addr: u64) -> bool {
@@ -136,16 +130,12 @@ fn boot_main(x0: u64, _x1: u64, _x2: u64, _x3: u64) -> ! {
         .unwrap_or_else(|e| fatal(format_args!("cannot build the guest: {e}")));
     let n = platform.cpus.len();
     let mpidrs: Vec<u64> = platform.cpus.iter().map(|c| c.mpidr).collect();
-    let slots: Vec<VcpuSlot> =
-        (0..n).map(|i| if i == 0 { VcpuSlot::new_on() } else { VcpuSlot::new() }).collect();
     let uart = platform.uart.as_ref().map(|u| u.regs).unwrap_or(MemRange {
         base: EARLY_UART as u64,
         size: 0x1000,
     });
     HV.call_once(|| Hypervisor {
-        slots: Box::leak(slots.into_boxed_slice()),
-        mpidrs: Box::leak(mpidrs.into_boxed_slice()),
-        stack_tops: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        vcpus: Vcpus::new(&mpidrs, |i| i == 0),
         fast_stop: FastStop::new(),
         guest_ram: guest.ram.clone(),
         trace_level: options.trace_level,
@@ -153,17 +143,14 @@ fn boot_main(x0: u64, _x1: u64, _x2: u64, _x3: u64) -> ! {
         gicd: platform.gic.distributor,
         gicr: platform.gic.redistributors.clone(),
         live: LiveCount::new(1),
-        vsgi_pending: (0..n).map(|_| AtomicU32::new(0)).collect(),
         checked_in: AtomicUsize::new(0),
-        stop_contexts: (0..n).map(|_| spin::Mutex::new(Default::default())).collect(),
     });
     let hv = hv();
-    hv.stack_tops[0].store(el2::boot_stack_top(), Ordering::Relaxed);
+    hv.vcpus[0].stack_top.store(el2::boot_stack_top(), Ordering::Relaxed);
 
-    vgic::init(n);
     gic::init(&platform);
     stage2::init(&platform, &guest.ram);
-    el2::init_cpu(hv.mpidrs[0]);
+    el2::init_cpu(hv.vcpus[0].mpidr);
 
     let entry = load_guest(host_dtb, &platform, &guest);
     let ram = RamList(&guest.ram);
@@ -263,7 +250,7 @@ fn start_secondaries(platform: &Platform) {
     for (index, cpu) in platform.cpus.iter().enumerate().skip(1) {
         let stack = Box::leak(Box::new(aarch64_rt::Stack::<STACK_PAGES>::new()));
         let top = (stack as *mut _ as u64) + (STACK_PAGES * 4096) as u64;
-        hv.stack_tops[index].store(top, Ordering::Release);
+        hv.vcpus[index].stack_top.store(top, Ordering::Release);
         // SAFETY: the stack is freshly allocated, leaked, and used by that CPU only.
         let started = unsafe {
             aarch64_rt::start_core::<smccc::Smc, _, STACK_PAGES>(cpu.mpidr, stack, move || {
@@ -292,13 +279,13 @@ fn secondary_main(index: usize) -> ! {
     let hv = hv();
     gic::init_cpu(index);
     stage2::init_cpu();
-    el2::init_cpu(hv.mpidrs[index]);
+    el2::init_cpu(hv.vcpus[index].mpidr);
     vgic::reset_cpu(index);
     hv.checked_in.fetch_add(1, Ordering::Release);
     el2::signal_event();
     let frame = park::park_until_boot(index, None);
     // SAFETY: this CPU's stack top; nothing on the stack is needed any more.
-    unsafe { vectors::enter_guest(&frame, hv.stack_tops[index].load(Ordering::Relaxed)) }
+    unsafe { vectors::enter_guest(&frame, hv.vcpus[index].stack_top.load(Ordering::Relaxed)) }
 }
 
 /// Hypervisor options from `/chosen/bootargs` (QEMU `-append`).

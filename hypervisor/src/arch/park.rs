@@ -4,7 +4,7 @@
 //! all of its memory.
 
 use super::vectors::GuestFrame;
-use super::{el2, emit_after, gic, hv, stop_save};
+use super::{el2, emit_after, hv, stop_save};
 use crate::park::{ParkPlatform, ParkReason, Parker};
 use crate::trace::{Event, Reason};
 use crate::vcpu::{BootRequest, PowerState};
@@ -61,14 +61,7 @@ impl ParkPlatform for Machine {
     /// unlike WFE, also lets an emulator stop running a parked CPU.
     fn wait(&self) -> bool {
         aarch64_cpu::asm::wfi();
-        while let Some(intid) = gic::acknowledge() {
-            gic::end_of_interrupt(intid);
-            if gic::is_hypervisor_owned(intid) {
-                gic::deactivate(u32::from(intid));
-            } else {
-                super::vgic::hold(self.index, u32::from(intid));
-            }
-        }
+        super::vgic::take_interrupts(|intid| super::vgic::hold(self.index, intid));
         true
     }
 }

@@ -16,7 +16,7 @@ use aarch64_cpu::registers::{Readable, SP_EL0, SP_EL1};
 /// sees it once it sees the acknowledgement.
 pub fn record(index: usize, generation: u64, frame: Option<&GuestFrame>) {
     let regs = frame.map(|f| UserRegs::new(&f.x, f.elr, f.spsr, SP_EL0.get(), SP_EL1.get()));
-    *hv().stop_contexts[index].lock() = StopContext { generation, regs };
+    *hv().vcpus[index].stop_context.lock() = StopContext { generation, regs };
 }
 
 /// Writes every vCPU's entry into `area` after stop `generation` ended:
@@ -26,7 +26,7 @@ pub fn copy_to_guest(area: &SaveArea, generation: u64) {
     let hv = hv();
     let table = hv.table();
     for index in 0..area.vcpus {
-        let context = *hv.stop_contexts[index].lock();
+        let context = *hv.vcpus[index].stop_context.lock();
         let confirmed = table.slot(index).snapshot() == (PowerState::Off, generation)
             && context.generation == generation;
         let words = entry_words(table.mpidr(index), context.regs.as_ref().filter(|_| confirmed));

@@ -6,7 +6,7 @@
 use super::park;
 use crate::park::ParkReason;
 use super::vectors::{GuestFrame, LowerKind};
-use super::{HV_REGION, console, cpu_index, el2, emit_here, gic, gic_mmio, hv, hypercall, stop_save, vgic};
+use super::{HV_REGION, console, cpu_index, el2, emit_here, gic_mmio, hv, hypercall, stop_save, vgic};
 use crate::mmio;
 use arm_sysregs::el2::registers::EsrEl2;
 use arm_sysregs::types::{EsrIssSysreg, EsrIssSysregDir, EsrIssSysregId};
@@ -197,15 +197,5 @@ fn inject(frame: &mut GuestFrame, same_el_ec: u64, iss: u64, far: u64) {
 /// guest's and goes into a list register, hardware-linked.
 fn interrupt() {
     let cpu = cpu_index();
-    while let Some(intid) = gic::acknowledge() {
-        gic::end_of_interrupt(intid);
-        if gic::is_hypervisor_owned(intid) {
-            if intid == gic::MAINTENANCE {
-                vgic::maintenance();
-            }
-            gic::deactivate(u32::from(intid));
-        } else {
-            vgic::inject_hw(cpu, u32::from(intid));
-        }
-    }
+    vgic::take_interrupts(|intid| vgic::inject_hw(cpu, intid));
 }

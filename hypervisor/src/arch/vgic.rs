@@ -10,25 +10,13 @@ use crate::trace::Event;
 use crate::vcpu::PowerState;
 use crate::vgic::{self as book, LrSlot, SgiRequest};
 use aarch64_cpu::registers::*;
-use alloc::vec::Vec;
 use core::arch::asm;
 use core::sync::atomic::Ordering;
-use spin::Mutex;
 
 const ICH_HCR_EN: u64 = 1 << 0;
 /// Maintenance interrupt when at most one list register is in use.
 const ICH_HCR_UIE: u64 = 1 << 1;
 const MAX_LRS: usize = 16;
-
-/// Hardware interrupts that found every list register busy, per CPU (only
-/// ever touched by that CPU; the lock is uncontended).
-static OVERFLOW: Mutex<Vec<Vec<u32>>> = Mutex::new(Vec::new());
-
-/// Sizes the per-CPU queues (boot CPU, before the others start).
-pub fn init(cpus: usize) {
-    let mut q = OVERFLOW.lock();
-    q.resize_with(cpus, Vec::new);
-}
 
 /// Number of list registers this CPU implements (ICH_VTR_EL2.ListRegs + 1).
 pub fn list_register_count() -> usize {
@@ -113,7 +101,24 @@ fn place(vintid: u32, priority: u8, hw: bool) -> bool {
 pub fn inject_hw(cpu: usize, intid: u32) {
     let priority = gic::priority_of(cpu, intid);
     if !place(intid, priority, true) {
-        OVERFLOW.lock()[cpu].push(intid);
+        hv().vcpus[cpu].held_irqs.lock().push(intid);
+    }
+}
+
+/// Takes every pending physical interrupt of this CPU: the hypervisor's own
+/// (kick, stop, maintenance) are handled and deactivated here; each guest
+/// interrupt, acknowledged and priority-dropped, goes to `for_guest`.
+pub fn take_interrupts(mut for_guest: impl FnMut(u32)) {
+    while let Some(intid) = gic::acknowledge() {
+        gic::end_of_interrupt(intid);
+        if gic::is_hypervisor_owned(intid) {
+            if intid == gic::MAINTENANCE {
+                maintenance();
+            }
+            gic::deactivate(u32::from(intid));
+        } else {
+            for_guest(u32::from(intid));
+        }
     }
 }
 
@@ -121,7 +126,7 @@ pub fn inject_hw(cpu: usize, intid: u32) {
 /// asserted while UIE is set and the list registers are nearly empty. Turn
 /// UIE off before deactivating it; the `flush` at trap exit refills the list
 /// registers and sets UIE again only if something still waits.
-pub fn maintenance() {
+fn maintenance() {
     ICH_HCR_EL2.set(ICH_HCR_EN);
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }
@@ -130,14 +135,14 @@ pub fn maintenance() {
 /// active (so it cannot fire again and wake the park loop) until the vCPU's
 /// next life, whose reset deactivates it.
 pub fn hold(cpu: usize, intid: u32) {
-    OVERFLOW.lock()[cpu].push(intid);
+    hv().vcpus[cpu].held_irqs.lock().push(intid);
 }
 
 /// Moves this vCPU's pending SGIs and queued interrupts into list registers;
 /// asks for a maintenance interrupt if something still has to wait.
 pub fn flush(cpu: usize) {
-    let hv = hv();
-    let pending = hv.vsgi_pending[cpu].swap(0, Ordering::Acquire);
+    let vcpu = &hv().vcpus[cpu];
+    let pending = vcpu.pending_sgis.swap(0, Ordering::Acquire);
     let mut left = 0u32;
     for sgi in (0..16).filter(|s| pending >> s & 1 == 1) {
         if !place(sgi, gic::priority_of(cpu, sgi), false) {
@@ -145,10 +150,9 @@ pub fn flush(cpu: usize) {
         }
     }
     if left != 0 {
-        hv.vsgi_pending[cpu].fetch_or(left, Ordering::AcqRel);
+        vcpu.pending_sgis.fetch_or(left, Ordering::AcqRel);
     }
-    let mut queue = OVERFLOW.lock();
-    let q = &mut queue[cpu];
+    let mut q = vcpu.held_irqs.lock();
     q.retain(|&intid| !place(intid, gic::priority_of(cpu, intid), true));
     let waiting = left != 0 || !q.is_empty();
     ICH_HCR_EL2.set(ICH_HCR_EN | if waiting { ICH_HCR_UIE } else { 0 });
@@ -166,9 +170,10 @@ pub fn send_sgi(sender: usize, value: u64) {
             emit_here(&Event::IpiDrop { sgi: request.intid, target });
             continue;
         }
-        hv.vsgi_pending[target].fetch_or(1 << request.intid, Ordering::Release);
+        let vcpu = table.vcpu(target);
+        vcpu.pending_sgis.fetch_or(1 << request.intid, Ordering::Release);
         if target != sender {
-            gic::kick(hv.mpidrs[target]);
+            gic::kick(vcpu.mpidr);
         }
     }
 }
@@ -189,12 +194,11 @@ pub fn reset_cpu(cpu: usize) {
     ICH_AP1R0_EL2.set(0);
     ICH_VMCR_EL2.set(0);
     ICH_HCR_EL2.set(ICH_HCR_EN);
-    if let Some(q) = OVERFLOW.lock().get_mut(cpu) {
-        // Queued hardware interrupts are active at the GIC: deactivate them.
-        for intid in q.drain(..) {
-            gic::deactivate(intid);
-        }
+    let vcpu = &hv().vcpus[cpu];
+    // Queued hardware interrupts are active at the GIC: deactivate them.
+    for intid in vcpu.held_irqs.lock().drain(..) {
+        gic::deactivate(intid);
     }
-    hv().vsgi_pending[cpu].store(0, Ordering::Release);
+    vcpu.pending_sgis.store(0, Ordering::Release);
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }
