@@ -1,5 +1,5 @@
 //! Function IDs and return codes the guests use (PSCI 1.1, SMCCC 1.1 and the
-//! parkvisor vendor service of `shared/design/abi.md`).
+//! parkvisor vendor service of `docs/abi.md`).
 
 pub use smccc::psci::{
     PSCI_AFFINITY_INFO_32, PSCI_AFFINITY_INFO_64, PSCI_CPU_DEFAULT_SUSPEND_32,
