@@ -227,15 +227,20 @@ fn fw_cfg_dma_attack(_env: &Env) -> TestResult {
         ];
     }
     let addr = desc as u64;
-    check_abort("fw_cfg selector", FW_CFG_SELECTOR, store(FW_CFG_SELECTOR, 2, 0).map(|()| 0))?;
     let high = ((addr >> 32) as u32).to_be();
     let low = (addr as u32).to_be();
-    check_abort("fw_cfg DMA high", FW_CFG_DMA_HIGH, store(FW_CFG_DMA_HIGH, 4, high.into()).map(|()| 0))?;
-    check_abort("fw_cfg DMA low", FW_CFG_DMA_LOW, store(FW_CFG_DMA_LOW, 4, low.into()).map(|()| 0))?;
-    let both = u64::from(high) | u64::from(low) << 32;
-    check_abort("fw_cfg DMA", FW_CFG_DMA_HIGH, store(FW_CFG_DMA_HIGH, 8, both).map(|()| 0))?;
-    // The hypervisor's vectors and code are intact: traps still work.
+    // The whole attack first, then the verdicts: on a hypervisor that lets
+    // the stores through, QEMU overwrites its code here.
+    let selector = store(FW_CFG_SELECTOR, 2, 0);
+    let dma_high = store(FW_CFG_DMA_HIGH, 4, high.into());
+    let dma_low = store(FW_CFG_DMA_LOW, 4, low.into());
+    let dma_both = store(FW_CFG_DMA_HIGH, 8, u64::from(high) | u64::from(low) << 32);
+    // The hypervisor's vectors and code must be intact: traps still work.
     still_served()?;
+    check_abort("fw_cfg selector", FW_CFG_SELECTOR, selector.map(|()| 0))?;
+    check_abort("fw_cfg DMA high", FW_CFG_DMA_HIGH, dma_high.map(|()| 0))?;
+    check_abort("fw_cfg DMA low", FW_CFG_DMA_LOW, dma_low.map(|()| 0))?;
+    check_abort("fw_cfg DMA", FW_CFG_DMA_HIGH, dma_both.map(|()| 0))?;
     let r = call(Conduit::Hvc, 0x8600_FF01, 0, 0, 0);
     ensure!(r[0] == 0xCD11_84F9, "CALL_UID after the attack: {:#x}", r[0]);
     Ok(())
