@@ -174,7 +174,7 @@ pub static SUITES: &[SuiteSpec] = &[
     SuiteSpec {
         name: "scale",
         min_passed_1: 1,
-        min_passed_n: 1,
+        min_passed_n: 2,
         required: &[
             req("fast-stop", "end result=0", 2),
             req("system", "system off", 1),

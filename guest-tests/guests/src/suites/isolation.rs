@@ -17,7 +17,7 @@
 
 use super::common::{cookie, skip_plain};
 use core::sync::atomic::{AtomicU64, Ordering::*};
-use dtoolkit::ToCellInt;
+use dtoolkit::{Node, Property, ToCellInt};
 use dtoolkit::fdt::Fdt;
 use guestlib::abi::*;
 use guestlib::arch::call::{Conduit, call};
@@ -467,10 +467,80 @@ fn after_sweep_ipis(env: &Env) -> TestResult {
 /// keeps per-CPU state for its first `MAX_CPUS` only).
 pub static SCALE: Suite<Env> = Suite {
     name: "scale",
-    tests: &[Test::new("last_cpus_on_and_stop", last_cpus_on_and_stop)
-        .cpus(2)
-        .skip_if(skip_plain)],
+    tests: &[
+        Test::new("every_cpu_has_its_redistributor", every_cpu_has_its_redistributor).skip_if(skip_plain),
+        Test::new("last_cpus_on_and_stop", last_cpus_on_and_stop)
+            .cpus(2)
+            .skip_if(skip_plain),
+    ],
 };
+
+/// Every CPU of the DTB finds its own GICR_TYPER (affinity = its MPIDR) at
+/// the *i*-th frame pair counting through every GICR region, the last CPU
+/// of each region has TYPER.Last, and the pair after it reads as zero.
+fn every_cpu_has_its_redistributor(env: &Env) -> TestResult {
+    // SAFETY: the DTB the guest booted with, still in guest RAM.
+    let fdt = unsafe { Fdt::from_raw(env.dtb as *const u8) }.map_err(|_| msg!("DTB unreadable"))?;
+    let gic = fdt
+        .root()
+        .children()
+        .find(|n| n.property("compatible").is_some_and(|p| p.value().starts_with(b"arm,gic-v3\0")))
+        .ok_or_else(|| msg!("no arm,gic-v3 node"))?;
+    let mut regions = [(0u64, 0u64); 4];
+    let mut nregions = 0;
+    let regs = gic.reg().ok().flatten().ok_or_else(|| msg!("GIC node without reg"))?;
+    for (i, r) in regs.enumerate() {
+        let (Ok(base), Ok(size)) = (r.address::<u64>(), r.size::<u64>()) else {
+            return Err(msg!("GIC reg entry {} unreadable", i));
+        };
+        // reg[0] is the GICD; QEMU virt lists no GICC/GICH/GICV with GICv3.
+        if i > 0 && nregions < regions.len() {
+            regions[nregions] = (base, size);
+            nregions += 1;
+        }
+    }
+    let cpus = fdt.cpus().map_err(|_| msg!("no /cpus"))?;
+    let (mut region, mut frame, mut checked) = (0usize, 0u64, 0usize);
+    for cpu in cpus.cpus() {
+        let mpidr: u64 = cpu
+            .ids()
+            .ok()
+            .and_then(|mut i| i.next())
+            .and_then(|r| r.to_int().ok())
+            .ok_or_else(|| msg!("bad cpu reg"))?;
+        if (frame + 1) * GICR_STRIDE > regions[region].1 {
+            region += 1;
+            frame = 0;
+            ensure!(region < nregions, "cpu mpidr {:#x} has no GICR frame left", mpidr);
+        }
+        let rd = regions[region].0 + frame * GICR_STRIDE;
+        let typer = load(rd + 0x8, 8).map_err(|a| msg!("GICR_TYPER at {:#x}: ESR {:#x}", rd, a.esr))?;
+        let want = mpidr & 0xff_ffff | (mpidr >> 32 & 0xff) << 24;
+        ensure!(
+            typer >> 32 == want,
+            "GICR_TYPER at {:#x} = {:#x}: affinity is not mpidr {:#x}",
+            rd + 0x8,
+            typer,
+            mpidr
+        );
+        if typer & (1 << 4) != 0 {
+            // Last in its region: the rest of the region has no CPU.
+            let past = rd + GICR_STRIDE;
+            if past + GICR_STRIDE <= regions[region].0 + regions[region].1 {
+                let v = load(past + 0x8, 8).map_err(|a| msg!("{:#x}: ESR {:#x}", past + 8, a.esr))?;
+                ensure!(v == 0, "frame after the last CPU reads {:#x}", v);
+            }
+            region += 1;
+            frame = 0;
+        } else {
+            frame += 1;
+        }
+        checked += 1;
+    }
+    ensure!(checked > 0, "no CPUs");
+    gprintln!("scale: {} CPUs found their redistributors in {} GICR region(s)", checked, region.max(1));
+    Ok(())
+}
 
 core::arch::global_asm!(
     ".section .text.scale_spin, \"ax\"",
