@@ -386,9 +386,12 @@ fn offsets(size: u8) -> impl Iterator<Item = u64> {
     })
 }
 
+/// GICD, two frames per CPU the guest knows, four past the last CPU.
+const MAX_FRAMES: usize = 1 + 2 * guestlib::MAX_CPUS + 4;
+
 /// Every frame: GICD, each CPU's pair, and (within the DTB's first GICR
 /// region) the pair after the last CPU and the region's last pair.
-fn frames(env: &Env, out: &mut [u64; 16]) -> usize {
+fn frames(env: &Env, out: &mut [u64; MAX_FRAMES]) -> usize {
     let mut n = 0;
     let mut push = |base: u64| {
         if n < out.len() && !out[..n].contains(&base) {
@@ -437,8 +440,10 @@ fn sweep_pass(frames: &[u64], write: Option<u64>) -> Result<u64, Msg> {
 
 fn gic_sweep(env: &Env) -> TestResult {
     ensure!(env.gicd != 0 && env.gicr != 0, "no GICv3 in the DTB");
-    let mut all = [0u64; 16];
+    let mut all = [0u64; MAX_FRAMES];
     let n = frames(env, &mut all);
+    let want = 1 + 2 * env.ncpus.min(FIRST_REGION_CPUS) + if env.ncpus < FIRST_REGION_CPUS { 4 } else { 0 };
+    ensure!(n == want || env.cpus_truncated, "sweeping {} frames, expected {}", n, want);
     let t0 = time::now_ns();
     let mut count = sweep_pass(&all[..n], None)?;
     count += sweep_pass(&all[..n], Some(u64::MAX))?;
