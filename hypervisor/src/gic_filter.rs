@@ -155,8 +155,8 @@ enum Widths {
 impl Widths {
     fn allow(self, offset: u64, size: u8) -> bool {
         match (self, size) {
-            (_, 4) | (Widths::ByteOrWord, 1) => offset % u64::from(size) == 0,
-            (Widths::Doubleword, 8) => offset % 8 == 0,
+            (_, 4) | (Widths::ByteOrWord, 1) => offset.is_multiple_of(u64::from(size)),
+            (Widths::Doubleword, 8) => offset.is_multiple_of(8),
             _ => false,
         }
     }

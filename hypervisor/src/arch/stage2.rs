@@ -40,7 +40,7 @@ pub fn init(platform: &Platform, guest_ram: &[MemRange]) {
     }
     for d in &platform.passthrough {
         // Whole pages: QEMU virt's devices are 4 KiB aligned and padded.
-        let r = MemRange::new(d.base & !0xfff, (d.end() + 0xfff & !0xfff) - (d.base & !0xfff));
+        let r = MemRange::new(d.base & !0xfff, ((d.end() + 0xfff) & !0xfff) - (d.base & !0xfff));
         map.map_range(&region(r), DEVICE)
             .unwrap_or_else(|e| panic!("stage 2: cannot map MMIO {r}: {e:?}"));
     }
