@@ -7,6 +7,7 @@ extern crate alloc;
 
 pub mod dtb;
 pub mod fast_stop;
+pub mod gic_filter;
 pub mod image;
 pub mod mmio;
 pub mod park;

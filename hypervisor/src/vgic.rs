@@ -1,7 +1,7 @@
 //! vGIC bookkeeping, portable and host-tested: decoding the guest's
 //! `ICC_SGI1R_EL1` writes, encoding GICv3 list registers, choosing a list
-//! register for a new virtual interrupt, and deciding which guest writes to
-//! the (trapped) GICD/GICR registers reach the hardware.
+//! register for a new virtual interrupt. (Guest GICD/GICR accesses: see
+//! `crate::gic_filter`.)
 
 use crate::vcpu::VcpuTable;
 use arm_sysregs::el1::registers::IccSgi1rEl1;
@@ -134,89 +134,6 @@ pub fn choose_lr(lrs: &[u64], empty: u64, vintid: u32) -> LrSlot {
     }
 }
 
-// ---------------------------------------------------------------------------
-// GICD / GICR mediation
-// ---------------------------------------------------------------------------
-
-/// SGIs and PPIs the hypervisor keeps for itself: the guest may not disable,
-/// regroup, reprioritise or clear them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Reserved(pub u32);
-
-impl Reserved {
-    /// Bitmask over INTIDs 0..32.
-    pub fn mask(self) -> u32 {
-        self.0
-    }
-}
-
-/// What to do with a guest access to a GIC register.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GicWrite {
-    /// Write this value to the same register.
-    Write(u64),
-    /// Drop the write (the guest keeps its illusion through `GicRead`).
-    Ignore,
-}
-
-pub const GICD_CTLR: u64 = 0x0000;
-const GICD_CTLR_ENABLE_GRP1NS: u64 = 1 << 1;
-const GICD_CTLR_ARE_NS: u64 = 1 << 4;
-
-/// GICR frame layout (GICv3: two 64 KiB frames per CPU).
-pub const GICR_FRAME: u64 = 0x2_0000;
-pub const GICR_SGI_BASE: u64 = 0x1_0000;
-pub const GICR_WAKER: u64 = 0x0014;
-const GICR_IGROUPR0: u64 = GICR_SGI_BASE + 0x0080;
-const GICR_ICENABLER0: u64 = GICR_SGI_BASE + 0x0180;
-const GICR_ICPENDR0: u64 = GICR_SGI_BASE + 0x0280;
-const GICR_ICACTIVER0: u64 = GICR_SGI_BASE + 0x0380;
-const GICR_IPRIORITYR0: u64 = GICR_SGI_BASE + 0x0400;
-const GICR_IGRPMODR0: u64 = GICR_SGI_BASE + 0x0d00;
-
-/// Filters a guest write to the distributor at `offset`. The guest may not
-/// turn off group 1 or affinity routing: the hypervisor's own SGIs depend on
-/// them (its view of GICD_CTLR is kept by the caller).
-pub fn gicd_write(offset: u64, value: u64) -> GicWrite {
-    match offset {
-        GICD_CTLR => GicWrite::Write(value | GICD_CTLR_ENABLE_GRP1NS | GICD_CTLR_ARE_NS),
-        _ => GicWrite::Write(value),
-    }
-}
-
-/// Filters a 32-bit (or narrower) guest write at `offset` within one CPU's
-/// redistributor frames (`offset < GICR_FRAME`). `current` reads the
-/// register's present hardware value (for read-modify-write of byte fields).
-pub fn gicr_write(offset: u64, size: u8, value: u64, reserved: Reserved, current: impl Fn() -> u64) -> GicWrite {
-    let keep = u64::from(reserved.mask());
-    match offset {
-        // Putting the redistributor to sleep would silence the hypervisor's SGIs.
-        GICR_WAKER => GicWrite::Ignore,
-        GICR_ICENABLER0 | GICR_ICPENDR0 | GICR_ICACTIVER0 => GicWrite::Write(value & !keep),
-        GICR_IGROUPR0 => GicWrite::Write(value | keep),
-        GICR_IGRPMODR0 => GicWrite::Write(value & !keep),
-        o if (GICR_IPRIORITYR0..GICR_IPRIORITYR0 + 32).contains(&o) => {
-            // One byte per INTID: keep the reserved ones' bytes as they are.
-            let first = (o - GICR_IPRIORITYR0) as u32;
-            let touched = (first..first + u32::from(size)).filter(|i| reserved.mask() >> i & 1 == 1);
-            if touched.clone().next().is_none() {
-                return GicWrite::Write(value);
-            }
-            let old = current();
-            let mut merged = value;
-            for intid in touched {
-                let shift = (intid - first) * 8;
-                merged = merged & !(0xff << shift) | old & 0xff << shift;
-            }
-            GicWrite::Write(merged)
-        }
-        _ => GicWrite::Write(value),
-    }
-}
-
-/// The guest's view of GICR_WAKER: awake, since it cannot put us to sleep.
-pub const GICR_WAKER_AWAKE: u64 = 0;
-
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -271,22 +188,5 @@ mod tests {
         assert_eq!(choose_lr(&lrs, 0, 5), LrSlot::Full);
         // A stale value in an empty register is not a match.
         assert_eq!(choose_lr(&[pending1], 0b1, 1), LrSlot::Empty(0));
-    }
-
-    #[test]
-    fn gic_writes_cannot_take_the_hypervisor_sgis_away() {
-        let reserved = Reserved(1 << 8 | 1 << 9);
-        assert_eq!(gicd_write(GICD_CTLR, 0), GicWrite::Write(0x12));
-        assert_eq!(gicd_write(0x100, 0xffff_ffff), GicWrite::Write(0xffff_ffff));
-        assert_eq!(gicr_write(GICR_WAKER, 4, 2, reserved, || 0), GicWrite::Ignore);
-        assert_eq!(gicr_write(GICR_ICENABLER0, 4, 0xffff_ffff, reserved, || 0), GicWrite::Write(0xffff_fcff));
-        assert_eq!(gicr_write(GICR_ICACTIVER0, 4, 0x300, reserved, || 0), GicWrite::Write(0));
-        assert_eq!(gicr_write(GICR_IGROUPR0, 4, 0, reserved, || 0), GicWrite::Write(0x300));
-        // IPRIORITYR2 holds INTIDs 8..11: bytes 0 and 1 keep the hardware value.
-        let w = gicr_write(GICR_IPRIORITYR0 + 8, 4, 0xa0a0_a0a0, reserved, || 0x8080_8080);
-        assert_eq!(w, GicWrite::Write(0xa0a0_8080));
-        // A byte write to INTID 9 changes nothing; to INTID 10 goes through.
-        assert_eq!(gicr_write(GICR_IPRIORITYR0 + 9, 1, 0, reserved, || 0x80), GicWrite::Write(0x80));
-        assert_eq!(gicr_write(GICR_IPRIORITYR0 + 10, 1, 0x40, reserved, || 0x80), GicWrite::Write(0x40));
     }
 }

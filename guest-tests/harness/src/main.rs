@@ -83,10 +83,10 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
                         s.trim()
                             .parse::<u32>()
                             .ok()
-                            .filter(|&n| (1..=64).contains(&n))
+                            .filter(|&n| (1..=512).contains(&n))
                     })
                     .collect::<Option<Vec<_>>>()
-                    .ok_or("--smp wants numbers 1..64, comma separated")?;
+                    .ok_or("--smp wants numbers 1..512, comma separated")?;
             }
             "--jobs" => {
                 o.jobs = val("--jobs")?

@@ -159,6 +159,31 @@ pub static SUITES: &[SuiteSpec] = &[
         plain: false,
     },
     SuiteSpec {
+        name: "isolation",
+        min_passed_1: 7,
+        min_passed_n: 12,
+        required: &[
+            req("fault", "0x9020010", 1),
+            req("fast-stop", "end result=0", 2),
+            req("system", "system off", 1),
+        ],
+        end: End::Off,
+        timeout_s: 90,
+        plain: false,
+    },
+    SuiteSpec {
+        name: "scale",
+        min_passed_1: 1,
+        min_passed_n: 2,
+        required: &[
+            req("fast-stop", "end result=0", 2),
+            req("system", "system off", 1),
+        ],
+        end: End::Off,
+        timeout_s: 60,
+        plain: false,
+    },
+    SuiteSpec {
         name: "system_off",
         min_passed_1: 1,
         min_passed_n: 1,

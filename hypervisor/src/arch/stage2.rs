@@ -1,6 +1,9 @@
 //! Stage 2: the guest's view of physical memory. Identity map (IPA = PA) of
-//! guest RAM and of passthrough MMIO; the hypervisor region, the GIC and the
-//! UART are left unmapped so every guest access to them traps to EL2.
+//! guest RAM and of the passed-through devices only (`Platform::passthrough`:
+//! RTC, GPIO, flash; none can master memory). Everything else is unmapped:
+//! the hypervisor region, the emulated GIC and UART (their accesses trap and
+//! are emulated) and every withheld device (fw_cfg, virtio-mmio, PCIe, ...:
+//! DMA masters without an IOMMU; a guest access is a contained fault).
 
 use crate::dtb::{MemRange, Platform};
 use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, Readable, VTCR_EL2, VTTBR_EL2, Writeable};
@@ -28,15 +31,6 @@ const DEVICE: Stage2Attributes = Stage2Attributes::VALID
     .union(Stage2Attributes::ACCESS_FLAG)
     .union(Stage2Attributes::XN);
 
-/// QEMU virt's MMIO windows: the low one (flash, RTC, GPIO, virtio-mmio,
-/// PCIe PIO/MMIO), the high PCIe ECAM at 256 GiB and the high PCIe MMIO at
-/// 512 GiB. Everything in them but the trapped devices is passed through.
-const MMIO_WINDOWS: [MemRange; 3] = [
-    MemRange { base: 0, size: 0x4000_0000 },
-    MemRange { base: 0x40_0000_0000, size: 0x40_0000_0000 },
-    MemRange { base: 0x80_0000_0000, size: 0x80_0000_0000 },
-];
-
 /// Builds the stage-2 tables (boot CPU, once) and installs them.
 pub fn init(platform: &Platform, guest_ram: &[MemRange]) {
     let mut map = IdMap::new(0, Stage2);
@@ -44,18 +38,10 @@ pub fn init(platform: &Platform, guest_ram: &[MemRange]) {
         map.map_range(&region(*r), RAM)
             .unwrap_or_else(|e| panic!("stage 2: cannot map guest RAM {r}: {e:?}"));
     }
-    let mut trapped = alloc::vec![platform.gic.distributor];
-    trapped.extend(platform.gic.redistributors.iter().copied());
-    if let Some(uart) = &platform.uart {
-        trapped.push(uart.regs);
-    }
-    let mut passthrough = MMIO_WINDOWS.to_vec();
-    for t in &trapped {
-        let page_aligned = MemRange::new(t.base & !0xfff, (t.end() + 0xfff & !0xfff) - (t.base & !0xfff));
-        passthrough = crate::dtb::subtract(&passthrough, page_aligned);
-    }
-    for r in passthrough.iter().filter(|r| !r.is_empty()) {
-        map.map_range(&region(*r), DEVICE)
+    for d in &platform.passthrough {
+        // Whole pages: QEMU virt's devices are 4 KiB aligned and padded.
+        let r = MemRange::new(d.base & !0xfff, ((d.end() + 0xfff) & !0xfff) - (d.base & !0xfff));
+        map.map_range(&region(r), DEVICE)
             .unwrap_or_else(|e| panic!("stage 2: cannot map MMIO {r}: {e:?}"));
     }
     map.mark_active();

@@ -10,9 +10,13 @@
 //!   as on bare metal). Host `/memreserve/` entries outside guest RAM go too.
 //! - `/chosen` carries the guest's command line and initrd instead of the
 //!   hypervisor's options and the `multiboot,*` module nodes.
+//! - devices that could DMA (fw_cfg, virtio-mmio, PCIe, the platform bus,
+//!   a GICv3 ITS: anything not on the allow-lists of `dtb::devices`) are
+//!   left out; parkvisor does not map them either.
 //!
-//! Everything else (GIC, UART, timer, virtio, PCI, ...) is copied unchanged:
-//! the guest uses the same addresses and parkvisor traps what it must.
+//! Everything else (GIC, UART, RTC, GPIO, flash, timer, PMU, ...) is copied
+//! unchanged: the guest uses the same addresses and parkvisor traps what it
+//! must.
 
 use alloc::format;
 use alloc::string::String;
@@ -21,6 +25,7 @@ use alloc::vec::Vec;
 use dtoolkit::fdt::{Fdt, FdtNode};
 use dtoolkit::{Node, Property};
 
+use super::devices::{Treatment, classify, is_withheld_child};
 use super::platform::{is_memory, is_module, own_cells};
 use super::writer::FdtWriter;
 use super::{DtbError, MemRange, Platform, cells, subtract};
@@ -114,6 +119,7 @@ impl Rewriter<'_, '_> {
                 match child.name() {
                     "cpus" => self.cpus(&child),
                     "chosen" => self.chosen(&child),
+                    _ if classify(&child) == Treatment::Withheld => {}
                     _ => self.copy(&child),
                 }
             }
@@ -194,9 +200,10 @@ impl Rewriter<'_, '_> {
         self.w.end_node();
     }
 
-    /// Copies a subtree verbatim, minus multiboot module nodes.
+    /// Copies a subtree verbatim, minus multiboot module nodes and withheld
+    /// children (a GICv3 ITS).
     fn copy(&mut self, node: &FdtNode<'_>) {
-        if is_module(node) {
+        if is_module(node) || is_withheld_child(node) {
             return;
         }
         self.w.begin_node(node.name());

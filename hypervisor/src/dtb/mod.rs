@@ -3,6 +3,7 @@
 //! ([`build_guest_dtb`]). See `docs/dtb.md`.
 
 mod cells;
+mod devices;
 mod error;
 mod guest;
 mod platform;
@@ -12,6 +13,7 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
+pub use devices::{EMULATED, PASSTHROUGH};
 pub use error::DtbError;
 pub use guest::{GuestConfig, build_guest_dtb};
 pub use platform::{Cpu, Gic, KernelModule, MAX_CPUS, MPIDR_AFFINITY_MASK, Platform, Timer, Uart};

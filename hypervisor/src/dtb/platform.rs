@@ -35,6 +35,9 @@ pub struct Platform {
     pub uart: Option<Uart>,
     /// The architected timer's interrupts.
     pub timer: Option<Timer>,
+    /// Register ranges of the devices passed through to the guest (see
+    /// `dtb::PASSTHROUGH`), sorted: the only MMIO stage 2 maps.
+    pub passthrough: Vec<MemRange>,
     /// `/chosen/bootargs`: the hypervisor's own options (QEMU `-append`).
     /// Empty when absent.
     pub bootargs: String,
@@ -120,6 +123,7 @@ impl Platform {
             gic: gic(&nodes)?,
             uart: uart(fdt, &nodes)?,
             timer: timer(&nodes),
+            passthrough: super::devices::passthrough_ranges(fdt)?,
             bootargs: match chosen {
                 Some(c) => string_prop(&c, "/chosen", "bootargs")?.unwrap_or_default(),
                 None => String::new(),

@@ -14,6 +14,8 @@ const VIRT_4CPU: &[u8] = include_bytes!("../../tests/fixtures/virt-4cpu.dtb");
 const VIRT_8CPU: &[u8] = include_bytes!("../../tests/fixtures/virt-8cpu.dtb");
 const VIRT_20CPU: &[u8] = include_bytes!("../../tests/fixtures/virt-20cpu.dtb");
 const VIRT_NO_MODULES: &[u8] = include_bytes!("../../tests/fixtures/virt-nomodules.dtb");
+const VIRT_126CPU: &[u8] = include_bytes!("../../tests/fixtures/virt-126cpu.dtb");
+const VIRT_ITS: &[u8] = include_bytes!("../../tests/fixtures/virt-its.dtb");
 
 const HYPERVISOR: MemRange = MemRange::new(0x4000_0000, 0x400_0000);
 const GIB: u64 = 1 << 30;
@@ -299,6 +301,7 @@ fn guest_dtb_keeps_everything_else() {
         let host_paths: Vec<_> = paths(Fdt::new(host).unwrap())
             .into_iter()
             .filter(|n| !n.starts_with("/memory") && !n.starts_with("/chosen/module"))
+            .filter(|n| !WITHHELD_PREFIXES.iter().any(|w| n.starts_with(w)))
             .collect();
         let guest_paths: Vec<_> = paths(fdt)
             .into_iter()
@@ -404,4 +407,89 @@ fn guest_dtb_decompiles_with_dtc_if_available() {
     let dts = String::from_utf8(out.stdout).unwrap();
     assert!(dts.contains("method = \"hvc\";"), "{dts}");
     assert!(dts.contains("memory@44000000"), "{dts}");
+}
+
+/// QEMU virt's DMA-capable devices (and the bus for dynamic ones).
+const WITHHELD_PREFIXES: &[&str] = &["/fw-cfg@", "/virtio_mmio@", "/pcie@", "/platform-bus@"];
+
+#[test]
+fn guest_dtb_withholds_every_dma_master() {
+    for host in [VIRT_1CPU, VIRT_4CPU, VIRT_8CPU, VIRT_NO_MODULES, VIRT_126CPU, VIRT_ITS] {
+        let p = Platform::parse(host).unwrap_or_else(|_| {
+            // virt-nomodules has no guest kernel: parse what the rewrite needs.
+            Platform::parse(VIRT_1CPU).unwrap()
+        });
+        let config = GuestConfig::new(&p, HYPERVISOR).unwrap();
+        let guest = build_guest_dtb(host, &config).unwrap();
+        let host_paths = paths(Fdt::new(host).unwrap());
+        let guest_paths = paths(Fdt::new(&guest).unwrap());
+        for w in WITHHELD_PREFIXES {
+            assert!(host_paths.iter().any(|n| n.starts_with(w)), "fixture has {w}");
+            assert!(!guest_paths.iter().any(|n| n.starts_with(w)), "guest DTB has {w}");
+        }
+        assert!(!guest_paths.iter().any(|n| n.contains("/its@")), "guest DTB has the ITS");
+        // What the guest gets: exactly these devices besides CPUs and memory.
+        let devices: Vec<_> = guest_paths
+            .iter()
+            .filter(|n| n.matches('/').count() == 1 && !n.starts_with("/memory"))
+            .cloned()
+            .collect();
+        assert_eq!(
+            devices,
+            [
+                "/psci", "/gpio-keys", "/pl061@9030000", "/pl031@9010000", "/pl011@9000000", "/pmu",
+                "/intc@8000000", "/flash@0", "/cpus", "/timer", "/apb-pclk", "/chosen", "/aliases",
+            ]
+            .iter()
+            .filter(|d| host_paths.iter().any(|h| h == *d) || **d == "/psci")
+            .map(|d| String::from(*d))
+            .collect::<Vec<_>>(),
+            "{host_paths:?}"
+        );
+    }
+}
+
+#[test]
+fn passthrough_is_rtc_gpio_and_flash_only() {
+    for host in [VIRT_1CPU, VIRT_4CPU, VIRT_126CPU, VIRT_ITS] {
+        let p = Platform::parse(host).unwrap();
+        assert_eq!(
+            p.passthrough,
+            [
+                MemRange::new(0, 0x400_0000),
+                MemRange::new(0x400_0000, 0x400_0000),
+                MemRange::new(0x901_0000, 0x1000),
+                MemRange::new(0x903_0000, 0x1000),
+            ],
+            "flash banks, PL031, PL061; never fw_cfg at 0x9020000"
+        );
+        assert!(!p.passthrough.iter().any(|r| r.contains(0x902_0010)));
+        assert!(!p.passthrough.iter().any(|r| r.overlaps(&HYPERVISOR)));
+    }
+}
+
+#[test]
+fn parses_every_redistributor_region() {
+    let p = Platform::parse(VIRT_126CPU).unwrap();
+    assert_eq!(p.cpus.len(), 126);
+    assert_eq!(
+        p.gic.redistributors,
+        [MemRange::new(0x80a_0000, 0xf6_0000), MemRange::new(0x40_0000_0000, 0x400_0000)]
+    );
+    let layout = crate::gic_filter::GicLayout {
+        distributor: p.gic.distributor,
+        regions: p.gic.redistributors.clone(),
+        cpus: p.cpus.len(),
+    };
+    assert_eq!(layout.redistributor_base(122), Some(0x80a_0000 + 122 * 0x2_0000));
+    assert_eq!(layout.redistributor_base(125), Some(0x40_0000_0000 + 2 * 0x2_0000));
+    // The guest DTB keeps both regions (the GIC node is copied as it is).
+    let guest = build_guest_dtb(VIRT_126CPU, &GuestConfig::new(&p, HYPERVISOR).unwrap()).unwrap();
+    let fdt = Fdt::new(&guest).unwrap();
+    let intc = fdt.find_node("/intc@8000000").unwrap();
+    let host = Fdt::new(VIRT_126CPU).unwrap();
+    assert_eq!(
+        intc.property("reg").unwrap().value(),
+        host.find_node("/intc@8000000").unwrap().property("reg").unwrap().value()
+    );
 }

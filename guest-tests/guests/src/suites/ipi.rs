@@ -317,7 +317,7 @@ fn self_setup(env: &Env) -> TestResult {
     check_exact(env, 0, 0, "idle")
 }
 
-fn target_list(env: &Env) -> TestResult {
+pub(crate) fn target_list(env: &Env) -> TestResult {
     begin(env)?;
     for idx in env.secondaries() {
         start_sgi(env, idx, true)?;
@@ -412,7 +412,7 @@ fn four(env: &Env) -> TestResult {
 
 /// The target masks IRQs, the boot CPU sends SGIs 0..n, the target unmasks
 /// and must take each exactly once.
-fn masked_burst(env: &Env, n: u32) -> TestResult {
+pub(crate) fn masked_burst(env: &Env, n: u32) -> TestResult {
     begin(env)?;
     let t = env.ncpus - 1;
     start_sgi(env, t, false)?;

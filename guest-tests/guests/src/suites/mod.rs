@@ -15,6 +15,7 @@ pub mod fast_stop;
 pub mod fuzz;
 pub mod gic_off;
 pub mod ipi;
+pub mod isolation;
 pub mod power;
 pub mod psci;
 pub mod vendor;
@@ -64,6 +65,14 @@ pub static ENTRIES: &[Entry] = &[
     Entry {
         name: "ipi",
         kind: Kind::Tests(&ipi::SUITE),
+    },
+    Entry {
+        name: "isolation",
+        kind: Kind::Tests(&isolation::SUITE),
+    },
+    Entry {
+        name: "scale",
+        kind: Kind::Tests(&isolation::SCALE),
     },
     Entry {
         name: "bench",

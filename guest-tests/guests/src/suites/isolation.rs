@@ -1,0 +1,646 @@
+//! `isolation`: a hostile guest against parkvisor's device and GIC
+//! boundaries (docs/architecture.md "Devices and DMA",
+//! docs/gic-mediation.md).
+//!
+//! * DMA: the guest DTB lists no DMA master (fw_cfg, virtio-mmio, PCIe, the
+//!   platform bus); every access to one aborts at EL1; the fw_cfg DMA
+//!   attack (a descriptor aimed at the hypervisor's image) aborts and the
+//!   hypervisor keeps serving; the passed-through RTC, GPIO and flash answer.
+//! * GIC: a load from a redistributor frame past the last CPU reads zero
+//!   (it used to panic the hypervisor); GICD_CTLR keeps group 1 and ARE;
+//!   the hypervisor's kick SGI 8, stop SGI 9 and maintenance PPI 25 made
+//!   active through other CPUs' GICR_ISACTIVER0 no longer lose CPU_ON,
+//!   FAST_STOP or list-register refills; a sweep of every GICD/GICR offset
+//!   at every width in every frame (own, other CPUs', past the last CPU),
+//!   reads then all-ones then zeros, after which CPU_ON, FAST_STOP and IPIs
+//!   still work.
+
+use super::common::{cookie, skip_plain};
+use core::sync::atomic::{AtomicU64, Ordering::*};
+use dtoolkit::{Node, Property, ToCellInt};
+use dtoolkit::fdt::Fdt;
+use guestlib::abi::*;
+use guestlib::arch::call::{Conduit, call};
+use guestlib::arch::smp::{self, aborting};
+use guestlib::arch::{expecting_abort, psci, time};
+use guestlib::framework::{Suite, Test};
+use guestlib::{Abort, Env, Msg, TestResult, ensure, gprintln, msg};
+
+pub static SUITE: Suite<Env> = Suite {
+    name: "isolation",
+    tests: &[
+        Test::new("guest_dtb_has_no_dma_masters", dtb_has_no_dma_masters).skip_if(skip_plain),
+        Test::new("withheld_devices_abort", withheld_devices_abort).skip_if(skip_plain),
+        Test::new("passthrough_devices_answer", passthrough_devices_answer),
+        Test::new("fw_cfg_dma_attack", fw_cfg_dma_attack).skip_if(skip_plain),
+        Test::new("load_past_last_redistributor", load_past_last_redistributor).skip_if(skip_plain),
+        Test::new("gicd_ctlr_keeps_group1_and_are", gicd_ctlr).skip_if(skip_plain),
+        Test::new("kick_sgi_made_active", kick_sgi_made_active)
+            .cpus(2)
+            .skip_if(skip_plain),
+        Test::new("stop_sgi_made_active", stop_sgi_made_active)
+            .cpus(2)
+            .skip_if(skip_plain),
+        Test::new("maintenance_made_active", maintenance_made_active)
+            .cpus(2)
+            .skip_if(skip_plain),
+        Test::new("gic_sweep", gic_sweep).skip_if(skip_plain),
+        Test::new("after_sweep_on_stop", on_and_stop).cpus(2).skip_if(skip_plain),
+        Test::new("after_sweep_ipis", after_sweep_ipis)
+            .cpus(2)
+            .skip_if(skip_plain),
+    ],
+};
+
+const FW_CFG: u64 = 0x0902_0000;
+/// QEMU docs/specs/fw_cfg.rst: selector (16-bit, BE) at +8, DMA address
+/// (64-bit, BE; writing the low word at +0x14 starts the transfer) at +0x10.
+const FW_CFG_SELECTOR: u64 = FW_CFG + 0x8;
+const FW_CFG_DMA_HIGH: u64 = FW_CFG + 0x10;
+const FW_CFG_DMA_LOW: u64 = FW_CFG + 0x14;
+/// FWCfgDmaAccess.control: select the item in bits 31:16, then read it.
+const FW_CFG_DMA_SELECT: u32 = 1 << 3;
+const FW_CFG_DMA_READ: u32 = 1 << 1;
+/// parkvisor's image (linked at 0x4020_0000): QEMU would write the
+/// signature and then zeros (reads past an item's end) over its code.
+const HV_IMAGE: u64 = 0x4020_0000;
+
+const GICR_STRIDE: u64 = 0x2_0000;
+const SGI_BASE: u64 = 0x1_0000;
+const GICR_ISACTIVER0: u64 = SGI_BASE + 0x300;
+/// QEMU virt's first redistributor region holds 123 CPUs.
+const FIRST_REGION_CPUS: usize = 123;
+
+// ---------------------------------------------------------------------------
+// Accesses
+// ---------------------------------------------------------------------------
+
+/// One load of `size` bytes; an abort is contained and returned.
+fn load(addr: u64, size: u8) -> Result<u64, Abort> {
+    let (v, ab) = expecting_abort(|| {
+        let v: u64;
+        // SAFETY: an MMIO load that may fault (the vector skips it); it
+        // writes only `v`.
+        unsafe {
+            match size {
+                1 => core::arch::asm!("mov {v}, #0", "ldrb {v:w}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack)),
+                2 => core::arch::asm!("mov {v}, #0", "ldrh {v:w}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack)),
+                4 => core::arch::asm!("mov {v}, #0", "ldr {v:w}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack)),
+                _ => core::arch::asm!("mov {v}, #0", "ldr {v}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack)),
+            }
+        }
+        v
+    });
+    ab.map_or(Ok(v), Err)
+}
+
+/// One store of `size` bytes; an abort is contained and returned.
+fn store(addr: u64, size: u8, v: u64) -> Result<(), Abort> {
+    let ((), ab) = expecting_abort(|| {
+        // SAFETY: an MMIO store that may fault (the vector skips it).
+        unsafe {
+            match size {
+                1 => core::arch::asm!("strb {v:w}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack)),
+                2 => core::arch::asm!("strh {v:w}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack)),
+                4 => core::arch::asm!("str {v:w}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack)),
+                _ => core::arch::asm!("str {v}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack)),
+            }
+        }
+    });
+    ab.map_or(Ok(()), Err)
+}
+
+fn check_abort(what: &str, addr: u64, r: Result<u64, Abort>) -> TestResult {
+    match r {
+        Ok(v) => Err(msg!("{} {:#x} did not abort (value {:#x})", what, addr, v)),
+        Err(ab) => {
+            ensure!(
+                ab.is_data_abort_same_el() && ab.far == addr,
+                "{} {:#x}: ESR {:#x} FAR {:#x}, expected a data abort at the address",
+                what,
+                addr,
+                ab.esr,
+                ab.far
+            );
+            Ok(())
+        }
+    }
+}
+
+fn still_served() -> TestResult {
+    let v = psci::hvc().version();
+    ensure!(v == PSCI_VERSION_1_1, "PSCI_VERSION afterwards = {:#x}", v);
+    Ok(())
+}
+
+/// CPU `idx`'s redistributor (QEMU virt: consecutive frames, 123 per region).
+fn gicr(env: &Env, idx: usize) -> u64 {
+    env.gicr + idx as u64 * GICR_STRIDE
+}
+
+// ---------------------------------------------------------------------------
+// DMA isolation
+// ---------------------------------------------------------------------------
+
+fn dtb_has_no_dma_masters(env: &Env) -> TestResult {
+    // SAFETY: the DTB header's first 8 bytes; the DTB lies in guest RAM.
+    let header = unsafe { core::slice::from_raw_parts(env.dtb as *const u8, 8) };
+    let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+    ensure!((64..=(2 << 20)).contains(&size), "DTB size {}", size);
+    // SAFETY: the whole blob, as its header says.
+    let blob = unsafe { core::slice::from_raw_parts(env.dtb as *const u8, size) };
+    for needle in [
+        "qemu,fw-cfg-mmio",
+        "virtio,mmio",
+        "pci-host-ecam-generic",
+        "qemu,platform",
+        "arm,gic-v3-its",
+    ] {
+        ensure!(
+            !blob.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "the guest DTB still lists {}",
+            needle
+        );
+    }
+    for needle in ["arm,pl031", "arm,pl061", "cfi-flash", "arm,pl011", "arm,gic-v3"] {
+        ensure!(
+            blob.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "the guest DTB lost {}",
+            needle
+        );
+    }
+    Ok(())
+}
+
+fn withheld_devices_abort(_env: &Env) -> TestResult {
+    for (what, addr) in [
+        ("fw_cfg data", FW_CFG),
+        ("fw_cfg DMA", FW_CFG_DMA_HIGH),
+        ("virtio-mmio magic", 0x0a00_0000),
+        ("last virtio-mmio", 0x0a00_3e00),
+        ("platform bus", 0x0c00_0000),
+        ("PCIe MMIO", 0x1000_0000),
+        ("PCIe PIO", 0x3eff_0000),
+        ("PCIe ECAM", 0x3f00_0000),
+        ("high PCIe ECAM", 0x40_1000_0000),
+        ("high PCIe MMIO", 0x80_0000_0000),
+    ] {
+        check_abort(what, addr, load(addr, 4))?;
+        check_abort(what, addr, store(addr, 4, 0xffff_ffff).map(|()| 0))?;
+    }
+    still_served()
+}
+
+fn passthrough_devices_answer(_env: &Env) -> TestResult {
+    for (what, addr) in [
+        ("PL031 RTCDR", 0x0901_0000),
+        ("PL031 PeriphID0", 0x0901_0fe0),
+        ("PL061 PeriphID0", 0x0903_0fe0),
+        ("flash", 0x0),
+    ] {
+        if let Err(ab) = load(addr, 4) {
+            return Err(msg!("{} {:#x} aborted: ESR {:#x}", what, addr, ab.esr));
+        }
+    }
+    // PrimeCell IDs: PL031 is 0x31, PL061 is 0x61.
+    ensure!(load(0x0901_0fe0, 4).ok() == Some(0x31), "PL031 PeriphID0");
+    ensure!(load(0x0903_0fe0, 4).ok() == Some(0x61), "PL061 PeriphID0");
+    Ok(())
+}
+
+/// The stage-2 escape: a DMA descriptor telling QEMU's fw_cfg to
+/// write an item (then zeros) over the hypervisor's image. Every store to
+/// fw_cfg must abort; the hypervisor must still answer afterwards.
+fn fw_cfg_dma_attack(_env: &Env) -> TestResult {
+    #[repr(C, align(16))]
+    struct Descriptor([u32; 4]);
+    static mut DESC: Descriptor = Descriptor([0; 4]);
+    let control = FW_CFG_DMA_SELECT | FW_CFG_DMA_READ; // item 0: signature
+    let desc = &raw mut DESC;
+    // SAFETY: the guest's own static; nothing else uses it.
+    unsafe {
+        (*desc).0 = [
+            control.to_be(),
+            0x0010_0000u32.to_be(), // 1 MiB: "QEMU" then zeros
+            ((HV_IMAGE >> 32) as u32).to_be(),
+            (HV_IMAGE as u32).to_be(),
+        ];
+    }
+    let addr = desc as u64;
+    let high = ((addr >> 32) as u32).to_be();
+    let low = (addr as u32).to_be();
+    // The whole attack first, then the verdicts: on a hypervisor that lets
+    // the stores through, QEMU overwrites its code here.
+    let selector = store(FW_CFG_SELECTOR, 2, 0);
+    let dma_high = store(FW_CFG_DMA_HIGH, 4, high.into());
+    let dma_low = store(FW_CFG_DMA_LOW, 4, low.into());
+    let dma_both = store(FW_CFG_DMA_HIGH, 8, u64::from(high) | u64::from(low) << 32);
+    // The hypervisor's vectors and code must be intact: traps still work.
+    still_served()?;
+    check_abort("fw_cfg selector", FW_CFG_SELECTOR, selector.map(|()| 0))?;
+    check_abort("fw_cfg DMA high", FW_CFG_DMA_HIGH, dma_high.map(|()| 0))?;
+    check_abort("fw_cfg DMA low", FW_CFG_DMA_LOW, dma_low.map(|()| 0))?;
+    check_abort("fw_cfg DMA", FW_CFG_DMA_HIGH, dma_both.map(|()| 0))?;
+    let r = call(Conduit::Hvc, 0x8600_FF01, 0, 0, 0);
+    ensure!(r[0] == 0xCD11_84F9, "CALL_UID after the attack: {:#x}", r[0]);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// GIC mediation
+// ---------------------------------------------------------------------------
+
+fn load_past_last_redistributor(env: &Env) -> TestResult {
+    ensure!(env.gicr != 0, "no GICv3 in the DTB");
+    if env.ncpus >= FIRST_REGION_CPUS {
+        return Ok(());
+    }
+    let past = gicr(env, env.ncpus);
+    // The panic: 0x080C_0008 with 1 vCPU (GICR_TYPER of no CPU).
+    for (offset, size) in [(0x8, 8), (0x8, 4), (0xffe8, 4), (SGI_BASE + 0x100, 4), (0x0, 1)] {
+        match load(past + offset, size) {
+            Ok(0) => {}
+            Ok(v) => return Err(msg!("{:#x} reads {:#x}, expected 0 (RAZ)", past + offset, v)),
+            Err(ab) => return Err(msg!("{:#x} aborted: ESR {:#x}", past + offset, ab.esr)),
+        }
+        if let Err(ab) = store(past + offset, size, u64::MAX) {
+            return Err(msg!("store {:#x} aborted: ESR {:#x}", past + offset, ab.esr));
+        }
+    }
+    still_served()
+}
+
+fn gicd_ctlr(env: &Env) -> TestResult {
+    ensure!(env.gicd != 0, "no GICv3 in the DTB");
+    let before = load(env.gicd, 4).map_err(|a| msg!("GICD_CTLR load aborted: {:#x}", a.esr))?;
+    let _ = store(env.gicd, 4, 0);
+    let after = load(env.gicd, 4).map_err(|a| msg!("GICD_CTLR load aborted: {:#x}", a.esr))?;
+    ensure!(
+        after & 0x12 == 0x12,
+        "GICD_CTLR {:#x} after writing 0 (was {:#x}): group 1 or ARE gone",
+        after,
+        before
+    );
+    Ok(())
+}
+
+/// Busy job: counts in scratch word 0 until the test ends (or is stopped).
+fn spin_job(idx: usize, _ctx: u64) {
+    let s = smp::slot(idx);
+    while !aborting() {
+        let v = s.scratch[0].load(Relaxed);
+        s.scratch[0].store(v + 1, Relaxed);
+    }
+}
+
+/// Sets `bits` in every secondary's GICR_ISACTIVER0 (other CPUs' frames).
+fn activate_on_secondaries(env: &Env, bits: u32) {
+    for idx in env.secondaries() {
+        let _ = store(gicr(env, idx) + GICR_ISACTIVER0, 4, bits.into());
+    }
+}
+
+/// CPU_ON of every secondary must come ON (bounded), then one FAST_STOP
+/// (bounded deadline) must stop them all; all are OFF afterwards.
+fn on_and_stop_within(env: &Env, deadline_us: u64) -> TestResult {
+    let mut n = 0;
+    for idx in env.secondaries() {
+        smp::slot(idx).clear_scratch();
+        let before = smp::slot(idx).entries();
+        let st = smp::cpu_on(env, idx, spin_job, cookie());
+        ensure!(st == SUCCESS, "CPU_ON(cpu{}) = {}", idx, st);
+        ensure!(
+            smp::wait_entered(idx, before, super::fast_stop::entry_wait_us()),
+            "cpu{}: CPU_ON succeeded but the CPU never came ON ({})",
+            idx,
+            smp::no_entry_reason(idx)
+        );
+        n += 1;
+    }
+    let r = call(Conduit::Hvc, 0xC600_0001, deadline_us, 0, 0);
+    ensure!(
+        status(r[0]) == SUCCESS && r[1] == n && r[2] == 0,
+        "FAST_STOP: x0 {} x1 {} x2 {}, expected 0 {} 0",
+        status(r[0]),
+        r[1],
+        r[2],
+        n
+    );
+    for idx in env.secondaries() {
+        let a = psci::hvc().affinity_info(env.mpidr(idx), 0);
+        ensure!(a == AFF_OFF, "cpu{} AFFINITY_INFO {} after FAST_STOP", idx, a);
+    }
+    Ok(())
+}
+
+fn on_and_stop(env: &Env) -> TestResult {
+    on_and_stop_within(env, super::fast_stop::deadline_us())
+}
+
+/// Physical SGI 8 (the hypervisor's kick) active on every secondary: CPU_ON
+/// used to succeed while the CPU never came ON.
+fn kick_sgi_made_active(env: &Env) -> TestResult {
+    activate_on_secondaries(env, 1 << 8);
+    on_and_stop(env)
+}
+
+/// Physical SGI 9 (FAST_STOP's) active: the CPU used to be unstoppable.
+fn stop_sgi_made_active(env: &Env) -> TestResult {
+    activate_on_secondaries(env, 1 << 9);
+    // 5 s: plenty for a stop that works, short for one that never will.
+    super::fast_stop::rescue(on_and_stop_within(env, 5_000_000))
+}
+
+/// PPI 25 (maintenance) active on the target: list-register refills used to
+/// stop, so SGIs beyond the list registers never arrived.
+fn maintenance_made_active(env: &Env) -> TestResult {
+    activate_on_secondaries(env, 1 << 25);
+    super::ipi::masked_burst(env, 8)
+}
+
+// ---------------------------------------------------------------------------
+// The sweep
+// ---------------------------------------------------------------------------
+
+/// Where the architected registers are in a 64 KiB frame (GICD, RD_base
+/// or SGI_base): the control/bitmap/priority/config block, the GICD
+/// IROUTER block and the ID registers. Narrow (byte, halfword) accesses are
+/// swept where they could overlap a filtered register.
+const DENSE: [(u64, u64); 3] = [(0x0000, 0x1000), (0x6000, 0x8000), (0xffc0, 0x1_0000)];
+const NARROW: [(u64, u64); 5] = [
+    (0x0000, 0x0440),
+    (0x0c00, 0x0d10),
+    (0x0e00, 0x0e10),
+    (0x0f00, 0x0f30),
+    (0xffc0, 0x1_0000),
+];
+
+/// The offsets swept at `size` bytes in a 64 KiB frame: every aligned one
+/// in the register blocks, and one per 256 bytes of the reserved rest
+/// (RAZ/WI throughout; the host tests cover every offset of the decision).
+fn offsets(size: u8) -> impl Iterator<Item = u64> {
+    let narrow = size < 4;
+    (0..0x1_0000u64).step_by(usize::from(size)).filter(move |&o| {
+        let windows: &[(u64, u64)] = if narrow { &NARROW } else { &DENSE };
+        windows.iter().any(|&(lo, hi)| (lo..hi).contains(&o)) || (!narrow && o % 0x100 == 0)
+    })
+}
+
+/// GICD, two frames per CPU the guest knows, four past the last CPU.
+const MAX_FRAMES: usize = 1 + 2 * guestlib::MAX_CPUS + 4;
+
+/// Every frame: GICD, each CPU's pair, and (within the DTB's first GICR
+/// region) the pair after the last CPU and the region's last pair.
+fn frames(env: &Env, out: &mut [u64; MAX_FRAMES]) -> usize {
+    let mut n = 0;
+    let mut push = |base: u64| {
+        if n < out.len() && !out[..n].contains(&base) {
+            out[n] = base;
+            n += 1;
+        }
+    };
+    push(env.gicd);
+    for idx in 0..env.ncpus.min(FIRST_REGION_CPUS) {
+        push(gicr(env, idx));
+        push(gicr(env, idx) + SGI_BASE);
+    }
+    if env.ncpus < FIRST_REGION_CPUS {
+        push(gicr(env, env.ncpus));
+        push(gicr(env, env.ncpus) + SGI_BASE);
+        push(gicr(env, FIRST_REGION_CPUS - 1));
+        push(gicr(env, FIRST_REGION_CPUS - 1) + SGI_BASE);
+    }
+    n
+}
+
+fn sweep_pass(frames: &[u64], write: Option<u64>) -> Result<u64, Msg> {
+    let mut count = 0;
+    for &base in frames {
+        for size in [8u8, 4, 2, 1] {
+            for o in offsets(size) {
+                let r = match write {
+                    None => load(base + o, size).map(|_| ()),
+                    Some(v) => store(base + o, size, v),
+                };
+                if let Err(ab) = r {
+                    return Err(msg!(
+                        "{} of {} bytes at {:#x} aborted: ESR {:#x}",
+                        if write.is_some() { "store" } else { "load" },
+                        size,
+                        base + o,
+                        ab.esr
+                    ));
+                }
+                count += 1;
+            }
+        }
+    }
+    Ok(count)
+}
+
+fn gic_sweep(env: &Env) -> TestResult {
+    ensure!(env.gicd != 0 && env.gicr != 0, "no GICv3 in the DTB");
+    let mut all = [0u64; MAX_FRAMES];
+    let n = frames(env, &mut all);
+    let want = 1 + 2 * env.ncpus.min(FIRST_REGION_CPUS) + if env.ncpus < FIRST_REGION_CPUS { 4 } else { 0 };
+    ensure!(n == want || env.cpus_truncated, "sweeping {} frames, expected {}", n, want);
+    let t0 = time::now_ns();
+    let mut count = sweep_pass(&all[..n], None)?;
+    count += sweep_pass(&all[..n], Some(u64::MAX))?;
+    count += sweep_pass(&all[..n], Some(0))?;
+    gprintln!(
+        "isolation: swept {} frames, {} accesses in {} ms",
+        n,
+        count,
+        (time::now_ns() - t0) / 1_000_000
+    );
+    still_served()
+}
+
+fn after_sweep_ipis(env: &Env) -> TestResult {
+    super::ipi::target_list(env)
+}
+
+// ---------------------------------------------------------------------------
+// Scale: the second redistributor region
+// ---------------------------------------------------------------------------
+
+/// `scale`: CPU_ON of the last CPUs (past 123 vCPUs their redistributors
+/// are in QEMU virt's second GICR region) and FAST_STOP, twice. Cheap at
+/// any vCPU count: only the last three CPUs ever run, and they run a
+/// stackless counting loop, so the guest needs no slot for them (guestlib
+/// keeps per-CPU state for its first `MAX_CPUS` only).
+pub static SCALE: Suite<Env> = Suite {
+    name: "scale",
+    tests: &[
+        Test::new("every_cpu_has_its_redistributor", every_cpu_has_its_redistributor).skip_if(skip_plain),
+        Test::new("last_cpus_on_and_stop", last_cpus_on_and_stop)
+            .cpus(2)
+            .skip_if(skip_plain),
+    ],
+};
+
+/// Every CPU of the DTB finds its own GICR_TYPER (affinity = its MPIDR) at
+/// the *i*-th frame pair counting through every GICR region, the last CPU
+/// of each region has TYPER.Last, and the pair after it reads as zero.
+fn every_cpu_has_its_redistributor(env: &Env) -> TestResult {
+    // SAFETY: the DTB the guest booted with, still in guest RAM.
+    let fdt = unsafe { Fdt::from_raw(env.dtb as *const u8) }.map_err(|_| msg!("DTB unreadable"))?;
+    let gic = fdt
+        .root()
+        .children()
+        .find(|n| n.property("compatible").is_some_and(|p| p.value().starts_with(b"arm,gic-v3\0")))
+        .ok_or_else(|| msg!("no arm,gic-v3 node"))?;
+    let mut regions = [(0u64, 0u64); 4];
+    let mut nregions = 0;
+    let regs = gic.reg().ok().flatten().ok_or_else(|| msg!("GIC node without reg"))?;
+    for (i, r) in regs.enumerate() {
+        let (Ok(base), Ok(size)) = (r.address::<u64>(), r.size::<u64>()) else {
+            return Err(msg!("GIC reg entry {} unreadable", i));
+        };
+        // reg[0] is the GICD; QEMU virt lists no GICC/GICH/GICV with GICv3.
+        if i > 0 && nregions < regions.len() {
+            regions[nregions] = (base, size);
+            nregions += 1;
+        }
+    }
+    let cpus = fdt.cpus().map_err(|_| msg!("no /cpus"))?;
+    let (mut region, mut frame, mut checked) = (0usize, 0u64, 0usize);
+    for cpu in cpus.cpus() {
+        let mpidr: u64 = cpu
+            .ids()
+            .ok()
+            .and_then(|mut i| i.next())
+            .and_then(|r| r.to_int().ok())
+            .ok_or_else(|| msg!("bad cpu reg"))?;
+        if (frame + 1) * GICR_STRIDE > regions[region].1 {
+            region += 1;
+            frame = 0;
+            ensure!(region < nregions, "cpu mpidr {:#x} has no GICR frame left", mpidr);
+        }
+        let rd = regions[region].0 + frame * GICR_STRIDE;
+        let typer = load(rd + 0x8, 8).map_err(|a| msg!("GICR_TYPER at {:#x}: ESR {:#x}", rd, a.esr))?;
+        let want = mpidr & 0xff_ffff | (mpidr >> 32 & 0xff) << 24;
+        ensure!(
+            typer >> 32 == want,
+            "GICR_TYPER at {:#x} = {:#x}: affinity is not mpidr {:#x}",
+            rd + 0x8,
+            typer,
+            mpidr
+        );
+        if typer & (1 << 4) != 0 {
+            // Last in its region: the rest of the region has no CPU.
+            let past = rd + GICR_STRIDE;
+            if past + GICR_STRIDE <= regions[region].0 + regions[region].1 {
+                let v = load(past + 0x8, 8).map_err(|a| msg!("{:#x}: ESR {:#x}", past + 8, a.esr))?;
+                ensure!(v == 0, "frame after the last CPU reads {:#x}", v);
+            }
+            region += 1;
+            frame = 0;
+        } else {
+            frame += 1;
+        }
+        checked += 1;
+    }
+    ensure!(checked > 0, "no CPUs");
+    gprintln!("scale: {} CPUs found their redistributors in {} GICR region(s)", checked, region.max(1));
+    Ok(())
+}
+
+core::arch::global_asm!(
+    ".section .text.scale_spin, \"ax\"",
+    ".global isolation_scale_spin",
+    ".balign 4",
+    // x0 = context_id = address of this CPU's counter.
+    "isolation_scale_spin:",
+    "1: ldr x1, [x0]",
+    "add x1, x1, #1",
+    "str x1, [x0]",
+    "b 1b",
+);
+
+unsafe extern "C" {
+    fn isolation_scale_spin();
+}
+
+static SCALE_COUNTERS: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
+
+/// The MPIDRs of the last (up to) three CPUs of the DTB, not the boot CPU.
+fn last_mpidrs(env: &Env, out: &mut [u64; 3]) -> Result<usize, Msg> {
+    // SAFETY: the DTB the guest booted with, still in guest RAM.
+    let fdt = unsafe { Fdt::from_raw(env.dtb as *const u8) }.map_err(|_| msg!("DTB unreadable"))?;
+    let cpus = fdt.cpus().map_err(|_| msg!("no /cpus"))?;
+    let boot = env.mpidr(env.boot_idx);
+    let mut n = 0;
+    for cpu in cpus.cpus() {
+        let id: u64 = cpu
+            .ids()
+            .ok()
+            .and_then(|mut i| i.next())
+            .and_then(|r| r.to_int().ok())
+            .ok_or_else(|| msg!("bad cpu reg"))?;
+        if id == boot {
+            continue;
+        }
+        // Keep the last three in DT order.
+        if n == out.len() {
+            out.rotate_left(1);
+            n -= 1;
+        }
+        out[n] = id;
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn last_cpus_on_and_stop(env: &Env) -> TestResult {
+    let mut mpidrs = [0u64; 3];
+    let n = last_mpidrs(env, &mut mpidrs)?;
+    let entry = isolation_scale_spin as *const () as u64;
+    for round in 0..2 {
+        for (k, &mpidr) in mpidrs[..n].iter().enumerate() {
+            let counter = &SCALE_COUNTERS[k];
+            counter.store(0, SeqCst);
+            let st = psci::hvc().cpu_on(mpidr, entry, counter.as_ptr() as u64);
+            ensure!(st == SUCCESS, "round {}: CPU_ON(mpidr {:#x}) = {}", round, mpidr, st);
+            ensure!(
+                time::spin_until(super::fast_stop::entry_wait_us(), || counter.load(Relaxed) > 0),
+                "round {}: CPU_ON(mpidr {:#x}) succeeded but the CPU never ran",
+                round,
+                mpidr
+            );
+        }
+        let r = call(Conduit::Hvc, 0xC600_0001, super::fast_stop::deadline_us(), 0, 0);
+        ensure!(
+            status(r[0]) == SUCCESS && r[1] == n as u64 && r[2] == 0,
+            "round {}: FAST_STOP x0 {} x1 {} x2 {}, expected 0 {} 0",
+            round,
+            status(r[0]),
+            r[1],
+            r[2],
+            n
+        );
+        for &mpidr in &mpidrs[..n] {
+            let a = psci::hvc().affinity_info(mpidr, 0);
+            ensure!(a == AFF_OFF, "round {}: mpidr {:#x} AFFINITY_INFO {}", round, mpidr, a);
+        }
+        let before: [u64; 3] = core::array::from_fn(|k| SCALE_COUNTERS[k].load(Relaxed));
+        time::delay_us(20_000);
+        for k in 0..n {
+            ensure!(
+                SCALE_COUNTERS[k].load(Relaxed) == before[k],
+                "round {}: mpidr {:#x} still counting after FAST_STOP",
+                round,
+                mpidrs[k]
+            );
+        }
+    }
+    gprintln!(
+        "scale: the last {} CPUs (mpidr {:#x} {:#x} {:#x}) started and stopped twice",
+        n,
+        mpidrs[0],
+        mpidrs[1],
+        mpidrs[2]
+    );
+    Ok(())
+}

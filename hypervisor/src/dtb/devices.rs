@@ -1,0 +1,79 @@
+//! Which of the host's devices the guest gets. The rule is an allow-list
+//! (docs/architecture.md, "Devices and DMA"): QEMU virt has no IOMMU in front
+//! of its DMA masters (fw_cfg's DMA interface, virtio-mmio, PCIe, the
+//! platform bus), and any of them could write the hypervisor's memory for
+//! the guest. So only devices that cannot master memory are passed through;
+//! the GIC and the console UART are emulated; everything else is withheld:
+//! absent from the guest DTB and from stage 2, so a guest access aborts.
+
+use alloc::vec::Vec;
+
+use dtoolkit::fdt::{Fdt, FdtNode};
+use dtoolkit::Node;
+
+use super::platform::{Located, is_compatible, is_memory, own_cells};
+use super::{DtbError, MemRange};
+
+/// Passed through (mapped in stage 2): they only answer register accesses.
+/// PL031 RTC, PL061 GPIO (QEMU's power button) and the CFI flash banks.
+pub const PASSTHROUGH: &[&str] = &["arm,pl031", "arm,pl061", "cfi-flash"];
+
+/// Emulated by parkvisor at their host addresses (trapped in stage 2).
+pub const EMULATED: &[&str] = &["arm,gic-v3", "arm,pl011"];
+
+/// Children of an emulated node that are withheld all the same: the GICv3
+/// ITS reads and writes its tables in memory.
+const WITHHELD_CHILDREN: &[&str] = &["arm,gic-v3-its"];
+
+/// What the guest gets of a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Treatment {
+    /// Copied to the guest DTB and mapped in stage 2.
+    PassThrough,
+    /// Copied to the guest DTB; parkvisor emulates it.
+    Emulated,
+    /// Not in the guest DTB, not mapped.
+    Withheld,
+    /// Not a device (no registers or bus window): copied as it is.
+    NotADevice,
+}
+
+fn any_compatible(node: &FdtNode<'_>, list: &[&str]) -> bool {
+    list.iter().any(|c| is_compatible(node, c))
+}
+
+/// The treatment of a child of the root (devices and buses of QEMU virt
+/// all sit there). A node with `reg` or `ranges` is a device or a bus.
+pub fn classify(node: &FdtNode<'_>) -> Treatment {
+    if is_memory(node) {
+        return Treatment::NotADevice;
+    }
+    if any_compatible(node, PASSTHROUGH) {
+        Treatment::PassThrough
+    } else if any_compatible(node, EMULATED) {
+        Treatment::Emulated
+    } else if node.property("reg").is_some() || node.property("ranges").is_some() {
+        Treatment::Withheld
+    } else {
+        Treatment::NotADevice
+    }
+}
+
+/// Whether a child of an emulated or passed-through node is withheld.
+pub fn is_withheld_child(node: &FdtNode<'_>) -> bool {
+    any_compatible(node, WITHHELD_CHILDREN)
+}
+
+/// The register ranges of the passed-through devices (for stage 2).
+pub(crate) fn passthrough_ranges(fdt: Fdt<'_>) -> Result<Vec<MemRange>, DtbError> {
+    let root = fdt.root();
+    let (address_cells, size_cells) = own_cells(&root);
+    let mut out = Vec::new();
+    for node in root.children().filter(|c| classify(c) == Treatment::PassThrough) {
+        let path = alloc::format!("/{}", node.name());
+        let located = Located { node, path, address_cells, size_cells };
+        out.extend(located.reg()?.into_iter().filter(|r| !r.is_empty()));
+    }
+    out.sort_unstable();
+    Ok(out)
+}
