@@ -45,8 +45,6 @@ pub struct Hypervisor {
     /// The most detailed trace level printed (`trace=` option).
     pub trace_level: Level,
     pub uart: MemRange,
-    pub gicd: MemRange,
-    pub gicr: Vec<MemRange>,
     /// vCPUs ON or ON_PENDING (see `LiveCount`).
     pub live: LiveCount,
     /// Secondaries that reached their park loop at boot.
@@ -140,8 +138,6 @@ fn boot_main(x0: u64, _x1: u64, _x2: u64, _x3: u64) -> ! {
         guest_ram: guest.ram.clone(),
         trace_level: options.trace_level,
         uart,
-        gicd: platform.gic.distributor,
-        gicr: platform.gic.redistributors.clone(),
         live: LiveCount::new(1),
         checked_in: AtomicUsize::new(0),
     });
