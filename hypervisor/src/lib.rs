@@ -2,6 +2,9 @@
 //! CPUs. This library is the portable core (host unit-tested); everything that
 //! touches AArch64 hardware lives in `arch`, built only for bare metal.
 #![cfg_attr(not(test), no_std)]
+// `unsafe` lives in `arch` only, where each block carries its argument.
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 
@@ -20,4 +23,5 @@ pub mod vcpu;
 pub mod vgic;
 
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod arch;
