@@ -136,7 +136,7 @@ impl FastStop {
             .compare_exchange(NO_OWNER, caller, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
-            return StopReport::refused(-3);
+            return StopReport::refused(ret::DENIED);
         }
         let generation = self.last_generation.fetch_add(1, Ordering::Relaxed) + 1;
         self.active.store(generation, Ordering::SeqCst);
@@ -200,7 +200,7 @@ impl FastStop {
         }
         self.owner.store(NO_OWNER, Ordering::Release);
         StopReport {
-            result: if unconfirmed == 0 { 0 } else { -6 },
+            result: if unconfirmed == 0 { ret::SUCCESS } else { ret::INTERNAL_FAILURE },
             stopped,
             unconfirmed,
             elapsed_ns: observed.saturating_sub(entry_ns),
