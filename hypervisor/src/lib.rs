@@ -6,6 +6,7 @@
 extern crate alloc;
 
 pub mod dtb;
+pub mod exception;
 pub mod fast_stop;
 pub mod image;
 pub mod mmio;
