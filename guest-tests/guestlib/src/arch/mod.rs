@@ -1,9 +1,11 @@
 //! Bare-metal (EL1) part of the runtime.
 
+pub mod aarch32;
 pub mod call;
 pub mod entry;
 pub mod gic;
 pub mod psci;
+pub mod pstate;
 pub mod smp;
 pub mod time;
 pub mod uart;
