@@ -87,47 +87,90 @@ fn all_core_off_on_rounds(env: &Env) -> TestResult {
     Ok(())
 }
 
-/// Scratch word: the controller asks a held CPU to turn itself off.
-const S_OFF_NOW: usize = 0;
+/// Scratch word: the controller tells a CPU started in generation `g`
+/// (its context_id's cookie) to turn itself off by storing `g` here.
+const S_OFF_GEN: usize = 0;
 
-fn until_told_job(idx: usize, _ctx: u64) {
+fn until_told_job(idx: usize, ctx: u64) {
     let s = smp::slot(idx);
-    job_wait(smp::JOB_WAIT_US, || s.scratch[S_OFF_NOW].load(Acquire) != 0);
+    let generation = ctx >> 8;
+    job_wait(smp::JOB_WAIT_US, || s.scratch[S_OFF_GEN].load(Acquire) >= generation);
 }
 
-/// N random operations on random secondaries: start an OFF one (it waits to
-/// be told), or tell an ON one to CPU_OFF; every CPU_ON of a CPU that reads
-/// OFF must succeed, every CPU told to go must reach OFF.
+/// N random operations on random secondaries, none waiting for the last
+/// to finish: CPU_ON (SUCCESS, or ALREADY_ON / ON_PENDING while the CPU's
+/// previous life is still ending), or telling a CPU started earlier to
+/// CPU_OFF. At the end every CPU must have entered exactly once per
+/// successful CPU_ON, and every CPU must still work (none lost).
 fn random_hotplug(env: &Env) -> TestResult {
     let t0 = now_ns();
     let n = rounds(env);
     let nsec = (env.ncpus - 1) as u64;
     let mut seed = 0x9E37_79B9_7F4A_7C15 ^ env.ncpus as u64;
+    let mut generation = [0u64; guestlib::MAX_CPUS];
     let mut on = [false; guestlib::MAX_CPUS];
-    let mut cycles = 0;
-    for op in 0..n {
+    let mut base = [0u64; guestlib::MAX_CPUS];
+    for idx in env.secondaries() {
+        smp::slot(idx).clear_scratch();
+        base[idx] = smp::slot(idx).entries();
+    }
+    let (mut started, mut stopped, mut busy) = (0u64, 0u64, 0u64);
+    let deadline = now_ns() + 600_000_000_000;
+    let mut op = 0;
+    while op < n {
+        ensure!(now_ns() < deadline, "only {} of {} operations in 600 s", op, n);
         let pick = (xorshift(&mut seed) % nsec) as usize;
         let idx = env.secondaries().nth(pick).unwrap_or(1);
         let s = smp::slot(idx);
         if on[idx] {
-            s.scratch[S_OFF_NOW].store(1, Release);
-            smp::wait_off(env, idx, smp::OFF_TIMEOUT_US).map_err(|e| msg!("op {}: {}", op, e))?;
-            on[idx] = false;
-            cycles += 1;
-        } else {
-            s.scratch[S_OFF_NOW].store(0, Release);
-            let before = s.entries();
-            let st = smp::cpu_on(env, idx, until_told_job, cookie());
-            ensure!(st == SUCCESS, "op {}: CPU_ON(cpu{}) = {} ({})", op, idx, st, status_name(st));
-            ensure!(smp::wait_entered(idx, before, smp::ENTRY_TIMEOUT_US), "op {}: {}", op, smp::no_entry_reason(idx));
-            on[idx] = true;
+            if xorshift(&mut seed) % 2 == 0 {
+                s.scratch[S_OFF_GEN].store(generation[idx], Release);
+                on[idx] = false;
+                stopped += 1;
+                op += 1;
+            }
+            continue;
+        }
+        // A CPU that reads OFF must accept CPU_ON; one still ending its
+        // previous life may answer ALREADY_ON or ON_PENDING.
+        let was_off = psci::hvc().affinity_info(env.mpidr(idx), 0) == AFF_OFF;
+        match smp::cpu_on(env, idx, until_told_job, generation[idx] + 1) {
+            SUCCESS => {
+                generation[idx] += 1;
+                on[idx] = true;
+                started += 1;
+                op += 1;
+            }
+            ALREADY_ON | ON_PENDING if !was_off => busy += 1,
+            st => {
+                return Err(msg!(
+                    "op {}: CPU_ON(cpu{}) = {} ({}){}",
+                    op,
+                    idx,
+                    st,
+                    status_name(st),
+                    if was_off { " right after it read OFF" } else { "" }
+                ));
+            }
         }
     }
     for idx in env.secondaries() {
-        smp::slot(idx).scratch[S_OFF_NOW].store(1, Release);
+        smp::slot(idx).scratch[S_OFF_GEN].store(u64::MAX, Release);
+    }
+    for idx in env.secondaries() {
+        smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
+        let entered = smp::slot(idx).entries() - base[idx];
+        ensure!(
+            entered == generation[idx],
+            "cpu{}: {} successful CPU_ONs but {} entries",
+            idx,
+            generation[idx],
+            entered
+        );
     }
     let lost = count_lost(env);
-    report("random_hotplug", cycles, lost, t0);
+    gprintln!("GUEST STRESS random_hotplug on={} off={} busy={}", started, stopped, busy);
+    report("random_hotplug", n, lost, t0);
     ensure!(lost == 0, "{} CPUs lost", lost);
     Ok(())
 }
