@@ -101,7 +101,8 @@ pub fn pstate_on_entry(old: u64, sctlr_el1: u64, features: PstateFeatures) -> u6
 
 /// Offset in VBAR_EL1 of the synchronous-exception vector for a source with
 /// PSTATE `old`: current EL with SP_EL0 0x000, current EL with SP_ELx 0x200,
-/// lower EL in AArch64 0x400, lower EL in AArch32 0x600.
+/// lower EL in AArch64 0x400, lower EL in AArch32 0x600 (for a target of
+/// EL1, "lower EL" is EL0, so its own state picks the group).
 pub fn sync_vector_offset(old: u64) -> u64 {
     if old & spsr::M_AARCH32 != 0 {
         return 0x600;
