@@ -3,6 +3,8 @@
 
 use aarch64_cpu::registers::*;
 use aarch64_rt::InitialPagetable;
+use arm_sysregs::el2::accessors as sysregs;
+use arm_sysregs::el2::registers::VsesrEl2;
 use crate::exception::{self, PstateFeatures};
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -142,16 +144,15 @@ pub fn init_cpu(mpidr: u64) {
     } else {
         0
     };
-    // SAFETY: MDCR_EL2 only decides which debug/PMU accesses of EL1/EL0 trap.
-    unsafe { asm!("msr mdcr_el2, {}", in(reg) hpmn) };
+    MDCR_EL2.write(MDCR_EL2::HPMN.val(hpmn));
     // HSTR_EL2: no AArch32 CP15 register traps (EL0 may be AArch32 and owns them).
+    sysregs::write_hstr_el2(0);
     // HACR_EL2: IMPLEMENTATION DEFINED traps, none wanted.
-    // SAFETY: both only decide which EL1/EL0 accesses trap; 0 traps nothing.
-    unsafe { asm!("msr hstr_el2, xzr", "msr hacr_el2, xzr") };
+    // SAFETY: HACR_EL2 only adds traps of EL1/EL0 accesses; 0 adds none.
+    unsafe { sysregs::write_hacr_el2(0) };
     if (pfr0 >> 28) & 0xf != 0 {
         // FEAT_RAS: the syndrome of a virtual SError starts as "no syndrome".
-        // SAFETY: VSESR_EL2 exists with FEAT_RAS and only feeds virtual SErrors.
-        unsafe { asm!("msr S3_4_C5_C2_3, xzr") };
+        sysregs::write_vsesr_el2(VsesrEl2::empty());
     }
     // The guest reads MIDR_EL1 and MPIDR_EL1 through VPIDR/VMPIDR: the real
     // MIDR (same CPU), and the real MPIDR's RES1/U/MT bits with the DTB's
@@ -215,8 +216,8 @@ pub fn reset_guest_el1() {
 /// the guest sees an IMPLEMENTATION DEFINED syndrome.
 pub fn inject_serror(esr: u64) {
     if (ID_AA64PFR0_EL1.get() >> 28) & 0xf != 0 {
-        // SAFETY: VSESR_EL2 exists with FEAT_RAS; it only feeds the virtual SError.
-        unsafe { asm!("msr S3_4_C5_C2_3, {}", in(reg) esr & 0x1ff_ffff) };
+        // VSESR_EL2 exists with FEAT_RAS: ISS[24:0] of the SError, IDS included.
+        sysregs::write_vsesr_el2(VsesrEl2::from_bits_retain(esr & 0x1ff_ffff));
     }
     HCR_EL2.set(HCR_EL2.get() | HCR_VSE);
 }
