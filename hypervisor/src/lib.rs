@@ -9,6 +9,7 @@
 extern crate alloc;
 
 pub mod dtb;
+pub mod exception;
 pub mod fast_stop;
 pub mod gic_filter;
 pub mod image;

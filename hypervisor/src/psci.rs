@@ -1,4 +1,4 @@
-//! PSCI 1.1 semantics for the guest: which functions exist, what each answers,
+//! PSCI 1.1 semantics (plus PSCI 1.3's SYSTEM_OFF2) for the guest: which functions exist, what each answers,
 //! and the CPU_ON / AFFINITY_INFO rules over the vCPU table. Decoding of the
 //! raw call lives in `smccc`; acting on the hardware (parking, waking, calling
 //! the firmware) lives in `arch`. Everything here is portable and host-tested.
@@ -25,23 +25,35 @@ const IMPLEMENTED: &[u32] = &[
     ids::PSCI_MIGRATE_INFO_TYPE,
     ids::PSCI_SYSTEM_OFF,
     ids::PSCI_SYSTEM_RESET,
+    ids::PSCI_SYSTEM_RESET2_32,
     ids::PSCI_SYSTEM_RESET2_64,
+    crate::smccc::PSCI_SYSTEM_OFF2_32,
+    crate::smccc::PSCI_SYSTEM_OFF2_64,
     ids::PSCI_FEATURES,
     // SMCCC_VERSION: PSCI_FEATURES says SUCCESS so guests use SMCCC 1.1.
     0x8000_0000,
 ];
 
-/// PSCI_FEATURES(function_id).
-pub fn features(function_id: u64) -> i64 {
-    let Ok(id) = u32::try_from(function_id) else {
-        return error::NOT_SUPPORTED.into();
-    };
-    if !IMPLEMENTED.contains(&id) {
+/// SYSTEM_OFF2 type HIBERNATE_OFF (DEN0022F.b): bit 0 of the PSCI_FEATURES
+/// answer says it is supported; as a type argument, 0 means the same.
+pub const OFF_TYPE_HIBERNATE_OFF: u32 = 1;
+
+/// PSCI_FEATURES(function_id). The function ID is the 32-bit `w1` (SMCCC: a
+/// function ID is a uint32), so the upper half of x1 plays no part.
+pub fn features(function_id: u32) -> i64 {
+    if !IMPLEMENTED.contains(&function_id) {
         return error::NOT_SUPPORTED.into();
     }
-    // For CPU_SUSPEND the flags are 0 too: bit 1 clear = no OS-initiated
-    // mode, bit 0 clear = original power_state format.
-    0
+    match function_id {
+        // The supported off types, as KVM answers.
+        crate::smccc::PSCI_SYSTEM_OFF2_32 | crate::smccc::PSCI_SYSTEM_OFF2_64 => {
+            OFF_TYPE_HIBERNATE_OFF.into()
+        }
+        // For CPU_SUSPEND the flags are 0: bit 1 clear = original
+        // power_state format (see `POWER_STATE_RESERVED`), bit 0 clear = no
+        // OS-initiated mode. Everything else: SUCCESS.
+        _ => 0,
+    }
 }
 
 /// What CPU_SUSPEND asks for, decoded from `power_state` (original format).
@@ -56,6 +68,11 @@ pub enum Suspend {
 
 const POWER_STATE_TYPE_POWERDOWN: u64 = 1 << 16;
 
+/// Bits of an original-format power_state that must be zero (DEN0022 5.4.2:
+/// StateID 15:0, StateType 16, PowerLevel 25:24; the rest is reserved). The
+/// original format is what PSCI_FEATURES(CPU_SUSPEND) reports (bit 1 clear).
+pub const POWER_STATE_RESERVED: u64 = 0xFCFE_0000;
+
 /// Decodes CPU_SUSPEND's arguments; `Err` is the PSCI error to return.
 pub fn suspend(
     power_state: u64,
@@ -63,6 +80,9 @@ pub fn suspend(
     context_id: u64,
     is_guest_ram: impl Fn(u64) -> bool,
 ) -> Result<Suspend, i64> {
+    if power_state & POWER_STATE_RESERVED != 0 || power_state > u64::from(u32::MAX) {
+        return Err(error::INVALID_PARAMETERS.into());
+    }
     if power_state & POWER_STATE_TYPE_POWERDOWN == 0 {
         return Ok(Suspend::Standby);
     }
@@ -142,6 +162,17 @@ pub fn system_reset2(reset_type: u64) -> Result<(), i64> {
     }
 }
 
+/// SYSTEM_OFF2(type, cookie): type 0 or HIBERNATE_OFF is accepted (and
+/// powers off like SYSTEM_OFF, as KVM does: there is no hibernation image to
+/// keep); any other type, or a non-zero cookie, is INVALID_PARAMETERS.
+pub fn system_off2(off_type: u32, cookie: u64) -> Result<(), i64> {
+    if (off_type == 0 || off_type == OFF_TYPE_HIBERNATE_OFF) && cookie == 0 {
+        Ok(())
+    } else {
+        Err(error::INVALID_PARAMETERS.into())
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -159,12 +190,14 @@ mod tests {
 
     #[test]
     fn features_of_implemented_and_unknown_functions() {
-        for id in IMPLEMENTED {
-            assert_eq!(features(u64::from(*id)), 0, "{id:#x}");
+        for &id in IMPLEMENTED {
+            let want = if id & 0xFF == 0x15 { 1 } else { 0 };
+            assert_eq!(features(id), want, "{id:#x}");
         }
-        for id in [1337u64, 0x8400_000E, 0xC400_000E, 0x8600_0000, 0x1_8400_0000, u64::MAX] {
+        for id in [1337u32, 0x8400_000E, 0xC400_000E, 0x8600_0000, 0xC400_0002, u32::MAX] {
             assert_eq!(features(id), -1, "{id:#x}");
         }
+        assert_eq!(features(ids::PSCI_SYSTEM_RESET2_32), 0, "both SYSTEM_RESET2 variants are implemented");
     }
 
     #[test]
@@ -215,6 +248,16 @@ mod tests {
             Ok(Suspend::Powerdown(BootRequest { entry: 0x4800_0000, context_id: 9 }))
         );
         assert_eq!(suspend(1 << 16, 0x100, 9, ram), Err(-9));
+        assert_eq!(suspend(3 << 24 | 0xFFFF, 0, 0, ram), Ok(Suspend::Standby), "power level and state id are valid");
+        for bit in (17..24).chain(26..32) {
+            assert_eq!(suspend(1 << bit, 0x4800_0000, 0, ram), Err(-2), "reserved bit {bit}");
+            assert_eq!(suspend(1 << 16 | 1 << bit, 0x4800_0000, 0, ram), Err(-2), "reserved bit {bit}");
+        }
+        assert_eq!(system_off2(0, 0), Ok(()));
+        assert_eq!(system_off2(1, 0), Ok(()));
+        assert_eq!(system_off2(1, 1), Err(-2), "cookie must be 0");
+        assert_eq!(system_off2(2, 0), Err(-2));
+        assert_eq!(system_off2(0x8000_0000, 0), Err(-2));
         assert_eq!(system_reset2(0), Ok(()));
         assert_eq!(system_reset2(0x8000_0000), Err(-1));
         assert_eq!(system_reset2(1), Err(-2));

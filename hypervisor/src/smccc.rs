@@ -43,6 +43,11 @@ pub use smccc::psci::{
 
 use crate::trace::CallClass;
 
+/// PSCI 1.3 SYSTEM_OFF2, SMC32 variant (DEN0022F.b 5.21).
+pub const PSCI_SYSTEM_OFF2_32: u32 = 0x8400_0015;
+/// PSCI 1.3 SYSTEM_OFF2, SMC64 variant.
+pub const PSCI_SYSTEM_OFF2_64: u32 = 0xC400_0015;
+
 /// Bit 31 of a function ID: fast call.
 pub const FAST_CALL: u32 = 1 << 31;
 /// Bit 30 of a function ID: SMC64/HVC64 calling convention.
@@ -351,6 +356,15 @@ pub enum PsciCall {
     SystemOff,
     /// SYSTEM_RESET.
     SystemReset,
+    /// SYSTEM_OFF2 (32 or 64, PSCI 1.3).
+    SystemOff2 {
+        /// Which variant the guest used (arguments already masked).
+        conv: Convention,
+        /// Off type (always 32 bits): 0 or 1 = HIBERNATE_OFF.
+        off_type: u32,
+        /// Must be 0.
+        cookie: u64,
+    },
     /// SYSTEM_RESET2 (32 or 64).
     SystemReset2 {
         /// Which variant the guest used (arguments already masked).
@@ -519,6 +533,11 @@ fn decode_psci(id: FunctionId, conv: Convention, a1: u64, a2: u64, a3: u64) -> O
         PSCI_MIGRATE_INFO_TYPE => PsciCall::MigrateInfoType,
         PSCI_SYSTEM_OFF => PsciCall::SystemOff,
         PSCI_SYSTEM_RESET => PsciCall::SystemReset,
+        PSCI_SYSTEM_OFF2_32 | PSCI_SYSTEM_OFF2_64 => PsciCall::SystemOff2 {
+            conv,
+            off_type: a1 as u32,
+            cookie: a2,
+        },
         PSCI_SYSTEM_RESET2_32 | PSCI_SYSTEM_RESET2_64 => PsciCall::SystemReset2 {
             conv,
             reset_type: a1 as u32,
@@ -613,6 +632,10 @@ impl Call {
                 PsciCall::MigrateInfoType => PSCI_MIGRATE_INFO_TYPE,
                 PsciCall::SystemOff => PSCI_SYSTEM_OFF,
                 PsciCall::SystemReset => PSCI_SYSTEM_RESET,
+                PsciCall::SystemOff2 { conv, .. } => match conv {
+                    Convention::Smc32 => PSCI_SYSTEM_OFF2_32,
+                    Convention::Smc64 => PSCI_SYSTEM_OFF2_64,
+                },
                 PsciCall::SystemReset2 { conv, .. } => match conv {
                     Convention::Smc32 => PSCI_SYSTEM_RESET2_32,
                     Convention::Smc64 => PSCI_SYSTEM_RESET2_64,
@@ -668,6 +691,9 @@ impl Call {
                 PsciCall::MigrateInfoType => "MIGRATE_INFO_TYPE",
                 PsciCall::SystemOff => "SYSTEM_OFF",
                 PsciCall::SystemReset => "SYSTEM_RESET",
+                PsciCall::SystemOff2 { conv, .. } => {
+                    conv_name(conv, "SYSTEM_OFF2", "SYSTEM_OFF2_32")
+                }
                 PsciCall::SystemReset2 { conv, .. } => {
                     conv_name(conv, "SYSTEM_RESET2", "SYSTEM_RESET2_32")
                 }
@@ -711,6 +737,9 @@ impl Call {
             Call::Psci(PsciCall::SystemReset2 {
                 reset_type, cookie, ..
             }) => Args::new(&[reset_type.into(), cookie]),
+            Call::Psci(PsciCall::SystemOff2 {
+                off_type, cookie, ..
+            }) => Args::new(&[off_type.into(), cookie]),
             Call::Vendor(VendorCall::FastStop {
                 timeout_us,
                 flags,
@@ -1154,6 +1183,8 @@ mod tests {
             PSCI_SYSTEM_RESET,
             PSCI_SYSTEM_RESET2_32,
             PSCI_SYSTEM_RESET2_64,
+            PSCI_SYSTEM_OFF2_32,
+            PSCI_SYSTEM_OFF2_64,
             PSCI_STAT_COUNT_64,
             vendor::CALL_UID,
             vendor::FEATURES,
@@ -1179,6 +1210,12 @@ mod tests {
         assert_eq!(decode(0xC600_0001, 0, 0, 0).class(), CallClass::Hvc);
         assert_eq!(decode(0x8600_0003, 0, 0, 0).name(), "TRACE_MARK");
         assert_eq!(decode(0x8400_0012, 0, 0, 0).name(), "SYSTEM_RESET2_32");
+        assert_eq!(decode(0xC400_0015, 0, 0, 0).name(), "SYSTEM_OFF2");
+        assert_eq!(decode(0x8400_0015, 0, 0, 0).name(), "SYSTEM_OFF2_32");
+        assert_eq!(
+            decode(0x8400_0015, JUNK | 1, JUNK | 2, 0),
+            Call::Psci(PsciCall::SystemOff2 { conv: Convention::Smc32, off_type: 1, cookie: 2 })
+        );
     }
 
     #[test]

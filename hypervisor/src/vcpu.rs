@@ -301,6 +301,14 @@ pub struct VcpuTable<'a> {
 /// The MPIDR affinity fields (Aff3, Aff2, Aff1, Aff0).
 pub const MPIDR_AFF_MASK: u64 = 0xff_00ff_ffff;
 
+/// The MPIDR_EL1 the guest reads on a vCPU: the architectural bits of the
+/// physical CPU's own MPIDR_EL1 (bit 31 RES1, U bit 30, MT bit 24) with the
+/// affinity fields the DTB gives the vCPU (the same ones: vCPU `n` runs on
+/// physical CPU `n`). Matching of MPIDRs everywhere else uses the Aff fields.
+pub const fn guest_mpidr(physical: u64, dtb_mpidr: u64) -> u64 {
+    physical & !MPIDR_AFF_MASK | dtb_mpidr & MPIDR_AFF_MASK
+}
+
 impl<'a> VcpuTable<'a> {
     pub fn len(&self) -> usize {
         self.list.len()
@@ -398,6 +406,13 @@ mod tests {
         assert_eq!(PowerState::On.affinity_info(), 0);
         assert_eq!(PowerState::Off.affinity_info(), 1);
         assert_eq!(PowerState::OnPending.affinity_info(), 2);
+    }
+
+    #[test]
+    fn guest_mpidr_keeps_architectural_bits() {
+        assert_eq!(guest_mpidr(0x8000_0001, 0x1), 0x8000_0001, "bit 31 is RES1");
+        assert_eq!(guest_mpidr(0xC100_0203, 0x203), 0xC100_0203, "U and MT kept");
+        assert_eq!(guest_mpidr(0x8000_0000, 0x7F_0000_0102), 0x7F_8000_0102, "Aff3 from the DTB");
     }
 
     #[test]

@@ -13,6 +13,15 @@ pub use smccc::psci::{
     PSCI_SYSTEM_RESET2_64, PSCI_SYSTEM_SUSPEND_32, PSCI_SYSTEM_SUSPEND_64, PSCI_VERSION,
 };
 
+/// PSCI 1.3 SYSTEM_OFF2 (docs/abi.md): PSCI_FEATURES answers the bitmap
+/// of supported off types, bit 0 = HIBERNATE_OFF.
+pub const PSCI_SYSTEM_OFF2_32: u32 = 0x8400_0015;
+pub const PSCI_SYSTEM_OFF2_64: u32 = 0xC400_0015;
+/// SYSTEM_OFF2 type HIBERNATE_OFF.
+pub const PSCI_OFF_TYPE_HIBERNATE_OFF: u32 = 1;
+/// CPU_SUSPEND power_state bits that are reserved in the original format.
+pub const POWER_STATE_RESERVED: u32 = 0xFCFE_0000;
+
 /// SMCCC architecture calls.
 pub const SMCCC_VERSION: u32 = 0x8000_0000;
 pub const SMCCC_ARCH_FEATURES: u32 = 0x8000_0001;
@@ -79,6 +88,7 @@ pub const PSCI_IMPLEMENTED: &[(&str, u32)] = &[
     ("MIGRATE_INFO_TYPE", PSCI_MIGRATE_INFO_TYPE),
     ("SYSTEM_OFF", PSCI_SYSTEM_OFF),
     ("SYSTEM_RESET", PSCI_SYSTEM_RESET),
+    ("SYSTEM_RESET2_32", PSCI_SYSTEM_RESET2_32),
     ("SYSTEM_RESET2_64", PSCI_SYSTEM_RESET2_64),
     ("SMCCC_VERSION", SMCCC_VERSION),
 ];
@@ -111,7 +121,6 @@ pub const PSCI_UNIMPLEMENTED: &[(&str, u32)] = &[
         "MEM_PROTECT_CHECK_RANGE_64",
         PSCI_MEM_PROTECT_CHECK_RANGE_64,
     ),
-    ("SYSTEM_RESET2_32", PSCI_SYSTEM_RESET2_32),
 ];
 
 /// Function IDs that are not valid/allocated: PSCI_FEATURES must say

@@ -318,7 +318,7 @@ mod tests {
 
     #[test]
     fn single_test_runs_need_one_pass() {
-        assert_eq!(min_passed(psci(), 4, Mode::Hv, false), 31);
+        assert_eq!(min_passed(psci(), 4, Mode::Hv, false), 36);
         assert_eq!(min_passed(psci(), 4, Mode::Hv, true), 1);
         assert_eq!(min_passed(psci(), 4, Mode::Plain, false), 1);
         let log = good_psci_log(1);
@@ -352,7 +352,7 @@ mod tests {
             "{p:?}"
         );
         // Out-of-order trace is a warning, not (by default) a failure.
-        let mut log = good_psci_log(31);
+        let mut log = good_psci_log(36);
         log += &bad.join("\n");
         let v = judge(psci(), 4, Mode::Hv, &Exit::Code(0), &log);
         assert!(v.ok(), "{:?}", v.reasons);
@@ -381,9 +381,9 @@ mod tests {
 
     #[test]
     fn good_run_passes() {
-        let v = judge(psci(), 4, Mode::Hv, &Exit::Code(0), &good_psci_log(31));
+        let v = judge(psci(), 4, Mode::Hv, &Exit::Code(0), &good_psci_log(36));
         assert!(v.ok(), "{:?}", v.reasons);
-        assert_eq!(v.passed, Some(31));
+        assert_eq!(v.passed, Some(36));
     }
 
     #[test]
@@ -404,7 +404,7 @@ mod tests {
 
     #[test]
     fn nonzero_exit_or_timeout_fails() {
-        let log = good_psci_log(31);
+        let log = good_psci_log(36);
         assert!(!judge(psci(), 4, Mode::Hv, &Exit::Code(4), &log).ok());
         let v = judge(psci(), 4, Mode::Hv, &Exit::Timeout(90), &log);
         assert_eq!(v.reasons, vec!["timed out after 90 s".to_string()]);
@@ -413,33 +413,33 @@ mod tests {
 
     #[test]
     fn guest_fail_anywhere_fails() {
-        let log = good_psci_log(31) + "GUEST FAIL system_off: SYSTEM_OFF returned -1\n";
+        let log = good_psci_log(36) + "GUEST FAIL system_off: SYSTEM_OFF returned -1\n";
         let v = judge(psci(), 4, Mode::Hv, &Exit::Code(0), &log);
         assert!(v.reasons.iter().any(|r| r.contains("SYSTEM_OFF returned")));
     }
 
     #[test]
     fn failed_count_and_too_few_passed_fail() {
-        let log = good_psci_log(31).replace("failed=0", "failed=2");
+        let log = good_psci_log(36).replace("failed=0", "failed=2");
         assert!(!judge(psci(), 4, Mode::Hv, &Exit::Code(0), &log).ok());
         // 10 passed as planned, but psci needs 24 at 4 vCPUs.
         let v = judge(psci(), 4, Mode::Hv, &Exit::Code(0), &good_psci_log(10));
-        assert!(v.reasons.iter().any(|r| r.contains("expected at least 31")));
+        assert!(v.reasons.iter().any(|r| r.contains("expected at least 36")));
         // Fewer passed than planned (a test vanished without a verdict).
-        let log = good_psci_log(31).replace("run=31", "run=32");
+        let log = good_psci_log(36).replace("run=36", "run=37");
         assert!(!judge(psci(), 4, Mode::Hv, &Exit::Code(0), &log).ok());
     }
 
     #[test]
     fn panic_and_missing_trace_fail_only_under_hv() {
-        let log = good_psci_log(31) + "[hv 1.5] cpu2 panic src/psci.rs:10: boom\n";
+        let log = good_psci_log(36) + "[hv 1.5] cpu2 panic src/psci.rs:10: boom\n";
         let v = judge(psci(), 4, Mode::Hv, &Exit::Code(0), &log);
         assert!(
             v.reasons
                 .iter()
                 .any(|r| r.contains("hypervisor panic on cpu2"))
         );
-        let log = good_psci_log(31).replace("state ON -> OFF", "state ON -> ON");
+        let log = good_psci_log(36).replace("state ON -> OFF", "state ON -> ON");
         let v = judge(psci(), 4, Mode::Hv, &Exit::Code(0), &log);
         assert!(
             v.reasons.iter().any(|r| r.contains("ON -> OFF")),
@@ -449,7 +449,7 @@ mod tests {
         // The same log is fine on plain QEMU (no trace expected there).
         assert!(judge(psci(), 4, Mode::Plain, &Exit::Code(0), &log).ok());
         // At 1 vCPU no state lines are required.
-        let one = good_psci_log(19).replace("state", "xstate");
+        let one = good_psci_log(22).replace("state", "xstate");
         assert!(judge(psci(), 1, Mode::Hv, &Exit::Code(0), &one).ok());
     }
 
@@ -467,7 +467,7 @@ mod tests {
 
     #[test]
     fn restarted_guest_and_wrong_suite_fail() {
-        let log = good_psci_log(31);
+        let log = good_psci_log(36);
         let twice = log.clone() + &log;
         assert!(!judge(psci(), 4, Mode::Hv, &Exit::Code(0), &twice).ok());
         let other = log.replace("psci", "demo");
@@ -490,7 +490,7 @@ mod tests {
 
     #[test]
     fn done_line_after_trace_prefix_is_found() {
-        let log = good_psci_log(31).replace("GUEST DONE", "[hv 0.9] cpu1 mark 0x1\nGUEST DONE");
+        let log = good_psci_log(36).replace("GUEST DONE", "[hv 0.9] cpu1 mark 0x1\nGUEST DONE");
         assert!(judge(psci(), 4, Mode::Hv, &Exit::Code(0), &log).ok());
     }
 }

@@ -60,12 +60,14 @@ fn psci_call(frame: &mut GuestFrame, call: PsciCall) -> Reply {
     let ram = |addr| hv.is_guest_ram(addr);
     match call {
         PsciCall::Version => Reply::One(psci::VERSION as i64),
-        PsciCall::Features { function_id } => Reply::One(psci::features(function_id.into())),
+        PsciCall::Features { function_id } => Reply::One(psci::features(function_id)),
         PsciCall::CpuSuspend { power_state, entry, context_id, .. } => {
             match psci::suspend(power_state.into(), entry, context_id, ram) {
                 // A standby that wakes at once is a valid standby.
                 Ok(Suspend::Standby) => Reply::One(ret::SUCCESS),
                 Ok(Suspend::Powerdown(request)) => {
+                    // The resumed context starts with the caller's endianness.
+                    el2::set_boot_endianness(me, el2::guest_big_endian());
                     el2::reset_guest_el1();
                     *frame = GuestFrame::cold_boot(request.entry, request.context_id);
                     Reply::Replaced
@@ -78,7 +80,11 @@ fn psci_call(frame: &mut GuestFrame, call: PsciCall) -> Reply {
             Reply::Replaced
         }
         PsciCall::CpuOn { target_mpidr, entry, context_id, .. } => {
+            let caller_big_endian = el2::guest_big_endian();
             let announce = |target| {
+                // Published with the boot request: the target starts with
+                // the caller's endianness (PSCI CPU_ON).
+                el2::set_boot_endianness(target, caller_big_endian);
                 hv.live.claimed();
                 let reason = Reason::CpuOnBy(me);
                 emit(target, &Event::State { from: PowerState::Off, to: PowerState::OnPending, reason });
@@ -105,6 +111,14 @@ fn psci_call(frame: &mut GuestFrame, call: PsciCall) -> Reply {
             emit_here(&Event::SystemReset);
             firmware::system_reset()
         }
+        PsciCall::SystemOff2 { off_type, cookie, .. } => match psci::system_off2(off_type, cookie) {
+            Ok(()) => {
+                emit_here(&Event::call(&Call::Psci(call), 0));
+                emit_here(&Event::SystemOff);
+                firmware::system_off()
+            }
+            Err(e) => Reply::One(e),
+        },
         PsciCall::SystemReset2 { reset_type, .. } => match psci::system_reset2(reset_type.into()) {
             Ok(()) => {
                 emit_here(&Event::call(&Call::Psci(call), 0));

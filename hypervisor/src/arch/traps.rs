@@ -7,6 +7,7 @@ use super::park;
 use crate::park::ParkReason;
 use super::vectors::{GuestFrame, LowerKind};
 use super::{HV_REGION, console, cpu_index, el2, emit_here, gic_mmio, hv, hypercall, stop_save, vgic};
+use crate::exception;
 use crate::mmio;
 use arm_sysregs::el2::registers::EsrEl2;
 use arm_sysregs::types::{EsrIssSysreg, EsrIssSysregDir, EsrIssSysregId};
@@ -20,7 +21,10 @@ const EC_IABT_LOWER: u64 = 0x20;
 const EC_IABT_SAME: u64 = 0x21;
 const EC_DABT_LOWER: u64 = 0x24;
 const EC_DABT_SAME: u64 = 0x25;
-const ESR_IL: u64 = 1 << 25;
+/// IL of an injected exception: 1, as the Arm ARM requires for an
+/// instruction abort, a data abort without a valid syndrome and an unknown
+/// reason.
+const ESR_IL: u64 = exception::ESR_IL;
 /// Fault status "synchronous external abort, not on a table walk".
 const FSC_EXTERNAL_ABORT: u64 = 0x10;
 const ISS_WNR: u64 = 1 << 6;
@@ -30,19 +34,29 @@ pub extern "C" fn handle_lower(frame: &mut GuestFrame, kind: u64) {
     match kind {
         k if k == LowerKind::Sync as u64 => synchronous(frame),
         k if k == LowerKind::Irq as u64 || k == LowerKind::Fiq as u64 => interrupt(),
-        k if k == LowerKind::SError as u64 => emit_here(&Event::Fault {
-            kind: "serror",
-            addr: el2::far(),
-            pc: frame.elr,
-            write: false,
-            size: 0,
-            why: "asynchronous abort from the guest",
-            action: "ignored",
-        }),
-        _ => unreachable!("vector kinds are 0..=3"),
+        k if k == LowerKind::SError as u64 => serror(frame),
+        // The vector table passes only the four kinds above.
+        _ => {}
     }
     stop_if_requested(frame);
     vgic::flush(cpu_index());
+}
+
+/// A physical SError taken while the guest ran (HCR_EL2.AMO) is the guest's:
+/// traced, then handed back to it as a virtual SError with the same
+/// syndrome, which it takes when its PSTATE.A allows. EL2 carries on.
+fn serror(frame: &GuestFrame) {
+    let esr = el2::esr();
+    emit_here(&Event::Fault {
+        kind: "serror",
+        addr: esr,
+        pc: frame.elr,
+        write: false,
+        size: 0,
+        why: "asynchronous abort from the guest",
+        action: "virtual SError injected",
+    });
+    el2::inject_serror(esr);
 }
 
 /// An exception taken at EL2 is a hypervisor bug: report it and stop.
@@ -72,7 +86,7 @@ fn synchronous(frame: &mut GuestFrame) {
         EC_SMC64 => {
             // A trapped SMC returns to the SMC itself: step over it first, so
             // whatever the call does with the frame starts from the next PC.
-            frame.elr += 4;
+            frame.elr += exception::instruction_length(esr);
             hypercall::handle(frame, esr as u16);
         }
         EC_DABT_LOWER => data_abort(frame, esr),
@@ -93,13 +107,18 @@ fn synchronous(frame: &mut GuestFrame) {
 /// ICC_SGI0R_EL1 (op0=3, op1=0, CRn=12, CRm=11, op2=5/6/7). Other trapped
 /// registers are refused.
 fn system_register(frame: &mut GuestFrame, esr: u64) {
-    let iss = EsrEl2::from_bits_retain(esr).iss_sysreg().expect("EC is a system register trap");
+    let Some(iss) = EsrEl2::from_bits_retain(esr).iss_sysreg() else {
+        // Not reachable for EC 0x18, but an unexpected syndrome is the
+        // guest's problem, never a reason to stop EL2.
+        let fault = Fault { kind: "sysreg", addr: esr, write: false, size: 0, why: "no system register syndrome" };
+        return contain(frame, fault, EC_UNKNOWN, 0);
+    };
     let is_sgi = (5..=7).any(|op2| iss.sysreg_id() == EsrIssSysregId::new(3, 0, 12, 11, op2));
     if is_sgi && iss.dir() == EsrIssSysregDir::Write {
         let rt = usize::from(iss.rt());
-        let value = if rt == usize::from(EsrIssSysreg::XZR_REG_NUM) { 0 } else { frame.x[rt] };
+        let value = if rt == usize::from(EsrIssSysreg::XZR_REG_NUM) { 0 } else { frame.x.get(rt).copied().unwrap_or(0) };
         vgic::send_sgi(cpu_index(), value);
-        frame.elr += 4;
+        frame.elr += exception::instruction_length(esr);
         return;
     }
     let why = "system register not emulated";
@@ -108,12 +127,26 @@ fn system_register(frame: &mut GuestFrame, esr: u64) {
     contain(frame, fault, EC_UNKNOWN, 0);
 }
 
+/// AArch32 register 15 is the PC, not x15: an access that names it is not
+/// emulated (the Arm ARM gives no valid syndrome for it either).
+fn names_aarch32_pc(frame: &GuestFrame, access: &mmio::MmioAccess) -> bool {
+    frame.spsr & exception::spsr::M_AARCH32 != 0 && access.reg == 15
+}
+
+/// Emulated accesses step over the trapped instruction by its length
+/// (ESR_EL2.IL: 2 for a 16-bit Thumb instruction of AArch32 EL0).
 fn data_abort(frame: &mut GuestFrame, esr: u64) {
     let hv = hv();
+    let step = exception::instruction_length(esr);
     match mmio::decode(esr, el2::far(), el2::hpfar()) {
+        Ok(access) if names_aarch32_pc(frame, &access) => {
+            let why = "AArch32 access naming the PC";
+            let fault = Fault { kind: "dabt", addr: access.ipa, write: access.write, size: access.size, why };
+            contain(frame, fault, EC_DABT_SAME, FSC_EXTERNAL_ABORT | esr & ISS_WNR);
+        }
         Ok(access) if gic_mmio::owns(access.ipa) => {
             gic_mmio::access(&access, &mut frame.x);
-            frame.elr += 4;
+            frame.elr += step;
         }
         Ok(access) if hv.uart.contains(access.ipa) => {
             let offset = (access.ipa - hv.uart.base) as usize;
@@ -124,7 +157,7 @@ fn data_abort(frame: &mut GuestFrame, esr: u64) {
                 let value = console::guest_access(offset, None);
                 access.apply_load(&mut frame.x, value.into());
             }
-            frame.elr += 4;
+            frame.elr += step;
         }
         Ok(access) => {
             let why = classify(access.ipa);
@@ -182,7 +215,7 @@ fn contain(frame: &mut GuestFrame, fault: Fault<'_>, same_el_ec: u64, iss: u64) 
 /// is the class as seen from EL1; it becomes the "lower EL" class when the
 /// guest was at EL0.
 fn inject(frame: &mut GuestFrame, same_el_ec: u64, iss: u64, far: u64) {
-    let from_el0 = frame.spsr & 0xf == 0;
+    let from_el0 = exception::from_el0(frame.spsr);
     let ec = match same_el_ec {
         EC_DABT_SAME if from_el0 => EC_DABT_LOWER,
         EC_IABT_SAME if from_el0 => EC_IABT_LOWER,

@@ -1,6 +1,6 @@
 //! EL2 exception vectors and the guest register frame.
 //!
-//! An exception from the guest (lower EL, AArch64) saves every general
+//! An exception from the guest (lower EL, from AArch64 or AArch32 EL0) saves every general
 //! purpose register plus ELR_EL2/SPSR_EL2 into a `GuestFrame` at the top of
 //! this CPU's EL2 stack, calls `handle_lower`, restores the (possibly
 //! rewritten) frame and ERETs. Parking happens *inside* the handler: it returns
@@ -119,15 +119,19 @@ pv_vectors:
     lower_entry 2
 .balign 0x80
     lower_entry 3
-    /* Lower EL, AArch32: parkvisor guests are AArch64 only (HCR_EL2.RW=1). */
+    /* Lower EL, AArch32: used only when EL1 is AArch32. parkvisor runs EL1
+     * in AArch64 (HCR_EL2.RW=1), so even AArch32 EL0 traps arrive through
+     * the AArch64 group above (the group is chosen by the state of the EL
+     * just below EL2). Should one arrive here anyway, it is still the
+     * guest's trap, never an EL2 fault. */
 .balign 0x80
-    current_entry 0
+    lower_entry 0
 .balign 0x80
-    current_entry 1
+    lower_entry 1
 .balign 0x80
-    current_entry 2
+    lower_entry 2
 .balign 0x80
-    current_entry 3
+    lower_entry 3
 
 .macro save_rest
     stp x2, x3, [sp, #16]

@@ -181,3 +181,38 @@ pub fn call_clobber_check(conduit: Conduit, fid: u32) -> (u64, [u64; 14]) {
     }
     (r0, after)
 }
+
+/// Makes an HVC call with SCTLR_EL1.EE = 1 (big-endian EL1 data) and all
+/// interrupts masked for its duration, then restores both: PSCI starts the
+/// context that CPU_ON or CPU_SUSPEND(powerdown) creates with the caller's
+/// endianness. Nothing touches memory while EE is set.
+#[inline(never)]
+pub fn hvc_big_endian(fid: u32, a1: u64, a2: u64, a3: u64) -> u64 {
+    let r0: u64;
+    // SAFETY: no memory access happens while EE = 1; SCTLR_EL1 and DAIF are
+    // restored before the block ends. The call itself as for `call`.
+    unsafe {
+        core::arch::asm!(
+            "mrs x9, daif",
+            "msr daifset, #0xf",
+            "mrs x10, sctlr_el1",
+            "orr x11, x10, #(1 << 25)",
+            "msr sctlr_el1, x11",
+            "isb",
+            "hvc #0",
+            "msr sctlr_el1, x10",
+            "isb",
+            "msr daif, x9",
+            inlateout("x0") fid as u64 => r0,
+            inlateout("x1") a1 => _,
+            inlateout("x2") a2 => _,
+            inlateout("x3") a3 => _,
+            lateout("x4") _, lateout("x5") _, lateout("x6") _, lateout("x7") _,
+            lateout("x8") _, out("x9") _, out("x10") _, out("x11") _,
+            lateout("x12") _, lateout("x13") _, lateout("x14") _, lateout("x15") _,
+            lateout("x16") _, lateout("x17") _,
+            options(nostack),
+        )
+    }
+    r0
+}

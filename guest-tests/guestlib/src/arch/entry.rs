@@ -113,6 +113,11 @@ secondary_common:
     mrs     x12, CurrentEL
     mrs     x13, SPSel
     mrs     x14, sctlr_el1
+    // Little-endian data from here on, whatever the entry endianness was
+    // (the record keeps it): the stores below must be readable by the rest.
+    bic     x15, x14, #(1 << 25)
+    msr     sctlr_el1, x15
+    isb
     mrs     x7, mpidr_el1
     and     x9, x0, #0xff
     cmp     x9, #{max_cpus}

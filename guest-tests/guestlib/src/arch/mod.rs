@@ -1,10 +1,12 @@
 //! Bare-metal (EL1) part of the runtime.
 
+pub mod aarch32;
 pub mod call;
 pub mod entry;
 pub mod gic;
 pub mod marked_spin;
 pub mod psci;
+pub mod pstate;
 pub mod smp;
 pub mod time;
 pub mod uart;

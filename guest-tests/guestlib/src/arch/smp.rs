@@ -132,6 +132,7 @@ pub struct Slot {
     pub abort_esr: AtomicU64,
     pub abort_far: AtomicU64,
     pub abort_elr: AtomicU64,
+    pub abort_pstate: AtomicU64,
     /// Free for tests.
     pub scratch: [AtomicU64; 8],
 }
@@ -150,6 +151,7 @@ impl Slot {
             abort_esr: AtomicU64::new(0),
             abort_far: AtomicU64::new(0),
             abort_elr: AtomicU64::new(0),
+            abort_pstate: AtomicU64::new(0),
             scratch: [const { AtomicU64::new(0) }; 8],
         }
     }

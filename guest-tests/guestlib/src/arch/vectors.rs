@@ -162,6 +162,8 @@ pub struct Abort {
     pub esr: u64,
     pub far: u64,
     pub elr: u64,
+    /// PAN | SSBS | DIT of PSTATE as the vector started (see `pstate`).
+    pub pstate: u64,
 }
 
 impl Abort {
@@ -222,6 +224,10 @@ extern "C" fn guest_exception(kind: u64, frame: &mut Frame) {
             if let Some(slot) = slot
                 && slot.expect_abort.load(Acquire) != 0
             {
+                // First, before anything could change them: the PSTATE
+                // fields exception entry set (compared by the tests with
+                // what an injected exception gets).
+                slot.abort_pstate.store(super::pstate::read(), Relaxed);
                 let esr = sysreg_esr();
                 slot.abort_esr.store(esr, Relaxed);
                 slot.abort_far.store(sysreg_far(), Relaxed);
@@ -234,6 +240,13 @@ extern "C" fn guest_exception(kind: u64, frame: &mut Frame) {
                 } else {
                     frame.elr += 4;
                 }
+                return;
+            }
+        }
+        // Lower EL: only ever from `aarch32::run_thumb` (AArch32 sources
+        // belong at 12; 8 is where a wrong vector offset would put them).
+        8 | 12 => {
+            if super::aarch32::lower32_exit(kind, sysreg_esr(), frame) {
                 return;
             }
         }
@@ -272,6 +285,7 @@ pub fn expecting_abort<R>(f: impl FnOnce() -> R) -> (R, Option<Abort>) {
         esr: slot.abort_esr.load(Relaxed),
         far: slot.abort_far.load(Relaxed),
         elr: slot.abort_elr.load(Relaxed),
+        pstate: slot.abort_pstate.load(Relaxed),
     });
     (r, ab)
 }

@@ -50,8 +50,8 @@ fn forbidden(fid: u32) -> bool {
     match owner {
         // PSCI: CPU_SUSPEND 1, CPU_OFF 2, CPU_ON 3, SYSTEM_OFF 8,
         // SYSTEM_RESET 9, CPU_FREEZE 0xB, CPU_DEFAULT_SUSPEND 0xC,
-        // SYSTEM_SUSPEND 0xE, SYSTEM_RESET2 0x12.
-        4 => matches!(num, 1 | 2 | 3 | 8 | 9 | 0xB | 0xC | 0xE | 0x12),
+        // SYSTEM_SUSPEND 0xE, SYSTEM_RESET2 0x12, SYSTEM_OFF2 0x15.
+        4 => matches!(num, 1 | 2 | 3 | 8 | 9 | 0xB | 0xC | 0xE | 0x12 | 0x15),
         // Vendor hyp: FAST_STOP 1, TRACE_MARK 3.
         6 => matches!(num, 1 | 3),
         _ => false,

@@ -11,6 +11,7 @@ pub mod bench;
 pub mod common;
 pub mod containment;
 pub mod demo;
+pub mod exception;
 pub mod fast_stop;
 pub mod fuzz;
 pub mod gic_off;
@@ -18,6 +19,7 @@ pub mod ipi;
 pub mod isolation;
 pub mod power;
 pub mod psci;
+pub mod stress;
 pub mod vendor;
 
 /// How a suite runs.
@@ -77,6 +79,18 @@ pub static ENTRIES: &[Entry] = &[
     Entry {
         name: "bench",
         kind: Kind::Tests(&bench::SUITE),
+    },
+    Entry {
+        name: "exception",
+        kind: Kind::Tests(&exception::SUITE),
+    },
+    Entry {
+        name: "stress",
+        kind: Kind::Tests(&stress::SUITE),
+    },
+    Entry {
+        name: "system_off2",
+        kind: Kind::Custom(power::system_off2),
     },
     Entry {
         name: "system_off",

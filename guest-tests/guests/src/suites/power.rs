@@ -76,3 +76,29 @@ pub fn system_reset2(env: &'static Env) -> ! {
     gprintln!("GUEST FAIL system_reset2: SYSTEM_RESET2 returned {}", st);
     guestlib::power_off()
 }
+
+fn off2_supported(_env: &Env) -> TestResult {
+    let r = psci::hvc().features(PSCI_SYSTEM_OFF2_64);
+    ensure!(
+        r == PSCI_OFF_TYPE_HIBERNATE_OFF as i32,
+        "PSCI_FEATURES(SYSTEM_OFF2) = {}, expected 1 (HIBERNATE_OFF)",
+        r
+    );
+    Ok(())
+}
+
+static OFF2_TESTS: [Test<Env>; 1] = [Test::new("system_off2_supported", off2_supported)];
+static OFF2_SUITE: Suite<Env> = Suite {
+    name: "system_off2",
+    tests: &OFF2_TESTS,
+};
+
+/// SYSTEM_OFF2(HIBERNATE_OFF, cookie 0): powers off like SYSTEM_OFF.
+pub fn system_off2(env: &'static Env) -> ! {
+    guestlib::run(&OFF2_SUITE, env);
+    secondaries_busy(env);
+    gprintln!("GUEST calling SYSTEM_OFF2(HIBERNATE_OFF)");
+    let st = psci::hvc().raw(PSCI_SYSTEM_OFF2_64, PSCI_OFF_TYPE_HIBERNATE_OFF.into(), 0, 0)[0];
+    gprintln!("GUEST FAIL system_off2: SYSTEM_OFF2 returned {}", status(st));
+    guestlib::power_off()
+}

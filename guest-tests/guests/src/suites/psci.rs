@@ -13,7 +13,7 @@ pub static SUITE: Suite<Env> = Suite {
     tests: &TESTS,
 };
 
-static TESTS: [Test<Env>; 31] = [
+static TESTS: [Test<Env>; 36] = [
     Test::new("version", version),
     Test::new("features_implemented", features_implemented).skip_if(quirk_no_reset2_smccc),
     Test::new("features_unimplemented", features_unimplemented),
@@ -55,6 +55,17 @@ static TESTS: [Test<Env>; 31] = [
         .skip_if(quirk_racy_cpu_on),
     Test::new("cpu_suspend_standby", cpu_suspend_standby),
     Test::new("cpu_suspend_powerdown", cpu_suspend_powerdown)
+        .cpus(2)
+        .skip_if(skip_plain),
+    // Issue 8: FEATURES agrees with behaviour over the whole PSCI range,
+    // SYSTEM_OFF2, reserved power_state bits, the caller's endianness.
+    Test::new("features_agree_every_psci_id", features_agree_every_psci_id).skip_if(skip_plain),
+    Test::new("system_off2_arguments", system_off2_arguments).skip_if(skip_plain),
+    Test::new("cpu_suspend_reserved_bits", cpu_suspend_reserved_bits).skip_if(skip_plain),
+    Test::new("cpu_on_caller_endianness", cpu_on_caller_endianness)
+        .cpus(2)
+        .skip_if(skip_plain),
+    Test::new("cpu_suspend_powerdown_endianness", cpu_suspend_powerdown_endianness)
         .cpus(2)
         .skip_if(skip_plain),
 ];
@@ -1339,4 +1350,177 @@ fn cpu_suspend_powerdown(env: &Env) -> TestResult {
     // Usable afterwards.
     smp::start(env, idx, nop_job, cookie())?;
     smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)
+}
+
+/// PSCI functions that end or park the caller whatever their arguments: the
+/// iteration below never calls them (their behaviour is tested by the
+/// `system_off`/`system_reset` suites and the CPU_OFF tests); FEATURES must
+/// report them, as PSCI makes them mandatory.
+const NEVER_RETURN: &[u32] = &[PSCI_CPU_OFF, PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET];
+
+/// For every function ID of the PSCI range (0x8400_0000..=0x8400_001F and
+/// 0xC400_0000..=0xC400_001F): PSCI_FEATURES says NOT_SUPPORTED exactly
+/// when the call itself answers NOT_SUPPORTED. Calls are made with
+/// arguments that make every implemented function return an error instead
+/// of acting (an invalid MPIDR, power_state, reset or off type, entry 0).
+fn features_agree_every_psci_id(_env: &Env) -> TestResult {
+    let p = psci::hvc();
+    for id in (0x8400_0000u32..=0x8400_001F).chain(0xC400_0000..=0xC400_001F) {
+        let f = p.features(id);
+        if NEVER_RETURN.contains(&id) {
+            ensure!(f == SUCCESS, "PSCI_FEATURES({:#x}) = {}, a mandatory function", id, f);
+            continue;
+        }
+        // PSCI_FEATURES itself answers NOT_SUPPORTED for an unknown ID: ask
+        // it about one it must know.
+        let a1 = if id == PSCI_FEATURES { u64::from(PSCI_VERSION) } else { 0x7FFF_FFFF };
+        let r = status(p.raw(id, a1, 0, 0)[0]);
+        let says_unsupported = f == NOT_SUPPORTED;
+        let is_unsupported = r == NOT_SUPPORTED;
+        ensure!(
+            says_unsupported == is_unsupported,
+            "{:#x}: PSCI_FEATURES = {} ({}) but the call answered {} ({})",
+            id,
+            f,
+            status_name(f),
+            r,
+            status_name(r)
+        );
+    }
+    Ok(())
+}
+
+/// SYSTEM_OFF2 (PSCI 1.3, as KVM ships it): FEATURES reports HIBERNATE_OFF
+/// (bit 0) for both variants; an unknown type or a non-zero cookie is
+/// INVALID_PARAMETERS and the call returns. (Type 0 / HIBERNATE_OFF with
+/// cookie 0 powers off: the `system_off2` suite.)
+fn system_off2_arguments(_env: &Env) -> TestResult {
+    let p = psci::hvc();
+    for id in [PSCI_SYSTEM_OFF2_32, PSCI_SYSTEM_OFF2_64] {
+        let f = p.features(id);
+        ensure!(
+            f == PSCI_OFF_TYPE_HIBERNATE_OFF as i32,
+            "PSCI_FEATURES(SYSTEM_OFF2 {:#x}) = {}, expected 1 (HIBERNATE_OFF)",
+            id,
+            f
+        );
+        for (off_type, cookie) in [(2u64, 0u64), (0x8000_0001, 0), (1, 1), (0, 0x55)] {
+            let r = status(p.raw(id, off_type, cookie, 0)[0]);
+            ensure!(
+                r == INVALID_PARAMETERS,
+                "SYSTEM_OFF2 {:#x}(type {:#x}, cookie {:#x}) = {} ({}), expected INVALID_PARAMETERS",
+                id,
+                off_type,
+                cookie,
+                r,
+                status_name(r)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// CPU_SUSPEND with a reserved bit of the power_state format that
+/// PSCI_FEATURES(CPU_SUSPEND) reports (original: bit 1 clear) is
+/// INVALID_PARAMETERS, for standby and powerdown, 32- and 64-bit.
+fn cpu_suspend_reserved_bits(env: &Env) -> TestResult {
+    let p = psci::hvc();
+    let f = p.features(PSCI_CPU_SUSPEND_64);
+    ensure!(f >= 0 && f & 2 == 0, "PSCI_FEATURES(CPU_SUSPEND) = {:#x}: expected the original format", f);
+    let entry = guestlib::entry_point();
+    let c = smp::ctx(env.boot_idx, cookie());
+    for bit in 0..32 {
+        let reserved = 1u32 << bit;
+        if reserved & POWER_STATE_RESERVED == 0 {
+            continue;
+        }
+        for ps in [reserved, reserved | POWERDOWN] {
+            for use32 in [false, true] {
+                let r = if use32 {
+                    p.cpu_suspend32(ps, entry as u32, c as u32)
+                } else {
+                    p.cpu_suspend(ps, entry, c)
+                };
+                ensure!(
+                    r == INVALID_PARAMETERS,
+                    "CPU_SUSPEND{}(power_state {:#x}) = {} ({}), expected INVALID_PARAMETERS",
+                    if use32 { "_32" } else { "" },
+                    ps,
+                    r,
+                    status_name(r)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+const SCTLR_EE: u64 = 1 << 25;
+
+/// CPU_ON issued while the caller runs big-endian (SCTLR_EL1.EE = 1) starts
+/// the target big-endian; one issued little-endian starts it little-endian.
+fn cpu_on_caller_endianness(env: &Env) -> TestResult {
+    let idx = env.secondaries().next().unwrap_or(env.boot_idx);
+    let s = smp::slot(idx);
+    for big in [true, false] {
+        s.clear_scratch();
+        s.set_job(nop_job);
+        s.off_conduit.store(0, Release);
+        let before = s.entries();
+        let c = smp::ctx(idx, cookie());
+        let r = if big {
+            status(guestlib::call::hvc_big_endian(PSCI_CPU_ON_64, env.mpidr(idx), guestlib::entry_point(), c))
+        } else {
+            psci::hvc().cpu_on(env.mpidr(idx), guestlib::entry_point(), c)
+        };
+        ensure!(r == SUCCESS, "CPU_ON(cpu{}) = {} ({})", idx, r, status_name(r));
+        ensure!(smp::wait_entered(idx, before, smp::ENTRY_TIMEOUT_US), "{}", smp::no_entry_reason(idx));
+        smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
+        let ee = s.rec.sctlr.load(Acquire) & SCTLR_EE != 0;
+        ensure!(
+            ee == big,
+            "CPU_ON from a {}-endian caller: the target started with SCTLR_EL1.EE = {}",
+            if big { "big" } else { "little" },
+            ee as u8
+        );
+    }
+    Ok(())
+}
+
+const S_PDE_RESUMED: usize = 0;
+const S_PDE_STATUS: usize = 1;
+
+fn pd_be_resumed_job(idx: usize, _ctx: u64) {
+    smp::slot(idx).scratch[S_PDE_RESUMED].store(1, Release);
+}
+
+fn pd_be_job(idx: usize, _ctx: u64) {
+    let s = smp::slot(idx);
+    s.set_job(pd_be_resumed_job);
+    let c = smp::ctx(idx, cookie());
+    let r = guestlib::call::hvc_big_endian(PSCI_CPU_SUSPEND_64, POWERDOWN.into(), guestlib::entry_point(), c);
+    s.scratch[S_PDE_STATUS].store(r | 1 << 63, Release);
+}
+
+/// CPU_SUSPEND(powerdown) issued big-endian wakes up at the entry point
+/// big-endian (the caller's endianness).
+fn cpu_suspend_powerdown_endianness(env: &Env) -> TestResult {
+    let idx = env.secondaries().next().unwrap_or(env.boot_idx);
+    let s = smp::slot(idx);
+    s.clear_scratch();
+    let before = s.entries();
+    smp::start(env, idx, pd_be_job, cookie())?;
+    ensure!(
+        spin_until(smp::ENTRY_TIMEOUT_US, || s.scratch[S_PDE_RESUMED].load(Acquire) != 0
+            || s.scratch[S_PDE_STATUS].load(Acquire) != 0),
+        "cpu{} neither returned from nor woke up after CPU_SUSPEND(powerdown)",
+        idx
+    );
+    let st = s.scratch[S_PDE_STATUS].load(Acquire);
+    ensure!(st == 0, "CPU_SUSPEND(powerdown) returned {}", status(st & !(1 << 63)));
+    ensure!(s.entries() == before + 2, "cpu{} entered {} times, expected start + wake-up", idx, s.entries() - before);
+    smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
+    let ee = s.rec.sctlr.load(Acquire) & SCTLR_EE != 0;
+    ensure!(ee, "woke from a big-endian CPU_SUSPEND(powerdown) with SCTLR_EL1.EE = 0");
+    Ok(())
 }

@@ -1,0 +1,211 @@
+//! The Arm ARM's rules for taking a synchronous exception to AArch64 EL1, as
+//! parkvisor applies them when it injects one (an abort for an access it will
+//! not emulate, an undefined instruction for a register it will not emulate):
+//! the PSTATE the guest's handler starts with, which vector it starts at, and
+//! how far "step over the trapped instruction" moves the PC. Pure functions
+//! of register values; `arch::el2` reads and writes the registers.
+//!
+//! References: Arm ARM (DDI 0487) D1.3 "Exception entry" and the
+//! `AArch64.TakeException` pseudocode; SPSR_EL1 / ESR_EL2 field layouts.
+
+/// SPSR (AArch64 format) fields.
+pub mod spsr {
+    /// M[4]: the source was in AArch32 state.
+    pub const M_AARCH32: u64 = 1 << 4;
+    /// M[3:0] = EL1h (EL1, SP_EL1).
+    pub const M_EL1H: u64 = 0b0101;
+    /// M[3:0] = EL1t (EL1, SP_EL0).
+    pub const M_EL1T: u64 = 0b0100;
+    /// M[3:0] = EL0t.
+    pub const M_EL0T: u64 = 0b0000;
+    /// F, I, A, D masks (bits 6..9).
+    pub const DAIF: u64 = 0xf << 6;
+    /// BTYPE (bits 11:10, FEAT_BTI).
+    pub const BTYPE: u64 = 0b11 << 10;
+    /// SSBS (bit 12, FEAT_SSBS).
+    pub const SSBS: u64 = 1 << 12;
+    /// IL (bit 20): illegal execution state.
+    pub const IL: u64 = 1 << 20;
+    /// SS (bit 21): software step.
+    pub const SS: u64 = 1 << 21;
+    /// PAN (bit 22, FEAT_PAN).
+    pub const PAN: u64 = 1 << 22;
+    /// UAO (bit 23, FEAT_UAO).
+    pub const UAO: u64 = 1 << 23;
+    /// DIT (bit 24, FEAT_DIT).
+    pub const DIT: u64 = 1 << 24;
+    /// TCO (bit 25, FEAT_MTE).
+    pub const TCO: u64 = 1 << 25;
+    /// N, Z, C, V (bits 31:28).
+    pub const NZCV: u64 = 0xf << 28;
+}
+
+/// SPSR fields of an AArch32 source that sit elsewhere than in AArch64 format.
+pub mod spsr32 {
+    /// DIT of an AArch32 PSTATE (bit 21; bit 21 is SS in AArch64 format).
+    pub const DIT: u64 = 1 << 21;
+    /// T (bit 5): Thumb state.
+    pub const T: u64 = 1 << 5;
+}
+
+/// SCTLR_EL1 fields that shape exception entry.
+pub mod sctlr {
+    /// SPAN (bit 23): 0 = PSTATE.PAN is set on taking an exception to EL1.
+    pub const SPAN: u64 = 1 << 23;
+    /// DSSBS (bit 44): the value of PSTATE.SSBS on taking an exception to EL1.
+    pub const DSSBS: u64 = 1 << 44;
+    /// EE (bit 25): endianness of EL1 data accesses and of the translation walks.
+    pub const EE: u64 = 1 << 25;
+}
+
+/// Which optional PSTATE fields the CPU implements (from the ID registers);
+/// an unimplemented field is RES0 and must stay 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PstateFeatures {
+    /// FEAT_PAN (ID_AA64MMFR1_EL1.PAN != 0).
+    pub pan: bool,
+    /// FEAT_SSBS (ID_AA64PFR1_EL1.SSBS != 0).
+    pub ssbs: bool,
+    /// FEAT_DIT (ID_AA64PFR0_EL1.DIT != 0).
+    pub dit: bool,
+    /// FEAT_MTE2 or later (ID_AA64PFR1_EL1.MTE >= 2): TCO is set on entry.
+    pub mte: bool,
+}
+
+/// PSTATE (as an SPSR value) on taking a synchronous exception to EL1h,
+/// from the interrupted context's PSTATE `old` (SPSR_EL2 as trapped, either
+/// format) and the guest's SCTLR_EL1:
+/// NZCV kept; DAIF all set; mode EL1h; SS, IL, UAO, BTYPE cleared; PAN set
+/// when SCTLR_EL1.SPAN is 0, else kept; SSBS = SCTLR_EL1.DSSBS; DIT kept;
+/// TCO set when MTE is implemented. (ALLINT and PM, FEAT_NMI/FEAT_EBEP, are
+/// not offered to the guest by QEMU's virt and stay 0.)
+pub fn pstate_on_entry(old: u64, sctlr_el1: u64, features: PstateFeatures) -> u64 {
+    let from_aarch32 = old & spsr::M_AARCH32 != 0;
+    let mut new = (old & spsr::NZCV) | spsr::DAIF | spsr::M_EL1H;
+    if features.pan && (sctlr_el1 & sctlr::SPAN == 0 || old & spsr::PAN != 0) {
+        // PAN sits at bit 22 in both SPSR formats.
+        new |= spsr::PAN;
+    }
+    if features.ssbs && sctlr_el1 & sctlr::DSSBS != 0 {
+        new |= spsr::SSBS;
+    }
+    let old_dit = if from_aarch32 { old & spsr32::DIT != 0 } else { old & spsr::DIT != 0 };
+    if features.dit && old_dit {
+        new |= spsr::DIT;
+    }
+    if features.mte {
+        new |= spsr::TCO;
+    }
+    new
+}
+
+/// Offset in VBAR_EL1 of the synchronous-exception vector for a source with
+/// PSTATE `old`: current EL with SP_EL0 0x000, current EL with SP_ELx 0x200,
+/// lower EL in AArch64 0x400, lower EL in AArch32 0x600 (for a target of
+/// EL1, "lower EL" is EL0, so its own state picks the group).
+pub fn sync_vector_offset(old: u64) -> u64 {
+    if old & spsr::M_AARCH32 != 0 {
+        return 0x600;
+    }
+    match old & 0xf {
+        spsr::M_EL1H => 0x200,
+        spsr::M_EL1T => 0x000,
+        _ => 0x400,
+    }
+}
+
+/// True when the source of the exception was EL0 (either state).
+pub fn from_el0(old: u64) -> bool {
+    // AArch32 modes: 0b10000 is User (EL0); every other AArch32 mode is EL1.
+    if old & spsr::M_AARCH32 != 0 {
+        old & 0x1f == 0b1_0000
+    } else {
+        old & 0xf == spsr::M_EL0T
+    }
+}
+
+/// ESR_EL2.IL: the trapped instruction was 32 bits (clear only for a 16-bit
+/// Thumb instruction from AArch32).
+pub const ESR_IL: u64 = 1 << 25;
+
+/// How far "step over the trapped instruction" moves the PC: 4, or 2 for a
+/// 16-bit instruction (ESR_EL2.IL clear).
+pub fn instruction_length(esr: u64) -> u64 {
+    if esr & ESR_IL != 0 { 4 } else { 2 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: PstateFeatures = PstateFeatures { pan: true, ssbs: true, dit: true, mte: true };
+    const NONE: PstateFeatures = PstateFeatures { pan: false, ssbs: false, dit: false, mte: false };
+    const EL1H: u64 = spsr::M_EL1H;
+    const USR32: u64 = 0b1_0000;
+
+    #[test]
+    fn daif_mode_and_cleared_fields() {
+        let old = spsr::SS | spsr::IL | spsr::UAO | spsr::BTYPE | spsr::NZCV | spsr::M_EL0T;
+        let new = pstate_on_entry(old, sctlr::SPAN, NONE);
+        assert_eq!(new, spsr::NZCV | spsr::DAIF | EL1H);
+        assert_eq!(pstate_on_entry(0, sctlr::SPAN, NONE), 0x3c5, "the old fixed value when nothing applies");
+    }
+
+    #[test]
+    fn pan_follows_span() {
+        assert_eq!(pstate_on_entry(EL1H, 0, ALL) & spsr::PAN, spsr::PAN, "SPAN=0 sets PAN");
+        assert_eq!(pstate_on_entry(EL1H, sctlr::SPAN, ALL) & spsr::PAN, 0, "SPAN=1 keeps PAN=0");
+        assert_eq!(pstate_on_entry(EL1H | spsr::PAN, sctlr::SPAN, ALL) & spsr::PAN, spsr::PAN, "SPAN=1 keeps PAN=1");
+        assert_eq!(pstate_on_entry(EL1H, 0, NONE) & spsr::PAN, 0, "no FEAT_PAN: RES0");
+        assert_eq!(pstate_on_entry(USR32 | spsr::PAN, sctlr::SPAN, ALL) & spsr::PAN, spsr::PAN, "AArch32 PAN is bit 22 too");
+    }
+
+    #[test]
+    fn ssbs_from_dssbs() {
+        assert_eq!(pstate_on_entry(EL1H, sctlr::DSSBS | sctlr::SPAN, ALL) & spsr::SSBS, spsr::SSBS);
+        assert_eq!(pstate_on_entry(EL1H | spsr::SSBS, sctlr::SPAN, ALL) & spsr::SSBS, 0, "not kept from the source");
+        assert_eq!(pstate_on_entry(EL1H, sctlr::DSSBS, NONE) & spsr::SSBS, 0);
+    }
+
+    #[test]
+    fn dit_kept_and_tco_set() {
+        assert_eq!(pstate_on_entry(EL1H | spsr::DIT, sctlr::SPAN, ALL) & spsr::DIT, spsr::DIT);
+        assert_eq!(pstate_on_entry(EL1H, sctlr::SPAN, ALL) & spsr::DIT, 0);
+        // AArch32: DIT is bit 21, which must not be read as SS.
+        let new = pstate_on_entry(USR32 | spsr32::DIT, sctlr::SPAN, ALL);
+        assert_eq!(new & (spsr::DIT | spsr::SS), spsr::DIT);
+        assert_eq!(pstate_on_entry(EL1H, sctlr::SPAN, ALL) & spsr::TCO, spsr::TCO);
+        assert_eq!(pstate_on_entry(EL1H | spsr::TCO, sctlr::SPAN, NONE) & spsr::TCO, 0);
+    }
+
+    #[test]
+    fn aarch32_source_drops_its_own_fields() {
+        // T, IT, GE, Q, E of AArch32 have no place in the new AArch64 PSTATE.
+        let old = USR32 | spsr32::T | 0x0600_fc00 | 1 << 27 | 1 << 9 | 0xf << 16;
+        assert_eq!(pstate_on_entry(old, sctlr::SPAN, NONE), spsr::DAIF | EL1H);
+    }
+
+    #[test]
+    fn vector_offsets() {
+        assert_eq!(sync_vector_offset(spsr::M_EL1T), 0x000);
+        assert_eq!(sync_vector_offset(spsr::M_EL1H | spsr::DAIF), 0x200);
+        assert_eq!(sync_vector_offset(spsr::M_EL0T), 0x400);
+        assert_eq!(sync_vector_offset(USR32), 0x600);
+        assert_eq!(sync_vector_offset(USR32 | spsr32::T), 0x600);
+    }
+
+    #[test]
+    fn el0_sources() {
+        assert!(from_el0(spsr::M_EL0T));
+        assert!(from_el0(USR32 | spsr32::T));
+        assert!(!from_el0(spsr::M_EL1H));
+        assert!(!from_el0(spsr::M_EL1T));
+        assert!(!from_el0(0b1_0011), "AArch32 SVC mode is EL1");
+    }
+
+    #[test]
+    fn step_by_il() {
+        assert_eq!(instruction_length(ESR_IL | 0x9200_0000), 4);
+        assert_eq!(instruction_length(0x9000_0000), 2);
+    }
+}
