@@ -4,7 +4,8 @@
 //! the firmware) lives in `arch`. Everything here is portable and host-tested.
 
 use crate::vcpu::{BootRequest, PowerState, VcpuTable};
-use smccc::psci::{self as ids, error};
+use crate::smccc::ret;
+use smccc::psci as ids;
 
 /// PSCI_VERSION answer: major 1, minor 1.
 pub const VERSION: u64 = 0x0001_0001;
@@ -42,7 +43,7 @@ pub const OFF_TYPE_HIBERNATE_OFF: u32 = 1;
 /// function ID is a uint32), so the upper half of x1 plays no part.
 pub fn features(function_id: u32) -> i64 {
     if !IMPLEMENTED.contains(&function_id) {
-        return error::NOT_SUPPORTED.into();
+        return ret::NOT_SUPPORTED;
     }
     match function_id {
         // The supported off types, as KVM answers.
@@ -81,13 +82,13 @@ pub fn suspend(
     is_guest_ram: impl Fn(u64) -> bool,
 ) -> Result<Suspend, i64> {
     if power_state & POWER_STATE_RESERVED != 0 || power_state > u64::from(u32::MAX) {
-        return Err(error::INVALID_PARAMETERS.into());
+        return Err(ret::INVALID_PARAMETERS);
     }
     if power_state & POWER_STATE_TYPE_POWERDOWN == 0 {
         return Ok(Suspend::Standby);
     }
     if !is_guest_ram(entry) {
-        return Err(error::INVALID_ADDRESS.into());
+        return Err(ret::INVALID_ADDRESS);
     }
     Ok(Suspend::Powerdown(BootRequest { entry, context_id }))
 }
@@ -106,14 +107,14 @@ pub fn cpu_on(
     claimed: impl FnOnce(usize),
 ) -> Result<usize, i64> {
     let Some(target) = table.index_of(target_mpidr) else {
-        return Err(error::INVALID_PARAMETERS.into());
+        return Err(ret::INVALID_PARAMETERS);
     };
     if target_mpidr & !crate::vcpu::MPIDR_AFF_MASK != 0 {
         // Only affinity fields may be set in the target argument.
-        return Err(error::INVALID_PARAMETERS.into());
+        return Err(ret::INVALID_PARAMETERS);
     }
     if !is_guest_ram(entry) {
-        return Err(error::INVALID_ADDRESS.into());
+        return Err(ret::INVALID_ADDRESS);
     }
     let slot = table.slot(target);
     match slot.try_claim() {
@@ -122,8 +123,8 @@ pub fn cpu_on(
             slot.publish_boot(BootRequest { entry, context_id });
             Ok(target)
         }
-        Err(PowerState::On) => Err(error::ALREADY_ON.into()),
-        Err(_) => Err(error::ON_PENDING.into()),
+        Err(PowerState::On) => Err(ret::ALREADY_ON),
+        Err(_) => Err(ret::ON_PENDING),
     }
 }
 
@@ -133,7 +134,7 @@ pub fn cpu_on(
 /// is pending, else OFF.
 pub fn affinity_info(table: &VcpuTable<'_>, target_affinity: u64, level: u64) -> i64 {
     if level > 3 || target_affinity & !crate::vcpu::MPIDR_AFF_MASK != 0 {
-        return error::INVALID_PARAMETERS.into();
+        return ret::INVALID_PARAMETERS;
     }
     let mut any = false;
     let mut aggregate = PowerState::Off;
@@ -146,7 +147,7 @@ pub fn affinity_info(table: &VcpuTable<'_>, target_affinity: u64, level: u64) ->
         }
     }
     if !any {
-        return error::INVALID_PARAMETERS.into();
+        return ret::INVALID_PARAMETERS;
     }
     aggregate.affinity_info() as i64
 }
@@ -157,8 +158,8 @@ pub fn affinity_info(table: &VcpuTable<'_>, target_affinity: u64, level: u64) ->
 pub fn system_reset2(reset_type: u64) -> Result<(), i64> {
     match reset_type as u32 {
         0 => Ok(()),
-        t if t & 0x8000_0000 != 0 => Err(error::NOT_SUPPORTED.into()),
-        _ => Err(error::INVALID_PARAMETERS.into()),
+        t if t & 0x8000_0000 != 0 => Err(ret::NOT_SUPPORTED),
+        _ => Err(ret::INVALID_PARAMETERS),
     }
 }
 
@@ -169,7 +170,7 @@ pub fn system_off2(off_type: u32, cookie: u64) -> Result<(), i64> {
     if (off_type == 0 || off_type == OFF_TYPE_HIBERNATE_OFF) && cookie == 0 {
         Ok(())
     } else {
-        Err(error::INVALID_PARAMETERS.into())
+        Err(ret::INVALID_PARAMETERS)
     }
 }
 

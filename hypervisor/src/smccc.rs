@@ -102,30 +102,36 @@ pub mod vendor {
     pub const STATE_ON_PENDING: i64 = 2;
 }
 
-/// Return codes (PSCI numbering; SMCCC uses the same -1 for NOT_SUPPORTED).
+/// Return codes, as parkvisor's code uses them: the smccc crate's PSCI and
+/// SMCCC arch numbers (their one home), widened to the x0 arithmetic here.
 pub mod ret {
+    use smccc::arch::error as arch;
+    use smccc::psci::error as psci;
+
     /// Success.
     pub const SUCCESS: i64 = 0;
     /// Function not implemented / not supported.
-    pub const NOT_SUPPORTED: i64 = -1;
+    pub const NOT_SUPPORTED: i64 = psci::NOT_SUPPORTED as i64;
     /// PSCI: bad argument. (SMCCC arch calls: NOT_REQUIRED, see [`NOT_REQUIRED`].)
-    pub const INVALID_PARAMETERS: i64 = -2;
+    pub const INVALID_PARAMETERS: i64 = psci::INVALID_PARAMETERS as i64;
     /// SMCCC_ARCH_FEATURES of a workaround: firmware does not need it.
-    pub const NOT_REQUIRED: i64 = -2;
+    pub const NOT_REQUIRED: i64 = arch::NOT_REQUIRED as i64;
+    /// SMCCC arch calls: bad argument.
+    pub const ARCH_INVALID_PARAMETER: i64 = arch::INVALID_PARAMETER as i64;
     /// Operation refused.
-    pub const DENIED: i64 = -3;
+    pub const DENIED: i64 = psci::DENIED as i64;
     /// CPU_ON of a CPU that is already on.
-    pub const ALREADY_ON: i64 = -4;
+    pub const ALREADY_ON: i64 = psci::ALREADY_ON as i64;
     /// CPU_ON of a CPU that is being turned on.
-    pub const ON_PENDING: i64 = -5;
+    pub const ON_PENDING: i64 = psci::ON_PENDING as i64;
     /// Internal failure (FAST_STOP: deadline passed).
-    pub const INTERNAL_FAILURE: i64 = -6;
+    pub const INTERNAL_FAILURE: i64 = psci::INTERNAL_FAILURE as i64;
     /// Trusted OS not present on the target.
-    pub const NOT_PRESENT: i64 = -7;
+    pub const NOT_PRESENT: i64 = psci::NOT_PRESENT as i64;
     /// CPU disabled.
-    pub const DISABLED: i64 = -8;
+    pub const DISABLED: i64 = psci::DISABLED as i64;
     /// Bad entry point address.
-    pub const INVALID_ADDRESS: i64 = -9;
+    pub const INVALID_ADDRESS: i64 = psci::INVALID_ADDRESS as i64;
 
     /// The register image of a return code (sign-extended into x0).
     pub const fn to_reg(value: i64) -> u64 {
@@ -133,8 +139,9 @@ pub mod ret {
     }
 }
 
-/// The version parkvisor reports for SMCCC_VERSION and PSCI_VERSION (1.1).
-pub const VERSION_1_1: u64 = 0x0001_0001;
+/// The SMCCC version parkvisor reports (1.1). PSCI's has its own home,
+/// `psci::VERSION`.
+pub const VERSION: u64 = 0x0001_0001;
 /// AFFINITY_INFO results.
 pub const AFFINITY_ON: i64 = 0;
 /// AFFINITY_INFO: the CPU is off.
@@ -784,13 +791,10 @@ impl Call {
                     _ => None,
                 };
             }
-            Call::Psci(PsciCall::Version) | Call::Arch(ArchCall::Version)
-                if ret == VERSION_1_1 as i64 =>
-            {
-                return Some("v1.1");
-            }
+            Call::Psci(PsciCall::Version) if ret == crate::psci::VERSION as i64 => return Some("v1.1"),
+            Call::Arch(ArchCall::Version) if ret == VERSION as i64 => return Some("v1.1"),
             Call::Arch(_) if ret == ret::NOT_REQUIRED => return Some("NOT_REQUIRED"),
-            Call::Arch(_) if ret == -3 => return Some("INVALID_PARAMETER"),
+            Call::Arch(_) if ret == ret::ARCH_INVALID_PARAMETER => return Some("INVALID_PARAMETER"),
             _ => {}
         }
         default_result_name(ret)

@@ -134,7 +134,7 @@ fn psci_call(frame: &mut GuestFrame, call: PsciCall) -> Reply {
 /// SMCCC 1.1 architecture calls.
 fn arch_call(call: ArchCall) -> i64 {
     match call {
-        ArchCall::Version => 0x1_0001,
+        ArchCall::Version => smccc::VERSION as i64,
         ArchCall::Features { function_id } => match function_id {
             smccc::SMCCC_VERSION | smccc::SMCCC_ARCH_FEATURES => ret::SUCCESS,
             // No Spectre workaround calls and no SoC ID: NOT_SUPPORTED.
