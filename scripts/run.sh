@@ -96,13 +96,13 @@ linux_args=0
 if ((linux_args)); then
     [[ -n $scenario ]] || scenario=demo
     case "$scenario" in
-    demo | boot | hotplug | kexec | kdump | poweroff | reboot | ipibench | echo | shell) ;;
+    demo | boot | hotplug | kexec | kdump | poweroff | reboot | ipibench | echo | shell | multikexec | crashspin) ;;
     *) die "unknown scenario '$scenario'" ;;
     esac
     ((append_set)) || append="console=ttyAMA0 printk.time=1"
     # Only add what the caller did not already say.
     [[ " $append " == *" pv.scenario="* ]] || append+=" pv.scenario=$scenario"
-    if [[ $scenario == kdump && " $append " != *" crashkernel="* ]]; then
+    if [[ $scenario == kdump || $scenario == crashspin ]] && [[ " $append " != *" crashkernel="* ]]; then
         append+=" crashkernel=256M"
     fi
     [[ $scenario == reboot ]] && no_reboot=1
