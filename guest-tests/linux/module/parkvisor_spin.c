@@ -7,6 +7,11 @@
  * registers. The test then panics and checks that the capture kernel's
  * vmcore holds this CPU's note with a PC inside pv_spin_masked().
  *
+ * Spinning starts only when 1 is written to the "go" parameter: once the CPU
+ * stops answering IPIs, anything that waits for every CPU (loading the capture
+ * kernel, loading a module: both synchronise instruction caches with an IPI
+ * to all CPUs) hangs, so the test prepares everything first.
+ *
  * There is no way back: the thread never ends, so the module cannot be
  * unloaded. Load it only right before a deliberate crash.
  */
@@ -22,19 +27,27 @@ static unsigned int cpu = 1;
 module_param(cpu, uint, 0444);
 MODULE_PARM_DESC(cpu, "CPU to spin on with interrupts masked (default 1)");
 
-static int started;
+static bool go;
+module_param(go, bool, 0644);
+MODULE_PARM_DESC(go, "Write 1 to start spinning (the thread waits until then)");
+
+static bool spinning;
+module_param(spinning, bool, 0444);
+MODULE_PARM_DESC(spinning, "Reads 1 once the CPU spins with interrupts masked");
 
 /* Its own function, kept out of line, so that a PC inside it identifies the
  * spinner in a vmcore. */
 static noinline void pv_spin_masked(void)
 {
-	WRITE_ONCE(started, 1);
+	WRITE_ONCE(spinning, true);
 	for (;;)
 		cpu_relax();
 }
 
 static int spin_thread(void *unused)
 {
+	while (!READ_ONCE(go))
+		msleep(1);
 	local_irq_disable();
 	pv_spin_masked();
 	return 0;
@@ -43,7 +56,6 @@ static int spin_thread(void *unused)
 static int __init parkvisor_spin_init(void)
 {
 	struct task_struct *t;
-	int i;
 
 	if (cpu >= nr_cpu_ids || !cpu_online(cpu))
 		return -EINVAL;
@@ -51,11 +63,7 @@ static int __init parkvisor_spin_init(void)
 	if (IS_ERR(t))
 		return PTR_ERR(t);
 	wake_up_process(t);
-	for (i = 0; i < 1000 && !READ_ONCE(started); i++)
-		msleep(1);
-	if (!READ_ONCE(started))
-		return -ETIMEDOUT;	/* the thread keeps trying; we cannot stop it */
-	pr_info("CPU %u spins in pv_spin_masked with interrupts masked\n", cpu);
+	pr_info("CPU %u will spin in pv_spin_masked with interrupts masked once 'go' is 1\n", cpu);
 	return 0;
 }
 
