@@ -20,6 +20,8 @@
 //! a guest instruction (and is counted as stopped); one that parks by its own
 //! CPU_OFF meanwhile keeps its old acknowledgement and is not counted.
 
+use crate::smccc::ret;
+use crate::smccc::vendor::FastStopFlags;
 use crate::sync::{AtomicU64, AtomicUsize, Ordering, fence, spin_hint};
 use crate::vcpu::{PowerState, VcpuTable};
 
@@ -119,8 +121,8 @@ impl FastStop {
         entry_ns: u64,
         platform: &impl StopPlatform,
     ) -> StopReport {
-        if flags != 0 {
-            return StopReport::refused(-2);
+        if FastStopFlags::from_bits(flags).is_none() {
+            return StopReport::refused(ret::INVALID_PARAMETERS);
         }
         if self
             .owner
@@ -289,7 +291,7 @@ mod tests {
         let table = VcpuTable::new(&slots, &mpidrs);
         let stop = FastStop::new();
         let fake = Fake::new(&table, &stop, vec![]);
-        assert_eq!(stop.run(&table, 0, 0, 1, 0, &fake).result, -2);
+        assert_eq!(stop.run(&table, 0, 0, 2, 0, &fake).result, -2, "unknown flag");
         stop.owner.store(1, Ordering::SeqCst);
         assert_eq!(stop.run(&table, 0, 0, 0, 0, &fake).result, -3);
     }

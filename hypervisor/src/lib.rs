@@ -11,6 +11,7 @@ pub mod image;
 pub mod mmio;
 pub mod psci;
 pub mod smccc;
+pub mod stop_context;
 pub mod sync;
 pub mod trace;
 pub mod vcpu;

@@ -64,17 +64,30 @@ pub mod vendor {
     pub const VCPU_STATE: u32 = 0xC600_0002;
     /// Prints a `mark` trace line with a 32-bit value (SMC32).
     pub const TRACE_MARK: u32 = 0x8600_0003;
+    /// Returns the FAST_STOP flags this hypervisor supports (SMC32).
+    pub const FAST_STOP_FLAGS: u32 = 0x8600_0004;
+
+    bitflags::bitflags! {
+        /// FAST_STOP's x2.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub struct FastStopFlags: u64 {
+            /// Record each stopped vCPU's guest registers into the save area
+            /// at x3 (size in x4); see `crate::stop_context`.
+            const SAVE_REGS = 1 << 0;
+        }
+    }
 
     /// The four result registers of CALL_UID: UUID
     /// f98411cd-4dea-4c9d-973e-208eee288f9b in SMCCC byte order.
     pub const UID: [u32; 4] = [0xCD11_84F9, 0x9D4C_EA4D, 0x8E20_3E97, 0x9B8F_28EE];
 
     /// FEATURES bitmap: bit n set when function number n is implemented
-    /// (FEATURES, FAST_STOP, VCPU_STATE, TRACE_MARK).
+    /// (FEATURES, FAST_STOP, VCPU_STATE, TRACE_MARK, FAST_STOP_FLAGS).
     pub const FEATURES_BITMAP: u64 = (1 << (FEATURES & 0xFFFF))
         | (1 << (FAST_STOP & 0xFFFF))
         | (1 << (VCPU_STATE & 0xFFFF))
-        | (1 << (TRACE_MARK & 0xFFFF));
+        | (1 << (TRACE_MARK & 0xFFFF))
+        | (1 << (FAST_STOP_FLAGS & 0xFFFF));
 
     /// VCPU_STATE results (non-negative); `-2` for an unknown MPIDR.
     pub const STATE_ON: i64 = 0;
@@ -364,8 +377,12 @@ pub enum VendorCall {
     FastStop {
         /// Deadline in µs as passed (0 means the 1 s default: see [`VendorCall::fast_stop_timeout_us`]).
         timeout_us: u64,
-        /// Must be 0, else INVALID_PARAMETERS.
+        /// 0, or [`vendor::FastStopFlags`]; unknown bits: INVALID_PARAMETERS.
         flags: u64,
+        /// SAVE_REGS: guest physical address of the save area (x3).
+        save_area: u64,
+        /// SAVE_REGS: size of the save area in bytes (x4).
+        save_len: u64,
     },
     /// VCPU_STATE (0xC6000002).
     VcpuState {
@@ -377,6 +394,8 @@ pub enum VendorCall {
         /// The 32-bit value to print.
         value: u32,
     },
+    /// FAST_STOP_FLAGS (0x86000004).
+    FastStopFlags,
 }
 
 impl VendorCall {
@@ -439,6 +458,11 @@ impl Args {
 
 /// Decodes a guest call from x0..x3 (the values at the trapping HVC/SMC).
 pub fn decode(x0: u64, x1: u64, x2: u64, x3: u64) -> Call {
+    decode_regs(&[x0, x1, x2, x3, 0])
+}
+
+/// Decodes a guest call from x0..x4 (FAST_STOP with SAVE_REGS takes x4).
+pub fn decode_regs(&[x0, x1, x2, x3, x4]: &[u64; 5]) -> Call {
     let id = FunctionId::from_x0(x0);
     if !id.is_fast() || id.mbz_bits() != 0 {
         return Call::Unknown(id);
@@ -449,7 +473,7 @@ pub fn decode(x0: u64, x1: u64, x2: u64, x3: u64) -> Call {
     match id.owner() {
         Owner::Arch => decode_arch(id, w1),
         Owner::StandardSecure => decode_psci(id, conv, a1, a2, a3),
-        Owner::VendorHyp => decode_vendor(id, a1, a2),
+        Owner::VendorHyp => decode_vendor(id, a1, a2, a3, conv.arg(x4)),
         _ => None,
     }
     .unwrap_or(Call::Unknown(id))
@@ -506,14 +530,17 @@ fn decode_psci(id: FunctionId, conv: Convention, a1: u64, a2: u64, a3: u64) -> O
     Some(Call::Psci(call))
 }
 
-fn decode_vendor(id: FunctionId, a1: u64, a2: u64) -> Option<Call> {
+fn decode_vendor(id: FunctionId, a1: u64, a2: u64, a3: u64, a4: u64) -> Option<Call> {
     let call = match id.0 {
         vendor::CALL_UID => VendorCall::CallUid,
         vendor::FEATURES => VendorCall::Features,
         vendor::FAST_STOP => VendorCall::FastStop {
             timeout_us: a1,
             flags: a2,
+            save_area: a3,
+            save_len: a4,
         },
+        vendor::FAST_STOP_FLAGS => VendorCall::FastStopFlags,
         vendor::VCPU_STATE => VendorCall::VcpuState { target_mpidr: a1 },
         vendor::TRACE_MARK => VendorCall::TraceMark { value: a1 as u32 },
         _ => return None,
@@ -598,6 +625,7 @@ impl Call {
                 VendorCall::FastStop { .. } => vendor::FAST_STOP,
                 VendorCall::VcpuState { .. } => vendor::VCPU_STATE,
                 VendorCall::TraceMark { .. } => vendor::TRACE_MARK,
+                VendorCall::FastStopFlags => vendor::FAST_STOP_FLAGS,
             },
             Call::Unknown(id) => id.0,
         }
@@ -651,6 +679,7 @@ impl Call {
                 VendorCall::FastStop { .. } => "FAST_STOP",
                 VendorCall::VcpuState { .. } => "VCPU_STATE",
                 VendorCall::TraceMark { .. } => "TRACE_MARK",
+                VendorCall::FastStopFlags => "FAST_STOP_FLAGS",
             },
             Call::Unknown(_) => "",
         }
@@ -682,8 +711,17 @@ impl Call {
             Call::Psci(PsciCall::SystemReset2 {
                 reset_type, cookie, ..
             }) => Args::new(&[reset_type.into(), cookie]),
-            Call::Vendor(VendorCall::FastStop { timeout_us, flags }) => {
-                Args::new(&[timeout_us, flags])
+            Call::Vendor(VendorCall::FastStop {
+                timeout_us,
+                flags,
+                save_area,
+                ..
+            }) => {
+                if flags == 0 {
+                    Args::new(&[timeout_us, flags])
+                } else {
+                    Args::new(&[timeout_us, flags, save_area])
+                }
             }
             Call::Vendor(VendorCall::VcpuState { target_mpidr }) => Args::new(&[target_mpidr]),
             Call::Vendor(VendorCall::TraceMark { value }) => Args::new(&[value.into()]),
@@ -980,8 +1018,24 @@ mod tests {
             decode(0xC600_0001, 0x1_0000_0000, 1, 0),
             Call::Vendor(VendorCall::FastStop {
                 timeout_us: 0x1_0000_0000,
-                flags: 1
+                flags: 1,
+                save_area: 0,
+                save_len: 0,
             })
+        );
+        assert_eq!(
+            decode_regs(&[0xC600_0001, 5, 1, 0x4800_0000, 0x1_0000_0120]),
+            Call::Vendor(VendorCall::FastStop {
+                timeout_us: 5,
+                flags: 1,
+                save_area: 0x4800_0000,
+                save_len: 0x1_0000_0120,
+            }),
+            "SAVE_REGS takes the save area in x3 and its full 64-bit size in x4"
+        );
+        assert_eq!(
+            decode(0x8600_0004, 0, 0, 0),
+            Call::Vendor(VendorCall::FastStopFlags)
         );
         assert_eq!(
             decode(0xC600_0002, 0x100_0000_0003, 0, 0),
@@ -1010,7 +1064,7 @@ mod tests {
         // Deprecated CALL_COUNT and REVISION are not part of the ABI.
         assert!(matches!(decode(0x8600_FF00, 0, 0, 0), Call::Unknown(_)));
         assert!(matches!(decode(0x8600_FF03, 0, 0, 0), Call::Unknown(_)));
-        assert_eq!(vendor::FEATURES_BITMAP, 0b1111);
+        assert_eq!(vendor::FEATURES_BITMAP, 0b1_1111);
         assert_eq!(VendorCall::fast_stop_timeout_us(0), 1_000_000);
         assert_eq!(VendorCall::fast_stop_timeout_us(5), 5);
     }

@@ -24,6 +24,11 @@ pub const VENDOR_FEATURES: u32 = 0x8600_0000;
 pub const VENDOR_FAST_STOP: u32 = 0xC600_0001;
 pub const VENDOR_VCPU_STATE: u32 = 0xC600_0002;
 pub const VENDOR_TRACE_MARK: u32 = 0x8600_0003;
+pub const VENDOR_FAST_STOP_FLAGS: u32 = 0x8600_0004;
+/// FAST_STOP flag: save each stopped vCPU's registers (x3 = area, x4 = size).
+pub const FAST_STOP_SAVE_REGS: u64 = 1 << 0;
+/// One entry of the SAVE_REGS area: mpidr, status, x0..x30, sp, pc, pstate.
+pub const SAVE_ENTRY_WORDS: usize = 36;
 /// CALL_UID result words (x0..x3).
 pub const PARKVISOR_UID: [u32; 4] = [0xCD11_84F9, 0x9D4C_EA4D, 0x8E20_3E97, 0x9B8F_28EE];
 /// FEATURES bits.
@@ -31,6 +36,7 @@ pub const VENDOR_FEAT_FEATURES: u64 = 1 << 0;
 pub const VENDOR_FEAT_FAST_STOP: u64 = 1 << 1;
 pub const VENDOR_FEAT_VCPU_STATE: u64 = 1 << 2;
 pub const VENDOR_FEAT_TRACE_MARK: u64 = 1 << 3;
+pub const VENDOR_FEAT_FAST_STOP_FLAGS: u64 = 1 << 4;
 /// VCPU_STATE results.
 pub const VCPU_ON: i32 = 0;
 pub const VCPU_OFF: i32 = 1;

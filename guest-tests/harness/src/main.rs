@@ -27,7 +27,6 @@ usage: harness [options] [suite...]
   --jobs N           QEMU runs at once (default 2)
   --plain            run the guests on plain QEMU without parkvisor (development
                      baseline; the guest skips what only parkvisor provides)
-  --direct           start QEMU directly instead of through scripts/run.sh
   --hv-args ARGS     hypervisor command line (e.g. trace=calls)
   --guest-args ARGS  extra guest bootargs (e.g. only=cpu_on_race)
   --timeout SECONDS  per-run timeout (default: per suite, scaled by vCPUs)
@@ -42,7 +41,6 @@ struct Opts {
     smp: Vec<u32>,
     jobs: usize,
     plain: bool,
-    direct: bool,
     hv_args: String,
     guest_args: String,
     timeout: Option<u64>,
@@ -57,7 +55,6 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
         smp: vec![1, 2, 4, 8],
         jobs: 2,
         plain: false,
-        direct: false,
         hv_args: String::new(),
         guest_args: String::new(),
         timeout: None,
@@ -100,7 +97,6 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
             }
             "--plain" => o.plain = true,
             "--strict-trace" => o.strict_trace = true,
-            "--direct" => o.direct = true,
             "--hv-args" => o.hv_args = val("--hv-args")?,
             "--guest-args" => o.guest_args = val("--guest-args")?,
             "--timeout" => {
@@ -219,18 +215,24 @@ fn setup(o: &Opts) -> Result<Setup, String> {
             hv_elf.display()
         ));
     }
-    let board_text =
-        std::fs::read_to_string(root.join("boards/qemu-virt/board.env")).unwrap_or_default();
-    let use_run_sh = !o.direct && root.join("scripts/run.sh").is_file();
+    // scripts/run.sh builds every QEMU command line from the board file; the
+    // harness only adds what a test run needs (its own RAM size among them).
+    let board_file = root.join("boards/qemu-virt/board.env");
+    let board = runner::parse_board_env(
+        &std::fs::read_to_string(&board_file).map_err(|e| format!("{}: {e}", board_file.display()))?,
+    );
+    let mem = board
+        .get("TEST_MEM")
+        .cloned()
+        .ok_or_else(|| format!("{} has no TEST_MEM", board_file.display()))?;
     Ok(Setup {
         log_dir: run_log_dir(&target.join("harness-logs")),
         root,
         mode,
         guest,
-        hv_elf,
         hv_args: o.hv_args.clone(),
-        use_run_sh,
-        board: runner::parse_board_env(&board_text),
+        hv_elf,
+        mem,
         extra_guest_args: o.guest_args.clone(),
     })
 }
@@ -273,18 +275,13 @@ fn main() -> ExitCode {
     }
     let total = queue.len();
     println!(
-        "harness: {} run(s), {} at a time, {} ({})",
+        "harness: {} run(s), {} at a time, {} (via scripts/run.sh)",
         total,
         o.jobs,
         match s.mode {
             Mode::Hv => "under parkvisor",
             Mode::Plain => "plain QEMU, no hypervisor",
         },
-        if s.use_run_sh {
-            "via scripts/run.sh"
-        } else {
-            "QEMU started directly"
-        }
     );
     let queue = Mutex::new(queue);
     let results = Mutex::new((0usize, 0usize));

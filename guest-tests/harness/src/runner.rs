@@ -1,5 +1,5 @@
-//! Starting one guest run: through `scripts/run.sh` when it exists, else
-//! QEMU directly with the command line pieces from `boards/qemu-virt/board.env`.
+//! Starting one guest run through `scripts/run.sh`, the one place that turns
+//! `boards/qemu-virt/board.env` into a QEMU command line.
 
 use crate::judge::{Exit, Mode};
 use std::collections::HashMap;
@@ -17,11 +17,11 @@ pub struct Setup {
     pub mode: Mode,
     /// Raw guest image (HV mode) or guest ELF (plain mode).
     pub guest: PathBuf,
-    /// Hypervisor ELF (HV mode; used only when QEMU is started directly).
+    /// Hypervisor ELF (HV mode).
     pub hv_elf: PathBuf,
     pub hv_args: String,
-    pub use_run_sh: bool,
-    pub board: HashMap<String, String>,
+    /// Guest RAM for test runs (the board's TEST_MEM).
+    pub mem: String,
     pub log_dir: PathBuf,
     pub extra_guest_args: String,
 }
@@ -69,13 +69,6 @@ pub fn parse_board_env(text: &str) -> HashMap<String, String> {
 }
 
 impl Setup {
-    fn board(&self, key: &str, default: &str) -> String {
-        self.board
-            .get(key)
-            .cloned()
-            .unwrap_or_else(|| default.to_string())
-    }
-
     fn guest_args(&self, job: &Job) -> String {
         let mut a = format!("test={}", job.suite);
         if self.mode == Mode::Plain {
@@ -90,75 +83,27 @@ impl Setup {
 
     /// The command for a run (without output redirection).
     pub fn command(&self, job: &Job) -> Command {
-        let mem = self.board("TEST_MEM", "512M");
-        if self.use_run_sh {
-            let mut c = Command::new(self.root.join("scripts/run.sh"));
-            c.arg("--no-build")
-                .args(["--kernel".as_ref(), self.guest.as_os_str()])
-                .args(["--append", &self.guest_args(job)])
-                .args(["--smp", &job.smp.to_string()])
-                .args(["--mem", &mem])
-                .args(["--timeout", &job.timeout_s.to_string()])
-                .arg("--no-shell")
-                .args(["--log".as_ref(), self.log_path(job).as_os_str()]);
-            if self.mode == Mode::Plain {
-                c.arg("--no-hv");
-            } else if !self.hv_args.is_empty() {
+        let mut c = Command::new(self.root.join("scripts/run.sh"));
+        c.arg("--no-build")
+            .args(["--kernel".as_ref(), self.guest.as_os_str()])
+            .args(["--append", &self.guest_args(job)])
+            .args(["--smp", &job.smp.to_string()])
+            .args(["--mem", &self.mem])
+            .args(["--timeout", &job.timeout_s.to_string()])
+            .arg("--no-shell")
+            .args(["--log".as_ref(), self.log_path(job).as_os_str()]);
+        if self.mode == Mode::Plain {
+            c.arg("--no-hv");
+        } else {
+            c.args(["--hv".as_ref(), self.hv_elf.as_os_str()]);
+            if !self.hv_args.is_empty() {
                 c.args(["--hv-args", &self.hv_args]);
             }
-            if job.no_reboot {
-                c.arg("--no-reboot");
-            }
-            c
-        } else {
-            let mut c = Command::new(self.board("QEMU_BIN", "qemu-system-aarch64"));
-            c.args(["-cpu", &self.board("QEMU_CPU", "max")]).args([
-                "-smp",
-                &job.smp.to_string(),
-                "-m",
-                &mem,
-                "-nographic",
-                "-nic",
-                "none",
-            ]);
-            let esc = |s: &str| s.replace(',', ",,");
-            match self.mode {
-                Mode::Hv => {
-                    c.args([
-                        "-M",
-                        &self.board(
-                            "QEMU_MACHINE",
-                            "virt,virtualization=on,gic-version=3,its=off",
-                        ),
-                    ])
-                    .args(["-kernel".as_ref(), self.hv_elf.as_os_str()]);
-                    if !self.hv_args.is_empty() {
-                        c.args(["-append", &self.hv_args]);
-                    }
-                    c.args([
-                        "-device",
-                        &format!(
-                            "guest-loader,addr={},kernel={},bootargs={}",
-                            self.board("GUEST_KERNEL_ADDR", "0x48000000"),
-                            esc(&self.guest.to_string_lossy()),
-                            esc(&self.guest_args(job))
-                        ),
-                    ]);
-                }
-                Mode::Plain => {
-                    c.args([
-                        "-M",
-                        &self.board("QEMU_MACHINE_PLAIN", "virt,gic-version=3,its=off"),
-                    ])
-                    .args(["-kernel".as_ref(), self.guest.as_os_str()])
-                    .args(["-append", &self.guest_args(job)]);
-                }
-            }
-            if job.no_reboot {
-                c.arg("-no-reboot");
-            }
-            c
         }
+        if job.no_reboot {
+            c.arg("--no-reboot");
+        }
+        c
     }
 
     pub fn log_path(&self, job: &Job) -> PathBuf {
@@ -191,12 +136,11 @@ impl Setup {
                 .process_group(0);
             let mut child = cmd.spawn()?;
             // run.sh enforces the timeout itself; this is the backstop.
-            let grace = if self.use_run_sh { 30 } else { 0 };
-            let deadline = t0 + Duration::from_secs(job.timeout_s + grace);
+            let deadline = t0 + Duration::from_secs(job.timeout_s + 30);
             loop {
                 if let Some(st) = child.try_wait()? {
                     return Ok(match st.code() {
-                        Some(124) if self.use_run_sh => Exit::Timeout(job.timeout_s),
+                        Some(124) => Exit::Timeout(job.timeout_s),
                         Some(c) => Exit::Code(c),
                         None if st.signal().is_some() => Exit::Signal,
                         None => Exit::Signal,
@@ -213,9 +157,6 @@ impl Setup {
         let exit = res.unwrap_or_else(|e| Exit::SpawnError(e.to_string()));
         let serial = read_lossy(&serial_path);
         let notes = read_lossy(&notes_path);
-        if !self.use_run_sh {
-            let _ = fs::write(&log, &serial);
-        }
         let _ = fs::remove_file(&serial_path);
         let _ = fs::remove_file(&notes_path);
         Outcome {
@@ -302,17 +243,14 @@ pub fn elf_to_bin(elf: &Path, bin: &Path) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn setup(mode: Mode, run_sh: bool) -> Setup {
+    fn setup(mode: Mode) -> Setup {
         Setup {
             root: PathBuf::from("/repo"),
             mode,
             guest: PathBuf::from("/repo/g,uest.bin"),
             hv_elf: PathBuf::from("/repo/pv"),
             hv_args: "trace=calls".into(),
-            use_run_sh: run_sh,
-            board: parse_board_env(
-                "# c\nQEMU_BIN=qemu-x\nTEST_MEM=512M\nGUEST_KERNEL_ADDR=0x48000000\n",
-            ),
+            mem: "512M".into(),
             log_dir: PathBuf::from("/tmp/logs"),
             extra_guest_args: String::new(),
         }
@@ -334,7 +272,7 @@ mod tests {
 
     #[test]
     fn run_sh_command() {
-        let s = setup(Mode::Hv, true);
+        let s = setup(Mode::Hv);
         let j = Job {
             suite: "system_reset",
             smp: 2,
@@ -348,30 +286,10 @@ mod tests {
         let joined = a.join(" ");
         assert!(joined.contains("--no-build --kernel /repo/g,uest.bin --append test=system_reset --smp 2 --mem 512M --timeout 30"));
         assert!(a.contains(&"--no-reboot".to_string()));
-        assert!(joined.contains("--hv-args trace=calls"));
-        let p = setup(Mode::Plain, true);
+        assert!(joined.contains("--hv /repo/pv --hv-args trace=calls"));
+        let p = setup(Mode::Plain);
         let a = args(&p.command(&j));
         assert!(a.contains(&"--no-hv".to_string()));
         assert!(a.contains(&"test=system_reset plain=1".to_string()));
-    }
-
-    #[test]
-    fn direct_qemu_command() {
-        let s = setup(Mode::Hv, false);
-        let j = Job {
-            suite: "psci",
-            smp: 4,
-            timeout_s: 30,
-            no_reboot: false,
-            nth: 0,
-        };
-        let c = s.command(&j);
-        assert_eq!(c.get_program(), "qemu-x");
-        let a = args(&c);
-        assert!(a.contains(
-            &"guest-loader,addr=0x48000000,kernel=/repo/g,,uest.bin,bootargs=test=psci".to_string()
-        ));
-        assert!(a.windows(2).any(|w| w == ["-append", "trace=calls"]));
-        assert!(!a.contains(&"-no-reboot".to_string()));
     }
 }

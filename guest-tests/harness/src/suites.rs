@@ -110,8 +110,8 @@ pub static SUITES: &[SuiteSpec] = &[
     },
     SuiteSpec {
         name: "fast_stop",
-        min_passed_1: 3,
-        min_passed_n: 9,
+        min_passed_1: 5,
+        min_passed_n: 11,
         required: &[
             req("fast-stop", "end result=0", 1),
             req("state", "(fast-stop)", 2),

@@ -4,10 +4,12 @@
 
 use super::park::{self, ParkReason};
 use super::vectors::GuestFrame;
-use super::{cpu_index, el2, emit, emit_here, firmware, gic, hv, timer};
+use super::{cpu_index, el2, emit, emit_here, firmware, gic, hv, stop_save, timer};
 use crate::fast_stop::StopPlatform;
 use crate::psci::{self, Suspend};
+use crate::smccc::vendor::FastStopFlags;
 use crate::smccc::{self, ArchCall, Call, PsciCall, VendorCall, ret, vendor};
+use crate::stop_context::SaveArea;
 use crate::trace::{Event, Reason};
 use crate::vcpu::PowerState;
 
@@ -25,7 +27,7 @@ enum Reply {
 /// immediate: SMCCC uses 0, anything else is not a call parkvisor knows.
 pub fn handle(frame: &mut GuestFrame, imm: u16) {
     let entry_ns = timer::now_ns();
-    let call = smccc::decode(frame.x[0], frame.x[1], frame.x[2], frame.x[3]);
+    let call = smccc::decode_regs(&[frame.x[0], frame.x[1], frame.x[2], frame.x[3], frame.x[4]]);
     let reply = if imm != 0 {
         Reply::One(ret::NOT_SUPPORTED)
     } else {
@@ -146,12 +148,25 @@ fn vendor_call(call: VendorCall, entry_ns: u64) -> Reply {
     match call {
         VendorCall::CallUid => Reply::Four(vendor::UID.map(u64::from)),
         VendorCall::Features => Reply::One(vendor::FEATURES_BITMAP as i64),
-        VendorCall::FastStop { timeout_us, flags } => {
+        VendorCall::FastStop { timeout_us, flags, save_area, save_len } => {
+            // The save area is checked before anything stops, so a bad one
+            // leaves every vCPU running.
+            let save = if flags & FastStopFlags::SAVE_REGS.bits() == 0 {
+                None
+            } else {
+                match SaveArea::validate(save_area, save_len, hv.slots.len(), &hv.guest_ram) {
+                    Ok(area) => Some(area),
+                    Err(e) => return Reply::One(e),
+                }
+            };
             emit_here(&Event::FastStopBegin {
                 timeout_us: VendorCall::fast_stop_timeout_us(timeout_us),
             });
             let report =
                 hv.fast_stop.run(&hv.table(), cpu_index(), timeout_us, flags, entry_ns, &Machine);
+            if let (Some(area), true) = (save, report.generation != 0) {
+                stop_save::copy_to_guest(&area, report.generation);
+            }
             emit_here(&Event::FastStopEnd {
                 result: report.result,
                 stopped: report.stopped,
@@ -169,6 +184,7 @@ fn vendor_call(call: VendorCall, entry_ns: u64) -> Reply {
                 _ => ret::INVALID_PARAMETERS,
             })
         }
+        VendorCall::FastStopFlags => Reply::One(FastStopFlags::all().bits() as i64),
         VendorCall::TraceMark { value } => {
             emit_here(&Event::Mark { value });
             Reply::One(ret::SUCCESS)

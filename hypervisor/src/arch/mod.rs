@@ -8,6 +8,7 @@ mod gic;
 mod heap;
 mod park;
 mod stage2;
+mod stop_save;
 mod timer;
 mod traps;
 mod vectors;
@@ -53,6 +54,9 @@ pub struct Hypervisor {
     pub vsgi_pending: Vec<AtomicU32>,
     /// Secondaries that reached their park loop at boot.
     pub checked_in: AtomicUsize,
+    /// Per vCPU: what it recorded when it last parked for a FAST_STOP
+    /// (written by its own CPU, read by the caller: see `stop_save`).
+    pub stop_contexts: Vec<spin::Mutex<crate::stop_context::StopContext>>,
 }
 
 impl Hypervisor {
@@ -151,6 +155,7 @@ fn boot_main(x0: u64, _x1: u64, _x2: u64, _x3: u64) -> ! {
         live: LiveCount::new(1),
         vsgi_pending: (0..n).map(|_| AtomicU32::new(0)).collect(),
         checked_in: AtomicUsize::new(0),
+        stop_contexts: (0..n).map(|_| spin::Mutex::new(Default::default())).collect(),
     });
     let hv = hv();
     hv.stack_tops[0].store(el2::boot_stack_top(), Ordering::Relaxed);

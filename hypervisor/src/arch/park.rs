@@ -56,6 +56,7 @@ pub fn park_until_boot(index: usize, reason: Option<ParkReason>) -> GuestFrame {
         if let Some(request) = slot.boot_request() {
             // A fast-stop in progress cancels the boot before any guest code runs.
             if let Some(generation) = hv.fast_stop.pending_for(&table, index) {
+                super::stop_save::record(index, generation, None);
                 leave_guest(index, ParkReason::FastStop(generation));
                 continue;
             }
@@ -66,6 +67,7 @@ pub fn park_until_boot(index: usize, reason: Option<ParkReason>) -> GuestFrame {
             };
             emit_after(index, &entered, || slot.mark_on());
             if let Some(generation) = hv.fast_stop.pending_for(&table, index) {
+                super::stop_save::record(index, generation, None);
                 leave_guest(index, ParkReason::FastStop(generation));
                 continue;
             }

@@ -5,7 +5,7 @@
 
 use super::park::{self, ParkReason};
 use super::vectors::{GuestFrame, LowerKind};
-use super::{HV_REGION, console, cpu_index, el2, emit_here, gic, gic_mmio, hv, hypercall, vgic};
+use super::{HV_REGION, console, cpu_index, el2, emit_here, gic, gic_mmio, hv, hypercall, stop_save, vgic};
 use crate::mmio;
 use arm_sysregs::el2::registers::EsrEl2;
 use arm_sysregs::types::{EsrIssSysreg, EsrIssSysregDir, EsrIssSysregId};
@@ -60,6 +60,7 @@ fn stop_if_requested(frame: &mut GuestFrame) {
     let hv = hv();
     let me = cpu_index();
     if let Some(generation) = hv.fast_stop.pending_for(&hv.table(), me) {
+        stop_save::record(me, generation, Some(frame));
         *frame = park::park_until_boot(me, Some(ParkReason::FastStop(generation)));
     }
 }

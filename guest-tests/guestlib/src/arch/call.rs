@@ -54,6 +54,30 @@ pub fn call(conduit: Conduit, fid: u32, a1: u64, a2: u64, a3: u64) -> [u64; 4] {
     [r0, r1, r2, r3]
 }
 
+/// An HVC with x1..x4 as arguments (SMCCC allows up to six for SMC64
+/// calls); returns x0..x3.
+#[inline(never)]
+pub fn hvc5(fid: u32, a1: u64, a2: u64, a3: u64, a4: u64) -> [u64; 4] {
+    let (r0, r1, r2, r3);
+    // SAFETY: as for `call`; the callee may write guest memory only where a
+    // call's arguments point (FAST_STOP's save area).
+    unsafe {
+        core::arch::asm!(
+            "hvc #0",
+            inlateout("x0") fid as u64 => r0,
+            inlateout("x1") a1 => r1,
+            inlateout("x2") a2 => r2,
+            inlateout("x3") a3 => r3,
+            inlateout("x4") a4 => _, lateout("x5") _, lateout("x6") _, lateout("x7") _,
+            lateout("x8") _, lateout("x9") _, lateout("x10") _, lateout("x11") _,
+            lateout("x12") _, lateout("x13") _, lateout("x14") _, lateout("x15") _,
+            lateout("x16") _, lateout("x17") _,
+            options(nostack),
+        )
+    }
+    [r0, r1, r2, r3]
+}
+
 /// Makes a call and checks that execution resumes at the very next
 /// instruction: returns (x0, resumed_correctly). A hypervisor that returns
 /// to the call instruction itself would loop (and time out); one that skips

@@ -3,6 +3,7 @@
 pub mod call;
 pub mod entry;
 pub mod gic;
+pub mod marked_spin;
 pub mod psci;
 pub mod smp;
 pub mod time;

@@ -128,6 +128,24 @@ pub mod vendor {
         }
     }
 
+    /// FAST_STOP with SAVE_REGS: the stopped vCPUs' registers go to the
+    /// `area` (`SAVE_ENTRY_WORDS` words per vCPU).
+    pub fn fast_stop_save(timeout_us: u64, area: &mut [u64]) -> FastStop {
+        let bytes = core::mem::size_of_val(area) as u64;
+        let r = crate::arch::call::hvc5(VENDOR_FAST_STOP, timeout_us, FAST_STOP_SAVE_REGS, area.as_mut_ptr() as u64, bytes);
+        FastStop {
+            status: status(r[0]),
+            stopped: r[1],
+            missed: r[2],
+            elapsed_ns: r[3],
+        }
+    }
+
+    /// FAST_STOP_FLAGS: the flags FAST_STOP accepts.
+    pub fn fast_stop_flags() -> u64 {
+        call(Conduit::Hvc, VENDOR_FAST_STOP_FLAGS, 0, 0, 0)[0]
+    }
+
     pub fn vcpu_state(mpidr: u64) -> i32 {
         status(call(Conduit::Hvc, VENDOR_VCPU_STATE, mpidr, 0, 0)[0])
     }

@@ -18,14 +18,20 @@
 //!   it restarts CPU0, which resumes where it was stopped (setjmp/longjmp);
 //! * timeout: a 1 µs deadline with every secondary running returns -6 with
 //!   x1 + x2 = running (or 0 with x1 = running, x2 = 0); a normal FAST_STOP
-//!   then cleans up.
+//!   then cleans up;
+//! * SAVE_REGS: FEATURES bit 4 and FAST_STOP_FLAGS = 1; a save area in
+//!   hypervisor memory, outside RAM, misaligned or too small gives -2 and
+//!   stops nobody; with every secondary spinning with DAIF masked, each
+//!   entry holds the vCPU's MPIDR, status 1, a PC inside the spin, the
+//!   spin's x19..x28 markers and its masked EL1h PSTATE; the caller's entry
+//!   has status 0.
 
 use super::common::{cookie, skip_plain};
 use core::sync::atomic::{AtomicU64, Ordering::*};
 use guestlib::abi::*;
 use guestlib::arch::call::{Conduit, call};
 use guestlib::arch::smp::{self, aborting};
-use guestlib::arch::{FastStop, psci, time, vendor};
+use guestlib::arch::{FastStop, marked_spin, psci, time, vendor};
 use guestlib::framework::{Suite, Test};
 use guestlib::{Env, MAX_CPUS, TestResult, ensure, gprintln, msg};
 
@@ -50,6 +56,8 @@ pub static SUITE: Suite<Env> = Suite {
         Test::new("timeout_honest_counts", timeout)
             .cpus(2)
             .skip_if(skip_plain),
+        Test::new("save_regs_rejects_bad_areas", save_regs_bad_areas).skip_if(skip_plain),
+        Test::new("save_regs_masked_spinners", save_regs).skip_if(skip_plain),
         Test::new("after_all_nothing_running", nothing_running).skip_if(skip_plain),
     ],
 };
@@ -900,5 +908,115 @@ fn race_inner(env: &Env) -> TestResult {
         smp::cleanup(env)?;
     }
     gprintln!("fast_stop: race wins cpu0={} cpu1={}", wins[0], wins[1]);
+    Ok(())
+}
+
+/// A save area for every vCPU the guest can have.
+static SAVE_AREA: ::spin::Mutex<[u64; MAX_CPUS * SAVE_ENTRY_WORDS]> =
+    ::spin::Mutex::new([0; MAX_CPUS * SAVE_ENTRY_WORDS]);
+
+/// Tells the caller it is about to spin, then spins in `marked_spin`.
+fn marked_spin_job(idx: usize, _ctx: u64) {
+    smp::slot(idx).scratch[S_COUNT].store(1, Release);
+    marked_spin::spin(idx)
+}
+
+fn start_marked_spinners(env: &Env) -> Result<u64, guestlib::Msg> {
+    let n = start_busy(env, marked_spin_job, None)?;
+    // The flag is set just before the spin loads its markers.
+    time::delay_us(10_000);
+    Ok(n)
+}
+
+fn save_regs_bad_areas(env: &Env) -> TestResult {
+    rescue(save_regs_bad_areas_inner(env))
+}
+
+fn save_regs_bad_areas_inner(env: &Env) -> TestResult {
+    let f = vendor::features();
+    ensure!(f & VENDOR_FEAT_FAST_STOP_FLAGS != 0, "FEATURES = {:#x}: no FAST_STOP_FLAGS (bit 4)", f);
+    let flags = vendor::fast_stop_flags();
+    ensure!(flags == FAST_STOP_SAVE_REGS, "FAST_STOP_FLAGS = {:#x}, expected SAVE_REGS (1)", flags);
+    let n = start_marked_spinners(env)?;
+    let words = env.ncpus * SAVE_ENTRY_WORDS;
+    let bytes = (words * 8) as u64;
+    let mut area = SAVE_AREA.lock();
+    let good = area.as_mut_ptr() as u64;
+    let bad = [
+        (0x4000_0000, bytes, "hypervisor memory"),
+        (0x4400_0000 - 8, bytes, "straddling the end of hypervisor memory"),
+        (0x0900_0000, bytes, "the UART"),
+        (good + 4, bytes, "misaligned"),
+        (good, bytes - 8, "one word too small"),
+        (u64::MAX - 7, bytes, "wrapping"),
+    ];
+    for (addr, len, what) in bad {
+        let r = guestlib::arch::call::hvc5(VENDOR_FAST_STOP, deadline_us(), FAST_STOP_SAVE_REGS, addr, len);
+        ensure!(
+            status(r[0]) == INVALID_PARAMETERS,
+            "SAVE_REGS with an area {} ({:#x}, {} bytes): x0 = {}, expected -2",
+            what,
+            addr,
+            len,
+            status(r[0])
+        );
+    }
+    drop(area);
+    for idx in env.secondaries() {
+        let st = vendor::vcpu_state(env.mpidr(idx));
+        ensure!(st == VCPU_ON, "cpu{} VCPU_STATE = {} after rejected SAVE_REGS calls", idx, st);
+    }
+    let r = fstop(deadline_us(), 0);
+    check_success(&r, n)
+}
+
+fn save_regs(env: &Env) -> TestResult {
+    rescue(save_regs_inner(env))
+}
+
+fn save_regs_inner(env: &Env) -> TestResult {
+    let n = start_marked_spinners(env)?;
+    let mut area = SAVE_AREA.lock();
+    area.fill(u64::MAX);
+    let r = vendor::fast_stop_save(deadline_us(), &mut area[..env.ncpus * SAVE_ENTRY_WORDS]);
+    check_success(&r, n)?;
+    check_all_off(env, None)?;
+    let (lo, hi) = marked_spin::range();
+    for idx in 0..env.ncpus {
+        let e = &area[idx * SAVE_ENTRY_WORDS..(idx + 1) * SAVE_ENTRY_WORDS];
+        let (mpidr, status, x, sp, pc, pstate) = (e[0], e[1], &e[2..33], e[33], e[34], e[35]);
+        ensure!(
+            mpidr == mpidr_aff(env.mpidr(idx)),
+            "entry {}: mpidr {:#x}, expected {:#x}",
+            idx,
+            mpidr,
+            mpidr_aff(env.mpidr(idx))
+        );
+        if idx == env.boot_idx {
+            ensure!(status == 0 && pc == 0, "the caller's entry: status {} pc {:#x}, expected 0 0", status, pc);
+            continue;
+        }
+        ensure!(status == 1, "cpu{}: status {}, expected 1 (saved)", idx, status);
+        ensure!(
+            (lo..hi).contains(&pc),
+            "cpu{}: saved pc {:#x} outside the spin [{:#x}, {:#x})",
+            idx,
+            pc,
+            lo,
+            hi
+        );
+        for (n, &v) in x[19..29].iter().enumerate() {
+            ensure!(
+                v == marked_spin::marker(idx, n as u64),
+                "cpu{}: saved x{} = {:#x}, expected {:#x}",
+                idx,
+                19 + n,
+                v,
+                marked_spin::marker(idx, n as u64)
+            );
+        }
+        ensure!(pstate & 0x3cf == 0x3c5, "cpu{}: saved pstate {:#x}, expected EL1h with DAIF masked", idx, pstate);
+        ensure!(sp != 0 && sp % 16 == 0, "cpu{}: saved sp {:#x}", idx, sp);
+    }
     Ok(())
 }

@@ -1,0 +1,139 @@
+//! FAST_STOP's register save (flag `SAVE_REGS`, see `docs/abi.md`): the
+//! guest's save area, its validation and the layout of one entry.
+//!
+//! A crash dump needs every CPU's registers at the moment it stopped, and a
+//! CPU spinning with interrupts masked cannot save them itself. Each stopped
+//! vCPU records its own guest context in hypervisor memory before it
+//! acknowledges (`StopContext`); once the wait is over the caller alone
+//! copies the confirmed ones into the guest's area. So no other CPU ever
+//! writes guest memory, not even one that acknowledges after the deadline.
+
+use crate::dtb::MemRange;
+use crate::smccc::ret;
+
+/// Size of one entry of the guest's save area, in bytes.
+pub const ENTRY_BYTES: u64 = 288;
+/// u64 words of one entry.
+const ENTRY_WORDS: usize = (ENTRY_BYTES / 8) as usize;
+/// Entry status: no registers (already OFF, never ran, the caller, or not
+/// confirmed by the deadline).
+pub const STATUS_EMPTY: u64 = 0;
+/// Entry status: the registers are those the vCPU had when it stopped.
+pub const STATUS_SAVED: u64 = 1;
+
+/// A stopped vCPU's guest registers, in the order of Linux arm64's
+/// `struct user_pt_regs`: x0..x30, sp, pc, pstate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserRegs(pub [u64; 34]);
+
+impl UserRegs {
+    /// From the trapped general purpose registers, the return state and the
+    /// two stack pointers, taking the one the interrupted context used:
+    /// SP_EL1 for EL1h (M = 0b0101), SP_EL0 otherwise.
+    pub fn new(x: &[u64; 31], pc: u64, pstate: u64, sp_el0: u64, sp_el1: u64) -> Self {
+        const MODE_EL1H: u64 = 0b0101;
+        let mut regs = [0; 34];
+        regs[..31].copy_from_slice(x);
+        regs[31] = if pstate & 0x1f == MODE_EL1H { sp_el1 } else { sp_el0 };
+        regs[32] = pc;
+        regs[33] = pstate;
+        Self(regs)
+    }
+}
+
+/// What one vCPU recorded when it last parked for a FAST_STOP.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StopContext {
+    /// The stop generation it acknowledged (0: none yet).
+    pub generation: u64,
+    /// Its guest registers, or `None` when it left no guest context (a vCPU
+    /// started during the stop parks before running any guest code).
+    pub regs: Option<UserRegs>,
+}
+
+/// A validated guest save area: `vcpus` entries from `base`, all in one
+/// range of guest RAM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SaveArea {
+    pub base: u64,
+    pub vcpus: usize,
+}
+
+impl SaveArea {
+    /// Checks the guest's x3 (address) and x4 (size in bytes) for `vcpus`
+    /// entries. INVALID_PARAMETERS unless the area is 8-byte aligned, large
+    /// enough and inside a single range of guest RAM: the hypervisor must
+    /// never write its own memory or a device on the guest's behalf.
+    pub fn validate(base: u64, len: u64, vcpus: usize, guest_ram: &[MemRange]) -> Result<Self, i64> {
+        let need = ENTRY_BYTES.checked_mul(vcpus as u64).ok_or(ret::INVALID_PARAMETERS)?;
+        let end = base.checked_add(need).ok_or(ret::INVALID_PARAMETERS)?;
+        let inside = guest_ram.iter().any(|r| r.base <= base && end <= r.end());
+        if base % 8 != 0 || len < need || !inside {
+            return Err(ret::INVALID_PARAMETERS);
+        }
+        Ok(Self { base, vcpus })
+    }
+
+    /// Guest physical address of vCPU `index`'s entry.
+    pub fn entry_addr(&self, index: usize) -> u64 {
+        self.base + ENTRY_BYTES * index as u64
+    }
+}
+
+/// The words of one entry: MPIDR, status, then the registers.
+pub fn entry_words(mpidr: u64, regs: Option<&UserRegs>) -> [u64; ENTRY_WORDS] {
+    let mut words = [0; ENTRY_WORDS];
+    words[0] = mpidr;
+    if let Some(regs) = regs {
+        words[1] = STATUS_SAVED;
+        words[2..].copy_from_slice(&regs.0);
+    } else {
+        words[1] = STATUS_EMPTY;
+    }
+    words
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    const RAM: [MemRange; 2] = [
+        MemRange { base: 0x4400_0000, size: 0x1000_0000 },
+        MemRange { base: 0x8000_0000, size: 0x1000 },
+    ];
+
+    #[test]
+    fn entry_layout_is_user_pt_regs_after_two_words() {
+        let x: [u64; 31] = core::array::from_fn(|i| i as u64 + 100);
+        let regs = UserRegs::new(&x, 0xffff_8000_1234, 0x3c5, 0xe0, 0xe1);
+        let w = entry_words(0x103, Some(&regs));
+        assert_eq!(w.len() * 8, ENTRY_BYTES as usize);
+        assert_eq!((w[0], w[1]), (0x103, STATUS_SAVED));
+        assert_eq!(w[2], 100, "x0 at +16");
+        assert_eq!(w[32], 130, "x30 at +256");
+        assert_eq!(w[33], 0xe1, "EL1h uses SP_EL1");
+        assert_eq!((w[34], w[35]), (0xffff_8000_1234, 0x3c5), "pc at +272, pstate at +280");
+        assert_eq!(entry_words(7, None)[1..], [0; 35], "no registers: status 0 and zeros");
+    }
+
+    #[test]
+    fn the_stack_pointer_follows_the_interrupted_mode() {
+        let x = [0; 31];
+        assert_eq!(UserRegs::new(&x, 0, 0b0100, 0xa, 0xb).0[31], 0xa, "EL1t");
+        assert_eq!(UserRegs::new(&x, 0, 0b0000, 0xa, 0xb).0[31], 0xa, "EL0t");
+        assert_eq!(UserRegs::new(&x, 0, 0x3c5, 0xa, 0xb).0[31], 0xb, "EL1h with DAIF masked");
+    }
+
+    #[test]
+    fn save_areas_must_be_aligned_large_enough_and_in_guest_ram() {
+        let ok = SaveArea::validate(0x4400_1000, 4 * ENTRY_BYTES, 4, &RAM).unwrap();
+        assert_eq!(ok.entry_addr(3), 0x4400_1000 + 3 * 288);
+        let bad = Err(ret::INVALID_PARAMETERS);
+        assert_eq!(SaveArea::validate(0x4400_1004, 4 * ENTRY_BYTES, 4, &RAM), bad, "misaligned");
+        assert_eq!(SaveArea::validate(0x4400_1000, 4 * ENTRY_BYTES - 1, 4, &RAM), bad, "too small");
+        assert_eq!(SaveArea::validate(0x4000_0000, 4 * ENTRY_BYTES, 4, &RAM), bad, "hypervisor memory");
+        assert_eq!(SaveArea::validate(0x53ff_ff00, 4 * ENTRY_BYTES, 4, &RAM), bad, "runs off the end of RAM");
+        assert_eq!(SaveArea::validate(0x8000_0000, 16 * ENTRY_BYTES, 16, &RAM), bad, "spans past a small range");
+        assert_eq!(SaveArea::validate(u64::MAX - 15, u64::MAX, 4, &RAM), bad, "wraps");
+    }
+}
