@@ -107,7 +107,7 @@ linux_args=0
 if ((linux_args)); then
     [[ -n $scenario ]] || scenario=demo
     case "$scenario" in
-    demo | boot | hotplug | kexec | kdump | poweroff | reboot | ipibench | echo | shell | multikexec | crashspin) ;;
+    demo | boot | hotplug | kexec | kdump | poweroff | reboot | ipibench | echo | shell | multikexec | crashspin | kexecbench) ;;
     *) die "unknown scenario '$scenario'" ;;
     esac
     ((append_set)) || append="console=ttyAMA0 printk.time=1"

@@ -210,7 +210,7 @@ static void fast_shutdown_nonboot_cpus(unsigned int primary_cpu)
 {
 	bool console_held = false;
 	struct stop_result r;
-	u64 t0, t1;
+	u64 t_entry = ktime_get_mono_fast_ns(), t0, t1;
 	int i;
 
 	/* What smp_shutdown_nonboot_cpus() ends with; a mutex, so taken before
@@ -230,8 +230,9 @@ static void fast_shutdown_nonboot_cpus(unsigned int primary_cpu)
 		if (console_held)
 			console_unlock();
 		/* Interrupts stay masked; machine_kexec() masks them anyway. */
-		pr_info("kexec: FAST_STOP parked %lu CPUs in %lu ns%s\n",
-			r.stopped, r.ns, console_held ? "" : " (console_sem was busy)");
+		pr_info("kexec: FAST_STOP parked %lu CPUs in %lu ns (hypervisor clock); %llu us in the call, %llu us before it%s\n",
+			r.stopped, r.ns, (t1 - t0) / 1000, (t0 - t_entry) / 1000,
+			console_held ? "" : " (console_sem stayed busy)");
 		return;
 	}
 	offline_stopped_cpus(false);
