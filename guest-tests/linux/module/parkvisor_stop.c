@@ -58,9 +58,9 @@ struct pv_saved_cpu {
 };
 static_assert(sizeof(struct pv_saved_cpu) == 288);
 
-static unsigned int timeout_us = 100000;
+static unsigned int timeout_us = 500000;
 module_param(timeout_us, uint, 0644);
-MODULE_PARM_DESC(timeout_us, "FAST_STOP deadline in microseconds (default 100000)");
+MODULE_PARM_DESC(timeout_us, "FAST_STOP deadline in microseconds (default 500000)");
 
 static bool kexec = true;
 module_param(kexec, bool, 0444);
