@@ -21,7 +21,7 @@ for arg in "$@"; do
     base) ;;
     linux | module) want_linux=1 want_module=1 ;;
     -h | --help)
-        sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *) die "unknown argument '$arg' (expected: base, linux, module)" ;;
