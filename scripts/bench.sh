@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks of stock Linux under parkvisor against plain QEMU (run.sh --no-hv).
 #
-# Usage: scripts/bench.sh [all | overhead | kexec | fast-stop] [options]
+# Usage: scripts/bench.sh [all | overhead | kexec | kexec-module | fast-stop] [options]
 #   all        (default) overhead, then kexec teardown under parkvisor and plain
 #              QEMU with --icount, then fast-stop; prints every table
 #              (about 15 min)
@@ -16,6 +16,14 @@
 #   kexec      the stock kexec CPU teardown: the guest's own "kexec_core:
 #              Starting new kernel" -> "Bye!" interval (the serial CPU_OFF of
 #              every secondary), per vCPU count, for one mode (--no-hv, --icount)
+#   kexec-module  stock Linux vs parkvisor's guest module, under parkvisor, in
+#              one run under icount and MTTCG: the kexec teardown stock/module,
+#              idle/every CPU busy (one boot chain of four kexecs, scenario
+#              kexecbench), and the panic -> capture kernel stop time with a CPU
+#              spinning with interrupts masked ("Kernel panic" -> "Starting
+#              crashdump kernel", scenario crashspin); vCPUs from --smp
+#              (default here "2 4 8 16"), one run each (--runs N for more,
+#              medians); prints a table with the stock/module ratios
 # Options:
 #   --runs N     boots per configuration (default 3)
 #   --smp LIST   kexec: vCPU counts (default "4 8")
@@ -31,10 +39,10 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-what="" runs=3 smps="4 8" mode=() build=1 hvopt=() rounds=300 ic_rounds=2000
+what="" runs="" smps="" mode=() build=1 hvopt=() rounds=300 ic_rounds=2000
 while [[ $# -gt 0 ]]; do
     case "$1" in
-    all | overhead | kexec | fast-stop) [[ -z $what ]] || die "one mode only"; what="$1"; shift ;;
+    all | overhead | kexec | kexec-module | fast-stop) [[ -z $what ]] || die "one mode only"; what="$1"; shift ;;
     --runs) runs="$2"; shift 2 ;;
     --smp) smps="$2"; shift 2 ;;
     --no-hv) mode+=(--no-hv); shift ;;
@@ -47,6 +55,8 @@ while [[ $# -gt 0 ]]; do
     *) die "unknown option '$1' (see --help)" ;;
     esac
 done
+if [[ -z $runs ]]; then if [[ $what == kexec-module ]]; then runs=1; else runs=3; fi; fi
+if [[ -z $smps ]]; then if [[ $what == kexec-module ]]; then smps="2 4 8 16"; else smps="4 8"; fi; fi
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "--runs wants a positive number"
 [[ $rounds =~ ^[1-9][0-9]*$ && $ic_rounds =~ ^[1-9][0-9]*$ ]] || die "--rounds wants a positive number"
 if [[ -z $what ]]; then
@@ -203,10 +213,91 @@ print_overhead() {
     done
 }
 
+# --- kexec-module ------------------------------------------------------------------
+# module_chain_parse LOG: the four teardowns of a kexecbench chain, in ms, in
+# the order the chain runs them (stock-idle stock-busy module-idle module-busy).
+module_chain_parse() {
+    tr -d '\r' <"$1" | awk '
+        function stamp(l) { sub(/^[^[]*\[ */, "", l); sub(/\].*/, "", l); return l + 0 }
+        /PVTEST kexecbench teardown=/ { name = $0; sub(/.*teardown=/, "", name) }
+        /kexec_core: Starting new kernel/ { s = stamp($0) }
+        s != "" && /Bye!/ { t[name] = (stamp($0) - s) * 1000; s = "" }
+        END { printf "%.3f %.3f %.3f %.3f\n", t["stock-idle"], t["stock-busy"], t["module-idle"], t["module-busy"] }'
+}
+# crash_stop_parse LOG: ms from "Kernel panic" to "Starting crashdump kernel".
+crash_stop_parse() {
+    tr -d '\r' <"$1" | awk '
+        function stamp(l) { sub(/^[^[]*\[ */, "", l); sub(/\].*/, "", l); return l + 0 }
+        /Kernel panic - not syncing/ && p == "" { p = stamp($0) }
+        p != "" && /Starting crashdump kernel/ { printf "%.3f\n", (stamp($0) - p) * 1000; exit }'
+}
+declare -A km=() # km[accel,smp,what] = space-separated ms values
+kexec_module_bench() {
+    local accel smp r log args st si sb mi mb how
+    for smp in $smps; do
+        for accel in icount mttcg; do
+            for ((r = 1; r <= runs; r++)); do
+                args=(--no-build "${hvopt[@]}" --smp "$smp" --no-shell --timeout 1800)
+                [[ $accel == icount ]] && args+=(--icount)
+                log="$outdir/kexec-module-$accel-smp$smp-$r.log"
+                "$PV_ROOT/scripts/run.sh" "${args[@]}" --scenario kexecbench --log "$log" </dev/null >/dev/null 2>"$log.err" ||
+                    die "kexecbench run failed ($accel smp=$smp): see $log"
+                read -r si sb mi mb < <(module_chain_parse "$log")
+                echo "kexec-module $accel smp=$smp run=$r teardown_ms stock_idle=$si stock_busy=$sb module_idle=$mi module_busy=$mb"
+                km[$accel,$smp,si]+="$si " km[$accel,$smp,sb]+="$sb " km[$accel,$smp,mi]+="$mi " km[$accel,$smp,mb]+="$mb "
+                for how in stock module; do
+                    log="$outdir/crash-$how-$accel-smp$smp-$r.log"
+                    local extra="pv.spin=$((smp - 1))"
+                    [[ $how == module ]] && extra+=" pv.module=1"
+                    # Stock fails the vmcore check (that is the point): only its timing is used here.
+                    "$PV_ROOT/scripts/run.sh" "${args[@]}" --scenario crashspin --log "$log" \
+                        --append "console=ttyAMA0 printk.time=1 $extra" </dev/null >/dev/null 2>"$log.err" || true
+                    st=$(crash_stop_parse "$log")
+                    [[ -n $st ]] || die "no 'Kernel panic' .. 'Starting crashdump kernel' in $log"
+                    echo "kexec-module $accel smp=$smp run=$r panic_stop_ms $how=$st"
+                    km[$accel,$smp,crash-$how]+="$st "
+                done
+            done
+        done
+    done
+}
+print_kexec_module() {
+    local accel smp v k
+    echo
+    echo "Linux under parkvisor, stock vs parkvisor_stop module (guest clock, ms; median of $runs):"
+    echo "kexec teardown = \"Starting new kernel\" -> \"Bye!\"; panic stop = \"Kernel panic\" -> \"Starting crashdump kernel\" with one CPU spinning with IRQs masked"
+    echo
+    echo "| clock | vCPUs | kexec idle: stock | module | ratio | kexec busy: stock | module | ratio | panic stop: stock | module | ratio |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    for accel in icount mttcg; do
+        for smp in $smps; do
+            declare -A m=()
+            for k in si sb mi mb crash-stock crash-module; do
+                # shellcheck disable=SC2086
+                m[$k]=$(printf '%s\n' ${km[$accel,$smp,$k]} | median)
+            done
+            awk -v a="$([[ $accel == icount ]] && echo icount || echo MTTCG)" -v n="$smp" \
+                -v si="${m[si]}" -v mi="${m[mi]}" -v sb="${m[sb]}" -v mb="${m[mb]}" \
+                -v cs="${m[crash-stock]}" -v cm="${m[crash-module]}" '
+                function r(a, b) { return (b > 0) ? sprintf("%.0fx", a / b) : "-" }
+                BEGIN { printf "| %s | %s | %.1f | %.3f | %s | %.1f | %.3f | %s | %.1f | %.3f | %s |\n",
+                    a, n, si, mi, r(si, mi), sb, mb, r(sb, mb), cs, cm, r(cs, cm) }'
+            unset m
+        done
+    done
+}
+
 start=$(date +%s)
 echo "bench: $what, runs=$runs, host load $(loadavg), $(nproc) host CPUs, $(qemu-system-aarch64 --version | head -n1)"
 if [[ $what == fast-stop ]]; then
     exec "$(dirname "${BASH_SOURCE[0]}")/bench-fast-stop.sh" --no-build
+fi
+if [[ $what == kexec-module ]]; then
+    kexec_module_bench
+    print_kexec_module
+    echo
+    echo "bench: $(($(date +%s) - start)) s, host load at the end $(loadavg)"
+    exit 0
 fi
 case $what in
 overhead) overhead_bench ;;

@@ -2,8 +2,13 @@
 # Boot a guest under parkvisor in QEMU (or, with --no-hv, directly on QEMU).
 #
 # With no arguments: build everything, then boot Debian's arm64 Linux with the
-# demo initramfs on 4 vCPUs (CPUs come up, a hotplug round, a kexec into a second
-# kernel); on a terminal it ends in a guest shell, otherwise it powers off.
+# demo initramfs on 4 vCPUs, every CPU busy, and kexec twice: once the stock way
+# (CPU hotplug takes the secondaries down one at a time), once with parkvisor's
+# guest module (FAST_STOP parks them all at once); at the end both teardown
+# times are printed side by side. The terminal shows only the hypervisor's
+# trace lines and the interesting guest lines (--verbose: everything; the log
+# file always has everything). On a terminal it ends in a guest shell,
+# otherwise it powers off.
 #
 # Usage: scripts/run.sh [options]
 #   --kernel IMAGE       guest kernel (default: the cached Debian arm64 Image)
@@ -31,6 +36,11 @@
 #   --demo-baremetal     boot the bare-metal demo guest (guest-tests/guests,
 #                        bootargs test=demo) instead of Linux
 #   --shell / --no-shell force / forbid the interactive guest shell at the end
+#   --verbose            demo: show the whole serial output, not just the
+#                        trace lines and the interesting guest lines
+#
+# After any Linux run with a kexec, prints each kexec's CPU teardown time
+# ("Starting new kernel" -> "Bye!", guest printk clock) and how it was done.
 #
 # Exit status: 0 when QEMU exited 0 and, under the hypervisor, a "system off"
 # trace line and no hypervisor "panic" line were seen, and the guest printed no
@@ -46,7 +56,7 @@ usage() {
 
 plot="" kernel="" initrd="" append="" append_set=0 scenario="" smp="$DEFAULT_SMP" mem="$DEFAULT_MEM"
 hv_args="" hv_elf="" timeout="" icount=0 qemu_extra="" log="" no_reboot=0
-build=1 hv=1 demo_bm=0 shell=auto
+build=1 hv=1 demo_bm=0 shell=auto verbose=0
 
 need_arg() { [[ $# -ge 2 ]] || die "$1 needs a value (see --help)"; }
 while [[ $# -gt 0 ]]; do
@@ -70,6 +80,7 @@ while [[ $# -gt 0 ]]; do
     --demo-baremetal) demo_bm=1; shift ;;
     --shell) shell=1; shift ;;
     --no-shell) shell=0; shift ;;
+    --verbose) verbose=1; shift ;;
     -h | --help) usage ;;
     *) die "unknown option '$1' (see --help)" ;;
     esac
@@ -96,13 +107,13 @@ linux_args=0
 if ((linux_args)); then
     [[ -n $scenario ]] || scenario=demo
     case "$scenario" in
-    demo | boot | hotplug | kexec | kdump | poweroff | reboot | ipibench | echo | shell | soak) ;;
+    demo | boot | hotplug | kexec | kdump | poweroff | reboot | ipibench | echo | shell | multikexec | crashspin | kexecbench | soak) ;;
     *) die "unknown scenario '$scenario'" ;;
     esac
     ((append_set)) || append="console=ttyAMA0 printk.time=1"
     # Only add what the caller did not already say.
     [[ " $append " == *" pv.scenario="* ]] || append+=" pv.scenario=$scenario"
-    if [[ $scenario == kdump && " $append " != *" crashkernel="* ]]; then
+    if [[ $scenario == kdump || $scenario == crashspin ]] && [[ " $append " != *" crashkernel="* ]]; then
         append+=" crashkernel=256M"
     fi
     [[ $scenario == reboot ]] && no_reboot=1
@@ -245,8 +256,29 @@ trap 'on_signal 143' TERM
 trap 'on_signal 129' HUP
 runner=()
 ((timeout > 0)) && runner=(timeout --foreground -k 5 "$timeout")
+# The demo's terminal view: the hypervisor's trace lines, the test markers and
+# banners, and the guest lines that tell what happened to the CPUs; the boot
+# noise only goes to the log. Once the guest shell starts, everything passes
+# (read in chunks, so a prompt without a newline shows at once).
+view=(cat)
+if [[ $scenario == demo && $verbose == 0 ]]; then
+    view=(perl -e '
+        $| = 1; my ($buf, $all) = ("", 0);
+        my $show = qr/^\[hv |PVTEST|^===|Linux version|Starting new kernel|Bye!|parkvisor_stop: (kexec|crash|parkvisor|not)|psci: CPU\d+ killed|Kernel panic|Starting crashdump|failed to stop|stale|BUG|Oops|Call trace|parkvisor guest shell/;
+        while (sysread(STDIN, my $chunk, 4096)) {
+            if ($all) { print $chunk; next }
+            $buf .= $chunk;
+            while ($buf =~ s/^([^\n]*\n)//) {
+                my $line = $1;
+                print $line if $line =~ $show;
+                if ($line =~ /parkvisor guest shell/) { $all = 1; print $buf; $buf = ""; last }
+            }
+        }
+        print $buf if $all')
+    note "terminal shows the trace and the key guest lines (--verbose: everything; all of it is in the log)"
+fi
 t0=$(now_ms)
-"${runner[@]}" "${cmd[@]}" <&3 > >(tee "$log") &
+"${runner[@]}" "${cmd[@]}" <&3 > >(tee "$log" | "${view[@]}") &
 qpid=$!
 set +e
 wait "$qpid"
@@ -260,6 +292,38 @@ secs=$(awk -v ms=$(($(now_ms) - t0)) 'BEGIN { printf "%.1f", ms / 1000 }')
 if [[ -n $plot ]]; then
     "$PV_ROOT/scripts/trace-plot.sh" "$log" "$plot" >&2 || note "trace plot failed (see above)"
     note "CPU state timeline: $plot"
+fi
+
+# --- kexec teardown times -------------------------------------------------------
+# Each "kexec_core: Starting new kernel" -> "Bye!" interval on the guest's printk
+# clock is the CPU teardown. With parkvisor's module a "FAST_STOP parked" line
+# lies in between; stock, one "psci: CPUn killed" line per secondary.
+teardowns=$(tr -d '\r' <"$log" | awk '
+    function stamp(l) { return substr(l, index(l, "[") + 1, index(l, "]") - index(l, "[") - 1) + 0 }
+    /kexec_core: Starting new kernel/ { t = stamp($0); killed = 0; fast = ""; hv = ""; open = 1; next }
+    open && /psci: CPU[0-9]+ killed/ { killed++ }
+    open && /parkvisor_stop: kexec: FAST_STOP parked/ { fast = $0; sub(/.*FAST_STOP /, "", fast) }
+    open && /parkvisor_stop: kexec: FAST_STOP failed/ { fast = "failed" }
+    open && /^\[hv .*fast-stop end/ { hv = $0; sub(/.*elapsed_ns=/, "", hv) }
+    open && /Bye!/ {
+        ms = (stamp($0) - t) * 1000; n++
+        if (fast != "" && fast != "failed") how = "parkvisor_stop module: FAST_STOP"
+        else how = "stock Linux: CPU hotplug, " killed " CPUs one at a time"
+        printf "%d %.3f %s\n", n, ms, how
+        open = 0
+    }')
+if [[ -n $teardowns ]]; then
+    echo
+    echo "kexec CPU teardown (guest clock, \"Starting new kernel\" -> \"Bye!\"), $smp vCPUs:"
+    first_stock=""
+    while read -r n ms how; do
+        ratio=""
+        [[ $how == stock* && -z $first_stock ]] && first_stock=$ms
+        if [[ $how == parkvisor* && -n $first_stock ]]; then
+            ratio=$(awk -v a="$first_stock" -v b="$ms" 'BEGIN { if (b > 0) printf "  (%.0fx faster than stock)", a / b }')
+        fi
+        printf '  kexec %s  %10s ms  %s%s\n' "$n" "$ms" "$how" "$ratio"
+    done <<<"$teardowns"
 fi
 
 # --- verdict --------------------------------------------------------------------

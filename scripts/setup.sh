@@ -3,23 +3,28 @@
 #
 #   scripts/setup.sh          host tools: QEMU, dtc, aarch64 binutils, cpio, Rust targets
 #   scripts/setup.sh linux    also the Debian arm64 guest kernel, busybox and
-#                             kexec-tools, cached under .cache/linux, and the
-#                             test initramfs (guest-tests/linux/build-initramfs.sh)
+#                             kexec-tools, cached under .cache/linux; what
+#                             building the guest module needs (the aarch64
+#                             cross gcc and libc, linux-kbuild-6.1, the guest
+#                             kernel's own headers under .cache/linux/headers);
+#                             and the test initramfs with that module
+#                             (guest-tests/linux/build-initramfs.sh)
+#   scripts/setup.sh module   the same as linux
 #
 # Idempotent and silent when everything is already there.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-want_linux=0
+want_linux=0 want_module=0
 for arg in "$@"; do
     case "$arg" in
     base) ;;
-    linux) want_linux=1 ;;
+    linux | module) want_linux=1 want_module=1 ;;
     -h | --help)
-        sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
-    *) die "unknown argument '$arg' (expected: base, linux)" ;;
+    *) die "unknown argument '$arg' (expected: base, linux, module)" ;;
     esac
 done
 
@@ -53,9 +58,19 @@ declare -A host_pkgs=(
     [timeout]=coreutils
     [dpkg-deb]=dpkg
 )
+if ((want_module)); then
+    # Cross-building a module for the guest kernel, and the static vmcore checker.
+    host_pkgs[aarch64-linux-gnu-gcc]=gcc-aarch64-linux-gnu
+    host_pkgs[/usr/lib/linux-kbuild-6.1/scripts/basic/fixdep]=linux-kbuild-6.1
+    host_pkgs[/usr/aarch64-linux-gnu/lib/libc.a]=libc6-dev-arm64-cross
+fi
 missing=()
 for cmd in "${!host_pkgs[@]}"; do
-    command -v "$cmd" >/dev/null 2>&1 || missing+=("${host_pkgs[$cmd]}")
+    if [[ $cmd == /* ]]; then
+        [[ -e $cmd ]] || missing+=("${host_pkgs[$cmd]}")
+    else
+        command -v "$cmd" >/dev/null 2>&1 || missing+=("${host_pkgs[$cmd]}")
+    fi
 done
 if ((${#missing[@]})); then
     as_root "installing ${missing[*]}"
@@ -195,5 +210,53 @@ extract_linux() {
 }
 
 [[ -f $ready && -f $PV_LINUX/Image ]] || fetch_linux
+
+# --- headers of the guest kernel, for out-of-tree modules ---------------------
+# linux-headers-<ver>-arm64 (Makefile, .config, Module.symvers, arch headers)
+# and linux-headers-<abi>-common (the generic tree), for exactly the kernel in
+# READY (resolved above from linux-image-arm64). Debian's packages assume they
+# live in /usr/src with kbuild in /usr/lib: two paths are repointed.
+headers_dir="$PV_LINUX/headers"
+fetch_headers() {
+    as_root "fetching the guest kernel headers"
+    local kver hpkg cpkg deb
+    kver=$(sed -n 's/^kernel=linux-image-\([^ ]*\) .*/\1/p' "$ready")
+    [[ -n $kver ]] || die "no kernel version in $ready"
+    hpkg="linux-headers-$kver"
+    cpkg="linux-headers-${kver%-arm64}-common"
+    mkdir -p "$debs"
+    local -a need=()
+    compgen -G "$debs/${hpkg}_*_arm64.deb" >/dev/null || need+=("$hpkg:arm64")
+    compgen -G "$debs/${cpkg}_*_all.deb" >/dev/null || need+=("$cpkg")
+    if ((${#need[@]})); then
+        apt-cache show "$hpkg:arm64" >/dev/null 2>&1 || apt_update
+        note "downloading ${need[*]} (~12 MB)"
+        (cd "$debs" && apt-get download -qq "${need[@]}" 2>&1 | grep -v 'unsandboxed' >&2 || true)
+        compgen -G "$debs/${hpkg}_*_arm64.deb" >/dev/null || die "apt-get download $hpkg:arm64 failed"
+        compgen -G "$debs/${cpkg}_*_all.deb" >/dev/null || die "apt-get download $cpkg failed"
+    fi
+    note "extracting the headers of $kver into $headers_dir"
+    rm -rf "$headers_dir"
+    mkdir -p "$headers_dir"
+    for deb in "$debs/${hpkg}"_*_arm64.deb "$debs/${cpkg}"_*_all.deb; do
+        dpkg-deb -x "$deb" "$headers_dir"
+    done
+    local hdir="$headers_dir/usr/src/$hpkg" cdir="$headers_dir/usr/src/$cpkg"
+    [[ -f $hdir/Makefile && -d $cdir ]] || die "unexpected layout in $hpkg / $cpkg"
+    # The arm64 Makefile includes the common tree by absolute /usr/src path.
+    sed -i "s|/usr/src/$cpkg|$cdir|g" "$hdir/Makefile"
+    # scripts/ and tools/ are relative links into ../../lib/linux-kbuild-6.1.
+    local l
+    for l in "$hdir/scripts" "$hdir/tools" "$cdir/scripts" "$cdir/tools"; do
+        if [[ -L $l ]]; then
+            ln -sfn "/usr/lib/linux-kbuild-6.1/$(basename "$l")" "$l"
+        fi
+    done
+    echo "$kver" >"$headers_dir/VERSION"
+}
+if ((want_module)); then
+    kver_ready=$(sed -n 's/^kernel=linux-image-\([^ ]*\) .*/\1/p' "$ready")
+    [[ -f $headers_dir/VERSION && $(cat "$headers_dir/VERSION") == "$kver_ready" ]] || fetch_headers
+fi
 
 "$PV_ROOT/guest-tests/linux/build-initramfs.sh"

@@ -8,6 +8,10 @@
 #                                     shared libraries, the kernel /Image and
 #                                     /initrd-mini.cpio: the first kernel's initrd
 #
+# Both hold parkvisor's guest module and its test helper (/lib/parkvisor/*.ko,
+# built by scripts/guest-module.sh) and /bin/vmcore-notes (a static checker of
+# the capture kernel's /proc/vmcore, from vmcore-notes.c).
+#
 # Rebuilt only when an input (init, this script, the cached packages, the Image)
 # changed; prints the image paths' status only when it rebuilds. --force rebuilds.
 set -euo pipefail
@@ -31,8 +35,13 @@ need_cmd aarch64-linux-gnu-readelf "apt-get install binutils-aarch64-linux-gnu"
 exec 9>"$PV_LINUX/initramfs.lock"
 flock 9
 
+# The module (rebuilt only when its sources changed) goes into both images.
+ko=$("$PV_ROOT/scripts/guest-module.sh" --no-setup | tail -n1)
+need_cmd aarch64-linux-gnu-gcc "run 'scripts/setup.sh linux'"
+
 stamp=$(
-    cat "$here/init" "$0" "$ready"
+    cat "$here/init" "$0" "$ready" "$here/vmcore-notes.c"
+    sha256sum "$(dirname "$ko")"/*.ko
     stat -c '%s %Y' "$PV_LINUX/Image"
 )
 stamp=$(sha256sum <<<"$stamp" | cut -d' ' -f1)
@@ -55,6 +64,10 @@ mkdir -p "$m"/{bin,sbin,dev,proc,sys,tmp,lib,etc}
 cp "$sysroot/bin/busybox" "$m/bin/busybox"
 ln -s busybox "$m/bin/sh"
 cp "$here/init" "$m/init"
+mkdir -p "$m/lib/parkvisor"
+cp "$(dirname "$ko")"/*.ko "$m/lib/parkvisor/"
+aarch64-linux-gnu-gcc -static -O2 -Wall -o "$m/bin/vmcore-notes" "$here/vmcore-notes.c" ||
+    die "building vmcore-notes failed (needs libc6-dev-arm64-cross: scripts/setup.sh linux)"
 chmod 755 "$m/init"
 # The kernel opens /dev/console before running /init; without the node (not
 # root here) /init still redirects itself once devtmpfs is mounted.
