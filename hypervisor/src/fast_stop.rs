@@ -156,8 +156,12 @@ impl FastStop {
             sgi_writes = 1;
         }
 
+        // The targets get the whole timeout from the moment the SGI is out:
+        // time the caller itself lost before sending it (say, behind a busy
+        // console) must not turn into a deadline that passed before anyone
+        // could acknowledge. Elapsed time is still counted from entry.
         let timeout_us = if timeout_us == 0 { DEFAULT_TIMEOUT_US } else { timeout_us };
-        let deadline = entry_ns.saturating_add(timeout_us.saturating_mul(1000));
+        let deadline = platform.now_ns().max(entry_ns).saturating_add(timeout_us.saturating_mul(1000));
         // The time of the observation that found everyone parked (or the
         // deadline passed) is "the last acknowledgement" as the caller saw it.
         //
@@ -291,6 +295,47 @@ mod tests {
         assert!(r.elapsed_ns >= 5_000, "waited until the deadline: {}", r.elapsed_ns);
         // After the stop ended, the survivors are not asked to stop any more.
         assert_eq!(stop.pending_for(2), None);
+    }
+
+    /// Targets that park only after `delay` clock readings following the SGI.
+    struct Slow<'a> {
+        clock: Cell<u64>,
+        table: &'a VcpuTable<'a>,
+        stop: &'a FastStop,
+        readings_left: Cell<Option<u32>>,
+    }
+
+    impl StopPlatform for Slow<'_> {
+        fn now_ns(&self) -> u64 {
+            self.clock.set(self.clock.get() + 100);
+            if let Some(n) = self.readings_left.get() {
+                if n == 0 {
+                    for i in 1..self.table.len() {
+                        if let Some(g) = self.stop.pending_for(i) {
+                            self.table.slot(i).park(Some(g));
+                        }
+                    }
+                }
+                self.readings_left.set(n.checked_sub(1));
+            }
+            self.clock.get()
+        }
+        fn broadcast_stop_sgi(&self) {
+            self.readings_left.set(Some(3));
+        }
+    }
+
+    #[test]
+    fn the_deadline_starts_when_the_sgi_is_out() {
+        let v = running(4);
+        let table = v.table();
+        let stop = FastStop::new();
+        // The call trapped 1 ms before the protocol ran (the caller was held
+        // up at EL2); the guest asked for a 100 µs deadline.
+        let slow = Slow { clock: Cell::new(1_000_000), table: &table, stop: &stop, readings_left: Cell::new(None) };
+        let r = stop.run(&table, 0, 100, 0, 0, &slow);
+        assert_eq!((r.result, r.stopped, r.unconfirmed), (0, 3, 0), "{r:?}");
+        assert!(r.elapsed_ns > 1_000_000, "elapsed still counts from entry: {r:?}");
     }
 
     #[test]
