@@ -262,7 +262,7 @@ kexec_module_bench() {
     done
 }
 print_kexec_module() {
-    local accel smp v k
+    local accel smp k
     echo
     echo "Linux under parkvisor, stock vs parkvisor_stop module (guest clock, ms; median of $runs):"
     echo "kexec teardown = \"Starting new kernel\" -> \"Bye!\"; panic stop = \"Kernel panic\" -> \"Starting crashdump kernel\" with one CPU spinning with IRQs masked"

@@ -81,7 +81,7 @@ while [[ $# -gt 0 ]]; do
     --shell) shell=1; shift ;;
     --no-shell) shell=0; shift ;;
     --verbose) verbose=1; shift ;;
-    -h | --help) usage ;;
+    -h | --help) usage 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
     esac
 done
@@ -200,7 +200,7 @@ else
     [[ -n $initrd ]] && cmd+=(-initrd "$initrd")
     [[ -n $append ]] && cmd+=(-append "$append")
 fi
-((icount)) && cmd+=(-icount shift=0,sleep=off)
+((icount)) && cmd+=(-icount "shift=0,sleep=off")
 ((no_reboot)) && cmd+=(-no-reboot)
 if [[ -n $qemu_extra ]]; then
     read -ra extra <<<"$qemu_extra"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what parkvisor needs on a Debian 12 amd64 machine (run as root).
 #
-#   scripts/setup.sh          host tools: QEMU, dtc, aarch64 binutils, cpio, Rust targets
+#   scripts/setup.sh          host tools: QEMU, dtc, aarch64 binutils, cpio, shellcheck,
+#                             Rust targets (and rustfmt/clippy: rust-toolchain.toml)
 #   scripts/setup.sh linux    also the Debian arm64 guest kernel, busybox and
 #                             kexec-tools, cached under .cache/linux; what
 #                             building the guest module needs (the aarch64
@@ -57,6 +58,7 @@ declare -A host_pkgs=(
     [cpio]=cpio
     [timeout]=coreutils
     [dpkg-deb]=dpkg
+    [shellcheck]=shellcheck
 )
 if ((want_module)); then
     # Cross-building a module for the guest kernel, and the static vmcore checker.
