@@ -68,7 +68,7 @@ impl SaveArea {
         let need = ENTRY_BYTES.checked_mul(vcpus as u64).ok_or(ret::INVALID_PARAMETERS)?;
         let end = base.checked_add(need).ok_or(ret::INVALID_PARAMETERS)?;
         let inside = guest_ram.iter().any(|r| r.base <= base && end <= r.end());
-        if base % 8 != 0 || len < need || !inside {
+        if !base.is_multiple_of(8) || len < need || !inside {
             return Err(ret::INVALID_PARAMETERS);
         }
         Ok(Self { base, vcpus })

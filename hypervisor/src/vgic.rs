@@ -48,7 +48,7 @@ impl SgiRequest {
         let cluster = u64::from(req.aff3) << 32 | u64::from(req.aff2) << 16 | u64::from(req.aff1) << 8;
         let listed = (0..16u64)
             .filter(move |&bit| !req.broadcast && req.target_list >> bit & 1 == 1)
-            .filter_map(move |bit| table.index_of(cluster | u64::from(req.rs) * 16 + bit));
+            .filter_map(move |bit| table.index_of(cluster | (u64::from(req.rs) * 16 + bit)));
         everyone.chain(listed)
     }
 }

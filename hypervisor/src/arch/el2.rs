@@ -12,7 +12,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 /// MAIR_EL2: index 0 device-nGnRE, index 1 normal write-back.
 pub const MAIR: u64 = 0x04 | 0xff << 8;
 
-const DEVICE_BLOCK: usize = 0x1 | 0 << 2 | 1 << 10 | 1 << 54; // valid block, attr 0, AF, XN
+const DEVICE_BLOCK: usize = 0x1 | 1 << 10 | 1 << 54; // valid block, attr index 0, AF, XN
 const NORMAL_BLOCK: usize = 0x1 | 1 << 2 | 3 << 8 | 1 << 10; // valid block, attr 1, inner shareable, AF
 
 /// EL2's own identity map until (and after) Rust starts: 1 GiB blocks, the
@@ -80,6 +80,7 @@ const HCR_API: u64 = 1 << 41;
 /// - TSC: SMC trapped (PSCI via SMC is emulated like HVC);
 /// - RW: EL1 is AArch64 (EL0 may be AArch32 where the CPU allows);
 /// - APK/API: pointer authentication not trapped.
+///
 /// Left 0 on purpose: TWI/TWE (WFI/WFE run natively: 1:1 vCPU to pCPU),
 /// TID* (ID registers read natively except MIDR/MPIDR, which VPIDR/VMPIDR
 /// give), TVM/TRVM (the guest owns its stage 1), TGE/E2H (not a host OS),

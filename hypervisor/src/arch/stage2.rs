@@ -60,17 +60,19 @@ fn region(r: MemRange) -> MemoryRegion {
 /// level 0 with 4 KiB granules, and VTTBR with the guest's VMID.
 pub fn init_cpu() {
     let root = *ROOT.get().expect("stage 2 not built");
-    let ps = (ID_AA64MMFR0_EL1.get() & 0xf).min(0b101);
-    assert!(ps == 0b101, "stage 2 needs a 48-bit physical address space (PARange {ps:#x})");
-    let vtcr = 1 << 31          // RES1
-        | ps << 16              // PS: physical address size
-        | 0b00 << 14            // TG0: 4 KiB
-        | 0b11 << 12            // SH0: inner shareable
-        | 0b01 << 10            // ORGN0: write-back
-        | 0b01 << 8             // IRGN0: write-back
-        | 0b10 << 6             // SL0: start at level 0
-        | 16;                   // T0SZ: 48-bit IPA
-    VTCR_EL2.set(vtcr);
+    // PARange: at least 48 bits, the IPA size the tables are built for.
+    let parange = ID_AA64MMFR0_EL1.get() & 0xf;
+    assert!(parange >= 0b101, "stage 2 needs a 48-bit physical address space (PARange {parange:#x})");
+    VTCR_EL2.write(
+        VTCR_EL2::RES1::SET
+            + VTCR_EL2::PS::PA_48B_256TB
+            + VTCR_EL2::TG0::Granule4KB
+            + VTCR_EL2::SH0::Inner
+            + VTCR_EL2::ORGN0::NormalWBRAWA
+            + VTCR_EL2::IRGN0::NormalWBRAWA
+            + VTCR_EL2::SL0::Granule4KBLevel0
+            + VTCR_EL2::T0SZ.val(16), // 48-bit IPA
+    );
     VTTBR_EL2.set(VMID << 48 | root);
     // SAFETY: invalidate stale stage-1+2 entries for this VMID on this CPU
     // before the guest first runs here.

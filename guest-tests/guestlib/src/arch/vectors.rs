@@ -245,11 +245,7 @@ extern "C" fn guest_exception(kind: u64, frame: &mut Frame) {
         }
         // Lower EL: only ever from `aarch32::run_thumb` (AArch32 sources
         // belong at 12; 8 is where a wrong vector offset would put them).
-        8 | 12 => {
-            if super::aarch32::lower32_exit(kind, sysreg_esr(), frame) {
-                return;
-            }
-        }
+        8 | 12 if super::aarch32::lower32_exit(kind, sysreg_esr(), frame) => return,
         5 => {
             let h = IRQ_HANDLER.load(Acquire);
             if h != 0 {

@@ -150,7 +150,8 @@ fn unmapped_read_write(env: &Env) -> TestResult {
 /// instruction syndrome for pairs, SIMD, exclusives, atomics): each must
 /// still end in a data abort at `addr`.
 fn other_access_kinds(addr: u64) -> TestResult {
-    let kinds: [(&str, fn(u64) -> Result<(), Abort>); 5] = [
+    type Probe = fn(u64) -> Result<(), Abort>;
+    let kinds: [(&str, Probe); 5] = [
         ("ldp", probe_ldp),
         ("stp", probe_stp),
         ("ldxr", probe_ldxr),

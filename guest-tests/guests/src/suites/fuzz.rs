@@ -75,7 +75,7 @@ fn random_fid(s: &mut u64) -> u32 {
 }
 
 fn fuzz(idx: usize) {
-    let mut s = 0x9E37_79B9_7F4A_7C15u64 ^ ((idx as u64 + 1) * 0x1000_0001_B3);
+    let mut s = 0x9E37_79B9_7F4A_7C15u64 ^ ((idx as u64 + 1) * 0x10_0000_01B3);
     let mut bad = 0u64;
     for i in 0..CALLS {
         if aborting() {
@@ -119,9 +119,9 @@ fn fuzz_all(env: &Env) -> TestResult {
     }
     let t0 = time::now_ns();
     fuzz(env.boot_idx);
-    for idx in 0..env.ncpus {
+    for (idx, done) in DONE.iter().enumerate().take(env.ncpus) {
         ensure!(
-            time::spin_until(240_000_000, || DONE[idx].load(Acquire) != 0),
+            time::spin_until(240_000_000, || done.load(Acquire) != 0),
             "cpu{} never finished its {} calls",
             idx,
             CALLS

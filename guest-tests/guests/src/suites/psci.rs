@@ -345,7 +345,7 @@ fn guest_dtb(env: &Env) -> TestResult {
     let dtb = env.dtb;
     let dtb_size = fdt.data().len() as u64;
     ensure!(
-        dtb % 0x20_0000 == 0,
+        dtb.is_multiple_of(0x20_0000),
         "DTB at {:#x} is not 2 MiB aligned",
         dtb
     );

@@ -123,7 +123,7 @@ fn random_hotplug(env: &Env) -> TestResult {
         let idx = env.secondaries().nth(pick).unwrap_or(1);
         let s = smp::slot(idx);
         if on[idx] {
-            if xorshift(&mut seed) % 2 == 0 {
+            if xorshift(&mut seed).is_multiple_of(2) {
                 s.scratch[S_OFF_GEN].store(generation[idx], Release);
                 on[idx] = false;
                 stopped += 1;
