@@ -275,6 +275,14 @@ fn check_success(r: &FastStop, n: u64) -> TestResult {
     Ok(())
 }
 
+/// FAST_STOP with `deadline_us` must stop exactly the `n` running
+/// secondaries, which are then OFF by AFFINITY_INFO and VCPU_STATE (also
+/// the last word of the isolation and fuzz suites).
+pub fn stop_all_checked(env: &Env, n: u64, deadline_us: u64) -> TestResult {
+    check_success(&fstop(deadline_us, 0), n)?;
+    check_all_off(env, None)
+}
+
 fn stop_busy(env: &Env, job: smp::Job) -> TestResult {
     let n = start_busy(env, job, None)?;
     let r = fstop(deadline_us(), 0);

@@ -183,29 +183,5 @@ fn still_works(env: &Env) -> TestResult {
             idx
         );
     }
-    let r = call(
-        Conduit::Hvc,
-        0xC600_0001,
-        super::fast_stop::deadline_us(),
-        0,
-        0,
-    );
-    ensure!(
-        status(r[0]) == SUCCESS && r[1] == n && r[2] == 0,
-        "FAST_STOP after fuzzing: x0 {} x1 {} x2 {}, expected 0 {} 0",
-        status(r[0]),
-        r[1],
-        r[2],
-        n
-    );
-    for idx in env.secondaries() {
-        let a = psci::hvc().affinity_info(env.mpidr(idx), 0);
-        ensure!(
-            a == AFF_OFF,
-            "cpu{} AFFINITY_INFO {} after FAST_STOP",
-            idx,
-            a
-        );
-    }
-    Ok(())
+    super::fast_stop::stop_all_checked(env, n, super::fast_stop::deadline_us())
 }

@@ -317,20 +317,7 @@ fn on_and_stop_within(env: &Env, deadline_us: u64) -> TestResult {
         );
         n += 1;
     }
-    let r = call(Conduit::Hvc, 0xC600_0001, deadline_us, 0, 0);
-    ensure!(
-        status(r[0]) == SUCCESS && r[1] == n && r[2] == 0,
-        "FAST_STOP: x0 {} x1 {} x2 {}, expected 0 {} 0",
-        status(r[0]),
-        r[1],
-        r[2],
-        n
-    );
-    for idx in env.secondaries() {
-        let a = psci::hvc().affinity_info(env.mpidr(idx), 0);
-        ensure!(a == AFF_OFF, "cpu{} AFFINITY_INFO {} after FAST_STOP", idx, a);
-    }
-    Ok(())
+    super::fast_stop::stop_all_checked(env, n, deadline_us)
 }
 
 fn on_and_stop(env: &Env) -> TestResult {
