@@ -60,9 +60,6 @@ impl ParkPlatform for Machine {
     /// publishing, and the pending state is sticky, so no wake-up is lost; WFI,
     /// unlike WFE, also lets an emulator stop running a parked CPU.
     fn wait(&self) -> bool {
-        // Idle: print the trace, one line at a time, until a CPU_ON comes.
-        let slot = hv().table().slot(self.index);
-        while slot.boot_request().is_none() && super::drain_trace_some() == super::console::Drain::More {}
         aarch64_cpu::asm::wfi();
         super::vgic::take_interrupts(|intid| super::vgic::hold(self.index, intid));
         true
