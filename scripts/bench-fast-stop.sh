@@ -27,6 +27,9 @@
 #   --configs "LIST"     hypervisor trace configurations (default
 #                        "default off baud off+baud": default trace,
 #                        trace=off, console-baud=115200, both)
+#   --methods LIST       guest methods, comma separated (default: all that
+#                        --icount-serial-max allows; e.g. fast_stop,cpu_on_off
+#                        for the trace-cost table alone)
 #   --no-build           do not build; use the existing release ELFs
 #   --out DIR            logs and results (default .cache/bench-fast-stop/<time>)
 # Under icount N=2 is skipped: there parkvisor's start of the second physical
@@ -38,7 +41,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 runs=3 smps="2 4 8 16 32 64" modes="icount mttcg" serial_max=8 budget=10000
-jobs=2 build=1 out="" configs="default off baud off+baud"
+jobs=2 build=1 out="" methods_opt="" configs="default off baud off+baud"
 need_arg() { [[ $# -ge 2 ]] || die "$1 needs a value (see --help)"; }
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -48,6 +51,7 @@ while [[ $# -gt 0 ]]; do
     --icount-serial-max) need_arg "$@"; serial_max="$2"; shift 2 ;;
     --budget-ms) need_arg "$@"; budget="$2"; shift 2 ;;
     --jobs) need_arg "$@"; jobs="$2"; shift 2 ;;
+    --methods) need_arg "$@"; methods_opt="$2"; shift 2 ;;
     --configs) need_arg "$@"; configs="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
     --out) need_arg "$@"; out="$2"; shift 2 ;;
@@ -112,6 +116,7 @@ boot() {
     if [[ $mode == icount ]] && ((n > serial_max)); then
         methods=" methods=fast_stop,parallel_cpu_off,cpu_on_off"
     fi
+    [[ -n $methods_opt ]] && methods=" methods=$methods_opt"
     [[ -n $(cfg_args "$cfg") ]] && extra+=(--hv-args "$(cfg_args "$cfg")")
     local t0 rc=0 load
     load=$(cut -d' ' -f1 /proc/loadavg)
@@ -256,6 +261,6 @@ for mode in $modes; do
 done
 echo
 secs=$(( ($(now_ms) - t_start) / 1000 ))
-echo "Run: \`scripts/bench-fast-stop.sh --runs $runs --smp \"$smps\" --modes \"$modes\" --configs \"$configs\" --icount-serial-max $serial_max --budget-ms $budget\` — ${secs} s wall, logs in \`${out#"$PV_ROOT/"}\`."
+echo "Run: \`scripts/bench-fast-stop.sh --runs $runs --smp \"$smps\" --modes \"$modes\" --configs \"$configs\"${methods_opt:+ --methods $methods_opt} --icount-serial-max $serial_max --budget-ms $budget\` — ${secs} s wall, logs in \`${out#"$PV_ROOT/"}\`."
 note "done in ${secs}s; logs in $out"
 exit "$failed"

@@ -24,7 +24,7 @@
 //! model (`tests/loom.rs`) checks exactly this code.
 
 use crate::sync::{AtomicU64, AtomicUsize, Ordering};
-use crate::trace::{Event, Timestamp, format_timestamp, LINE_PREFIX};
+use crate::trace::{Event, LINE_PREFIX, Reason, Timestamp, format_timestamp};
 use alloc::boxed::Box;
 use core::fmt::{self, Write};
 
@@ -56,23 +56,136 @@ impl Default for Sequencer {
     }
 }
 
+/// The buffer for the hand-written text of the hot events (`Body::fast`):
+/// small, because zeroing it is part of every record's cost.
+const HOT_BODY: usize = 96;
+
+/// Calls `f` with `event`'s text (what follows `cpu<N> ` in its line):
+/// hand-written into a small buffer for the hot events, through
+/// `core::fmt` into a [`MAX_BODY`] buffer for the others.
+pub fn with_text<R>(event: &Event<'_>, f: impl FnOnce(&[u8]) -> R) -> R {
+    let mut hot = Body::<HOT_BODY>::new();
+    if hot.fast(event) && !hot.truncated {
+        return f(hot.as_bytes());
+    }
+    f(Body::<MAX_BODY>::of(event).as_bytes())
+}
+
 /// An event's text, formatted into a fixed buffer (no allocation).
-pub struct Body {
-    bytes: [u8; MAX_BODY],
+pub struct Body<const N: usize = MAX_BODY> {
+    bytes: [u8; N],
     len: usize,
     truncated: bool,
 }
 
-impl Body {
+impl<const N: usize> Body<N> {
     pub const fn new() -> Self {
-        Self { bytes: [0; MAX_BODY], len: 0, truncated: false }
+        Self { bytes: [0; N], len: 0, truncated: false }
     }
 
-    /// `event`'s text as it appears after `cpu<N> ` in its line.
+    /// `event`'s text as it appears after `cpu<N> ` in its line. The
+    /// events on the protocols' paths are written by hand: `core::fmt`
+    /// costs thousands of instructions per line, this a few hundred.
     pub fn of(event: &Event<'_>) -> Self {
         let mut b = Self::new();
-        let _ = event.write_body(&mut b);
+        if !b.fast(event) {
+            b.clear();
+            let _ = event.write_body(&mut b);
+        }
         b
+    }
+
+    /// The hand-written text of the hot events; false for the others.
+    fn fast(&mut self, event: &Event<'_>) -> bool {
+        match *event {
+            Event::State { from, to, reason } => {
+                self.put("state ");
+                self.put(from.name());
+                self.put(" -> ");
+                self.put(to.name());
+                self.put(" (");
+                match reason {
+                    Reason::Boot => self.put("boot"),
+                    Reason::CpuOnBy(n) => {
+                        self.put("psci CPU_ON by cpu");
+                        self.dec(n as u64);
+                    }
+                    Reason::EnteredGuest(pc) => {
+                        self.put("entered guest at ");
+                        self.hex(pc, 1);
+                    }
+                    Reason::CpuOff => self.put("psci CPU_OFF"),
+                    Reason::FastStop => self.put("fast-stop"),
+                    Reason::SystemOff => self.put("system off"),
+                    Reason::SystemReset => self.put("system reset"),
+                    // Free text may need escaping.
+                    Reason::Other(_) => return false,
+                }
+                self.put(")");
+            }
+            Event::FastStopBegin { timeout_us } => {
+                self.put("fast-stop begin timeout_us=");
+                self.dec(timeout_us);
+            }
+            Event::FastStopEnd { result, stopped, unconfirmed, elapsed_ns } => {
+                self.put("fast-stop end result=");
+                if result < 0 {
+                    self.put("-");
+                }
+                self.dec(result.unsigned_abs());
+                self.put(" stopped=");
+                self.dec(stopped);
+                self.put(" unconfirmed=");
+                self.dec(unconfirmed);
+                self.put(" elapsed_ns=");
+                self.dec(elapsed_ns);
+            }
+            Event::IpiDrop { sgi, target } => {
+                self.put("ipi-drop sgi=");
+                self.dec(u64::from(sgi));
+                self.put(" target=cpu");
+                self.dec(target as u64);
+                self.put(" (parked)");
+            }
+            Event::Mark { value } => {
+                self.put("mark ");
+                self.hex(u64::from(value), 8);
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    fn put(&mut self, s: &str) {
+        let _ = self.write_str(s);
+    }
+
+    fn dec(&mut self, mut v: u64) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        self.put(core::str::from_utf8(&digits[i..]).unwrap_or("?"));
+    }
+
+    /// `0x` and at least `min_digits` lowercase hex digits.
+    fn hex(&mut self, v: u64, min_digits: usize) {
+        let mut digits = [0u8; 16];
+        let mut i = digits.len();
+        let mut rest = v;
+        while rest != 0 || digits.len() - i < min_digits {
+            i -= 1;
+            digits[i] = b"0123456789abcdef"[(rest & 0xf) as usize];
+            rest >>= 4;
+        }
+        self.put("0x");
+        self.put(core::str::from_utf8(&digits[i..]).unwrap_or("?"));
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -91,18 +204,18 @@ impl Body {
     }
 }
 
-impl Default for Body {
+impl<const N: usize> Default for Body<N> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Write for Body {
+impl<const N: usize> Write for Body<N> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         if self.truncated {
             return Ok(());
         }
-        let room = MAX_BODY - self.len;
+        let room = N - self.len;
         if s.len() <= room {
             self.bytes[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
             self.len += s.len();
@@ -115,7 +228,7 @@ impl Write for Body {
         }
         self.bytes[self.len..self.len + cut].copy_from_slice(&s.as_bytes()[..cut]);
         self.len += cut;
-        let dots = (MAX_BODY - self.len).min(3);
+        let dots = (N - self.len).min(3);
         self.bytes[self.len..self.len + dots].copy_from_slice(&b"..."[..dots]);
         self.len += dots;
         self.truncated = true;
@@ -135,7 +248,7 @@ pub struct Record {
 
 impl Record {
     pub const fn new() -> Self {
-        Self { seq: 0, ticks: 0, cpu: 0, body: Body::new() }
+        Self { seq: 0, ticks: 0, cpu: 0, body: Body::<MAX_BODY>::new() }
     }
 
     /// Writes the complete trace line, identical to `Event::write_line`.
@@ -207,20 +320,41 @@ impl TraceRing {
         // Acquire: the consumer has finished reading what it freed.
         let used = head.wrapping_sub(self.tail.load(Ordering::Acquire));
         let lost = self.dropped.load(Ordering::Relaxed);
-        let mut note = Body::new();
         if lost > 0 {
-            let _ = write!(note, "log WARN trace buffer full: {lost} events dropped on cpu{me}");
+            return self.record_after_drops(seq, me, cpu, now, body, head, used, lost);
         }
-        let need = words_for(body.len()) + if lost > 0 { words_for(note.len) } else { 0 };
-        if self.capacity_words() - used < need {
+        if self.capacity_words() - used < words_for(body.len()) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return false;
         }
-        let mut at = head;
-        if lost > 0 {
-            self.dropped.fetch_sub(lost, Ordering::Relaxed);
-            at = self.put(at, seq.take(), now(), me, note.as_bytes());
+        let ticks = now();
+        let at = self.put(head, seq.take(), ticks, cpu, body);
+        self.head.store(at, Ordering::Release);
+        true
+    }
+
+    /// `record` when `lost` records were dropped since the last one that
+    /// fitted: a note saying so goes first, if both fit.
+    #[allow(clippy::too_many_arguments)]
+    fn record_after_drops(
+        &self,
+        seq: &Sequencer,
+        me: usize,
+        cpu: usize,
+        now: impl Fn() -> u64,
+        body: &[u8],
+        head: usize,
+        used: usize,
+        lost: u64,
+    ) -> bool {
+        let mut note = Body::<MAX_BODY>::new();
+        let _ = write!(note, "log WARN trace buffer full: {lost} events dropped on cpu{me}");
+        if self.capacity_words() - used < words_for(body.len()) + words_for(note.len) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
         }
+        self.dropped.fetch_sub(lost, Ordering::Relaxed);
+        let mut at = self.put(head, seq.take(), now(), me, note.as_bytes());
         let ticks = now();
         at = self.put(at, seq.take(), ticks, cpu, body);
         self.head.store(at, Ordering::Release);
@@ -363,7 +497,7 @@ mod tests {
         let ring = TraceRing::new(64);
         let seq = Sequencer::new();
         for (i, e) in events.iter().enumerate() {
-            assert!(ring.record(&seq, 0, i + 1, || 62_500_123 + i as u64 * 1000, Body::of(e).as_bytes()));
+            assert!(ring.record(&seq, 0, i + 1, || 62_500_123 + i as u64 * 1000, Body::<MAX_BODY>::of(e).as_bytes()));
         }
         let lines = drain(&mut Merger::new(), core::slice::from_ref(&ring));
         assert_eq!(lines.len(), events.len());
@@ -373,6 +507,48 @@ mod tests {
             assert_eq!(lines[i], want);
         }
         assert_eq!(lines[0], "[hv 1.000001] cpu1 state OFF -> ON_PENDING (psci CPU_ON by cpu0)\n");
+    }
+
+    /// The hand-written text of the hot events is exactly their `Display`.
+    #[test]
+    fn hand_written_text_matches_display() {
+        use crate::trace::PowerState::*;
+        let states = [Off, OnPending, On];
+        let reasons = [
+            Reason::Boot,
+            Reason::CpuOnBy(0),
+            Reason::CpuOnBy(511),
+            Reason::EnteredGuest(0),
+            Reason::EnteredGuest(0x4800_1000),
+            Reason::EnteredGuest(u64::MAX),
+            Reason::CpuOff,
+            Reason::FastStop,
+            Reason::SystemOff,
+            Reason::SystemReset,
+        ];
+        let mut events = Vec::new();
+        for from in states {
+            for to in states {
+                for reason in reasons {
+                    events.push(state(from, to, reason));
+                }
+            }
+        }
+        for v in [0u64, 1, 9, 10, 1_000_000, u64::MAX] {
+            events.push(Event::FastStopBegin { timeout_us: v });
+            events.push(Event::FastStopEnd { result: 0, stopped: v, unconfirmed: v / 3, elapsed_ns: v });
+            events.push(Event::Mark { value: v as u32 });
+        }
+        for r in [i64::MIN, -6, -1, 0, 7, i64::MAX] {
+            events.push(Event::FastStopEnd { result: r, stopped: 1, unconfirmed: 0, elapsed_ns: 41250 });
+        }
+        events.push(Event::IpiDrop { sgi: 15, target: 63 });
+        events.push(Event::Mark { value: 0xdead_beef });
+        for e in &events {
+            let mut b = Body::<MAX_BODY>::new();
+            assert!(b.fast(e), "{e:?} has a hand-written text");
+            assert_eq!(b.as_str(), alloc::format!("{e}"));
+        }
     }
 
     #[test]
@@ -443,7 +619,7 @@ mod tests {
 
     #[test]
     fn long_text_is_cut_at_a_char_boundary() {
-        let mut b = Body::new();
+        let mut b = Body::<MAX_BODY>::new();
         let long: String = core::iter::repeat('é').take(MAX_BODY).collect();
         b.write_str(&long).unwrap();
         assert!(b.as_str().ends_with("..."));

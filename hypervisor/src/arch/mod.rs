@@ -19,7 +19,7 @@ mod vgic;
 use crate::dtb::{self, MemRange, Platform};
 use crate::fast_stop::FastStop;
 use crate::trace::{Event, Filter, Level, Reason};
-use crate::trace_buffer::{Body, Sequencer, TraceRing};
+use crate::trace_buffer::{Sequencer, TraceRing};
 use crate::vcpu::{LiveCount, PowerState, VcpuTable, Vcpus};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -92,8 +92,9 @@ pub fn emit(cpu: usize, event: &Event<'_>) {
     };
     if event.level() <= hv.trace_level {
         let me = cpu_index();
-        let body = Body::of(event);
-        hv.vcpus[me].trace.record(&hv.trace_seq, me, cpu, timer::ticks, body.as_bytes());
+        crate::trace_buffer::with_text(event, |text| {
+            hv.vcpus[me].trace.record(&hv.trace_seq, me, cpu, timer::ticks, text)
+        });
     }
 }
 
