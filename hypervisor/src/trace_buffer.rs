@@ -24,7 +24,7 @@
 //! model (`tests/loom.rs`) checks exactly this code.
 
 use crate::sync::{AtomicU64, AtomicUsize, Ordering};
-use crate::trace::{Event, LINE_PREFIX, Reason, Timestamp, format_timestamp};
+use crate::trace::{Event, LINE_PREFIX, PowerState, Reason, Timestamp, format_timestamp};
 use alloc::boxed::Box;
 use core::fmt::{self, Write};
 
@@ -56,18 +56,8 @@ impl Default for Sequencer {
     }
 }
 
-/// The buffer for the hand-written text of the hot events (`Body::fast`):
-/// small, because zeroing it is part of every record's cost.
-const HOT_BODY: usize = 96;
-
-/// Calls `f` with `event`'s text (what follows `cpu<N> ` in its line):
-/// hand-written into a small buffer for the hot events, through
-/// `core::fmt` into a [`MAX_BODY`] buffer for the others.
-pub fn with_text<R>(event: &Event<'_>, f: impl FnOnce(&[u8]) -> R) -> R {
-    let mut hot = Body::<HOT_BODY>::new();
-    if hot.fast(event) && !hot.truncated {
-        return f(hot.as_bytes());
-    }
+/// Calls `f` with `event`'s text (what follows `cpu<N> ` in its line).
+fn with_text<R>(event: &Event<'_>, f: impl FnOnce(&[u8]) -> R) -> R {
     f(Body::<MAX_BODY>::of(event).as_bytes())
 }
 
@@ -83,109 +73,11 @@ impl<const N: usize> Body<N> {
         Self { bytes: [0; N], len: 0, truncated: false }
     }
 
-    /// `event`'s text as it appears after `cpu<N> ` in its line. The
-    /// events on the protocols' paths are written by hand: `core::fmt`
-    /// costs thousands of instructions per line, this a few hundred.
+    /// `event`'s text as it appears after `cpu<N> ` in its line.
     pub fn of(event: &Event<'_>) -> Self {
         let mut b = Self::new();
-        if !b.fast(event) {
-            b.clear();
-            let _ = event.write_body(&mut b);
-        }
+        let _ = event.write_body(&mut b);
         b
-    }
-
-    /// The hand-written text of the hot events; false for the others.
-    fn fast(&mut self, event: &Event<'_>) -> bool {
-        match *event {
-            Event::State { from, to, reason } => {
-                self.put("state ");
-                self.put(from.name());
-                self.put(" -> ");
-                self.put(to.name());
-                self.put(" (");
-                match reason {
-                    Reason::Boot => self.put("boot"),
-                    Reason::CpuOnBy(n) => {
-                        self.put("psci CPU_ON by cpu");
-                        self.dec(n as u64);
-                    }
-                    Reason::EnteredGuest(pc) => {
-                        self.put("entered guest at ");
-                        self.hex(pc, 1);
-                    }
-                    Reason::CpuOff => self.put("psci CPU_OFF"),
-                    Reason::FastStop => self.put("fast-stop"),
-                    Reason::SystemOff => self.put("system off"),
-                    Reason::SystemReset => self.put("system reset"),
-                    // Free text may need escaping.
-                    Reason::Other(_) => return false,
-                }
-                self.put(")");
-            }
-            Event::FastStopBegin { timeout_us } => {
-                self.put("fast-stop begin timeout_us=");
-                self.dec(timeout_us);
-            }
-            Event::FastStopEnd { result, stopped, unconfirmed, elapsed_ns } => {
-                self.put("fast-stop end result=");
-                if result < 0 {
-                    self.put("-");
-                }
-                self.dec(result.unsigned_abs());
-                self.put(" stopped=");
-                self.dec(stopped);
-                self.put(" unconfirmed=");
-                self.dec(unconfirmed);
-                self.put(" elapsed_ns=");
-                self.dec(elapsed_ns);
-            }
-            Event::IpiDrop { sgi, target } => {
-                self.put("ipi-drop sgi=");
-                self.dec(u64::from(sgi));
-                self.put(" target=cpu");
-                self.dec(target as u64);
-                self.put(" (parked)");
-            }
-            Event::Mark { value } => {
-                self.put("mark ");
-                self.hex(u64::from(value), 8);
-            }
-            _ => return false,
-        }
-        true
-    }
-
-    fn put(&mut self, s: &str) {
-        let _ = self.write_str(s);
-    }
-
-    fn dec(&mut self, mut v: u64) {
-        let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        self.put(core::str::from_utf8(&digits[i..]).unwrap_or("?"));
-    }
-
-    /// `0x` and at least `min_digits` lowercase hex digits.
-    fn hex(&mut self, v: u64, min_digits: usize) {
-        let mut digits = [0u8; 16];
-        let mut i = digits.len();
-        let mut rest = v;
-        while rest != 0 || digits.len() - i < min_digits {
-            i -= 1;
-            digits[i] = b"0123456789abcdef"[(rest & 0xf) as usize];
-            rest >>= 4;
-        }
-        self.put("0x");
-        self.put(core::str::from_utf8(&digits[i..]).unwrap_or("?"));
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -193,8 +85,8 @@ impl<const N: usize> Body<N> {
     }
 
     pub fn as_str(&self) -> &str {
-        // Only whole `str`s (or their prefixes cut at a char boundary) and
-        // ASCII are ever copied in.
+        // Only whole `str`s (or their prefixes cut at a char boundary) are
+        // ever copied in.
         core::str::from_utf8(self.as_bytes()).unwrap_or("?")
     }
 
@@ -270,6 +162,94 @@ pub fn write_prefix<W: Write + ?Sized>(w: &mut W, time: Timestamp, cpu: usize) -
     write!(w, "{LINE_PREFIX}{time}] cpu{cpu} ")
 }
 
+/// What a record holds after its header: text, or a hot event packed into
+/// a few words (kind, words, how many).
+enum Payload<'a> {
+    Text(&'a [u8]),
+    Packed(u64, [u64; PACKED_WORDS], usize),
+}
+
+impl Payload<'_> {
+    /// Bytes after the header.
+    fn len(&self) -> usize {
+        match self {
+            Payload::Text(t) => t.len(),
+            Payload::Packed(_, _, n) => n * 8,
+        }
+    }
+}
+
+const PACKED_WORDS: usize = 4;
+const KIND_STATE: u64 = 1;
+const KIND_FAST_STOP_BEGIN: u64 = 2;
+const KIND_FAST_STOP_END: u64 = 3;
+const KIND_IPI_DROP: u64 = 4;
+const KIND_MARK: u64 = 5;
+
+fn state_code(s: PowerState) -> u64 {
+    match s {
+        PowerState::Off => 0,
+        PowerState::OnPending => 1,
+        PowerState::On => 2,
+    }
+}
+
+fn state_of(code: u64) -> Option<PowerState> {
+    [PowerState::Off, PowerState::OnPending, PowerState::On].get(code as usize).copied()
+}
+
+/// The hot events as words; `None` for the others (recorded as text).
+fn pack(event: &Event<'_>) -> Option<Payload<'static>> {
+    let p = |kind, words: [u64; PACKED_WORDS], n| Some(Payload::Packed(kind, words, n));
+    match *event {
+        Event::State { from, to, reason } => {
+            let (tag, arg) = match reason {
+                Reason::Boot => (0, 0),
+                Reason::CpuOnBy(n) => (1, n as u64),
+                Reason::EnteredGuest(pc) => (2, pc),
+                Reason::CpuOff => (3, 0),
+                Reason::FastStop => (4, 0),
+                Reason::SystemOff => (5, 0),
+                Reason::SystemReset => (6, 0),
+                Reason::Other(_) => return None,
+            };
+            p(KIND_STATE, [state_code(from) | state_code(to) << 8 | tag << 16, arg, 0, 0], 2)
+        }
+        Event::FastStopBegin { timeout_us } => p(KIND_FAST_STOP_BEGIN, [timeout_us, 0, 0, 0], 1),
+        Event::FastStopEnd { result, stopped, unconfirmed, elapsed_ns } => {
+            p(KIND_FAST_STOP_END, [result as u64, stopped, unconfirmed, elapsed_ns], 4)
+        }
+        Event::IpiDrop { sgi, target } => p(KIND_IPI_DROP, [u64::from(sgi), target as u64, 0, 0], 2),
+        Event::Mark { value } => p(KIND_MARK, [u64::from(value), 0, 0, 0], 1),
+        _ => None,
+    }
+}
+
+/// Inverse of [`pack`].
+fn unpack(kind: u64, w: &[u64; PACKED_WORDS]) -> Option<Event<'static>> {
+    Some(match kind {
+        KIND_STATE => Event::State {
+            from: state_of(w[0] & 0xff)?,
+            to: state_of(w[0] >> 8 & 0xff)?,
+            reason: match w[0] >> 16 {
+                0 => Reason::Boot,
+                1 => Reason::CpuOnBy(w[1] as usize),
+                2 => Reason::EnteredGuest(w[1]),
+                3 => Reason::CpuOff,
+                4 => Reason::FastStop,
+                5 => Reason::SystemOff,
+                6 => Reason::SystemReset,
+                _ => return None,
+            },
+        },
+        KIND_FAST_STOP_BEGIN => Event::FastStopBegin { timeout_us: w[0] },
+        KIND_FAST_STOP_END => Event::FastStopEnd { result: w[0] as i64, stopped: w[1], unconfirmed: w[2], elapsed_ns: w[3] },
+        KIND_IPI_DROP => Event::IpiDrop { sgi: w[0] as u8, target: w[1] as usize },
+        KIND_MARK => Event::Mark { value: w[0] as u32 },
+        _ => return None,
+    })
+}
+
 /// One CPU's trace ring: a single producer (that CPU) and a single consumer
 /// at a time (the holder of the console, through a [`Merger`]).
 ///
@@ -316,6 +296,20 @@ impl TraceRing {
     /// Returns false (and counts a drop) when the ring is full.
     pub fn record(&self, seq: &Sequencer, me: usize, cpu: usize, now: impl Fn() -> u64, body: &[u8]) -> bool {
         let body = &body[..body.len().min(MAX_BODY)];
+        self.record_payload(seq, me, cpu, now, Payload::Text(body))
+    }
+
+    /// [`Self::record`] for an event: the hot ones (state changes,
+    /// fast-stop, ipi-drop, mark) as a few binary words, formatted only when
+    /// printed; the others as text.
+    pub fn record_event(&self, seq: &Sequencer, me: usize, cpu: usize, now: impl Fn() -> u64, event: &Event<'_>) -> bool {
+        match pack(event) {
+            Some(p) => self.record_payload(seq, me, cpu, now, p),
+            None => with_text(event, |text| self.record(seq, me, cpu, now, text)),
+        }
+    }
+
+    fn record_payload(&self, seq: &Sequencer, me: usize, cpu: usize, now: impl Fn() -> u64, body: Payload<'_>) -> bool {
         let head = self.head.load(Ordering::Relaxed);
         // Acquire: the consumer has finished reading what it freed.
         let used = head.wrapping_sub(self.tail.load(Ordering::Acquire));
@@ -328,7 +322,7 @@ impl TraceRing {
             return false;
         }
         let ticks = now();
-        let at = self.put(head, seq.take(), ticks, cpu, body);
+        let at = self.put(head, seq.take(), ticks, cpu, &body);
         self.head.store(at, Ordering::Release);
         true
     }
@@ -342,7 +336,7 @@ impl TraceRing {
         me: usize,
         cpu: usize,
         now: impl Fn() -> u64,
-        body: &[u8],
+        body: Payload<'_>,
         head: usize,
         used: usize,
         lost: u64,
@@ -354,9 +348,9 @@ impl TraceRing {
             return false;
         }
         self.dropped.fetch_sub(lost, Ordering::Relaxed);
-        let mut at = self.put(head, seq.take(), now(), me, note.as_bytes());
+        let mut at = self.put(head, seq.take(), now(), me, &Payload::Text(note.as_bytes()));
         let ticks = now();
-        at = self.put(at, seq.take(), ticks, cpu, body);
+        at = self.put(at, seq.take(), ticks, cpu, &body);
         self.head.store(at, Ordering::Release);
         true
     }
@@ -365,14 +359,27 @@ impl TraceRing {
         &self.words[index & self.mask]
     }
 
-    fn put(&self, at: usize, seq: u64, ticks: u64, cpu: usize, body: &[u8]) -> usize {
+    fn put(&self, at: usize, seq: u64, ticks: u64, cpu: usize, body: &Payload<'_>) -> usize {
         self.slot(at).store(seq, Ordering::Relaxed);
         self.slot(at + 1).store(ticks, Ordering::Relaxed);
-        self.slot(at + 2).store((cpu as u64) << 32 | body.len() as u64, Ordering::Relaxed);
-        for (i, chunk) in body.chunks(8).enumerate() {
-            let mut w = [0u8; 8];
-            w[..chunk.len()].copy_from_slice(chunk);
-            self.slot(at + HEADER_WORDS + i).store(u64::from_le_bytes(w), Ordering::Relaxed);
+        let kind = match body {
+            Payload::Text(_) => 0,
+            Payload::Packed(kind, ..) => *kind,
+        };
+        self.slot(at + 2).store((cpu as u64) << 32 | kind << 24 | body.len() as u64, Ordering::Relaxed);
+        match body {
+            Payload::Text(text) => {
+                for (i, chunk) in text.chunks(8).enumerate() {
+                    let mut w = [0u8; 8];
+                    w[..chunk.len()].copy_from_slice(chunk);
+                    self.slot(at + HEADER_WORDS + i).store(u64::from_le_bytes(w), Ordering::Relaxed);
+                }
+            }
+            Payload::Packed(_, words, n) => {
+                for (i, w) in words[..*n].iter().enumerate() {
+                    self.slot(at + HEADER_WORDS + i).store(*w, Ordering::Relaxed);
+                }
+            }
         }
         at + words_for(body.len())
     }
@@ -392,8 +399,25 @@ impl TraceRing {
         out.ticks = self.slot(tail + 1).load(Ordering::Relaxed);
         let cpu_len = self.slot(tail + 2).load(Ordering::Relaxed);
         out.cpu = (cpu_len >> 32) as usize;
-        let len = ((cpu_len & 0xffff_ffff) as usize).min(MAX_BODY);
+        let kind = (cpu_len >> 24) & 0xff;
+        let len = ((cpu_len & 0xff_ffff) as usize).min(MAX_BODY);
         out.body.clear();
+        if kind != 0 {
+            let mut words = [0u64; PACKED_WORDS];
+            for (i, w) in words.iter_mut().enumerate().take(len / 8) {
+                *w = self.slot(tail + HEADER_WORDS + i).load(Ordering::Relaxed);
+            }
+            match unpack(kind, &words) {
+                Some(event) => {
+                    let _ = event.write_body(&mut out.body);
+                }
+                None => {
+                    let _ = out.body.write_str("log ERROR trace: undecodable record");
+                }
+            }
+            self.tail.store(tail + words_for(len), Ordering::Release);
+            return;
+        }
         for i in 0..len.div_ceil(8) {
             let w = self.slot(tail + HEADER_WORDS + i).load(Ordering::Relaxed).to_le_bytes();
             let n = (len - i * 8).min(8);
@@ -509,9 +533,10 @@ mod tests {
         assert_eq!(lines[0], "[hv 1.000001] cpu1 state OFF -> ON_PENDING (psci CPU_ON by cpu0)\n");
     }
 
-    /// The hand-written text of the hot events is exactly their `Display`.
+    /// The hot events are packed into words, and print exactly as their
+    /// `Display`.
     #[test]
-    fn hand_written_text_matches_display() {
+    fn packed_events_print_as_display() {
         use crate::trace::PowerState::*;
         let states = [Off, OnPending, On];
         let reasons = [
@@ -545,10 +570,15 @@ mod tests {
         events.push(Event::IpiDrop { sgi: 15, target: 63 });
         events.push(Event::Mark { value: 0xdead_beef });
         for e in &events {
-            let mut b = Body::<MAX_BODY>::new();
-            assert!(b.fast(e), "{e:?} has a hand-written text");
-            assert_eq!(b.as_str(), alloc::format!("{e}"));
+            assert!(pack(e).is_some(), "{e:?} is packed");
+            let ring = TraceRing::new(64);
+            assert!(ring.record_event(&Sequencer::new(), 0, 1, || 0, e));
+            let mut r = Record::new();
+            assert!(Merger::new().pop(core::slice::from_ref(&ring), &mut r));
+            assert_eq!(r.body.as_str(), alloc::format!("{e}"));
         }
+        let other = state(Off, On, Reason::Other("a\nb"));
+        assert!(pack(&other).is_none(), "free text stays text (escaped)");
     }
 
     #[test]

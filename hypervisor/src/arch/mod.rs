@@ -92,9 +92,7 @@ pub fn emit(cpu: usize, event: &Event<'_>) {
     };
     if event.level() <= hv.trace_level {
         let me = cpu_index();
-        crate::trace_buffer::with_text(event, |text| {
-            hv.vcpus[me].trace.record(&hv.trace_seq, me, cpu, timer::ticks, text)
-        });
+        hv.vcpus[me].trace.record_event(&hv.trace_seq, me, cpu, timer::ticks, event);
     }
 }
 
