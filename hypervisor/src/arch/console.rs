@@ -4,8 +4,8 @@
 //!
 //! Trace events are not written here when they happen: each CPU records
 //! them in its own ring (`crate::trace_buffer`), and the console prints them
-//! at non-critical points — a guest UART access, a parked CPU's idle loop,
-//! a power-off, a panic. Only those take the console lock.
+//! at non-critical points — a guest UART access, the end of boot, a
+//! power-off, a panic. Only those take the console lock.
 //!
 //! With `console-baud=N` every byte (trace and guest) costs its time on a
 //! PL011 wire at N baud (`crate::uart_model`).
@@ -36,8 +36,7 @@ struct Console {
     merger: Merger,
     /// Scratch for the record being printed.
     record: Record,
-    /// A trace line partly written by a non-blocking drain: the rest goes
-    /// out before anything else.
+    /// The trace line being written.
     line: LineBuf,
 }
 
@@ -99,10 +98,6 @@ pub fn set_baud(baud: u64) {
 }
 
 impl Console {
-    fn room(&self) -> bool {
-        self.wire.is_none_or(|w| w.can_accept(timer::ticks()))
-    }
-
     /// One byte, waiting for FIFO room in the wire model.
     fn put(&mut self, b: u8) {
         if let Some(w) = self.wire.as_mut() {
@@ -116,20 +111,15 @@ impl Console {
         self.uart.write_word(b);
     }
 
-    /// Sends what is left of the partly written line; `block`: wait for the
-    /// wire, else stop when the FIFO is full. True when it is all out.
-    fn send_line(&mut self, block: bool) -> bool {
+    /// Sends the formatted line (what is left of it), waiting for the wire.
+    fn send_line(&mut self) {
         while self.line.sent < self.line.len {
-            if !block && !self.room() {
-                return false;
-            }
             let b = self.line.bytes[self.line.sent];
             self.put(b);
             self.line.sent += 1;
         }
         self.line.len = 0;
         self.line.sent = 0;
-        true
     }
 
     /// Formats the next record in order as the line to send. False if none
@@ -150,15 +140,15 @@ impl Console {
 
     /// Prints every record that is ready, waiting for the wire.
     fn flush<'r>(&mut self, rings: impl IntoIterator<Item = &'r TraceRing> + Clone) {
-        self.send_line(true);
+        self.send_line();
         while self.next_line(rings.clone()) {
-            self.send_line(true);
+            self.send_line();
         }
     }
 
     /// A line now (boot, before the rings exist; panics), after the pending one.
     fn write_now(&mut self, cpu: usize, event: &Event<'_>) {
-        self.send_line(true);
+        self.send_line();
         let (secs, micros) = timer::seconds_micros();
         let time = Timestamp { secs, micros: micros as u32 };
         self.line.len = 0;
@@ -168,7 +158,7 @@ impl Console {
         }
         let _ = event.write_line(&mut self.line, time, cpu);
         self.at_line_start = true;
-        self.send_line(true);
+        self.send_line();
     }
 }
 
@@ -178,30 +168,6 @@ pub fn emit_now(cpu: usize, event: &Event<'_>) {
     if let Some(console) = CONSOLE.lock().as_mut() {
         console.write_now(cpu, event);
     }
-}
-
-/// How a non-blocking drain ended.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Drain {
-    /// Nothing ready to print (or another CPU is printing).
-    Idle,
-    /// More to print: call again (the wire is busy, or there are more lines).
-    More,
-}
-
-/// Prints at most one trace line, without waiting for the wire or the lock:
-/// for an idle CPU, which calls it again while it has nothing else to do.
-pub fn drain_some<'r>(rings: impl IntoIterator<Item = &'r TraceRing> + Clone) -> Drain {
-    let Some(mut guard) = CONSOLE.try_lock() else { return Drain::Idle };
-    let Some(c) = guard.as_mut() else { return Drain::Idle };
-    if c.line.len > 0 && !c.send_line(false) {
-        return Drain::More;
-    }
-    if !c.next_line(rings.clone()) {
-        return Drain::Idle;
-    }
-    c.send_line(false);
-    Drain::More
 }
 
 /// Prints every ready trace line, waiting for the wire (power-off, boot).
@@ -235,7 +201,7 @@ pub fn final_flush<'r>(
         CONSOLE.lock()
     });
     let Some(c) = guard.as_mut() else { return };
-    c.send_line(true);
+    c.send_line();
     let mut stalls = 0;
     loop {
         c.flush(rings.clone());

@@ -115,12 +115,6 @@ fn trace_rings() -> impl Iterator<Item = &'static TraceRing> + Clone {
     (0..vcpus.map_or(0, |v| v.len())).filter_map(move |i| vcpus.map(|v| &v[i].trace))
 }
 
-/// An idle CPU's share of printing the trace: at most one line, never
-/// waiting for the wire or the console lock. `More` while lines remain.
-pub fn drain_trace_some() -> console::Drain {
-    console::drain_some(trace_rings())
-}
-
 /// Prints every recorded trace line, waiting for the wire (non-critical
 /// points only: boot, power-off).
 pub fn flush_trace() {
