@@ -2,7 +2,11 @@
 # FAST_STOP vs CPU_OFF: how long the boot vCPU needs to get every secondary
 # out of the guest with confirmed exit, per vCPU count, by (a) one FAST_STOP,
 # (b) serial CPU_OFF + AFFINITY_INFO polling (what a stock kernel does),
-# (c) every CPU_OFF requested at once + AFFINITY_INFO polling. The guest is
+# (c) every CPU_OFF requested at once + AFFINITY_INFO polling; and (issue 9)
+# what the trace costs: FAST_STOP, CPU_ON -> ON and CPU_OFF -> OFF latency
+# with the default trace and with trace=off, each with and without a real
+# UART's speed (console-baud=115200), ratios against trace=off measured in
+# the same run. The guest is
 # the bare-metal bench suite (guest-tests/guests/src/suites/bench.rs,
 # test=bench); results are explained in docs/benchmarks.md.
 #
@@ -20,6 +24,12 @@
 #   --jobs J             icount boots run J at a time (default 2; icount
 #                        figures do not depend on host load; MTTCG boots
 #                        always run one at a time, after the icount ones)
+#   --configs "LIST"     hypervisor trace configurations (default
+#                        "default off baud off+baud": default trace,
+#                        trace=off, console-baud=115200, both)
+#   --methods LIST       guest methods, comma separated (default: all that
+#                        --icount-serial-max allows; e.g. fast_stop,cpu_on_off
+#                        for the trace-cost table alone)
 #   --no-build           do not build; use the existing release ELFs
 #   --out DIR            logs and results (default .cache/bench-fast-stop/<time>)
 # Under icount N=2 is skipped: there parkvisor's start of the second physical
@@ -31,7 +41,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 runs=3 smps="2 4 8 16 32 64" modes="icount mttcg" serial_max=8 budget=10000
-jobs=2 build=1 out=""
+jobs=2 build=1 out="" methods_opt="" configs="default off baud off+baud"
 need_arg() { [[ $# -ge 2 ]] || die "$1 needs a value (see --help)"; }
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -41,6 +51,8 @@ while [[ $# -gt 0 ]]; do
     --icount-serial-max) need_arg "$@"; serial_max="$2"; shift 2 ;;
     --budget-ms) need_arg "$@"; budget="$2"; shift 2 ;;
     --jobs) need_arg "$@"; jobs="$2"; shift 2 ;;
+    --methods) need_arg "$@"; methods_opt="$2"; shift 2 ;;
+    --configs) need_arg "$@"; configs="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
     --out) need_arg "$@"; out="$2"; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -54,6 +66,17 @@ done
 for n in $smps; do
     [[ $n =~ ^[0-9]+$ ]] && ((n >= 2 && n <= 64)) || die "--smp: 2..64 each, got '$n'"
 done
+for c in $configs; do
+    [[ $c =~ ^(default|off|baud|off\+baud)$ ]] || die "--configs: default, off, baud, off+baud; got '$c'"
+done
+cfg_args() {
+    case $1 in
+    default) echo "" ;;
+    off) echo "trace=off" ;;
+    baud) echo "console-baud=115200" ;;
+    off+baud) echo "trace=off console-baud=115200" ;;
+    esac
+}
 for m in $modes; do
     [[ $m == icount || $m == mttcg ]] || die "--modes: icount and/or mttcg, got '$m'"
 done
@@ -81,9 +104,9 @@ cp "$PV_ROOT/scripts/run.sh" "$PV_ROOT/scripts/lib.sh" "$PV_ROOT/scripts/setup.s
 ln -sfn "$PV_ROOT/boards" "$out/snap/boards"
 export PV_CACHE
 
-# One boot: mode N -> $out/<mode>-<N>.log (+ .err); status in .rc.
+# One boot: mode config N -> $out/<mode>-<config>-<N>.log (+ .err); status in .rc.
 boot() {
-    local mode=$1 n=$2 log="$out/$1-$2.log" methods="" extra=()
+    local mode=$1 cfg=$2 n=$3 log="$out/$1-$2-$3.log" methods="" extra=()
     if [[ $mode == icount && $n == 2 ]]; then
         : >"$log"
         echo "skip 0 -" >"$log.rc"
@@ -91,8 +114,10 @@ boot() {
     fi
     [[ $mode == icount ]] && extra+=(--icount)
     if [[ $mode == icount ]] && ((n > serial_max)); then
-        methods=" methods=fast_stop,parallel_cpu_off"
+        methods=" methods=fast_stop,parallel_cpu_off,cpu_on_off"
     fi
+    [[ -n $methods_opt ]] && methods=" methods=$methods_opt"
+    [[ -n $(cfg_args "$cfg") ]] && extra+=(--hv-args "$(cfg_args "$cfg")")
     local t0 rc=0 load
     load=$(cut -d' ' -f1 /proc/loadavg)
     t0=$(now_ms)
@@ -116,6 +141,8 @@ summarize() {
             meth = val($0, "method")
             g[meth] = val($0, "guest_ns"); r[meth] = val($0, "rounds")
             if (meth == "fast_stop") { hv = val($0, "hv_ns"); calls = val($0, "calls"); sgi = val($0, "sgi_writes") }
+            if (meth == "cpu_on") on = val($0, "guest_ns")
+            if (meth == "cpu_off") off = val($0, "guest_ns")
         }
         /^GUEST FAIL/ { fail++ }
         /^GUEST DONE/ { done = 1 }
@@ -127,8 +154,8 @@ summarize() {
             if (first != "") work[++nw] = stamp($0) - first
         }
         END {
-            printf "fast=%s hv=%s serial=%s parallel=%s rf=%s rs=%s rp=%s calls=%s sgi=%s begins=%d ends=%d badend=%d work=%s fail=%d done=%d\n",
-                g["fast_stop"], hv, g["serial_cpu_off"], g["parallel_cpu_off"],
+            printf "on=%s off=%s fast=%s hv=%s serial=%s parallel=%s rf=%s rs=%s rp=%s calls=%s sgi=%s begins=%d ends=%d badend=%d work=%s fail=%d done=%d\n",
+                on, off, g["fast_stop"], hv, g["serial_cpu_off"], g["parallel_cpu_off"],
                 r["fast_stop"], r["serial_cpu_off"], r["parallel_cpu_off"],
                 calls, sgi, begins, ends, bad, (nw ? med(work, nw) : ""), fail, done
         }'
@@ -142,19 +169,23 @@ for mode in $modes; do
         order=$(printf '%s\n' $smps | sort -rn)
         active=0
         for n in $order; do
-            note "icount: boot with $n vCPUs"
-            boot icount "$n" &
-            active=$((active + 1))
-            if ((active >= jobs)); then
-                wait -n || true
-                active=$((active - 1))
-            fi
+            for cfg in $configs; do
+                note "icount: boot with $n vCPUs ($cfg)"
+                boot icount "$cfg" "$n" &
+                active=$((active + 1))
+                if ((active >= jobs)); then
+                    wait -n || true
+                    active=$((active - 1))
+                fi
+            done
         done
         wait
     else
         for n in $smps; do
-            note "mttcg: boot with $n vCPUs"
-            boot mttcg "$n"
+            for cfg in $configs; do
+                note "mttcg: boot with $n vCPUs ($cfg)"
+                boot mttcg "$cfg" "$n"
+            done
         done
     fi
 done
@@ -162,6 +193,8 @@ done
 # --- judge and tabulate ---------------------------------------------------------
 us() { [[ -n $1 ]] && awk -v v="$1" 'BEGIN { printf "%.1f", v / 1000 }' || echo "–"; }
 ratio() { [[ -n $1 && -n $2 && $2 != 0 ]] && awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f×", a / b }' || echo "–"; }
+ratio2() { [[ -n $1 && -n $2 && $2 != 0 ]] && awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f×", a / b }' || echo "–"; }
+declare -A F ON OFF
 for mode in $modes; do
     echo
     case $mode in
@@ -169,39 +202,68 @@ for mode in $modes; do
     mttcg) echo "### MTTCG (one host thread per vCPU, 2 host cores)" ;;
     esac
     echo
-    echo "| N | T_fast µs (guest) | x3 µs (hv) | T_serial µs | T_parallel µs | serial/fast | parallel/fast | T_fast/(N−1) µs | parkvisor work µs | runs f/s/p | boot s (host load) |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| N | trace | T_fast µs (guest) | x3 µs (hv) | T_serial µs | T_parallel µs | serial/fast | parallel/fast | T_fast/(N−1) µs | parkvisor work µs | runs f/s/p | boot s (host load) |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
     for n in $smps; do
-        log="$out/$mode-$n.log"
-        read -r rc ms load <"$log.rc" || { rc=99 ms=0 load=-; }
-        if [[ $rc == skip ]]; then
-            echo "| $n | not measurable under icount (parkvisor cannot start the 2nd physical CPU, see below) ||||||||||"
-            continue
-        fi
-        eval "$(summarize "$log" | tr ' ' '\n' | sed 's/^/s_/')"
-        problems=""
-        ((rc == 0)) || problems+=" run.sh exit $rc ($(tail -n1 "$log.err" 2>/dev/null));"
-        ((s_fail == 0)) || problems+=" $s_fail GUEST FAIL line(s);"
-        ((s_done == 1)) || problems+=" no GUEST DONE;"
-        if [[ -n $s_calls ]]; then
-            ((s_begins == s_calls && s_ends == s_calls)) ||
-                problems+=" $s_calls FAST_STOP calls but $s_begins begin / $s_ends end trace lines;"
-        fi
-        ((s_badend == 0)) || problems+=" $s_badend fast-stop end line(s) with result != 0;"
-        if [[ -n $problems ]]; then
-            failed=1
-            note "$mode n=$n: FAILED:$problems log: $log"
-        fi
-        per=""
-        [[ -n $s_fast ]] && per=$(awk -v a="$s_fast" -v n="$n" 'BEGIN { printf "%.0f", a / (n - 1) }')
-        note "$mode n=$n: fast=${s_fast}ns hv=${s_hv}ns serial=${s_serial}ns parallel=${s_parallel}ns trace begin/end=$s_begins/$s_ends (calls $s_calls) work=${s_work}ns boot ${ms}ms"
-        serial_cell=$(us "$s_serial")
-        [[ $mode == icount && $n -gt $serial_max ]] && serial_cell="not run"
-        echo "| $n | $(us "$s_fast") | $(us "$s_hv") | $serial_cell | $(us "$s_parallel") | $(ratio "$s_serial" "$s_fast") | $(ratio "$s_parallel" "$s_fast") | $(us "$per") | $(us "$s_work") | ${s_rf:-–}/${s_rs:-–}/${s_rp:-–} | $(awk -v m="$ms" 'BEGIN { printf "%.0f", m / 1000 }') ($load) |"
+        for cfg in $configs; do
+            log="$out/$mode-$cfg-$n.log"
+            read -r rc ms load <"$log.rc" || { rc=99 ms=0 load=-; }
+            if [[ $rc == skip ]]; then
+                echo "| $n | $cfg | not measurable under icount (parkvisor cannot start the 2nd physical CPU, see below) ||||||||||"
+                continue
+            fi
+            s_on="" s_off="" s_fast=""
+            eval "$(summarize "$log" | tr ' ' '\n' | sed 's/^/s_/')"
+            problems=""
+            # With trace=off there is no 'system off' line, which run.sh
+            # reports as exit 4 although the guest finished (GUEST DONE).
+            ((rc == 0)) || [[ $cfg == off* && $rc == 4 ]] ||
+                problems+=" run.sh exit $rc ($(tail -n1 "$log.err" 2>/dev/null));"
+            ((s_fail == 0)) || problems+=" $s_fail GUEST FAIL line(s);"
+            ((s_done == 1)) || problems+=" no GUEST DONE;"
+            if [[ -n $s_calls && $cfg != off* ]]; then
+                ((s_begins == s_calls && s_ends == s_calls)) ||
+                    problems+=" $s_calls FAST_STOP calls but $s_begins begin / $s_ends end trace lines;"
+            fi
+            ((s_badend == 0)) || problems+=" $s_badend fast-stop end line(s) with result != 0;"
+            if [[ -n $problems ]]; then
+                failed=1
+                note "$mode $cfg n=$n: FAILED:$problems log: $log"
+            fi
+            F[$mode,$cfg,$n]=$s_fast ON[$mode,$cfg,$n]=$s_on OFF[$mode,$cfg,$n]=$s_off
+            per=""
+            [[ -n $s_fast ]] && per=$(awk -v a="$s_fast" -v n="$n" 'BEGIN { printf "%.0f", a / (n - 1) }')
+            note "$mode $cfg n=$n: fast=${s_fast}ns hv=${s_hv}ns on=${s_on}ns off=${s_off}ns serial=${s_serial}ns parallel=${s_parallel}ns trace begin/end=$s_begins/$s_ends (calls $s_calls) work=${s_work}ns boot ${ms}ms"
+            serial_cell=$(us "$s_serial")
+            [[ $mode == icount && $n -gt $serial_max ]] && serial_cell="not run"
+            echo "| $n | $cfg | $(us "$s_fast") | $(us "$s_hv") | $serial_cell | $(us "$s_parallel") | $(ratio "$s_serial" "$s_fast") | $(ratio "$s_parallel" "$s_fast") | $(us "$per") | $(us "$s_work") | ${s_rf:-–}/${s_rs:-–}/${s_rp:-–} | $(awk -v m="$ms" 'BEGIN { printf "%.0f", m / 1000 }') ($load) |"
+        done
+    done
+    # The trace's cost: each configuration against trace=off at the same
+    # console speed, measured in this run.
+    echo
+    echo "#### What the trace costs ($mode): guest-measured medians, ratio against \`trace=off\` at the same console speed"
+    echo
+    echo "| N | trace | console | FAST_STOP µs | per stopped vCPU µs | CPU_ON→ON µs | CPU_OFF→OFF µs | FAST_STOP ratio | CPU_ON ratio | CPU_OFF ratio |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    for n in $smps; do
+        for cfg in $configs; do
+            case $cfg in
+            default) tr=default con=instant base=off ;;
+            off) tr=off con=instant base=off ;;
+            baud) tr=default con=115200 base=off+baud ;;
+            off+baud) tr=off con=115200 base=off+baud ;;
+            esac
+            f=${F[$mode,$cfg,$n]:-} on=${ON[$mode,$cfg,$n]:-} off=${OFF[$mode,$cfg,$n]:-}
+            [[ -z $f$on$off ]] && continue
+            per=""
+            [[ -n $f ]] && per=$(awk -v a="$f" -v n="$n" 'BEGIN { printf "%.0f", a / (n - 1) }')
+            echo "| $n | $tr | $con | $(us "$f") | $(us "$per") | $(us "$on") | $(us "$off") | $(ratio2 "$f" "${F[$mode,$base,$n]:-}") | $(ratio2 "$on" "${ON[$mode,$base,$n]:-}") | $(ratio2 "$off" "${OFF[$mode,$base,$n]:-}") |"
+        done
     done
 done
 echo
 secs=$(( ($(now_ms) - t_start) / 1000 ))
-echo "Run: \`scripts/bench-fast-stop.sh --runs $runs --smp \"$smps\" --modes \"$modes\" --icount-serial-max $serial_max --budget-ms $budget\` — ${secs} s wall, logs in \`${out#"$PV_ROOT/"}\`."
+echo "Run: \`scripts/bench-fast-stop.sh --runs $runs --smp \"$smps\" --modes \"$modes\" --configs \"$configs\"${methods_opt:+ --methods $methods_opt} --icount-serial-max $serial_max --budget-ms $budget\` — ${secs} s wall, logs in \`${out#"$PV_ROOT/"}\`."
 note "done in ${secs}s; logs in $out"
 exit "$failed"

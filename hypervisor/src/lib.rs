@@ -20,6 +20,8 @@ pub mod smccc;
 pub mod stop_context;
 pub mod sync;
 pub mod trace;
+pub mod trace_buffer;
+pub mod uart_model;
 pub mod vcpu;
 pub mod vgic;
 

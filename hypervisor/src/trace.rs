@@ -414,6 +414,13 @@ impl<'a> Event<'a> {
         }
     }
 
+    /// Writes the event part of the line (`<EVENT> <details>`), escaping any
+    /// control character so that it stays on one line: what a trace ring
+    /// records at the event (`trace_buffer`).
+    pub fn write_body<W: Write + ?Sized>(&self, w: &mut W) -> fmt::Result {
+        write!(OneLine(w), "{self}")
+    }
+
     /// Writes one complete line, `[hv s.us] cpu<N> <event>\n`, escaping any
     /// control character inside the event so the line cannot be split.
     pub fn write_line<W: Write + ?Sized>(

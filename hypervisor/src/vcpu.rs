@@ -16,6 +16,7 @@
 //! can still execute guest code.
 
 use crate::stop_context::StopContext;
+use crate::trace_buffer::TraceRing;
 use crate::sync::{AtomicU64, Ordering, fence};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64 as AtomicU64Plain};
@@ -236,10 +237,12 @@ pub struct Vcpu {
     pub stop_context: Mutex<StopContext>,
     /// Top of this CPU's EL2 stack (0 until the boot CPU allocates it).
     pub stack_top: AtomicU64Plain,
+    /// Trace events this CPU recorded and nobody printed yet.
+    pub trace: TraceRing,
 }
 
 impl Vcpu {
-    fn new(mpidr: u64, on: bool) -> Self {
+    fn new(mpidr: u64, on: bool, trace_words: usize) -> Self {
         Self {
             slot: if on { VcpuSlot::new_on() } else { VcpuSlot::new() },
             mpidr,
@@ -247,8 +250,18 @@ impl Vcpu {
             held_irqs: Mutex::new(Vec::new()),
             stop_context: Mutex::new(StopContext::default()),
             stack_top: AtomicU64Plain::new(0),
+            trace: TraceRing::new(trace_words),
         }
     }
+}
+
+/// Words per trace ring: 4 MiB shared by all CPUs, 8 KiB to 128 KiB each
+/// (at 64 vCPUs 64 KiB, about 900 state lines). The models use the least.
+fn trace_ring_words(cpus: usize) -> usize {
+    if cfg!(loom) {
+        return 0;
+    }
+    ((4 << 20) / 8 / cpus.max(1)).clamp(1024, 16 * 1024)
 }
 
 /// Every vCPU, indexed by linear vCPU number (the order of the DTB's cpu
@@ -267,7 +280,8 @@ impl Vcpus {
         for (i, &m) in mpidrs.iter().enumerate() {
             by_mpidr.entry(m & MPIDR_AFF_MASK).or_insert(i);
         }
-        Self { list: mpidrs.iter().enumerate().map(|(i, &m)| Vcpu::new(m, on(i))).collect(), by_mpidr }
+        let words = trace_ring_words(mpidrs.len());
+        Self { list: mpidrs.iter().enumerate().map(|(i, &m)| Vcpu::new(m, on(i), words)).collect(), by_mpidr }
     }
 
     /// The protocols' view of every vCPU.

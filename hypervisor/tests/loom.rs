@@ -659,3 +659,155 @@ fn fast_stop_timeout_reports_honest_counts() {
     });
 }
 
+
+// ---------------------------------------------------------------------------
+// Trace rings (`parkvisor::trace_buffer`): per-CPU records, merged by number
+// ---------------------------------------------------------------------------
+
+use parkvisor::trace_buffer::{Merger, Record, Sequencer, TraceRing};
+
+/// Two recording CPUs, their rings, and a clock.
+struct TraceMachine {
+    rings: Vec<TraceRing>,
+    seq: Sequencer,
+    /// What cpu0 publishes after recording its cause line.
+    published: AtomicBool,
+    clock: AtomicU64,
+}
+
+impl TraceMachine {
+    fn new(ring_words: usize) -> Arc<Self> {
+        Arc::new(Self {
+            rings: (0..2).map(|_| TraceRing::new(ring_words)).collect(),
+            seq: Sequencer::new(),
+            published: AtomicBool::new(false),
+            clock: AtomicU64::new(0),
+        })
+    }
+
+    fn record(&self, me: usize, text: &str) -> bool {
+        let now = || self.clock.fetch_add(1, Ordering::Relaxed);
+        self.rings[me].record(&self.seq, me, me, now, text.as_bytes())
+    }
+
+    /// Every line the merger can print now, as `cpu<N> <text>`.
+    fn drain(&self, merger: &mut Merger, out: &mut Vec<String>) {
+        let mut r = Record::new();
+        while merger.pop(&self.rings, &mut r) {
+            out.push(format!("cpu{} {}", r.cpu, r.body.as_str()));
+        }
+    }
+}
+
+fn position(lines: &[String], line: &str) -> Option<usize> {
+    let all: Vec<usize> = (0..lines.len()).filter(|&i| lines[i] == line).collect();
+    assert!(all.len() <= 1, "{line:?} printed twice: {lines:?}");
+    all.first().copied()
+}
+
+/// cpu0 records a cause and then publishes it; cpu1 records a consequence
+/// only if it saw the publication; a third CPU prints concurrently (the
+/// console's drain), and the rest is printed at the end. Every line comes
+/// out once and intact, each CPU's lines in program order, and the
+/// consequence never before its cause.
+#[test]
+fn trace_lines_print_causes_before_consequences() {
+    model(2, || {
+        let m = TraceMachine::new(0);
+        let cause = {
+            let m = m.clone();
+            thread::spawn(move || {
+                assert!(m.record(0, "mark 0x000000a1"));
+                assert!(m.record(0, "state ON -> OFF (x)"));
+                m.published.store(true, Ordering::Release);
+            })
+        };
+        let effect = {
+            let m = m.clone();
+            thread::spawn(move || {
+                assert!(m.record(1, "mark 0x000000b1"));
+                let saw = m.published.load(Ordering::Acquire);
+                if saw {
+                    assert!(m.record(1, "fast-stop end"));
+                }
+                saw
+            })
+        };
+        let printer = {
+            let m = m.clone();
+            thread::spawn(move || {
+                let mut merger = Merger::new();
+                let mut out = Vec::new();
+                m.drain(&mut merger, &mut out);
+                m.drain(&mut merger, &mut out);
+                (merger, out)
+            })
+        };
+        cause.join().unwrap();
+        let saw = effect.join().unwrap();
+        let (mut merger, mut out) = printer.join().unwrap();
+        m.drain(&mut merger, &mut out);
+        assert_eq!(out.len(), if saw { 4 } else { 3 }, "{out:?}");
+        let a1 = position(&out, "cpu0 mark 0x000000a1").expect("a1");
+        let a2 = position(&out, "cpu0 state ON -> OFF (x)").expect("a2");
+        let b1 = position(&out, "cpu1 mark 0x000000b1").expect("b1");
+        assert!(a1 < a2, "{out:?}");
+        if saw {
+            let b2 = position(&out, "cpu1 fast-stop end").expect("b2");
+            assert!(b1 < b2 && a2 < b2, "consequence before its cause: {out:?}");
+        }
+        assert!(!merger.any_pending(&m.rings));
+    });
+}
+
+/// A small ring filled by its CPU while another prints: whatever does not
+/// fit is counted, and the CPU's next record that fits is preceded by a line
+/// that says how many were lost; nothing is lost silently.
+#[test]
+fn trace_drops_are_reported_in_order() {
+    const RECORDS: usize = 4;
+    model(2, || {
+        // The smallest ring: 32 words, three of these 9-word records.
+        let m = TraceMachine::new(0);
+        let producer = {
+            let m = m.clone();
+            thread::spawn(move || {
+                let mut kept = 0;
+                for i in 0..RECORDS {
+                    kept += m.record(0, &format!("mark 0x0000000{i} {}", "p".repeat(30))) as usize;
+                }
+                kept
+            })
+        };
+        let printer = {
+            let m = m.clone();
+            thread::spawn(move || {
+                let mut merger = Merger::new();
+                let mut out = Vec::new();
+                m.drain(&mut merger, &mut out);
+                (merger, out)
+            })
+        };
+        let kept = producer.join().unwrap();
+        let (mut merger, mut out) = printer.join().unwrap();
+        m.drain(&mut merger, &mut out);
+        // cpu0 again (after the join): one more record, which must fit now.
+        assert!(m.record(0, "mark 0x000000ff"));
+        m.drain(&mut merger, &mut out);
+        let marks: Vec<&String> = out.iter().filter(|l| l.contains(" mark ")).collect();
+        assert_eq!(marks.len(), kept + 1, "{out:?}");
+        let mut sorted = marks.clone();
+        sorted.sort();
+        assert_eq!(marks, sorted, "program order: {out:?}");
+        let lost = RECORDS - kept;
+        let notes: Vec<&String> = out.iter().filter(|l| l.contains("dropped")).collect();
+        if lost == 0 {
+            assert!(notes.is_empty(), "{out:?}");
+        } else {
+            assert_eq!(notes.len(), 1, "{out:?}");
+            assert!(notes[0].starts_with(&format!("cpu0 log WARN trace buffer full: {lost} ")), "{out:?}");
+            assert_eq!(out[out.len() - 2], *notes[0], "the note comes just before the next line");
+        }
+        assert_eq!(m.rings[0].take_dropped(), 0);
+    });
+}

@@ -1,22 +1,73 @@
 //! The serial console: one PL011 shared by hypervisor trace lines and the
 //! guest's (trapped, forwarded) UART accesses, under one lock so that a trace
 //! line is never torn by guest output and always starts on a fresh line.
+//!
+//! Trace events are not written here when they happen: each CPU records
+//! them in its own ring (`crate::trace_buffer`), and the console prints them
+//! at non-critical points — a guest UART access, the end of boot, a
+//! power-off, a panic. Only those take the console lock.
+//!
+//! With `console-baud=N` every byte (trace and guest) costs its time on a
+//! PL011 wire at N baud (`crate::uart_model`).
 
 use super::timer;
-use arm_pl011_uart::{PL011Registers, Uart, UniqueMmioPointer};
 use crate::trace::{Event, Timestamp};
+use crate::trace_buffer::{Merger, Record, TraceRing};
+use crate::uart_model::WireModel;
+use arm_pl011_uart::{PL011Registers, Uart, UniqueMmioPointer};
 use core::fmt::{self, Write};
 use core::ptr::NonNull;
 use spin::Mutex;
+
+/// PL011 flag register bits the wire model decides.
+const UARTFR: usize = 0x18;
+const FR_BUSY: u32 = 1 << 3;
+const FR_TXFF: u32 = 1 << 5;
+const FR_TXFE: u32 = 1 << 7;
+/// The longest line: prefix, a cut record body, "\r\n" before and after.
+const MAX_LINE: usize = 64 + crate::trace_buffer::MAX_BODY;
 
 struct Console {
     uart: Uart<'static>,
     base: usize,
     /// Whether the last character written (by anyone) ended a line.
     at_line_start: bool,
+    wire: Option<WireModel>,
+    merger: Merger,
+    /// Scratch for the record being printed.
+    record: Record,
+    /// The trace line being written.
+    line: LineBuf,
 }
 
 static CONSOLE: Mutex<Option<Console>> = Mutex::new(None);
+
+struct LineBuf {
+    bytes: [u8; MAX_LINE],
+    len: usize,
+    sent: usize,
+}
+
+impl Write for LineBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for b in s.bytes() {
+            if b == b'\n' {
+                self.push(b'\r');
+            }
+            self.push(b);
+        }
+        Ok(())
+    }
+}
+
+impl LineBuf {
+    fn push(&mut self, b: u8) {
+        if self.len < MAX_LINE {
+            self.bytes[self.len] = b;
+            self.len += 1;
+        }
+    }
+}
 
 /// Takes ownership of the PL011 at `base`.
 ///
@@ -27,91 +78,203 @@ pub unsafe fn init(base: usize) {
     let ptr = NonNull::new(base as *mut PL011Registers).expect("UART base is null");
     // SAFETY: the caller guarantees exclusive access to a mapped PL011.
     let uart = Uart::new(unsafe { UniqueMmioPointer::new(ptr) });
-    *CONSOLE.lock() = Some(Console { uart, base, at_line_start: true });
+    *CONSOLE.lock() = Some(Console {
+        uart,
+        base,
+        at_line_start: true,
+        wire: None,
+        merger: Merger::new(),
+        record: Record::new(),
+        line: LineBuf { bytes: [0; MAX_LINE], len: 0, sent: 0 },
+    });
 }
 
-/// Writer that keeps `at_line_start` up to date.
-struct Tracked<'a>(&'a mut Console);
+/// `console-baud=N`: from now on the console costs what a PL011 at `baud`
+/// would (0: instant).
+pub fn set_baud(baud: u64) {
+    if let Some(c) = CONSOLE.lock().as_mut() {
+        c.wire = WireModel::new(baud, timer::frequency());
+    }
+}
 
-impl Write for Tracked<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for b in s.bytes() {
-            if b == b'\n' {
-                self.0.uart.write_word(b'\r');
+impl Console {
+    /// One byte, waiting for FIFO room in the wire model.
+    fn put(&mut self, b: u8) {
+        if let Some(w) = self.wire.as_mut() {
+            let mut now = timer::ticks();
+            while !w.can_accept(now) {
+                core::hint::spin_loop();
+                now = timer::ticks();
             }
-            self.0.uart.write_word(b);
+            w.push(now);
         }
-        if let Some(last) = s.bytes().last() {
-            self.0.at_line_start = last == b'\n';
+        self.uart.write_word(b);
+    }
+
+    /// Sends the formatted line (what is left of it), waiting for the wire.
+    fn send_line(&mut self) {
+        while self.line.sent < self.line.len {
+            let b = self.line.bytes[self.line.sent];
+            self.put(b);
+            self.line.sent += 1;
         }
-        Ok(())
+        self.line.len = 0;
+        self.line.sent = 0;
+    }
+
+    /// Formats the next record in order as the line to send. False if none
+    /// is ready.
+    fn next_line<'r>(&mut self, rings: impl IntoIterator<Item = &'r TraceRing>) -> bool {
+        if !self.merger.pop(rings, &mut self.record) {
+            return false;
+        }
+        self.line.len = 0;
+        self.line.sent = 0;
+        if !self.at_line_start {
+            let _ = self.line.write_str("\n");
+        }
+        let _ = self.record.write_line(&mut self.line, timer::frequency());
+        self.at_line_start = true;
+        true
+    }
+
+    /// Prints every record that is ready, waiting for the wire.
+    fn flush<'r>(&mut self, rings: impl IntoIterator<Item = &'r TraceRing> + Clone) {
+        self.send_line();
+        while self.next_line(rings.clone()) {
+            self.send_line();
+        }
+    }
+
+    /// A line now (boot, before the rings exist; panics), after the pending one.
+    fn write_now(&mut self, cpu: usize, event: &Event<'_>) {
+        self.send_line();
+        let (secs, micros) = timer::seconds_micros();
+        let time = Timestamp { secs, micros: micros as u32 };
+        self.line.len = 0;
+        self.line.sent = 0;
+        if !self.at_line_start {
+            let _ = self.line.write_str("\n");
+        }
+        let _ = event.write_line(&mut self.line, time, cpu);
+        self.at_line_start = true;
+        self.send_line();
     }
 }
 
-fn write_locked(console: &mut Console, cpu: usize, event: &Event<'_>) {
-    let mut w = Tracked(console);
-    if !w.0.at_line_start {
-        let _ = w.write_str("\n");
-    }
-    let (secs, micros) = timer::seconds_micros();
-    let time = Timestamp { secs, micros: micros as u32 };
-    let _ = event.write_line(&mut w, time, cpu);
-}
-
-/// Prints one trace line for vCPU `cpu`.
-pub fn emit(cpu: usize, event: &Event<'_>) {
-    emit_after(cpu, event, || {});
-}
-
-/// Runs `action` and prints the line under the console lock, so that no
-/// line about a consequence of `action` (printed by another CPU that saw
-/// its effect) can come before this one.
-pub fn emit_after(cpu: usize, event: &Event<'_>, action: impl FnOnce()) {
-    let mut guard = CONSOLE.lock();
-    action();
-    if let Some(console) = guard.as_mut() {
-        write_locked(console, cpu, event);
+/// Prints one trace line for vCPU `cpu` at once (before the trace rings
+/// exist: early boot only).
+pub fn emit_now(cpu: usize, event: &Event<'_>) {
+    if let Some(console) = CONSOLE.lock().as_mut() {
+        console.write_now(cpu, event);
     }
 }
 
-/// Prints a line from the panic handler: never waits forever for a lock that
-/// the panicking CPU itself may hold.
-pub fn emergency_emit(cpu: usize, event: &Event<'_>) {
+/// Prints every ready trace line, waiting for the wire (power-off, boot).
+pub fn flush<'r>(rings: impl IntoIterator<Item = &'r TraceRing> + Clone) {
+    if let Some(c) = CONSOLE.lock().as_mut() {
+        c.flush(rings);
+    }
+}
+
+/// Last words (panic, power-off): prints every recorded line, even past a
+/// CPU that stopped between numbering and publishing a record, reports
+/// unreported drops, then `event` if given. Never waits forever for a lock
+/// that the calling CPU itself may hold.
+pub fn final_flush<'r>(
+    rings: impl IntoIterator<Item = &'r TraceRing> + Clone,
+    cpu: usize,
+    event: Option<&Event<'_>>,
+) {
+    let mut guard = None;
     for _ in 0..1_000_000 {
-        if let Some(mut guard) = CONSOLE.try_lock() {
-            if let Some(console) = guard.as_mut() {
-                write_locked(console, cpu, event);
-            }
-            return;
+        guard = CONSOLE.try_lock();
+        if guard.is_some() {
+            break;
         }
         core::hint::spin_loop();
     }
-    // SAFETY: the lock holder is stuck (most likely this very CPU panicked
-    // while printing); a torn line beats a silent hang.
-    unsafe { CONSOLE.force_unlock() };
-    if let Some(console) = CONSOLE.lock().as_mut() {
-        write_locked(console, cpu, event);
+    let mut guard = guard.unwrap_or_else(|| {
+        // SAFETY: the lock holder is stuck (most likely this very CPU
+        // panicked while printing); a torn line beats a silent hang.
+        unsafe { CONSOLE.force_unlock() };
+        CONSOLE.lock()
+    });
+    let Some(c) = guard.as_mut() else { return };
+    c.send_line();
+    let mut stalls = 0;
+    loop {
+        c.flush(rings.clone());
+        if !c.merger.any_pending(rings.clone()) {
+            break;
+        }
+        // A number is taken but its record not visible: give its CPU a
+        // moment (it is a few instructions from publishing), then skip.
+        stalls += 1;
+        if stalls > 1000 && !c.merger.skip_gap(rings.clone()) {
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    for (i, ring) in rings.into_iter().enumerate() {
+        let lost = ring.take_dropped();
+        if lost > 0 {
+            let message = format_args!("trace buffer full: {lost} events dropped on cpu{i}");
+            c.write_now(i, &Event::Log { level: log::Level::Warn, message: &message });
+        }
+    }
+    if let Some(event) = event {
+        c.write_now(cpu, event);
     }
 }
 
 /// A guest access to the emulated UART, forwarded to the real one under the
-/// console lock. Returns the value read (0 for writes).
-pub fn guest_access(offset: usize, write: Option<u32>) -> u32 {
+/// console lock, after every ready trace line (so neither tears the other).
+/// Returns the value read (0 for writes).
+pub fn guest_access<'r>(
+    rings: impl IntoIterator<Item = &'r TraceRing> + Clone,
+    offset: usize,
+    write: Option<u32>,
+) -> u32 {
     let mut guard = CONSOLE.lock();
-    let Some(console) = guard.as_mut() else { return 0 };
-    let reg = (console.base + (offset & 0xffc)) as *mut u32;
+    let Some(c) = guard.as_mut() else { return 0 };
+    c.flush(rings);
+    let offset = offset & 0xffc;
+    let reg = (c.base + offset) as *mut u32;
     match write {
+        Some(value) if offset == 0 => {
+            // UARTDR: through the wire model; track line starts so trace
+            // lines begin fresh.
+            c.put(value as u8);
+            c.at_line_start = value as u8 == b'\n';
+            0
+        }
         Some(value) => {
-            if offset & 0xffc == 0 {
-                // UARTDR: track line starts so trace lines begin fresh.
-                console.at_line_start = value as u8 == b'\n';
-            }
             // SAFETY: `reg` is a 32-bit register inside the 4 KiB PL011 frame
             // this module owns; device memory, identity mapped.
             unsafe { reg.write_volatile(value) };
             0
         }
-        // SAFETY: as above.
-        None => unsafe { reg.read_volatile() },
+        None => {
+            // SAFETY: as above.
+            let real = unsafe { reg.read_volatile() };
+            match (offset, c.wire) {
+                (UARTFR, Some(w)) => {
+                    let now = timer::ticks();
+                    let mut v = real & !(FR_BUSY | FR_TXFF | FR_TXFE);
+                    if w.busy(now) {
+                        v |= FR_BUSY;
+                    }
+                    if !w.can_accept(now) {
+                        v |= FR_TXFF;
+                    }
+                    if w.fifo_empty(now) {
+                        v |= FR_TXFE;
+                    }
+                    v
+                }
+                _ => real,
+            }
+        }
     }
 }

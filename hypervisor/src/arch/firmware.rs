@@ -5,12 +5,14 @@ use smccc::psci;
 
 /// Powers the machine off; QEMU exits with status 0.
 pub fn system_off() -> ! {
+    super::last_words();
     let _ = psci::system_off::<Smc>();
     halt()
 }
 
 /// Resets the machine; with `-no-reboot` QEMU exits.
 pub fn system_reset() -> ! {
+    super::last_words();
     let _ = psci::system_reset::<Smc>();
     halt()
 }

@@ -1,7 +1,7 @@
 //! Everything AArch64-specific: boot, EL2 registers, exception vectors, stage 2,
 //! the GIC and the console. The rest of the crate is portable.
 
-mod console;
+pub mod console;
 mod el2;
 mod firmware;
 mod gic;
@@ -19,6 +19,7 @@ mod vgic;
 use crate::dtb::{self, MemRange, Platform};
 use crate::fast_stop::FastStop;
 use crate::trace::{Event, Filter, Level, Reason};
+use crate::trace_buffer::{Sequencer, TraceRing};
 use crate::vcpu::{LiveCount, PowerState, VcpuTable, Vcpus};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -49,6 +50,8 @@ pub struct Hypervisor {
     pub live: LiveCount,
     /// Secondaries that reached their park loop at boot.
     pub checked_in: AtomicUsize,
+    /// Numbers the trace records of every CPU (their print order).
+    pub trace_seq: Sequencer,
 }
 
 impl Hypervisor {
@@ -72,34 +75,58 @@ pub fn cpu_index() -> usize {
     el2::cpu_index()
 }
 
-fn wanted(event: &Event<'_>) -> bool {
-    match HV.get() {
-        None => true,
-        Some(hv) => event.level() <= hv.trace_level,
-    }
-}
-
-/// Prints `event` as vCPU `cpu`'s trace line if the `trace=` option wants it.
+/// Records `event` as vCPU `cpu`'s trace line, if the `trace=` option
+/// wants it, with the time taken now: into this CPU's trace ring, without a
+/// lock or the UART (the console prints it later, see `console`). Before
+/// the rings exist (early boot) it is printed at once.
+///
+/// The record's number orders it (`crate::trace_buffer`): call this before
+/// the store that publishes the event, and after the loads that observed
+/// its cause.
 pub fn emit(cpu: usize, event: &Event<'_>) {
-    if wanted(event) {
-        console::emit(cpu, event);
+    let Some(hv) = HV.get() else {
+        console::emit_now(cpu, event);
+        return;
+    };
+    if event.level() <= hv.trace_level {
+        let me = cpu_index();
+        hv.vcpus[me].trace.record_event(&hv.trace_seq, me, cpu, timer::ticks, event);
     }
 }
 
-/// Runs `action` (a state publication) and, if wanted, prints `event` in
-/// the same console critical section: the trace then shows state changes
-/// in the order other CPUs can observe them.
-pub fn emit_after(cpu: usize, event: &Event<'_>, action: impl FnOnce()) {
-    if wanted(event) {
-        console::emit_after(cpu, event, action);
-    } else {
-        action();
-    }
+/// Records `event` (see [`emit`]) and then runs `action`, the store that
+/// publishes it: any line about a consequence of `action` (recorded by a
+/// CPU that saw its effect) is printed after this one.
+pub fn emit_before(cpu: usize, event: &Event<'_>, action: impl FnOnce()) {
+    emit(cpu, event);
+    action();
 }
 
-/// Prints `event` as this CPU's trace line (see [`emit`]).
+/// Records `event` as this CPU's trace line (see [`emit`]).
 pub fn emit_here(event: &Event<'_>) {
     emit(cpu_index(), event);
+}
+
+/// Every CPU's trace ring (none before boot has built them).
+fn trace_rings() -> impl Iterator<Item = &'static TraceRing> + Clone {
+    let vcpus = HV.get().map(|hv| &hv.vcpus);
+    (0..vcpus.map_or(0, |v| v.len())).filter_map(move |i| vcpus.map(|v| &v[i].trace))
+}
+
+/// Prints every recorded trace line, waiting for the wire (non-critical
+/// points only: boot, power-off).
+pub fn flush_trace() {
+    console::flush(trace_rings());
+}
+
+/// A guest access to the console UART (prints the ready trace lines first).
+pub fn console_access(offset: usize, write: Option<u32>) -> u32 {
+    console::guest_access(trace_rings(), offset, write)
+}
+
+/// Before the machine powers off or resets: every recorded line.
+pub fn last_words() {
+    console::final_flush(trace_rings(), cpu_index(), None);
 }
 
 aarch64_rt::entry!(boot_main, 16);
@@ -140,7 +167,9 @@ fn boot_main(x0: u64, _x1: u64, _x2: u64, _x3: u64) -> ! {
         uart,
         live: LiveCount::new(1),
         checked_in: AtomicUsize::new(0),
+        trace_seq: Sequencer::new(),
     });
+    console::set_baud(options.console_baud);
     let hv = hv();
     hv.vcpus[0].stack_top.store(el2::boot_stack_top(), Ordering::Relaxed);
 
@@ -159,9 +188,13 @@ fn boot_main(x0: u64, _x1: u64, _x2: u64, _x3: u64) -> ! {
         entry.dtb
     );
     emit_here(&Event::Boot { message: &banner });
+    if options.debug_panic {
+        panic!("debug=panic: deliberate hypervisor panic");
+    }
 
     start_secondaries(&platform);
     emit_here(&Event::State { from: PowerState::Off, to: PowerState::On, reason: Reason::Boot });
+    flush_trace();
     let frame = vectors::GuestFrame::cold_boot(entry.pc, entry.dtb);
     el2::reset_guest_el1();
     vgic::reset_cpu(0);
@@ -287,11 +320,17 @@ fn secondary_main(index: usize) -> ! {
 /// Hypervisor options from `/chosen/bootargs` (QEMU `-append`).
 struct Options {
     trace_level: Level,
+    /// `console-baud=N`: the console behaves like a PL011 at N baud (each
+    /// byte 10 bit times on the wire, behind a 32-byte FIFO); 0: instant.
+    console_baud: u64,
+    /// `debug=panic` (tests only): panic once the boot events are recorded
+    /// but not yet printed, to show that a panic prints them first.
+    debug_panic: bool,
 }
 
 impl Options {
     fn parse(bootargs: &str) -> Self {
-        let mut o = Options { trace_level: Level::State };
+        let mut o = Options { trace_level: Level::State, console_baud: 0, debug_panic: false };
         for word in bootargs.split_whitespace() {
             if let Some(Some(filter)) = word.strip_prefix("trace=").map(Filter::from_option) {
                 o.trace_level = match filter {
@@ -301,12 +340,19 @@ impl Options {
                 };
                 continue;
             }
+            if let Some(value) = word.strip_prefix("console-baud=") {
+                match value.parse::<u64>() {
+                    Ok(baud) => o.console_baud = baud,
+                    Err(_) => log::warn!("ignoring {word:?}: the baud rate must be a number"),
+                }
+                continue;
+            }
             match word {
                 // Tests only: QEMU must then run with semihosting enabled.
                 "panic-exit=semihosting" => firmware::exit_failure_by_semihosting(),
-                // Tests only: proves that a hypervisor panic is reported and
-                // ends the run with a failure.
-                "debug=panic" => panic!("debug=panic: deliberate hypervisor panic"),
+                // Tests only: proves that a hypervisor panic is reported
+                // (after the pending trace) and ends the run with a failure.
+                "debug=panic" => o.debug_panic = true,
                 _ => log::warn!("ignoring unknown hypervisor option {word:?}"),
             }
         }
@@ -316,7 +362,7 @@ impl Options {
 
 /// Unrecoverable boot error: say so, then end the run as a failure.
 fn fatal(args: core::fmt::Arguments<'_>) -> ! {
-    console::emergency_emit(cpu_index(), &Event::Panic { location: &"boot", message: &args });
+    console::final_flush(trace_rings(), cpu_index(), Some(&Event::Panic { location: &"boot", message: &args }));
     firmware::exit_failure()
 }
 
@@ -335,12 +381,12 @@ impl log::Log for Logger {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    // The events recorded before the panic first, then the panic line.
     let message = info.message();
-    match info.location() {
-        Some(location) => {
-            console::emergency_emit(cpu_index(), &Event::Panic { location, message: &message })
-        }
-        None => console::emergency_emit(cpu_index(), &Event::Panic { location: &"?", message: &message }),
-    }
+    let location: &dyn core::fmt::Display = match info.location() {
+        Some(location) => location,
+        None => &"?",
+    };
+    console::final_flush(trace_rings(), cpu_index(), Some(&Event::Panic { location, message: &message }));
     firmware::exit_failure()
 }

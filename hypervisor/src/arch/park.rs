@@ -4,7 +4,7 @@
 //! all of its memory.
 
 use super::vectors::GuestFrame;
-use super::{el2, emit_after, hv, stop_save};
+use super::{el2, emit_before, hv, stop_save};
 use crate::park::{ParkPlatform, ParkReason, Parker};
 use crate::trace::{Event, Reason};
 use crate::vcpu::{BootRequest, PowerState};
@@ -33,7 +33,7 @@ impl ParkPlatform for Machine {
             ParkReason::Fault => Reason::Other("guest fault"),
             ParkReason::FastStop(_) | ParkReason::BootCancelled(_) => Reason::FastStop,
         };
-        emit_after(index, &Event::State { from, to: PowerState::Off, reason: why }, || {
+        emit_before(index, &Event::State { from, to: PowerState::Off, reason: why }, || {
             slot.park(reason.acknowledges())
         });
         // A FAST_STOP caller may be waiting for this in WFE.
@@ -52,7 +52,7 @@ impl ParkPlatform for Machine {
             to: PowerState::On,
             reason: Reason::EnteredGuest(request.entry),
         };
-        emit_after(self.index, &entered, mark_on);
+        emit_before(self.index, &entered, mark_on);
     }
 
     /// Waits for an interrupt with IRQs masked at EL2 (WFI wakes on a pending

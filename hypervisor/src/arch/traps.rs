@@ -6,7 +6,7 @@
 use super::park;
 use crate::park::ParkReason;
 use super::vectors::{GuestFrame, LowerKind};
-use super::{HV_REGION, console, cpu_index, el2, emit_here, gic_mmio, hv, hypercall, stop_save, vgic};
+use super::{HV_REGION, cpu_index, el2, emit_here, gic_mmio, hv, hypercall, stop_save, vgic};
 use crate::exception;
 use crate::mmio;
 use arm_sysregs::el2::registers::EsrEl2;
@@ -152,9 +152,9 @@ fn data_abort(frame: &mut GuestFrame, esr: u64) {
             let offset = (access.ipa - hv.uart.base) as usize;
             if access.write {
                 let value = access.store_value_from(&frame.x) as u32;
-                console::guest_access(offset, Some(value));
+                super::console_access(offset, Some(value));
             } else {
-                let value = console::guest_access(offset, None);
+                let value = super::console_access(offset, None);
                 access.apply_load(&mut frame.x, value.into());
             }
             frame.elr += step;

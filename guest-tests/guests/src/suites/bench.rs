@@ -9,6 +9,14 @@
 //!   sees it), poll AFFINITY_INFO until OFF, then the next one.
 //! * `parallel_cpu_off`: every flag set at once, then AFFINITY_INFO polled
 //!   round-robin over the secondaries until all are OFF.
+//! * `cpu_on_off` (issue 9, the cost of the trace on the power calls): one
+//!   secondary at a time, CPU_ON → ON latency (the boot vCPU's counter just
+//!   before `smp::cpu_on` to the target's first counter read in its job,
+//!   guestlib's entry trampoline included) and CPU_OFF → OFF latency (the
+//!   target's counter as its job returns to the trampoline that calls
+//!   CPU_OFF, to the boot vCPU's first AFFINITY_INFO that says OFF). Per run
+//!   the median over the secondaries; printed as methods `cpu_on` and
+//!   `cpu_off`.
 //!
 //! Before every measurement each secondary runs a busy loop (a counter store
 //! and a plain load of its flag: no `yield`, no `wfe`, DAIF masked).
@@ -57,6 +65,9 @@ pub static SUITE: Suite<Env> = Suite {
         Test::new("parallel_cpu_off", parallel_cpu_off)
             .cpus(2)
             .skip_if(skip_parallel),
+        Test::new("cpu_on_off", cpu_on_off)
+            .cpus(2)
+            .skip_if(skip_on_off),
     ],
 };
 
@@ -91,6 +102,10 @@ fn skip_serial(env: &Env) -> Option<Msg> {
 
 fn skip_parallel(env: &Env) -> Option<Msg> {
     not_selected(env, "parallel_cpu_off")
+}
+
+fn skip_on_off(env: &Env) -> Option<Msg> {
+    not_selected(env, "cpu_on_off")
 }
 
 fn reps(env: &Env) -> usize {
@@ -363,4 +378,96 @@ fn serial_cpu_off(env: &Env) -> TestResult {
 
 fn parallel_cpu_off(env: &Env) -> TestResult {
     cpu_off_method(env, "parallel_cpu_off", parallel_once)
+}
+
+// ---------------------------------------------------------------------------
+// (d) CPU_ON -> ON and CPU_OFF -> OFF latency
+
+/// Scratch words of the latency job: its first counter read, and its last.
+const S_ON_AT: usize = 2;
+const S_OFF_AT: usize = 3;
+
+/// Stamps the time it started running and the time it leaves; the guestlib
+/// trampoline then calls CPU_OFF.
+fn stamp_job(idx: usize, _ctx: u64) {
+    let s = smp::slot(idx);
+    s.scratch[S_ON_AT].store(time::counter(), Release);
+    s.scratch[S_OFF_AT].store(time::counter(), Release);
+}
+
+/// Hands the host CPU to the next vCPU (QEMU's round-robin TCG, icount:
+/// a guest `yield` ends this vCPU's slice), so a wait measures the other
+/// CPU's work rather than the length of a slice.
+fn yield_cpu() {
+    // SAFETY: a hint instruction; no memory or register effects.
+    unsafe { core::arch::asm!("yield", options(nomem, nostack, preserves_flags)) };
+}
+
+/// Spins (yielding) until `f` or `timeout_us`; false on timeout.
+fn wait_yielding(timeout_us: u64, mut f: impl FnMut() -> bool) -> bool {
+    let t0 = time::counter();
+    let limit = time::us_to_ticks(timeout_us);
+    while !f() {
+        if time::counter() - t0 > limit {
+            return false;
+        }
+        yield_cpu();
+    }
+    true
+}
+
+/// One run: every secondary in turn. Returns the medians (on ns, off ns).
+fn on_off_once(env: &Env) -> Result<(u64, u64), Msg> {
+    let (mut on, mut off) = ([0u64; MAX_CPUS], [0u64; MAX_CPUS]);
+    let mut k = 0;
+    for idx in env.secondaries() {
+        let s = smp::slot(idx);
+        s.clear_scratch();
+        s.off_returned.store(0, SeqCst);
+        let t0 = time::counter();
+        let st = smp::cpu_on(env, idx, stamp_job, cookie());
+        ensure!(st == SUCCESS, "CPU_ON(cpu{}) = {} ({})", idx, st, status_name(st));
+        ensure!(
+            wait_yielding(wait_us(env), || s.scratch[S_OFF_AT].load(Acquire) != 0),
+            "cpu{} never ran its job",
+            idx
+        );
+        let limit = time::us_to_ticks(wait_us(env));
+        loop {
+            let a = aff(env, idx);
+            if a == AFF_OFF {
+                break;
+            }
+            ensure!(time::counter() - t0 < limit, "cpu{} not OFF in time (AFFINITY_INFO {})", idx, a);
+            yield_cpu();
+        }
+        let t1 = time::counter();
+        let (on_at, off_at) = (s.scratch[S_ON_AT].load(Acquire), s.scratch[S_OFF_AT].load(Acquire));
+        on[k] = time::ticks_to_ns(on_at.saturating_sub(t0));
+        off[k] = time::ticks_to_ns(t1.saturating_sub(off_at));
+        k += 1;
+    }
+    check_all_off(env, "CPU_ON/CPU_OFF")?;
+    Ok((median(&mut on[..k]), median(&mut off[..k])))
+}
+
+fn cpu_on_off(env: &Env) -> TestResult {
+    let n = env.ncpus;
+    let (want, budget) = (reps(env), budget_ns(env));
+    let (mut on, mut off) = ([0u64; MAX_REPS], [0u64; MAX_REPS]);
+    let t_begin = time::counter();
+    let mut done = 0;
+    while done < want {
+        let (on_ns, off_ns) = on_off_once(env)?;
+        gprintln!("BENCH-RUN n={} method=cpu_on_off run={} on_ns={} off_ns={}", n, done, on_ns, off_ns);
+        on[done] = on_ns;
+        off[done] = off_ns;
+        done += 1;
+        if time::ticks_to_ns(time::counter() - t_begin) > budget {
+            break;
+        }
+    }
+    gprintln!("BENCH n={} method=cpu_on guest_ns={} rounds={}", n, median(&mut on[..done]), done);
+    gprintln!("BENCH n={} method=cpu_off guest_ns={} rounds={}", n, median(&mut off[..done]), done);
+    Ok(())
 }
