@@ -132,6 +132,23 @@ step hypervisor-panic-prints-pending-trace panic_prints_pending_trace_first
 # still chains) when every byte costs its time at 115200 baud.
 step bare-metal-console-baud cargo run --release -q -p harness -- --strict-trace \
     --hv-args console-baud=115200 --smp 4 fast_stop ipi psci
+# A guest that goes silent (as a hung one would) must still see its trace:
+# the `silent` guest records a mark and a CPU_ON/CPU_OFF, then never touches
+# the UART again; only the hypervisor's trace tick can print those lines
+# before the run times out.
+silent_guest_still_traced() {
+    local out="$logs/silent.serial" rc
+    set +e
+    scripts/run.sh --no-build --hv "$hv_elf" --kernel target/aarch64-unknown-none/release/guest.bin \
+        --append "test=silent" --smp 2 --timeout 15 --no-shell --log "$out"
+    rc=$?
+    set -e
+    echo "run.sh exit status: $rc (124 = timed out, as the guest never ends)"
+    grep -a -E "cpu0 mark|cpu1 state" "$out"
+    [[ $rc -eq 124 ]] && grep -a -q "cpu0 mark 0x51130001" "$out" &&
+        grep -a -q "cpu1 state ON -> OFF (psci CPU_OFF)" "$out"
+}
+step silent-guest-still-traced silent_guest_still_traced
 # --- end of issue 9 block ----------------------------------------------------
 
 # Linux scenarios: each one judged by run.sh (PVTEST PASS, clean power-off,

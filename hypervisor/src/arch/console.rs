@@ -177,6 +177,22 @@ pub fn flush<'r>(rings: impl IntoIterator<Item = &'r TraceRing> + Clone) {
     }
 }
 
+/// Prints at most `max` ready lines if nobody holds the console (the trace
+/// tick: it never waits for another CPU).
+pub fn try_flush<'r>(rings: impl IntoIterator<Item = &'r TraceRing> + Clone, max: usize) {
+    if let Some(mut guard) = CONSOLE.try_lock() {
+        if let Some(c) = guard.as_mut() {
+            c.send_line();
+            for _ in 0..max {
+                if !c.next_line(rings.clone()) {
+                    break;
+                }
+                c.send_line();
+            }
+        }
+    }
+}
+
 /// Last words (panic, power-off): prints every recorded line, even past a
 /// CPU that stopped between numbering and publishing a record, reports
 /// unreported drops, then `event` if given. Never waits forever for a lock

@@ -17,15 +17,18 @@ pub const SGI_STOP: IntId = IntId::sgi(9);
 /// The virtual interface's maintenance interrupt (QEMU virt: PPI 9 = INTID 25).
 pub const MAINTENANCE: IntId = IntId::ppi(9);
 
+/// The EL2 physical timer (QEMU virt: PPI 10 = INTID 26): the trace tick.
+pub const TICK: IntId = IntId::ppi(10);
+
 /// INTIDs 0..32 the guest may not touch (see `gic_filter::Reserved`).
-pub const RESERVED: Reserved = Reserved(1 << 8 | 1 << 9 | 1 << 25);
+pub const RESERVED: Reserved = Reserved(1 << 8 | 1 << 9 | 1 << 25 | 1 << 26);
 
 /// The decisions on guest GICD/GICR accesses.
 pub static FILTER: GicFilter = GicFilter::new(RESERVED);
 
 /// Whether `intid` is one of the hypervisor's own interrupts.
 pub fn is_hypervisor_owned(intid: IntId) -> bool {
-    intid == SGI_KICK || intid == SGI_STOP || intid == MAINTENANCE
+    intid == SGI_KICK || intid == SGI_STOP || intid == MAINTENANCE || intid == TICK
 }
 
 /// GICR_TYPER (RD_base + 0x8): Affinity_Value in bits 63:32; VLPIS, bit 1,
@@ -117,7 +120,7 @@ pub fn init_cpu(index: usize) {
         let mut rd = unsafe { redistributor(index) };
         // Already awake is fine.
         let _ = rd.mark_core_awake();
-        for sgi in [SGI_KICK, SGI_STOP, MAINTENANCE] {
+        for sgi in [SGI_KICK, SGI_STOP, MAINTENANCE, TICK] {
             rd.set_interrupt_priority(sgi, 0x80).expect("SGI priority");
             rd.enable_interrupt(sgi, true).expect("SGI enable");
         }

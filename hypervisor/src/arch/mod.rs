@@ -119,6 +119,18 @@ pub fn flush_trace() {
     console::flush(trace_rings());
 }
 
+/// Lines a tick prints at most, so a long backlog on a slow wire does not
+/// keep the ticking CPU from its guest for long.
+const TICK_LINES: usize = 16;
+
+/// The boot CPU's EL2 timer fired: print what no guest UART access has
+/// printed yet (a guest that stays silent, or hangs, still shows its
+/// trace), unless another CPU holds the console, and re-arm.
+pub fn trace_tick() {
+    timer::arm_tick();
+    console::try_flush(trace_rings(), TICK_LINES);
+}
+
 /// A guest access to the console UART (prints the ready trace lines first).
 pub fn console_access(offset: usize, write: Option<u32>) -> u32 {
     console::guest_access(trace_rings(), offset, write)
@@ -195,6 +207,8 @@ fn boot_main(x0: u64, _x1: u64, _x2: u64, _x3: u64) -> ! {
     start_secondaries(&platform);
     emit_here(&Event::State { from: PowerState::Off, to: PowerState::On, reason: Reason::Boot });
     flush_trace();
+    // From now on the boot CPU's EL2 timer prints what nothing else does.
+    timer::arm_tick();
     let frame = vectors::GuestFrame::cold_boot(entry.pc, entry.dtb);
     el2::reset_guest_el1();
     vgic::reset_cpu(0);

@@ -2,6 +2,11 @@
 //! cannot change, converted with CNTFRQ_EL0.
 
 use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0, Readable};
+use arm_sysregs::el2::accessors as sysregs;
+use arm_sysregs::el2::registers::{CnthpCtlEl2, CnthpTvalEl2};
+
+/// How often the trace tick prints lines no guest UART access has printed.
+const TICK_MS: u64 = 20;
 
 /// Raw counter ticks (ordered after earlier instructions by an ISB).
 pub fn ticks() -> u64 {
@@ -26,4 +31,12 @@ pub fn now_ns() -> u64 {
 pub fn seconds_micros() -> (u64, u64) {
     let ns = now_ns();
     (ns / 1_000_000_000, ns % 1_000_000_000 / 1000)
+}
+
+/// (Re)arms this CPU's EL2 physical timer (CNTHP) to fire one tick from now.
+/// Its interrupt is the hypervisor's (`gic::TICK`); EL1 cannot reach CNTHP.
+pub fn arm_tick() {
+    sysregs::write_cnthp_tval_el2(CnthpTvalEl2::from_bits_retain(frequency() * TICK_MS / 1000));
+    sysregs::write_cnthp_ctl_el2(CnthpCtlEl2::ENABLE);
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }

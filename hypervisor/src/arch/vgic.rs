@@ -115,6 +115,9 @@ pub fn take_interrupts(mut for_guest: impl FnMut(u32)) {
             if intid == gic::MAINTENANCE {
                 maintenance();
             }
+            if intid == gic::TICK {
+                super::trace_tick();
+            }
             gic::deactivate(u32::from(intid));
         } else {
             for_guest(u32::from(intid));

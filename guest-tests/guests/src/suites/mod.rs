@@ -19,6 +19,7 @@ pub mod ipi;
 pub mod isolation;
 pub mod power;
 pub mod psci;
+pub mod silent;
 pub mod stress;
 pub mod vendor;
 
@@ -87,6 +88,10 @@ pub static ENTRIES: &[Entry] = &[
     Entry {
         name: "stress",
         kind: Kind::Tests(&stress::SUITE),
+    },
+    Entry {
+        name: "silent",
+        kind: Kind::Custom(silent::run),
     },
     Entry {
         name: "system_off2",
