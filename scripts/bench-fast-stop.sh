@@ -212,7 +212,8 @@ for mode in $modes; do
                 echo "| $n | $cfg | not measurable under icount (parkvisor cannot start the 2nd physical CPU, see below) ||||||||||"
                 continue
             fi
-            s_on="" s_off="" s_fast=""
+            s_on="" s_off="" s_fast="" s_hv="" s_serial="" s_parallel="" s_work=""
+            s_fail=0 s_done=0 s_begins=0 s_ends=0 s_calls=0 s_badend=0
             eval "$(summarize "$log" | tr ' ' '\n' | sed 's/^/s_/')"
             problems=""
             # With trace=off there is no 'system off' line, which run.sh

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project and ends with "test.sh: N passed, M failed":
+#   0. code gates: cargo fmt --check, clippy -D warnings (EL2 crate, host
+#      crates, guests), shellcheck on every script;
 #   1. host unit tests of the portable core, the harness and the plot tool;
 #   2. loom model checks of the park / CPU_ON / fast-stop protocols;
 #   3. the bare-metal guest suites under parkvisor in QEMU (harness): every
@@ -49,6 +51,18 @@ step() {
 
 hv_elf=target/aarch64-unknown-none-softfloat/release/parkvisor
 
+# Code gates: formatting, lints (the core denies unsafe code, arch denies
+# undocumented unsafe blocks: hypervisor/src/lib.rs) and shell scripts.
+code_gates() {
+    local -a scripts
+    mapfile -t scripts < <(git ls-files '*.sh' .ci/run guest-tests/linux/init)
+    cargo fmt --all --check &&
+        cargo clippy --release -p parkvisor --target aarch64-unknown-none-softfloat -- -D warnings &&
+        cargo clippy --release -p parkvisor -p trace-plot -p harness -p guestlib --all-targets -- -D warnings &&
+        cargo clippy --release -p guests -p guestlib --target aarch64-unknown-none -- -D warnings &&
+        shellcheck -x -P SCRIPTDIR -S warning "${scripts[@]}"
+}
+step code-gates code_gates
 step host-unit-tests cargo test --release -p parkvisor -p trace-plot -p harness -p guestlib
 # Loom explores every interleaving up to LOOM_MAX_PREEMPTIONS preemptions.
 if [[ -f hypervisor/tests/loom.rs ]]; then

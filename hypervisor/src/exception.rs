@@ -89,7 +89,11 @@ pub fn pstate_on_entry(old: u64, sctlr_el1: u64, features: PstateFeatures) -> u6
     if features.ssbs && sctlr_el1 & sctlr::DSSBS != 0 {
         new |= spsr::SSBS;
     }
-    let old_dit = if from_aarch32 { old & spsr32::DIT != 0 } else { old & spsr::DIT != 0 };
+    let old_dit = if from_aarch32 {
+        old & spsr32::DIT != 0
+    } else {
+        old & spsr::DIT != 0
+    };
     if features.dit && old_dit {
         new |= spsr::DIT;
     }
@@ -138,8 +142,18 @@ pub fn instruction_length(esr: u64) -> u64 {
 mod tests {
     use super::*;
 
-    const ALL: PstateFeatures = PstateFeatures { pan: true, ssbs: true, dit: true, mte: true };
-    const NONE: PstateFeatures = PstateFeatures { pan: false, ssbs: false, dit: false, mte: false };
+    const ALL: PstateFeatures = PstateFeatures {
+        pan: true,
+        ssbs: true,
+        dit: true,
+        mte: true,
+    };
+    const NONE: PstateFeatures = PstateFeatures {
+        pan: false,
+        ssbs: false,
+        dit: false,
+        mte: false,
+    };
     const EL1H: u64 = spsr::M_EL1H;
     const USR32: u64 = 0b1_0000;
 
@@ -148,34 +162,74 @@ mod tests {
         let old = spsr::SS | spsr::IL | spsr::UAO | spsr::BTYPE | spsr::NZCV | spsr::M_EL0T;
         let new = pstate_on_entry(old, sctlr::SPAN, NONE);
         assert_eq!(new, spsr::NZCV | spsr::DAIF | EL1H);
-        assert_eq!(pstate_on_entry(0, sctlr::SPAN, NONE), 0x3c5, "the old fixed value when nothing applies");
+        assert_eq!(
+            pstate_on_entry(0, sctlr::SPAN, NONE),
+            0x3c5,
+            "the old fixed value when nothing applies"
+        );
     }
 
     #[test]
     fn pan_follows_span() {
-        assert_eq!(pstate_on_entry(EL1H, 0, ALL) & spsr::PAN, spsr::PAN, "SPAN=0 sets PAN");
-        assert_eq!(pstate_on_entry(EL1H, sctlr::SPAN, ALL) & spsr::PAN, 0, "SPAN=1 keeps PAN=0");
-        assert_eq!(pstate_on_entry(EL1H | spsr::PAN, sctlr::SPAN, ALL) & spsr::PAN, spsr::PAN, "SPAN=1 keeps PAN=1");
-        assert_eq!(pstate_on_entry(EL1H, 0, NONE) & spsr::PAN, 0, "no FEAT_PAN: RES0");
-        assert_eq!(pstate_on_entry(USR32 | spsr::PAN, sctlr::SPAN, ALL) & spsr::PAN, spsr::PAN, "AArch32 PAN is bit 22 too");
+        assert_eq!(
+            pstate_on_entry(EL1H, 0, ALL) & spsr::PAN,
+            spsr::PAN,
+            "SPAN=0 sets PAN"
+        );
+        assert_eq!(
+            pstate_on_entry(EL1H, sctlr::SPAN, ALL) & spsr::PAN,
+            0,
+            "SPAN=1 keeps PAN=0"
+        );
+        assert_eq!(
+            pstate_on_entry(EL1H | spsr::PAN, sctlr::SPAN, ALL) & spsr::PAN,
+            spsr::PAN,
+            "SPAN=1 keeps PAN=1"
+        );
+        assert_eq!(
+            pstate_on_entry(EL1H, 0, NONE) & spsr::PAN,
+            0,
+            "no FEAT_PAN: RES0"
+        );
+        assert_eq!(
+            pstate_on_entry(USR32 | spsr::PAN, sctlr::SPAN, ALL) & spsr::PAN,
+            spsr::PAN,
+            "AArch32 PAN is bit 22 too"
+        );
     }
 
     #[test]
     fn ssbs_from_dssbs() {
-        assert_eq!(pstate_on_entry(EL1H, sctlr::DSSBS | sctlr::SPAN, ALL) & spsr::SSBS, spsr::SSBS);
-        assert_eq!(pstate_on_entry(EL1H | spsr::SSBS, sctlr::SPAN, ALL) & spsr::SSBS, 0, "not kept from the source");
+        assert_eq!(
+            pstate_on_entry(EL1H, sctlr::DSSBS | sctlr::SPAN, ALL) & spsr::SSBS,
+            spsr::SSBS
+        );
+        assert_eq!(
+            pstate_on_entry(EL1H | spsr::SSBS, sctlr::SPAN, ALL) & spsr::SSBS,
+            0,
+            "not kept from the source"
+        );
         assert_eq!(pstate_on_entry(EL1H, sctlr::DSSBS, NONE) & spsr::SSBS, 0);
     }
 
     #[test]
     fn dit_kept_and_tco_set() {
-        assert_eq!(pstate_on_entry(EL1H | spsr::DIT, sctlr::SPAN, ALL) & spsr::DIT, spsr::DIT);
+        assert_eq!(
+            pstate_on_entry(EL1H | spsr::DIT, sctlr::SPAN, ALL) & spsr::DIT,
+            spsr::DIT
+        );
         assert_eq!(pstate_on_entry(EL1H, sctlr::SPAN, ALL) & spsr::DIT, 0);
         // AArch32: DIT is bit 21, which must not be read as SS.
         let new = pstate_on_entry(USR32 | spsr32::DIT, sctlr::SPAN, ALL);
         assert_eq!(new & (spsr::DIT | spsr::SS), spsr::DIT);
-        assert_eq!(pstate_on_entry(EL1H, sctlr::SPAN, ALL) & spsr::TCO, spsr::TCO);
-        assert_eq!(pstate_on_entry(EL1H | spsr::TCO, sctlr::SPAN, NONE) & spsr::TCO, 0);
+        assert_eq!(
+            pstate_on_entry(EL1H, sctlr::SPAN, ALL) & spsr::TCO,
+            spsr::TCO
+        );
+        assert_eq!(
+            pstate_on_entry(EL1H | spsr::TCO, sctlr::SPAN, NONE) & spsr::TCO,
+            0
+        );
     }
 
     #[test]

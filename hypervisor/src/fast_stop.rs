@@ -49,12 +49,24 @@ pub struct StopReport {
 
 impl StopReport {
     fn refused(result: i64) -> Self {
-        Self { result, stopped: 0, unconfirmed: 0, elapsed_ns: 0, sgi_writes: 0, generation: 0 }
+        Self {
+            result,
+            stopped: 0,
+            unconfirmed: 0,
+            elapsed_ns: 0,
+            sgi_writes: 0,
+            generation: 0,
+        }
     }
 
     /// x0..x3 as abi.md defines them.
     pub fn registers(&self) -> [u64; 4] {
-        [self.result as u64, self.stopped, self.unconfirmed, self.elapsed_ns]
+        [
+            self.result as u64,
+            self.stopped,
+            self.unconfirmed,
+            self.elapsed_ns,
+        ]
     }
 }
 
@@ -160,8 +172,15 @@ impl FastStop {
         // time the caller itself lost before sending it (say, behind a busy
         // console) must not turn into a deadline that passed before anyone
         // could acknowledge. Elapsed time is still counted from entry.
-        let timeout_us = if timeout_us == 0 { DEFAULT_TIMEOUT_US } else { timeout_us };
-        let deadline = platform.now_ns().max(entry_ns).saturating_add(timeout_us.saturating_mul(1000));
+        let timeout_us = if timeout_us == 0 {
+            DEFAULT_TIMEOUT_US
+        } else {
+            timeout_us
+        };
+        let deadline = platform
+            .now_ns()
+            .max(entry_ns)
+            .saturating_add(timeout_us.saturating_mul(1000));
         // The time of the observation that found everyone parked (or the
         // deadline passed) is "the last acknowledgement" as the caller saw it.
         //
@@ -204,7 +223,11 @@ impl FastStop {
         }
         self.owner.store(NO_OWNER, Ordering::Release);
         StopReport {
-            result: if unconfirmed == 0 { ret::SUCCESS } else { ret::INTERNAL_FAILURE },
+            result: if unconfirmed == 0 {
+                ret::SUCCESS
+            } else {
+                ret::INTERNAL_FAILURE
+            },
             stopped,
             unconfirmed,
             elapsed_ns: observed.saturating_sub(entry_ns),
@@ -247,7 +270,13 @@ mod tests {
 
     impl<'a> Fake<'a> {
         fn new(table: &'a VcpuTable<'a>, stop: &'a FastStop, responsive: Vec<usize>) -> Self {
-            Self { clock: Cell::new(0), table, stop, responsive, sgis: Cell::new(0) }
+            Self {
+                clock: Cell::new(0),
+                table,
+                stop,
+                responsive,
+                sgis: Cell::new(0),
+            }
         }
     }
 
@@ -263,14 +292,24 @@ mod tests {
         let stop = FastStop::new();
         let fake = Fake::new(&table, &stop, (1..8).collect());
         let r = stop.run(&table, 0, 0, 0, 0, &fake);
-        assert_eq!((r.result, r.stopped, r.unconfirmed, r.sgi_writes), (0, 7, 0, 1));
+        assert_eq!(
+            (r.result, r.stopped, r.unconfirmed, r.sgi_writes),
+            (0, 7, 0, 1)
+        );
         assert!(r.elapsed_ns > 0);
         assert_eq!(fake.sgis.get(), 1);
-        assert_eq!(v[0].slot.state(), PowerState::On, "the caller keeps running");
+        assert_eq!(
+            v[0].slot.state(),
+            PowerState::On,
+            "the caller keeps running"
+        );
         assert!((1..8).all(|i| v[i].slot.state() == PowerState::Off));
         // Nothing left running: 0 stopped, no SGI at all.
         let r = stop.run(&table, 0, 0, 0, 0, &fake);
-        assert_eq!((r.result, r.stopped, r.unconfirmed, r.sgi_writes), (0, 0, 0, 0));
+        assert_eq!(
+            (r.result, r.stopped, r.unconfirmed, r.sgi_writes),
+            (0, 0, 0, 0)
+        );
     }
 
     #[test]
@@ -292,7 +331,11 @@ mod tests {
         let fake = Fake::new(&table, &stop, vec![1]);
         let r = stop.run(&table, 0, 5, 0, 0, &fake);
         assert_eq!((r.result, r.stopped, r.unconfirmed), (-6, 1, 2));
-        assert!(r.elapsed_ns >= 5_000, "waited until the deadline: {}", r.elapsed_ns);
+        assert!(
+            r.elapsed_ns >= 5_000,
+            "waited until the deadline: {}",
+            r.elapsed_ns
+        );
         // After the stop ended, the survivors are not asked to stop any more.
         assert_eq!(stop.pending_for(2), None);
     }
@@ -332,10 +375,18 @@ mod tests {
         let stop = FastStop::new();
         // The call trapped 1 ms before the protocol ran (the caller was held
         // up at EL2); the guest asked for a 100 µs deadline.
-        let slow = Slow { clock: Cell::new(1_000_000), table: &table, stop: &stop, readings_left: Cell::new(None) };
+        let slow = Slow {
+            clock: Cell::new(1_000_000),
+            table: &table,
+            stop: &stop,
+            readings_left: Cell::new(None),
+        };
         let r = stop.run(&table, 0, 100, 0, 0, &slow);
         assert_eq!((r.result, r.stopped, r.unconfirmed), (0, 3, 0), "{r:?}");
-        assert!(r.elapsed_ns > 1_000_000, "elapsed still counts from entry: {r:?}");
+        assert!(
+            r.elapsed_ns > 1_000_000,
+            "elapsed still counts from entry: {r:?}"
+        );
     }
 
     #[test]
@@ -344,7 +395,11 @@ mod tests {
         let table = v.table();
         let stop = FastStop::new();
         let fake = Fake::new(&table, &stop, vec![]);
-        assert_eq!(stop.run(&table, 0, 0, 2, 0, &fake).result, -2, "unknown flag");
+        assert_eq!(
+            stop.run(&table, 0, 0, 2, 0, &fake).result,
+            -2,
+            "unknown flag"
+        );
         stop.owner.store(1, Ordering::SeqCst);
         assert_eq!(stop.run(&table, 0, 0, 0, 0, &fake).result, -3);
     }
@@ -358,13 +413,19 @@ mod tests {
         stop.active.store(1, Ordering::SeqCst);
         // vCPU 1 (being stopped) issues CPU_ON for vCPU 2.
         v[2].slot.try_claim().unwrap();
-        v[2].slot.publish_boot(BootRequest { entry: 0, context_id: 0 });
+        v[2].slot.publish_boot(BootRequest {
+            entry: 0,
+            context_id: 0,
+        });
         assert_eq!(stop.pending_for(2), Some(1));
         assert_eq!(stop.pending_for(0), None, "never the owner");
         v[2].slot.park(Some(1));
         // Started again while the same stop is active: it must park again.
         v[2].slot.try_claim().unwrap();
-        v[2].slot.publish_boot(BootRequest { entry: 0, context_id: 0 });
+        v[2].slot.publish_boot(BootRequest {
+            entry: 0,
+            context_id: 0,
+        });
         assert_eq!(stop.pending_for(2), Some(1), "a restarted vCPU parks again");
     }
 }

@@ -73,7 +73,11 @@ impl Parker<'_> {
     /// Parks (first leaving the guest for `reason`, if given) until a CPU_ON
     /// boots this vCPU; returns the boot request it enters the guest with.
     /// `None` only when the platform says no CPU_ON can come.
-    pub fn park_until_boot(&self, reason: Option<ParkReason>, platform: &impl ParkPlatform) -> Option<BootRequest> {
+    pub fn park_until_boot(
+        &self,
+        reason: Option<ParkReason>,
+        platform: &impl ParkPlatform,
+    ) -> Option<BootRequest> {
         if let Some(reason) = reason {
             platform.leave_guest(reason);
         }
@@ -147,7 +151,10 @@ mod tests {
         }
     }
 
-    const REQ: BootRequest = BootRequest { entry: 0x4800_0000, context_id: 9 };
+    const REQ: BootRequest = BootRequest {
+        entry: 0x4800_0000,
+        context_id: 9,
+    };
 
     fn cpu_on(slot: &VcpuSlot) {
         slot.try_claim().unwrap();
@@ -158,9 +165,21 @@ mod tests {
     fn cpu_off_then_cpu_on_enters_with_the_published_request() {
         let slot = VcpuSlot::new_on();
         let stop = FastStop::new();
-        let fake = Fake { slot: &slot, log: RefCell::new(vec![]), waits_left: Cell::new(1), on_wait: &|| cpu_on(&slot) };
-        let parker = Parker { me: 1, slot: &slot, stop: &stop };
-        assert_eq!(parker.park_until_boot(Some(ParkReason::CpuOff), &fake), Some(REQ));
+        let fake = Fake {
+            slot: &slot,
+            log: RefCell::new(vec![]),
+            waits_left: Cell::new(1),
+            on_wait: &|| cpu_on(&slot),
+        };
+        let parker = Parker {
+            me: 1,
+            slot: &slot,
+            stop: &stop,
+        };
+        assert_eq!(
+            parker.park_until_boot(Some(ParkReason::CpuOff), &fake),
+            Some(REQ)
+        );
         assert_eq!(*fake.log.borrow(), ["leave cpu_off", "wait", "enter"]);
         assert_eq!(slot.state(), PowerState::On);
     }
@@ -169,8 +188,17 @@ mod tests {
     fn nothing_to_boot_waits_until_the_platform_gives_up() {
         let slot = VcpuSlot::new();
         let stop = FastStop::new();
-        let fake = Fake { slot: &slot, log: RefCell::new(vec![]), waits_left: Cell::new(2), on_wait: &|| {} };
-        let parker = Parker { me: 1, slot: &slot, stop: &stop };
+        let fake = Fake {
+            slot: &slot,
+            log: RefCell::new(vec![]),
+            waits_left: Cell::new(2),
+            on_wait: &|| {},
+        };
+        let parker = Parker {
+            me: 1,
+            slot: &slot,
+            stop: &stop,
+        };
         assert_eq!(parker.park_until_boot(None, &fake), None);
         assert_eq!(*fake.log.borrow(), ["wait", "wait", "wait"]);
         assert_eq!(slot.state(), PowerState::Off);
@@ -183,10 +211,23 @@ mod tests {
         // CPU0 owns an active stop (generation 1) while CPU_ON(1) is pending.
         stop.begin_for_test(0, 1);
         cpu_on(&slots[1]);
-        let fake = Fake { slot: &slots[1], log: RefCell::new(vec![]), waits_left: Cell::new(0), on_wait: &|| {} };
-        let parker = Parker { me: 1, slot: &slots[1], stop: &stop };
+        let fake = Fake {
+            slot: &slots[1],
+            log: RefCell::new(vec![]),
+            waits_left: Cell::new(0),
+            on_wait: &|| {},
+        };
+        let parker = Parker {
+            me: 1,
+            slot: &slots[1],
+            stop: &stop,
+        };
         assert_eq!(parker.park_until_boot(None, &fake), None);
         assert_eq!(*fake.log.borrow(), ["leave boot_cancelled", "wait"]);
-        assert_eq!(slots[1].snapshot(), (PowerState::Off, 1), "parked with the acknowledgement");
+        assert_eq!(
+            slots[1].snapshot(),
+            (PowerState::Off, 1),
+            "parked with the acknowledgement"
+        );
     }
 }

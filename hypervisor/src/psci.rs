@@ -3,8 +3,8 @@
 //! raw call lives in `smccc`; acting on the hardware (parking, waking, calling
 //! the firmware) lives in `arch`. Everything here is portable and host-tested.
 
-use crate::vcpu::{BootRequest, PowerState, VcpuTable};
 use crate::smccc::ret;
+use crate::vcpu::{BootRequest, PowerState, VcpuTable};
 use smccc::psci as ids;
 
 /// PSCI_VERSION answer: major 1, minor 1.
@@ -195,27 +195,57 @@ mod tests {
             let want = if id & 0xFF == 0x15 { 1 } else { 0 };
             assert_eq!(features(id), want, "{id:#x}");
         }
-        for id in [1337u32, 0x8400_000E, 0xC400_000E, 0x8600_0000, 0xC400_0002, u32::MAX] {
+        for id in [
+            1337u32,
+            0x8400_000E,
+            0xC400_000E,
+            0x8600_0000,
+            0xC400_0002,
+            u32::MAX,
+        ] {
             assert_eq!(features(id), -1, "{id:#x}");
         }
-        assert_eq!(features(ids::PSCI_SYSTEM_RESET2_32), 0, "both SYSTEM_RESET2 variants are implemented");
+        assert_eq!(
+            features(ids::PSCI_SYSTEM_RESET2_32),
+            0,
+            "both SYSTEM_RESET2 variants are implemented"
+        );
     }
 
     #[test]
     fn cpu_on_rules() {
         let v = vcpus(4);
         let t = v.table();
-        assert_eq!(cpu_on(&t, 0, 0x4800_0000, 0, ram, |_| {}), Err(-4), "boot CPU is on");
-        assert_eq!(cpu_on(&t, 0x7, 0x4800_0000, 0, ram, |_| {}), Err(-2), "no such CPU");
+        assert_eq!(
+            cpu_on(&t, 0, 0x4800_0000, 0, ram, |_| {}),
+            Err(-4),
+            "boot CPU is on"
+        );
+        assert_eq!(
+            cpu_on(&t, 0x7, 0x4800_0000, 0, ram, |_| {}),
+            Err(-2),
+            "no such CPU"
+        );
         assert_eq!(cpu_on(&t, 1 << 40, 0x4800_0000, 0, ram, |_| {}), Err(-2));
-        assert_eq!(cpu_on(&t, 1, 0x4000_0000, 0, ram, |_| {}), Err(-9), "hypervisor memory");
+        assert_eq!(
+            cpu_on(&t, 1, 0x4000_0000, 0, ram, |_| {}),
+            Err(-9),
+            "hypervisor memory"
+        );
         assert_eq!(cpu_on(&t, 1, 0, 0, ram, |_| {}), Err(-9));
-        assert_eq!(v[1].slot.state(), PowerState::Off, "failed calls change nothing");
+        assert_eq!(
+            v[1].slot.state(),
+            PowerState::Off,
+            "failed calls change nothing"
+        );
         assert_eq!(cpu_on(&t, 1, 0x4800_0000, 42, ram, |_| {}), Ok(1));
         assert_eq!(cpu_on(&t, 1, 0x4800_0000, 43, ram, |_| {}), Err(-5));
         assert_eq!(
             v[1].slot.boot_request(),
-            Some(BootRequest { entry: 0x4800_0000, context_id: 42 }),
+            Some(BootRequest {
+                entry: 0x4800_0000,
+                context_id: 42
+            }),
             "the losing call must not overwrite the winner's request"
         );
         v[1].slot.mark_on();
@@ -246,13 +276,28 @@ mod tests {
         assert_eq!(suspend(0, 0, 0, ram), Ok(Suspend::Standby));
         assert_eq!(
             suspend(1 << 16, 0x4800_0000, 9, ram),
-            Ok(Suspend::Powerdown(BootRequest { entry: 0x4800_0000, context_id: 9 }))
+            Ok(Suspend::Powerdown(BootRequest {
+                entry: 0x4800_0000,
+                context_id: 9
+            }))
         );
         assert_eq!(suspend(1 << 16, 0x100, 9, ram), Err(-9));
-        assert_eq!(suspend(3 << 24 | 0xFFFF, 0, 0, ram), Ok(Suspend::Standby), "power level and state id are valid");
+        assert_eq!(
+            suspend(3 << 24 | 0xFFFF, 0, 0, ram),
+            Ok(Suspend::Standby),
+            "power level and state id are valid"
+        );
         for bit in (17..24).chain(26..32) {
-            assert_eq!(suspend(1 << bit, 0x4800_0000, 0, ram), Err(-2), "reserved bit {bit}");
-            assert_eq!(suspend(1 << 16 | 1 << bit, 0x4800_0000, 0, ram), Err(-2), "reserved bit {bit}");
+            assert_eq!(
+                suspend(1 << bit, 0x4800_0000, 0, ram),
+                Err(-2),
+                "reserved bit {bit}"
+            );
+            assert_eq!(
+                suspend(1 << 16 | 1 << bit, 0x4800_0000, 0, ram),
+                Err(-2),
+                "reserved bit {bit}"
+            );
         }
         assert_eq!(system_off2(0, 0), Ok(()));
         assert_eq!(system_off2(1, 0), Ok(()));

@@ -791,10 +791,14 @@ impl Call {
                     _ => None,
                 };
             }
-            Call::Psci(PsciCall::Version) if ret == crate::psci::VERSION as i64 => return Some("v1.1"),
+            Call::Psci(PsciCall::Version) if ret == crate::psci::VERSION as i64 => {
+                return Some("v1.1");
+            }
             Call::Arch(ArchCall::Version) if ret == VERSION as i64 => return Some("v1.1"),
             Call::Arch(_) if ret == ret::NOT_REQUIRED => return Some("NOT_REQUIRED"),
-            Call::Arch(_) if ret == ret::ARCH_INVALID_PARAMETER => return Some("INVALID_PARAMETER"),
+            Call::Arch(_) if ret == ret::ARCH_INVALID_PARAMETER => {
+                return Some("INVALID_PARAMETER");
+            }
             _ => {}
         }
         default_result_name(ret)
@@ -1218,7 +1222,11 @@ mod tests {
         assert_eq!(decode(0x8400_0015, 0, 0, 0).name(), "SYSTEM_OFF2_32");
         assert_eq!(
             decode(0x8400_0015, JUNK | 1, JUNK | 2, 0),
-            Call::Psci(PsciCall::SystemOff2 { conv: Convention::Smc32, off_type: 1, cookie: 2 })
+            Call::Psci(PsciCall::SystemOff2 {
+                conv: Convention::Smc32,
+                off_type: 1,
+                cookie: 2
+            })
         );
     }
 

@@ -34,7 +34,11 @@ impl UserRegs {
         const MODE_EL1H: u64 = 0b0101;
         let mut regs = [0; 34];
         regs[..31].copy_from_slice(x);
-        regs[31] = if pstate & 0x1f == MODE_EL1H { sp_el1 } else { sp_el0 };
+        regs[31] = if pstate & 0x1f == MODE_EL1H {
+            sp_el1
+        } else {
+            sp_el0
+        };
         regs[32] = pc;
         regs[33] = pstate;
         Self(regs)
@@ -64,8 +68,15 @@ impl SaveArea {
     /// entries. INVALID_PARAMETERS unless the area is 8-byte aligned, large
     /// enough and inside a single range of guest RAM: the hypervisor must
     /// never write its own memory or a device on the guest's behalf.
-    pub fn validate(base: u64, len: u64, vcpus: usize, guest_ram: &[MemRange]) -> Result<Self, i64> {
-        let need = ENTRY_BYTES.checked_mul(vcpus as u64).ok_or(ret::INVALID_PARAMETERS)?;
+    pub fn validate(
+        base: u64,
+        len: u64,
+        vcpus: usize,
+        guest_ram: &[MemRange],
+    ) -> Result<Self, i64> {
+        let need = ENTRY_BYTES
+            .checked_mul(vcpus as u64)
+            .ok_or(ret::INVALID_PARAMETERS)?;
         let end = base.checked_add(need).ok_or(ret::INVALID_PARAMETERS)?;
         let inside = guest_ram.iter().any(|r| r.base <= base && end <= r.end());
         if !base.is_multiple_of(8) || len < need || !inside {
@@ -98,8 +109,14 @@ mod tests {
     use super::*;
 
     const RAM: [MemRange; 2] = [
-        MemRange { base: 0x4400_0000, size: 0x1000_0000 },
-        MemRange { base: 0x8000_0000, size: 0x1000 },
+        MemRange {
+            base: 0x4400_0000,
+            size: 0x1000_0000,
+        },
+        MemRange {
+            base: 0x8000_0000,
+            size: 0x1000,
+        },
     ];
 
     #[test]
@@ -112,8 +129,16 @@ mod tests {
         assert_eq!(w[2], 100, "x0 at +16");
         assert_eq!(w[32], 130, "x30 at +256");
         assert_eq!(w[33], 0xe1, "EL1h uses SP_EL1");
-        assert_eq!((w[34], w[35]), (0xffff_8000_1234, 0x3c5), "pc at +272, pstate at +280");
-        assert_eq!(entry_words(7, None)[1..], [0; 35], "no registers: status 0 and zeros");
+        assert_eq!(
+            (w[34], w[35]),
+            (0xffff_8000_1234, 0x3c5),
+            "pc at +272, pstate at +280"
+        );
+        assert_eq!(
+            entry_words(7, None)[1..],
+            [0; 35],
+            "no registers: status 0 and zeros"
+        );
     }
 
     #[test]
@@ -121,7 +146,11 @@ mod tests {
         let x = [0; 31];
         assert_eq!(UserRegs::new(&x, 0, 0b0100, 0xa, 0xb).0[31], 0xa, "EL1t");
         assert_eq!(UserRegs::new(&x, 0, 0b0000, 0xa, 0xb).0[31], 0xa, "EL0t");
-        assert_eq!(UserRegs::new(&x, 0, 0x3c5, 0xa, 0xb).0[31], 0xb, "EL1h with DAIF masked");
+        assert_eq!(
+            UserRegs::new(&x, 0, 0x3c5, 0xa, 0xb).0[31],
+            0xb,
+            "EL1h with DAIF masked"
+        );
     }
 
     #[test]
@@ -129,11 +158,35 @@ mod tests {
         let ok = SaveArea::validate(0x4400_1000, 4 * ENTRY_BYTES, 4, &RAM).unwrap();
         assert_eq!(ok.entry_addr(3), 0x4400_1000 + 3 * 288);
         let bad = Err(ret::INVALID_PARAMETERS);
-        assert_eq!(SaveArea::validate(0x4400_1004, 4 * ENTRY_BYTES, 4, &RAM), bad, "misaligned");
-        assert_eq!(SaveArea::validate(0x4400_1000, 4 * ENTRY_BYTES - 1, 4, &RAM), bad, "too small");
-        assert_eq!(SaveArea::validate(0x4000_0000, 4 * ENTRY_BYTES, 4, &RAM), bad, "hypervisor memory");
-        assert_eq!(SaveArea::validate(0x53ff_ff00, 4 * ENTRY_BYTES, 4, &RAM), bad, "runs off the end of RAM");
-        assert_eq!(SaveArea::validate(0x8000_0000, 16 * ENTRY_BYTES, 16, &RAM), bad, "spans past a small range");
-        assert_eq!(SaveArea::validate(u64::MAX - 15, u64::MAX, 4, &RAM), bad, "wraps");
+        assert_eq!(
+            SaveArea::validate(0x4400_1004, 4 * ENTRY_BYTES, 4, &RAM),
+            bad,
+            "misaligned"
+        );
+        assert_eq!(
+            SaveArea::validate(0x4400_1000, 4 * ENTRY_BYTES - 1, 4, &RAM),
+            bad,
+            "too small"
+        );
+        assert_eq!(
+            SaveArea::validate(0x4000_0000, 4 * ENTRY_BYTES, 4, &RAM),
+            bad,
+            "hypervisor memory"
+        );
+        assert_eq!(
+            SaveArea::validate(0x53ff_ff00, 4 * ENTRY_BYTES, 4, &RAM),
+            bad,
+            "runs off the end of RAM"
+        );
+        assert_eq!(
+            SaveArea::validate(0x8000_0000, 16 * ENTRY_BYTES, 16, &RAM),
+            bad,
+            "spans past a small range"
+        );
+        assert_eq!(
+            SaveArea::validate(u64::MAX - 15, u64::MAX, 4, &RAM),
+            bad,
+            "wraps"
+        );
     }
 }

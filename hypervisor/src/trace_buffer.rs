@@ -70,7 +70,11 @@ pub struct Body<const N: usize = MAX_BODY> {
 
 impl<const N: usize> Body<N> {
     pub const fn new() -> Self {
-        Self { bytes: [0; N], len: 0, truncated: false }
+        Self {
+            bytes: [0; N],
+            len: 0,
+            truncated: false,
+        }
     }
 
     /// `event`'s text as it appears after `cpu<N> ` in its line.
@@ -140,7 +144,12 @@ pub struct Record {
 
 impl Record {
     pub const fn new() -> Self {
-        Self { seq: 0, ticks: 0, cpu: 0, body: Body::<MAX_BODY>::new() }
+        Self {
+            seq: 0,
+            ticks: 0,
+            cpu: 0,
+            body: Body::<MAX_BODY>::new(),
+        }
     }
 
     /// Writes the complete trace line, identical to `Event::write_line`.
@@ -195,7 +204,9 @@ fn state_code(s: PowerState) -> u64 {
 }
 
 fn state_of(code: u64) -> Option<PowerState> {
-    [PowerState::Off, PowerState::OnPending, PowerState::On].get(code as usize).copied()
+    [PowerState::Off, PowerState::OnPending, PowerState::On]
+        .get(code as usize)
+        .copied()
 }
 
 /// The hot events as words; `None` for the others (recorded as text).
@@ -213,13 +224,31 @@ fn pack(event: &Event<'_>) -> Option<Payload<'static>> {
                 Reason::SystemReset => (6, 0),
                 Reason::Other(_) => return None,
             };
-            p(KIND_STATE, [state_code(from) | state_code(to) << 8 | tag << 16, arg, 0, 0], 2)
+            p(
+                KIND_STATE,
+                [
+                    state_code(from) | state_code(to) << 8 | tag << 16,
+                    arg,
+                    0,
+                    0,
+                ],
+                2,
+            )
         }
         Event::FastStopBegin { timeout_us } => p(KIND_FAST_STOP_BEGIN, [timeout_us, 0, 0, 0], 1),
-        Event::FastStopEnd { result, stopped, unconfirmed, elapsed_ns } => {
-            p(KIND_FAST_STOP_END, [result as u64, stopped, unconfirmed, elapsed_ns], 4)
+        Event::FastStopEnd {
+            result,
+            stopped,
+            unconfirmed,
+            elapsed_ns,
+        } => p(
+            KIND_FAST_STOP_END,
+            [result as u64, stopped, unconfirmed, elapsed_ns],
+            4,
+        ),
+        Event::IpiDrop { sgi, target } => {
+            p(KIND_IPI_DROP, [u64::from(sgi), target as u64, 0, 0], 2)
         }
-        Event::IpiDrop { sgi, target } => p(KIND_IPI_DROP, [u64::from(sgi), target as u64, 0, 0], 2),
         Event::Mark { value } => p(KIND_MARK, [u64::from(value), 0, 0, 0], 1),
         _ => None,
     }
@@ -243,8 +272,16 @@ fn unpack(kind: u64, w: &[u64; PACKED_WORDS]) -> Option<Event<'static>> {
             },
         },
         KIND_FAST_STOP_BEGIN => Event::FastStopBegin { timeout_us: w[0] },
-        KIND_FAST_STOP_END => Event::FastStopEnd { result: w[0] as i64, stopped: w[1], unconfirmed: w[2], elapsed_ns: w[3] },
-        KIND_IPI_DROP => Event::IpiDrop { sgi: w[0] as u8, target: w[1] as usize },
+        KIND_FAST_STOP_END => Event::FastStopEnd {
+            result: w[0] as i64,
+            stopped: w[1],
+            unconfirmed: w[2],
+            elapsed_ns: w[3],
+        },
+        KIND_IPI_DROP => Event::IpiDrop {
+            sgi: w[0] as u8,
+            target: w[1] as usize,
+        },
         KIND_MARK => Event::Mark { value: w[0] as u32 },
         _ => return None,
     })
@@ -294,7 +331,14 @@ impl TraceRing {
     /// here, after the ring has room. Call it before the store that
     /// publishes the event, after the loads that observed its cause.
     /// Returns false (and counts a drop) when the ring is full.
-    pub fn record(&self, seq: &Sequencer, me: usize, cpu: usize, now: impl Fn() -> u64, body: &[u8]) -> bool {
+    pub fn record(
+        &self,
+        seq: &Sequencer,
+        me: usize,
+        cpu: usize,
+        now: impl Fn() -> u64,
+        body: &[u8],
+    ) -> bool {
         let body = &body[..body.len().min(MAX_BODY)];
         self.record_payload(seq, me, cpu, now, Payload::Text(body))
     }
@@ -302,14 +346,28 @@ impl TraceRing {
     /// [`Self::record`] for an event: the hot ones (state changes,
     /// fast-stop, ipi-drop, mark) as a few binary words, formatted only when
     /// printed; the others as text.
-    pub fn record_event(&self, seq: &Sequencer, me: usize, cpu: usize, now: impl Fn() -> u64, event: &Event<'_>) -> bool {
+    pub fn record_event(
+        &self,
+        seq: &Sequencer,
+        me: usize,
+        cpu: usize,
+        now: impl Fn() -> u64,
+        event: &Event<'_>,
+    ) -> bool {
         match pack(event) {
             Some(p) => self.record_payload(seq, me, cpu, now, p),
             None => with_text(event, |text| self.record(seq, me, cpu, now, text)),
         }
     }
 
-    fn record_payload(&self, seq: &Sequencer, me: usize, cpu: usize, now: impl Fn() -> u64, body: Payload<'_>) -> bool {
+    fn record_payload(
+        &self,
+        seq: &Sequencer,
+        me: usize,
+        cpu: usize,
+        now: impl Fn() -> u64,
+        body: Payload<'_>,
+    ) -> bool {
         let head = self.head.load(Ordering::Relaxed);
         // Acquire: the consumer has finished reading what it freed.
         let used = head.wrapping_sub(self.tail.load(Ordering::Acquire));
@@ -342,7 +400,10 @@ impl TraceRing {
         lost: u64,
     ) -> bool {
         let mut note = Body::<MAX_BODY>::new();
-        let _ = write!(note, "log WARN trace buffer full: {lost} events dropped on cpu{me}");
+        let _ = write!(
+            note,
+            "log WARN trace buffer full: {lost} events dropped on cpu{me}"
+        );
         if self.capacity_words() - used < words_for(body.len()) + words_for(note.len) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return false;
@@ -366,18 +427,23 @@ impl TraceRing {
             Payload::Text(_) => 0,
             Payload::Packed(kind, ..) => *kind,
         };
-        self.slot(at + 2).store((cpu as u64) << 32 | kind << 24 | body.len() as u64, Ordering::Relaxed);
+        self.slot(at + 2).store(
+            (cpu as u64) << 32 | kind << 24 | body.len() as u64,
+            Ordering::Relaxed,
+        );
         match body {
             Payload::Text(text) => {
                 for (i, chunk) in text.chunks(8).enumerate() {
                     let mut w = [0u8; 8];
                     w[..chunk.len()].copy_from_slice(chunk);
-                    self.slot(at + HEADER_WORDS + i).store(u64::from_le_bytes(w), Ordering::Relaxed);
+                    self.slot(at + HEADER_WORDS + i)
+                        .store(u64::from_le_bytes(w), Ordering::Relaxed);
                 }
             }
             Payload::Packed(_, words, n) => {
                 for (i, w) in words[..*n].iter().enumerate() {
-                    self.slot(at + HEADER_WORDS + i).store(*w, Ordering::Relaxed);
+                    self.slot(at + HEADER_WORDS + i)
+                        .store(*w, Ordering::Relaxed);
                 }
             }
         }
@@ -419,7 +485,10 @@ impl TraceRing {
             return;
         }
         for i in 0..len.div_ceil(8) {
-            let w = self.slot(tail + HEADER_WORDS + i).load(Ordering::Relaxed).to_le_bytes();
+            let w = self
+                .slot(tail + HEADER_WORDS + i)
+                .load(Ordering::Relaxed)
+                .to_le_bytes();
             let n = (len - i * 8).min(8);
             out.body.bytes[i * 8..i * 8 + n].copy_from_slice(&w[..n]);
         }
@@ -449,7 +518,11 @@ impl Merger {
     /// Moves the next record in sequence order into `out`. False when it
     /// is not visible yet (no record at all, or its CPU is between taking
     /// the number and publishing the record).
-    pub fn pop<'r>(&mut self, rings: impl IntoIterator<Item = &'r TraceRing>, out: &mut Record) -> bool {
+    pub fn pop<'r>(
+        &mut self,
+        rings: impl IntoIterator<Item = &'r TraceRing>,
+        out: &mut Record,
+    ) -> bool {
         for ring in rings {
             if ring.peek_seq() == Some(self.next) {
                 ring.take(out);
@@ -514,23 +587,45 @@ mod tests {
     fn a_recorded_line_prints_exactly_as_write_line() {
         let events = [
             state(PowerState::Off, PowerState::OnPending, Reason::CpuOnBy(0)),
-            Event::FastStopEnd { result: -6, stopped: 3, unconfirmed: 1, elapsed_ns: 12345 },
-            Event::Log { level: log::Level::Warn, message: &"two\nlines\tand a tab" },
+            Event::FastStopEnd {
+                result: -6,
+                stopped: 3,
+                unconfirmed: 1,
+                elapsed_ns: 12345,
+            },
+            Event::Log {
+                level: log::Level::Warn,
+                message: &"two\nlines\tand a tab",
+            },
             Event::Mark { value: 0x2a },
         ];
         let ring = TraceRing::new(64);
         let seq = Sequencer::new();
         for (i, e) in events.iter().enumerate() {
-            assert!(ring.record(&seq, 0, i + 1, || 62_500_123 + i as u64 * 1000, Body::<MAX_BODY>::of(e).as_bytes()));
+            assert!(ring.record(
+                &seq,
+                0,
+                i + 1,
+                || 62_500_123 + i as u64 * 1000,
+                Body::<MAX_BODY>::of(e).as_bytes()
+            ));
         }
         let lines = drain(&mut Merger::new(), core::slice::from_ref(&ring));
         assert_eq!(lines.len(), events.len());
         for (i, e) in events.iter().enumerate() {
             let mut want = String::new();
-            e.write_line(&mut want, format_timestamp(62_500_123 + i as u64 * 1000, FREQ), i + 1).unwrap();
+            e.write_line(
+                &mut want,
+                format_timestamp(62_500_123 + i as u64 * 1000, FREQ),
+                i + 1,
+            )
+            .unwrap();
             assert_eq!(lines[i], want);
         }
-        assert_eq!(lines[0], "[hv 1.000001] cpu1 state OFF -> ON_PENDING (psci CPU_ON by cpu0)\n");
+        assert_eq!(
+            lines[0],
+            "[hv 1.000001] cpu1 state OFF -> ON_PENDING (psci CPU_ON by cpu0)\n"
+        );
     }
 
     /// The hot events are packed into words, and print exactly as their
@@ -561,13 +656,26 @@ mod tests {
         }
         for v in [0u64, 1, 9, 10, 1_000_000, u64::MAX] {
             events.push(Event::FastStopBegin { timeout_us: v });
-            events.push(Event::FastStopEnd { result: 0, stopped: v, unconfirmed: v / 3, elapsed_ns: v });
+            events.push(Event::FastStopEnd {
+                result: 0,
+                stopped: v,
+                unconfirmed: v / 3,
+                elapsed_ns: v,
+            });
             events.push(Event::Mark { value: v as u32 });
         }
         for r in [i64::MIN, -6, -1, 0, 7, i64::MAX] {
-            events.push(Event::FastStopEnd { result: r, stopped: 1, unconfirmed: 0, elapsed_ns: 41250 });
+            events.push(Event::FastStopEnd {
+                result: r,
+                stopped: 1,
+                unconfirmed: 0,
+                elapsed_ns: 41250,
+            });
         }
-        events.push(Event::IpiDrop { sgi: 15, target: 63 });
+        events.push(Event::IpiDrop {
+            sgi: 15,
+            target: 63,
+        });
         events.push(Event::Mark { value: 0xdead_beef });
         for e in &events {
             assert!(pack(e).is_some(), "{e:?} is packed");
@@ -601,7 +709,10 @@ mod tests {
         seq.take(); // cpu0 took number 0 and has not published it yet
         rings[1].record(&seq, 1, 1, || 5, b"mark 0x00000001");
         let mut m = Merger::new();
-        assert!(drain(&mut m, &rings).is_empty(), "number 1 must wait for number 0");
+        assert!(
+            drain(&mut m, &rings).is_empty(),
+            "number 1 must wait for number 0"
+        );
         assert!(m.any_pending(&rings));
         assert!(m.skip_gap(&rings));
         assert_eq!(drain(&mut m, &rings).len(), 1);
@@ -616,7 +727,10 @@ mod tests {
             recorded += 1;
         }
         assert!(recorded >= 1);
-        assert!(!ring.record(&seq, 3, 3, || 0, b"mark 0x00000001"), "still full");
+        assert!(
+            !ring.record(&seq, 3, 3, || 0, b"mark 0x00000001"),
+            "still full"
+        );
         let mut m = Merger::new();
         assert_eq!(drain(&mut m, core::slice::from_ref(&ring)).len(), recorded);
         assert!(ring.record(&seq, 3, 3, || 0, b"mark 0x00000002"));
@@ -640,7 +754,16 @@ mod tests {
         let clock = Cell::new(0u64);
         for i in 0..500u64 {
             let text = alloc::format!("log INFO {}", "y".repeat((i as usize * 7) % 200));
-            assert!(ring.record(&seq, 0, 0, || { clock.set(clock.get() + 1); clock.get() }, text.as_bytes()));
+            assert!(ring.record(
+                &seq,
+                0,
+                0,
+                || {
+                    clock.set(clock.get() + 1);
+                    clock.get()
+                },
+                text.as_bytes()
+            ));
             assert!(m.pop(core::slice::from_ref(&ring), &mut r));
             assert_eq!(r.body.as_str(), text);
             assert_eq!(r.seq, i);
@@ -650,7 +773,7 @@ mod tests {
     #[test]
     fn long_text_is_cut_at_a_char_boundary() {
         let mut b = Body::<MAX_BODY>::new();
-        let long: String = core::iter::repeat('é').take(MAX_BODY).collect();
+        let long: String = "é".repeat(MAX_BODY);
         b.write_str(&long).unwrap();
         assert!(b.as_str().ends_with("..."));
         assert!(b.as_bytes().len() <= MAX_BODY);

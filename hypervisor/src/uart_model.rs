@@ -28,7 +28,10 @@ impl WireModel {
             return None;
         }
         let byte_ticks = (BITS_PER_BYTE as u128 * freq_hz as u128).div_ceil(baud as u128);
-        Some(Self { byte_ticks: (byte_ticks as u64).max(1), idle_at: 0 })
+        Some(Self {
+            byte_ticks: (byte_ticks as u64).max(1),
+            idle_at: 0,
+        })
     }
 
     pub fn byte_ticks(&self) -> u64 {
@@ -96,7 +99,10 @@ mod tests {
             assert!(w.can_accept(now));
             w.push(now);
         }
-        assert!(!w.can_accept(now), "shift register and 32 FIFO entries taken");
+        assert!(
+            !w.can_accept(now),
+            "shift register and 32 FIFO entries taken"
+        );
         assert!(w.busy(now) && !w.fifo_empty(now));
         let wait = w.wait_ticks(now);
         assert_eq!(wait, t, "one byte time frees one entry");

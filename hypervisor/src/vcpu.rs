@@ -16,8 +16,8 @@
 //! can still execute guest code.
 
 use crate::stop_context::StopContext;
-use crate::trace_buffer::TraceRing;
 use crate::sync::{AtomicU64, Ordering, fence};
+use crate::trace_buffer::TraceRing;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64 as AtomicU64Plain};
 use hashbrown::HashMap;
@@ -175,7 +175,11 @@ impl VcpuSlot {
     /// post-entry check (store-load ordering needs a fence on both sides).
     pub fn mark_on(&self) {
         let cur = self.word.load(Ordering::Relaxed);
-        debug_assert_eq!(cur & STATE_MASK, ON_PENDING, "mark_on from a non-pending state");
+        debug_assert_eq!(
+            cur & STATE_MASK,
+            ON_PENDING,
+            "mark_on from a non-pending state"
+        );
         self.word.store((cur & !STATE_MASK) | ON, Ordering::SeqCst);
         fence(Ordering::SeqCst);
     }
@@ -244,7 +248,11 @@ pub struct Vcpu {
 impl Vcpu {
     fn new(mpidr: u64, on: bool, trace_words: usize) -> Self {
         Self {
-            slot: if on { VcpuSlot::new_on() } else { VcpuSlot::new() },
+            slot: if on {
+                VcpuSlot::new_on()
+            } else {
+                VcpuSlot::new()
+            },
             mpidr,
             pending_sgis: AtomicU32::new(0),
             held_irqs: Mutex::new(Vec::new()),
@@ -281,12 +289,22 @@ impl Vcpus {
             by_mpidr.entry(m & MPIDR_AFF_MASK).or_insert(i);
         }
         let words = trace_ring_words(mpidrs.len());
-        Self { list: mpidrs.iter().enumerate().map(|(i, &m)| Vcpu::new(m, on(i), words)).collect(), by_mpidr }
+        Self {
+            list: mpidrs
+                .iter()
+                .enumerate()
+                .map(|(i, &m)| Vcpu::new(m, on(i), words))
+                .collect(),
+            by_mpidr,
+        }
     }
 
     /// The protocols' view of every vCPU.
     pub fn table(&self) -> VcpuTable<'_> {
-        VcpuTable { list: &self.list, by_mpidr: &self.by_mpidr }
+        VcpuTable {
+            list: &self.list,
+            by_mpidr: &self.by_mpidr,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -383,7 +401,10 @@ mod tests {
         // Claimed but not yet published: the target must not start.
         assert_eq!(slot.boot_request(), None);
         assert_eq!(slot.try_claim(), Err(PowerState::OnPending));
-        let req = BootRequest { entry: 0x4800_1000, context_id: 7 };
+        let req = BootRequest {
+            entry: 0x4800_1000,
+            context_id: 7,
+        };
         slot.publish_boot(req);
         assert_eq!(slot.boot_request(), Some(req));
         slot.mark_on();
@@ -401,7 +422,10 @@ mod tests {
         assert_eq!(slot.acked_generation(), 5);
         slot.try_claim().unwrap();
         assert_eq!(slot.acked_generation(), 5, "a claim must not lose the ack");
-        slot.publish_boot(BootRequest { entry: 0, context_id: 0 });
+        slot.publish_boot(BootRequest {
+            entry: 0,
+            context_id: 0,
+        });
         slot.mark_on();
         slot.park(None);
         assert_eq!(slot.acked_generation(), 5);
@@ -425,13 +449,24 @@ mod tests {
     #[test]
     fn guest_mpidr_keeps_architectural_bits() {
         assert_eq!(guest_mpidr(0x8000_0001, 0x1), 0x8000_0001, "bit 31 is RES1");
-        assert_eq!(guest_mpidr(0xC100_0203, 0x203), 0xC100_0203, "U and MT kept");
-        assert_eq!(guest_mpidr(0x8000_0000, 0x7F_0000_0102), 0x7F_8000_0102, "Aff3 from the DTB");
+        assert_eq!(
+            guest_mpidr(0xC100_0203, 0x203),
+            0xC100_0203,
+            "U and MT kept"
+        );
+        assert_eq!(
+            guest_mpidr(0x8000_0000, 0x7F_0000_0102),
+            0x7F_8000_0102,
+            "Aff3 from the DTB"
+        );
     }
 
     #[test]
     fn mpidr_lookup_and_affinity_levels() {
-        let vcpus = Vcpus::new(&[0x8000_0000, 0x8000_0001, 0x100, 0x1_0000_0000, 0x100], |_| false);
+        let vcpus = Vcpus::new(
+            &[0x8000_0000, 0x8000_0001, 0x100, 0x1_0000_0000, 0x100],
+            |_| false,
+        );
         let t = vcpus.table();
         assert_eq!(t.index_of(0x1), Some(1), "MT/U bits are ignored");
         assert_eq!(t.index_of(0x100), Some(2));
@@ -441,6 +476,10 @@ mod tests {
         assert_eq!(cluster0, vec![0, 1]);
         let all_aff3_0: Vec<_> = t.matching(0, 3).collect();
         assert_eq!(all_aff3_0, vec![0, 1, 2, 4]);
-        assert_eq!(t.index_of(0x8000_0100), Some(2), "a repeated MPIDR names the first vCPU");
+        assert_eq!(
+            t.index_of(0x8000_0100),
+            Some(2),
+            "a repeated MPIDR names the first vCPU"
+        );
     }
 }

@@ -41,11 +41,16 @@ impl SgiRequest {
     /// Linear indices of the targeted vCPUs that exist: every other vCPU
     /// for a broadcast, else the listed Aff0 values of the addressed cluster,
     /// each looked up by MPIDR (at most 16 look-ups, whatever the vCPU count).
-    pub fn targets<'t>(&self, table: &VcpuTable<'t>, sender: usize) -> impl Iterator<Item = usize> + 't {
+    pub fn targets<'t>(
+        &self,
+        table: &VcpuTable<'t>,
+        sender: usize,
+    ) -> impl Iterator<Item = usize> + 't {
         let req = *self;
         let table = *table;
         let everyone = (0..table.len()).filter(move |&i| req.broadcast && i != sender);
-        let cluster = u64::from(req.aff3) << 32 | u64::from(req.aff2) << 16 | u64::from(req.aff1) << 8;
+        let cluster =
+            u64::from(req.aff3) << 32 | u64::from(req.aff2) << 16 | u64::from(req.aff1) << 8;
         let listed = (0..16u64)
             .filter(move |&bit| !req.broadcast && req.target_list >> bit & 1 == 1)
             .filter_map(move |bit| table.index_of(cluster | (u64::from(req.rs) * 16 + bit)));
@@ -142,7 +147,9 @@ mod tests {
     #[test]
     fn sgi1r_targets_list_affinity_and_broadcast() {
         // 16 CPUs in cluster 0 (Aff0 0..15), 4 in cluster 1.
-        let mpidrs: Vec<u64> = (0..20u64).map(|i| if i < 16 { i } else { 0x100 | (i - 16) }).collect();
+        let mpidrs: Vec<u64> = (0..20u64)
+            .map(|i| if i < 16 { i } else { 0x100 | (i - 16) })
+            .collect();
         let v = Vcpus::new(&mpidrs, |_| false);
         let t = v.table();
         let one = SgiRequest::decode(3 << 24 | 0b1010);
@@ -153,7 +160,10 @@ mod tests {
         let all = SgiRequest::decode(1 << 40 | 5 << 24);
         assert!(all.broadcast);
         assert_eq!(all.targets(&t, 4).count(), 19);
-        assert!(!all.targets(&t, 4).any(|i| i == 4), "IRM excludes the sender");
+        assert!(
+            !all.targets(&t, 4).any(|i| i == 4),
+            "IRM excludes the sender"
+        );
         let none = SgiRequest::decode(0x1 << 44 | 1);
         assert_eq!(none.targets(&t, 0).count(), 0, "RS=1 addresses Aff0 16..31");
         let aff3 = SgiRequest::decode(1 << 48 | 1);
@@ -182,8 +192,15 @@ mod tests {
         let lrs = [pending1, active2, active_hw, 0];
         let empty = 0b1000;
         assert_eq!(choose_lr(&lrs, empty, 1), LrSlot::Coalesced);
-        assert_eq!(choose_lr(&lrs, empty, 2), LrSlot::Reuse(1, active2 | 3 << 62));
-        assert_eq!(choose_lr(&lrs, empty, 27), LrSlot::Full, "HW active: wait for deactivation");
+        assert_eq!(
+            choose_lr(&lrs, empty, 2),
+            LrSlot::Reuse(1, active2 | 3 << 62)
+        );
+        assert_eq!(
+            choose_lr(&lrs, empty, 27),
+            LrSlot::Full,
+            "HW active: wait for deactivation"
+        );
         assert_eq!(choose_lr(&lrs, empty, 5), LrSlot::Empty(3));
         assert_eq!(choose_lr(&lrs, 0, 5), LrSlot::Full);
         // A stale value in an empty register is not a match.

@@ -26,8 +26,8 @@
 //! * `off-before-leave`: publish OFF before leaving guest context.
 #![cfg(loom)]
 
-use loom::sync::{Arc, Notify};
 use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use loom::sync::{Arc, Notify};
 use loom::thread;
 use parkvisor::fast_stop::{FastStop, StopPlatform, StopReport};
 use parkvisor::park::{ParkPlatform, ParkReason, Parker};
@@ -58,7 +58,10 @@ fn guest_ram(addr: u64) -> bool {
 }
 
 fn request(n: u64) -> BootRequest {
-    BootRequest { entry: 0x4800_0000 + n * 0x1000, context_id: 100 + n }
+    BootRequest {
+        entry: 0x4800_0000 + n * 0x1000,
+        context_id: 100 + n,
+    }
 }
 
 /// A deliberate protocol violation in the EL2 model (see the file header).
@@ -157,7 +160,10 @@ impl Machine {
 
 /// Runs one closure per CPU, each on its own loom thread (the model's main
 /// thread only starts and joins them), and returns their results.
-fn run_cpus<T: Send + 'static>(m: &Arc<Machine>, cpus: Vec<Box<dyn FnOnce(Cpu<'_>) -> T + Send>>) -> Vec<T> {
+fn run_cpus<T: Send + 'static>(
+    m: &Arc<Machine>,
+    cpus: Vec<Box<dyn FnOnce(Cpu<'_>) -> T + Send>>,
+) -> Vec<T> {
     let handles: Vec<_> = cpus
         .into_iter()
         .enumerate()
@@ -209,7 +215,11 @@ impl Cpu<'_> {
 
     /// The real park-loop code for this vCPU.
     fn parker(&self) -> Parker<'_> {
-        Parker { me: self.me, slot: self.slot(), stop: &self.m.stop }
+        Parker {
+            me: self.me,
+            slot: self.slot(),
+            stop: &self.m.stop,
+        }
     }
 
     /// PSCI CPU_OFF or a stop from a trap: leave the guest and park.
@@ -242,7 +252,11 @@ impl Cpu<'_> {
     /// (physical IRQs go to EL2, so guest DAIF does not matter) and the trap
     /// exit checks for a stop. True if the vCPU parked.
     fn guest_step(&self) -> bool {
-        assert!(self.m.in_guest(self.me), "cpu{} runs guest code while not in the guest", self.me);
+        assert!(
+            self.m.in_guest(self.me),
+            "cpu{} runs guest code while not in the guest",
+            self.me
+        );
         // gic::acknowledge reads and clears the pending SGI. (A load and a
         // store: loom 0.7's swap misbehaves next to Notify.)
         if self.m.sgi[self.me].load(Ordering::Acquire) {
@@ -260,7 +274,11 @@ impl Cpu<'_> {
             return None;
         }
         let r = handle();
-        if self.stop_if_requested() { None } else { Some(r) }
+        if self.stop_if_requested() {
+            None
+        } else {
+            Some(r)
+        }
     }
 
     /// The guest spins with DAIF masked: only SGI_STOP brings it to EL2. True
@@ -294,7 +312,14 @@ impl Cpu<'_> {
 
     fn cpu_on(&self, target: usize, req: BootRequest) -> i64 {
         let table = self.m.table();
-        match psci::cpu_on(&table, self.m.vcpus[target].mpidr, req.entry, req.context_id, guest_ram, |_| {}) {
+        match psci::cpu_on(
+            &table,
+            self.m.vcpus[target].mpidr,
+            req.entry,
+            req.context_id,
+            guest_ram,
+            |_| {},
+        ) {
             Ok(t) => {
                 assert_eq!(t, target);
                 // gic::kick: DSB, then an SGI that wakes the target's WFI.
@@ -310,16 +335,29 @@ impl Cpu<'_> {
     }
 
     fn fast_stop(&self, timeout_us: u64) -> StopReport {
-        let platform = Platform { m: self.m, me: self.me, clock: Cell::new(0) };
+        let platform = Platform {
+            m: self.m,
+            me: self.me,
+            clock: Cell::new(0),
+        };
         let entry_ns = platform.now_ns();
-        self.m.stop.run(&self.m.table(), self.me, timeout_us, 0, entry_ns, &platform)
+        self.m
+            .stop
+            .run(&self.m.table(), self.me, timeout_us, 0, entry_ns, &platform)
     }
 
     /// What FAST_STOP returning 0 promises: no other vCPU is in the guest.
     fn assert_alone_in_guest(&self, report: &StopReport) {
         for j in (0..self.m.vcpus.len()).filter(|&j| j != self.me) {
-            assert!(!self.m.in_guest(j), "FAST_STOP returned {report:?} with cpu{j} in the guest");
-            assert_eq!(self.m.vcpus[j].slot.state(), PowerState::Off, "cpu{j} after {report:?}");
+            assert!(
+                !self.m.in_guest(j),
+                "FAST_STOP returned {report:?} with cpu{j} in the guest"
+            );
+            assert_eq!(
+                self.m.vcpus[j].slot.state(),
+                PowerState::Off,
+                "cpu{j} after {report:?}"
+            );
         }
     }
 }
@@ -330,8 +368,12 @@ impl ParkPlatform for Cpu<'_> {
     /// acknowledgement in the same store).
     fn leave_guest(&self, reason: ParkReason) {
         match reason {
-            ParkReason::CpuOff | ParkReason::Fault => self.m.cpu_off[self.me].store(true, Ordering::Relaxed),
-            ParkReason::FastStop(g) | ParkReason::BootCancelled(g) => self.m.acked[self.me].store(g, Ordering::Relaxed),
+            ParkReason::CpuOff | ParkReason::Fault => {
+                self.m.cpu_off[self.me].store(true, Ordering::Relaxed)
+            }
+            ParkReason::FastStop(g) | ParkReason::BootCancelled(g) => {
+                self.m.acked[self.me].store(g, Ordering::Relaxed)
+            }
         }
         if self.m.brk == Break::OffBeforeLeave {
             self.slot().park(reason.acknowledges());
@@ -367,10 +409,14 @@ impl ParkPlatform for Cpu<'_> {
 /// sets it outright, for a deeper run.
 fn model(max_preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
     let mut b = loom::model::Builder::new();
-    let forced = std::env::var("PARKVISOR_LOOM_PREEMPTIONS").ok().and_then(|v| v.parse().ok());
+    let forced = std::env::var("PARKVISOR_LOOM_PREEMPTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok());
     b.preemption_bound = Some(match forced {
         Some(bound) => bound,
-        None => b.preemption_bound.map_or(max_preemptions, |env| env.min(max_preemptions)),
+        None => b
+            .preemption_bound
+            .map_or(max_preemptions, |env| env.min(max_preemptions)),
     });
     b.max_branches = 100_000;
     b.check(f);
@@ -395,15 +441,24 @@ fn park_cpu_on_cpu_off_affinity_info() {
         let m = Machine::new(&[true, false], 1);
         let cpu0: CpuFn<()> = Box::new(|cpu| {
             for round in 0..ROUNDS {
-                assert_eq!(cpu.hypercall(|| cpu.cpu_on(1, request(round))), Some(SUCCESS));
+                assert_eq!(
+                    cpu.hypercall(|| cpu.cpu_on(1, request(round))),
+                    Some(SUCCESS)
+                );
                 let mut seen = 0;
                 loop {
                     let ai = cpu.hypercall(|| cpu.affinity_info(1)).unwrap();
                     // Only OFF -> ON_PENDING -> ON -> OFF, never backwards.
-                    assert!(phase(ai) >= seen, "AFFINITY_INFO went back: phase {seen} -> {ai}");
+                    assert!(
+                        phase(ai) >= seen,
+                        "AFFINITY_INFO went back: phase {seen} -> {ai}"
+                    );
                     seen = phase(ai);
                     if ai == AI_OFF {
-                        assert!(!cpu.m.in_guest(1), "AFFINITY_INFO says OFF while cpu1 is in the guest");
+                        assert!(
+                            !cpu.m.in_guest(1),
+                            "AFFINITY_INFO says OFF while cpu1 is in the guest"
+                        );
                         break;
                     }
                     thread::yield_now();
@@ -449,7 +504,11 @@ fn cpu_on_race() {
             (ALREADY_ON | ON_PENDING, SUCCESS) => 2,
             other => panic!("exactly one CPU_ON must succeed: {other:?}"),
         };
-        assert_eq!(r[1] as u64, request(winner).context_id, "boots with the winner's request");
+        assert_eq!(
+            r[1] as u64,
+            request(winner).context_id,
+            "boots with the winner's request"
+        );
         assert_eq!(m.vcpus[1].slot.boot_request(), None);
         assert_eq!(m.vcpus[1].slot.state(), PowerState::On);
         assert!(m.in_guest(1));
@@ -464,7 +523,11 @@ fn fast_stop_vs_running_target() {
         let m = Machine::new(&[true, true], 1);
         let caller: CpuFn<Option<StopReport>> = Box::new(|cpu| {
             let r = cpu.fast_stop(GENEROUS_TIMEOUT_US);
-            assert_eq!((r.result, r.stopped, r.unconfirmed, r.sgi_writes), (0, 1, 0, 1), "{r:?}");
+            assert_eq!(
+                (r.result, r.stopped, r.unconfirmed, r.sgi_writes),
+                (0, 1, 0, 1),
+                "{r:?}"
+            );
             cpu.assert_alone_in_guest(&r);
             cpu.m.program_done();
             Some(r)
@@ -510,7 +573,11 @@ fn fast_stop_vs_cpu_off() {
         let by_off = m.cpu_off[1].load(Ordering::Relaxed);
         assert!(by_stop != by_off, "cpu1 stopped={by_stop} cpu_off={by_off}");
         assert_eq!(r.stopped, u64::from(by_stop), "{r:?}");
-        assert_eq!(m.acked[2].load(Ordering::Relaxed), 0, "cpu2 was never running");
+        assert_eq!(
+            m.acked[2].load(Ordering::Relaxed),
+            0,
+            "cpu2 was never running"
+        );
     });
 }
 
@@ -547,7 +614,9 @@ fn fast_stop_vs_cpu_on_from_a_cpu_being_stopped() {
             assert_eq!(m.vcpus[j].slot.state(), PowerState::Off, "cpu{j}");
             assert!(!m.in_guest(j), "cpu{j}");
         }
-        let by_stop = (1..3).filter(|&j| m.acked[j].load(Ordering::Relaxed) == r.generation).count();
+        let by_stop = (1..3)
+            .filter(|&j| m.acked[j].load(Ordering::Relaxed) == r.generation)
+            .count();
         assert_eq!(r.stopped, by_stop as u64, "{r:?}");
     });
 }
@@ -591,27 +660,29 @@ fn two_concurrent_fast_stops() {
     model(3, || {
         let m = Machine::new(&[true, true, false], 2);
         let caller = || -> CpuFn<Option<i64>> {
-            Box::new(|cpu| match cpu.hypercall(|| cpu.fast_stop(GENEROUS_TIMEOUT_US)) {
-                Some(r) if r.result == 0 => {
-                    assert_eq!((r.stopped, r.unconfirmed), (1, 0), "{r:?}");
-                    cpu.assert_alone_in_guest(&r);
-                    cpu.m.program_done();
-                    Some(0)
-                }
-                Some(r) => {
-                    assert_eq!(r.result, DENIED, "{r:?}");
-                    cpu.m.program_done();
-                    assert!(cpu.spin_in_guest(), "the winner's SGI lands");
-                    assert_eq!(cpu.park_loop(), None);
-                    Some(r.result)
-                }
-                None => {
-                    // Stopped before its own call (or right after DENIED).
-                    cpu.m.program_done();
-                    assert_eq!(cpu.park_loop(), None);
-                    None
-                }
-            })
+            Box::new(
+                |cpu| match cpu.hypercall(|| cpu.fast_stop(GENEROUS_TIMEOUT_US)) {
+                    Some(r) if r.result == 0 => {
+                        assert_eq!((r.stopped, r.unconfirmed), (1, 0), "{r:?}");
+                        cpu.assert_alone_in_guest(&r);
+                        cpu.m.program_done();
+                        Some(0)
+                    }
+                    Some(r) => {
+                        assert_eq!(r.result, DENIED, "{r:?}");
+                        cpu.m.program_done();
+                        assert!(cpu.spin_in_guest(), "the winner's SGI lands");
+                        assert_eq!(cpu.park_loop(), None);
+                        Some(r.result)
+                    }
+                    None => {
+                        // Stopped before its own call (or right after DENIED).
+                        cpu.m.program_done();
+                        assert_eq!(cpu.park_loop(), None);
+                        None
+                    }
+                },
+            )
         };
         let r = run_cpus(&m, vec![caller(), caller()]);
         let winners: Vec<usize> = (0..2).filter(|&i| r[i] == Some(0)).collect();
@@ -640,7 +711,10 @@ fn fast_stop_timeout_reports_honest_counts() {
             assert!(r.elapsed_ns >= TIMEOUT_US * 1000, "{r:?}");
             // Every vCPU that was running is in exactly one of the counts.
             assert_eq!(r.stopped + r.unconfirmed, 2, "{r:?}");
-            assert!(r.unconfirmed >= 1, "the wedged cpu1 is never confirmed: {r:?}");
+            assert!(
+                r.unconfirmed >= 1,
+                "the wedged cpu1 is never confirmed: {r:?}"
+            );
             // Once the call returned, nobody is asked to stop any more.
             assert_eq!(cpu.m.stop.pending_for(1), None);
             cpu.m.program_done();
@@ -658,7 +732,6 @@ fn fast_stop_timeout_reports_honest_counts() {
         assert_eq!(m.vcpus[1].slot.state(), PowerState::On);
     });
 }
-
 
 // ---------------------------------------------------------------------------
 // Trace rings (`parkvisor::trace_buffer`): per-CPU records, merged by number
@@ -805,8 +878,15 @@ fn trace_drops_are_reported_in_order() {
             assert!(notes.is_empty(), "{out:?}");
         } else {
             assert_eq!(notes.len(), 1, "{out:?}");
-            assert!(notes[0].starts_with(&format!("cpu0 log WARN trace buffer full: {lost} ")), "{out:?}");
-            assert_eq!(out[out.len() - 2], *notes[0], "the note comes just before the next line");
+            assert!(
+                notes[0].starts_with(&format!("cpu0 log WARN trace buffer full: {lost} ")),
+                "{out:?}"
+            );
+            assert_eq!(
+                out[out.len() - 2],
+                *notes[0],
+                "the note comes just before the next line"
+            );
         }
         assert_eq!(m.rings[0].take_dropped(), 0);
     });

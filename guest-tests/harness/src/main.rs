@@ -219,7 +219,8 @@ fn setup(o: &Opts) -> Result<Setup, String> {
     // harness only adds what a test run needs (its own RAM size among them).
     let board_file = root.join("boards/qemu-virt/board.env");
     let board = runner::parse_board_env(
-        &std::fs::read_to_string(&board_file).map_err(|e| format!("{}: {e}", board_file.display()))?,
+        &std::fs::read_to_string(&board_file)
+            .map_err(|e| format!("{}: {e}", board_file.display()))?,
     );
     let mem = board
         .get("TEST_MEM")

@@ -187,7 +187,10 @@ pub static SUITES: &[SuiteSpec] = &[
         name: "exception",
         min_passed_1: 4,
         min_passed_n: 5,
-        required: &[req("fault", "abort injected", 1), req("system", "system off", 1)],
+        required: &[
+            req("fault", "abort injected", 1),
+            req("system", "system off", 1),
+        ],
         end: End::Off,
         timeout_s: 30,
         plain: true,

@@ -85,7 +85,11 @@ pub unsafe fn init(base: usize) {
         wire: None,
         merger: Merger::new(),
         record: Record::new(),
-        line: LineBuf { bytes: [0; MAX_LINE], len: 0, sent: 0 },
+        line: LineBuf {
+            bytes: [0; MAX_LINE],
+            len: 0,
+            sent: 0,
+        },
     });
 }
 
@@ -150,7 +154,10 @@ impl Console {
     fn write_now(&mut self, cpu: usize, event: &Event<'_>) {
         self.send_line();
         let (secs, micros) = timer::seconds_micros();
-        let time = Timestamp { secs, micros: micros as u32 };
+        let time = Timestamp {
+            secs,
+            micros: micros as u32,
+        };
         self.line.len = 0;
         self.line.sent = 0;
         if !self.at_line_start {
@@ -180,15 +187,15 @@ pub fn flush<'r>(rings: impl IntoIterator<Item = &'r TraceRing> + Clone) {
 /// Prints at most `max` ready lines if nobody holds the console (the trace
 /// tick: it never waits for another CPU).
 pub fn try_flush<'r>(rings: impl IntoIterator<Item = &'r TraceRing> + Clone, max: usize) {
-    if let Some(mut guard) = CONSOLE.try_lock() {
-        if let Some(c) = guard.as_mut() {
-            c.send_line();
-            for _ in 0..max {
-                if !c.next_line(rings.clone()) {
-                    break;
-                }
-                c.send_line();
+    if let Some(mut guard) = CONSOLE.try_lock()
+        && let Some(c) = guard.as_mut()
+    {
+        c.send_line();
+        for _ in 0..max {
+            if !c.next_line(rings.clone()) {
+                break;
             }
+            c.send_line();
         }
     }
 }
@@ -236,7 +243,13 @@ pub fn final_flush<'r>(
         let lost = ring.take_dropped();
         if lost > 0 {
             let message = format_args!("trace buffer full: {lost} events dropped on cpu{i}");
-            c.write_now(i, &Event::Log { level: log::Level::Warn, message: &message });
+            c.write_now(
+                i,
+                &Event::Log {
+                    level: log::Level::Warn,
+                    message: &message,
+                },
+            );
         }
     }
     if let Some(event) = event {

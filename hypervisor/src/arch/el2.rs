@@ -1,11 +1,11 @@
 //! EL2 system registers: per-CPU hypervisor configuration, the guest's EL1
 //! reset state, exception injection, cache maintenance.
 
+use crate::exception::{self, PstateFeatures};
 use aarch64_cpu::registers::*;
 use aarch64_rt::InitialPagetable;
 use arm_sysregs::el2::accessors as sysregs;
 use arm_sysregs::el2::registers::VsesrEl2;
-use crate::exception::{self, PstateFeatures};
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -192,7 +192,9 @@ pub fn set_boot_endianness(index: usize, big: bool) {
 /// virtual SError of a previous life, no stale TLB entries or instructions
 /// for the new code.
 pub fn reset_guest_el1() {
-    let big = BOOT_BIG_ENDIAN.get(super::cpu_index()).is_some_and(|f| f.load(Ordering::Relaxed));
+    let big = BOOT_BIG_ENDIAN
+        .get(super::cpu_index())
+        .is_some_and(|f| f.load(Ordering::Relaxed));
     let ee = if big { crate::exception::sctlr::EE } else { 0 };
     SCTLR_EL1.set(SCTLR_EL1_RESET | ee);
     VBAR_EL1.set(0);
@@ -227,7 +229,15 @@ pub fn inject_serror(esr: u64) {
 /// VMID) when the vCPU leaves the guest for good.
 pub fn forget_guest_translations() {
     // SAFETY: local TLB maintenance for the current VMID only.
-    unsafe { asm!("dsb ishst", "tlbi vmalls12e1", "dsb nsh", "isb", options(nostack)) };
+    unsafe {
+        asm!(
+            "dsb ishst",
+            "tlbi vmalls12e1",
+            "dsb nsh",
+            "isb",
+            options(nostack)
+        )
+    };
 }
 
 /// Waits for an event (SEV from another CPU, or the event stream). Used by

@@ -17,7 +17,8 @@ pub fn system_reset() -> ! {
     halt()
 }
 
-static SEMIHOSTING_EXIT: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+static SEMIHOSTING_EXIT: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
 
 /// From now on `exit_failure` ends QEMU through semihosting (hypervisor
 /// option `panic-exit=semihosting`, for test runs that enable semihosting).

@@ -5,7 +5,9 @@
 use crate::dtb::Platform;
 use crate::gic_filter::{GicFilter, GicLayout, Reserved};
 use arm_gic::gicv3::registers::{Gicd, GicrSgi};
-use arm_gic::gicv3::{GicCpuInterface, GicDistributor, GicRedistributor, SgiTarget, SgiTargetGroup};
+use arm_gic::gicv3::{
+    GicCpuInterface, GicDistributor, GicRedistributor, SgiTarget, SgiTargetGroup,
+};
 use arm_gic::{IntId, InterruptGroup, UniqueMmioPointer};
 use core::ptr::NonNull;
 use spin::Once;
@@ -47,7 +49,9 @@ pub fn layout() -> &'static GicLayout {
 /// the GICR regions (QEMU virt puts CPUs 123 and up in a second region);
 /// ends the boot with a clear message otherwise.
 fn check_layout(platform: &Platform, layout: &GicLayout) {
-    let fail = |args: core::fmt::Arguments<'_>| -> ! { super::fatal(format_args!("unsupported GIC layout: {args}")) };
+    let fail = |args: core::fmt::Arguments<'_>| -> ! {
+        super::fatal(format_args!("unsupported GIC layout: {args}"))
+    };
     if layout.capacity() < platform.cpus.len() {
         fail(format_args!(
             "{} CPUs but the {} GICR region(s) hold only {} redistributors",
@@ -57,13 +61,17 @@ fn check_layout(platform: &Platform, layout: &GicLayout) {
         ));
     }
     for (cpu, c) in platform.cpus.iter().enumerate() {
-        let Some(base) = layout.redistributor_base(cpu) else { unreachable!("capacity checked") };
+        let Some(base) = layout.redistributor_base(cpu) else {
+            unreachable!("capacity checked")
+        };
         // SAFETY: a redistributor frame inside the DTB's GICR regions and
         // within the CPU count, identity mapped as device memory at EL2;
         // reading GICR_TYPER has no side effects.
         let typer = unsafe { ((base + GICR_TYPER) as *const u64).read_volatile() };
         if typer & GICR_TYPER_VLPIS != 0 {
-            fail(format_args!("GICv4 redistributors (4 frames per CPU) at {base:#x}"));
+            fail(format_args!(
+                "GICv4 redistributors (4 frames per CPU) at {base:#x}"
+            ));
         }
         let affinity = typer >> 32;
         // Affinity_Value is Aff3.Aff2.Aff1.Aff0; MPIDR has Aff3 at 39:32.
@@ -83,7 +91,9 @@ fn check_layout(platform: &Platform, layout: &GicLayout) {
 /// Only CPU `cpu` itself, or the boot CPU before the others run, may use it:
 /// no two drivers for one frame at once.
 unsafe fn redistributor(cpu: usize) -> GicRedistributor<'static> {
-    let base = layout().redistributor_base(cpu).expect("CPU without redistributor");
+    let base = layout()
+        .redistributor_base(cpu)
+        .expect("CPU without redistributor");
     let regs = NonNull::new(base as *mut GicrSgi).expect("GICR at 0");
     // SAFETY: `base` is `cpu`'s redistributor (checked at boot), identity
     // mapped as device memory at EL2 and never mapped into the guest; the
@@ -133,13 +143,17 @@ pub fn init_cpu(index: usize) {
     // priority; the guest's virtual EOI of a hardware-linked interrupt
     // deactivates it.
     // SAFETY: this CPU's physical CPU interface control register.
-    unsafe { core::arch::asm!("msr S3_0_C12_C12_4, {t}", "isb", t = in(reg) 2u64, options(nostack)) };
+    unsafe {
+        core::arch::asm!("msr S3_0_C12_C12_4, {t}", "isb", t = in(reg) 2u64, options(nostack))
+    };
 }
 
 /// Deactivates a physical interrupt (EOImode 1: after its priority drop).
 pub fn deactivate(intid: u32) {
     // SAFETY: ICC_DIR_EL1 only deactivates the given interrupt on this CPU.
-    unsafe { core::arch::asm!("msr S3_0_C12_C11_1, {}", "isb", in(reg) u64::from(intid), options(nostack)) };
+    unsafe {
+        core::arch::asm!("msr S3_0_C12_C11_1, {}", "isb", in(reg) u64::from(intid), options(nostack))
+    };
 }
 
 /// The priority the guest gave `intid` (it programs the real GIC through the
@@ -147,7 +161,9 @@ pub fn deactivate(intid: u32) {
 pub fn priority_of(cpu: usize, intid: u32) -> u8 {
     let layout = layout();
     let addr = if intid < 32 {
-        let rd = layout.redistributor_base(cpu).expect("CPU without redistributor");
+        let rd = layout
+            .redistributor_base(cpu)
+            .expect("CPU without redistributor");
         rd + crate::gic_filter::GICR_SGI_BASE + 0x400 + u64::from(intid)
     } else {
         layout.distributor.base + 0x400 + u64::from(intid)
@@ -166,7 +182,8 @@ pub fn kick(mpidr: u64) {
         affinity1: (mpidr >> 8) as u8,
         target_list: 1 << (mpidr & 0xf),
     };
-    GicCpuInterface::send_sgi(SGI_KICK, target, SgiTargetGroup::CurrentGroup1).expect("SGI_KICK is an SGI");
+    GicCpuInterface::send_sgi(SGI_KICK, target, SgiTargetGroup::CurrentGroup1)
+        .expect("SGI_KICK is an SGI");
 }
 
 /// Acknowledges the highest-priority pending physical interrupt.

@@ -15,11 +15,18 @@ pub fn owns(ipa: u64) -> bool {
 /// Emulates the guest's access (the caller steps the PC).
 pub fn access(access: &MmioAccess, regs: &mut [u64; 31]) {
     let ipa = access.ipa;
-    let Some(frame) = gic::layout().locate(ipa) else { return };
+    let Some(frame) = gic::layout().locate(ipa) else {
+        return;
+    };
     if access.write {
         let value = access.store_value_from(regs);
-        if let WriteAction::Hardware { value, keep } = gic::FILTER.write(frame, access.size, value) {
-            let value = if keep == 0 { value } else { gic_filter::merge(value, keep, read(ipa, access.size)) };
+        if let WriteAction::Hardware { value, keep } = gic::FILTER.write(frame, access.size, value)
+        {
+            let value = if keep == 0 {
+                value
+            } else {
+                gic_filter::merge(value, keep, read(ipa, access.size))
+            };
             write(ipa, access.size, value);
         }
     } else {

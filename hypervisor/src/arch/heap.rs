@@ -12,7 +12,10 @@ unsafe extern "C" {
 }
 
 pub fn init() {
-    let (start, end) = (&raw const dma_region as usize, &raw const hv_region_end as usize);
+    let (start, end) = (
+        &raw const dma_region as usize,
+        &raw const hv_region_end as usize,
+    );
     // SAFETY: [start, end) is hypervisor RAM after the image that nothing else
     // uses (the linker script reserves it), identity mapped as normal memory.
     unsafe { HEAP.lock().init(start, end - start) };

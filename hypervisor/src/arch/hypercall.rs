@@ -3,10 +3,10 @@
 //! `psci`, the stop protocol is `fast_stop`; this module acts on them.
 
 use super::park;
-use crate::park::ParkReason;
 use super::vectors::GuestFrame;
 use super::{cpu_index, el2, emit, emit_here, firmware, gic, hv, stop_save, timer};
 use crate::fast_stop::StopPlatform;
+use crate::park::ParkReason;
 use crate::psci::{self, Suspend};
 use crate::smccc::vendor::FastStopFlags;
 use crate::smccc::{self, ArchCall, Call, PsciCall, VendorCall, ret, vendor};
@@ -61,7 +61,12 @@ fn psci_call(frame: &mut GuestFrame, call: PsciCall) -> Reply {
     match call {
         PsciCall::Version => Reply::One(psci::VERSION as i64),
         PsciCall::Features { function_id } => Reply::One(psci::features(function_id)),
-        PsciCall::CpuSuspend { power_state, entry, context_id, .. } => {
+        PsciCall::CpuSuspend {
+            power_state,
+            entry,
+            context_id,
+            ..
+        } => {
             match psci::suspend(power_state.into(), entry, context_id, ram) {
                 // A standby that wakes at once is a valid standby.
                 Ok(Suspend::Standby) => Reply::One(ret::SUCCESS),
@@ -79,7 +84,12 @@ fn psci_call(frame: &mut GuestFrame, call: PsciCall) -> Reply {
             *frame = park::park_until_boot(me, Some(ParkReason::CpuOff));
             Reply::Replaced
         }
-        PsciCall::CpuOn { target_mpidr, entry, context_id, .. } => {
+        PsciCall::CpuOn {
+            target_mpidr,
+            entry,
+            context_id,
+            ..
+        } => {
             let caller_big_endian = el2::guest_big_endian();
             let announce = |target| {
                 // Published with the boot request: the target starts with
@@ -87,7 +97,14 @@ fn psci_call(frame: &mut GuestFrame, call: PsciCall) -> Reply {
                 el2::set_boot_endianness(target, caller_big_endian);
                 hv.live.claimed();
                 let reason = Reason::CpuOnBy(me);
-                emit(target, &Event::State { from: PowerState::Off, to: PowerState::OnPending, reason });
+                emit(
+                    target,
+                    &Event::State {
+                        from: PowerState::Off,
+                        to: PowerState::OnPending,
+                        reason,
+                    },
+                );
             };
             match psci::cpu_on(&table, target_mpidr, entry, context_id, ram, announce) {
                 Ok(target) => {
@@ -97,9 +114,15 @@ fn psci_call(frame: &mut GuestFrame, call: PsciCall) -> Reply {
                 Err(e) => Reply::One(e),
             }
         }
-        PsciCall::AffinityInfo { target_affinity, lowest_level, .. } => {
-            Reply::One(psci::affinity_info(&table, target_affinity, lowest_level.into()))
-        }
+        PsciCall::AffinityInfo {
+            target_affinity,
+            lowest_level,
+            ..
+        } => Reply::One(psci::affinity_info(
+            &table,
+            target_affinity,
+            lowest_level.into(),
+        )),
         PsciCall::MigrateInfoType => Reply::One(psci::MIGRATE_INFO_TYPE_NONE as i64),
         PsciCall::SystemOff => {
             emit_here(&Event::call(&Call::Psci(call), 0));
@@ -111,7 +134,9 @@ fn psci_call(frame: &mut GuestFrame, call: PsciCall) -> Reply {
             emit_here(&Event::SystemReset);
             firmware::system_reset()
         }
-        PsciCall::SystemOff2 { off_type, cookie, .. } => match psci::system_off2(off_type, cookie) {
+        PsciCall::SystemOff2 {
+            off_type, cookie, ..
+        } => match psci::system_off2(off_type, cookie) {
             Ok(()) => {
                 emit_here(&Event::call(&Call::Psci(call), 0));
                 emit_here(&Event::SystemOff);
@@ -163,7 +188,12 @@ fn vendor_call(call: VendorCall, entry_ns: u64) -> Reply {
     match call {
         VendorCall::CallUid => Reply::Four(vendor::UID.map(u64::from)),
         VendorCall::Features => Reply::One(vendor::FEATURES_BITMAP as i64),
-        VendorCall::FastStop { timeout_us, flags, save_area, save_len } => {
+        VendorCall::FastStop {
+            timeout_us,
+            flags,
+            save_area,
+            save_len,
+        } => {
             // The save area is checked before anything stops, so a bad one
             // leaves every vCPU running.
             let save = if flags & FastStopFlags::SAVE_REGS.bits() == 0 {
@@ -177,8 +207,14 @@ fn vendor_call(call: VendorCall, entry_ns: u64) -> Reply {
             emit_here(&Event::FastStopBegin {
                 timeout_us: VendorCall::fast_stop_timeout_us(timeout_us),
             });
-            let report =
-                hv.fast_stop.run(&hv.table(), cpu_index(), timeout_us, flags, entry_ns, &Machine);
+            let report = hv.fast_stop.run(
+                &hv.table(),
+                cpu_index(),
+                timeout_us,
+                flags,
+                entry_ns,
+                &Machine,
+            );
             if let (Some(area), true) = (save, report.generation != 0) {
                 stop_save::copy_to_guest(&area, report.generation);
             }

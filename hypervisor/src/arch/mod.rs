@@ -5,15 +5,15 @@ pub mod console;
 mod el2;
 mod firmware;
 mod gic;
+mod gic_mmio;
 mod heap;
+mod hypercall;
 mod park;
 mod stage2;
 mod stop_save;
 mod timer;
 mod traps;
 mod vectors;
-mod gic_mmio;
-mod hypercall;
 mod vgic;
 
 use crate::dtb::{self, MemRange, Platform};
@@ -28,7 +28,10 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use spin::Once;
 
 /// The hypervisor's own RAM (see `linker/hypervisor.ld`): never mapped into the guest.
-pub const HV_REGION: MemRange = MemRange { base: 0x4000_0000, size: 0x0400_0000 };
+pub const HV_REGION: MemRange = MemRange {
+    base: 0x4000_0000,
+    size: 0x0400_0000,
+};
 /// Where QEMU leaves its DTB for an ELF `-kernel` (x0 is 0 then).
 const QEMU_DTB_ADDR: usize = 0x4000_0000;
 /// PL011 used until the DTB has been read (QEMU virt's UART0).
@@ -67,7 +70,8 @@ impl Hypervisor {
 static HV: Once<Hypervisor> = Once::new();
 
 pub fn hv() -> &'static Hypervisor {
-    HV.get().expect("hypervisor state used before boot finished")
+    HV.get()
+        .expect("hypervisor state used before boot finished")
 }
 
 /// This CPU's linear index (kept in TPIDR_EL2 from early boot on).
@@ -90,7 +94,9 @@ pub fn emit(cpu: usize, event: &Event<'_>) {
     };
     if event.level() <= hv.trace_level {
         let me = cpu_index();
-        hv.vcpus[me].trace.record_event(&hv.trace_seq, me, cpu, timer::ticks, event);
+        hv.vcpus[me]
+            .trace
+            .record_event(&hv.trace_seq, me, cpu, timer::ticks, event);
     }
 }
 
@@ -183,7 +189,9 @@ fn boot_main(x0: u64, _x1: u64, _x2: u64, _x3: u64) -> ! {
     });
     console::set_baud(options.console_baud);
     let hv = hv();
-    hv.vcpus[0].stack_top.store(el2::boot_stack_top(), Ordering::Relaxed);
+    hv.vcpus[0]
+        .stack_top
+        .store(el2::boot_stack_top(), Ordering::Relaxed);
 
     gic::init(&platform);
     stage2::init(&platform, &guest.ram);
@@ -205,7 +213,11 @@ fn boot_main(x0: u64, _x1: u64, _x2: u64, _x3: u64) -> ! {
     }
 
     start_secondaries(&platform);
-    emit_here(&Event::State { from: PowerState::Off, to: PowerState::On, reason: Reason::Boot });
+    emit_here(&Event::State {
+        from: PowerState::Off,
+        to: PowerState::On,
+        reason: Reason::Boot,
+    });
     flush_trace();
     // From now on the boot CPU's EL2 timer prints what nothing else does.
     timer::arm_tick();
@@ -241,14 +253,21 @@ fn load_guest(host_dtb: &[u8], platform: &Platform, guest: &dtb::GuestConfig) ->
     let module = platform.kernel.image;
     // SAFETY: the module lies in RAM that QEMU loaded and that is identity
     // mapped at EL2; nothing else references it during boot.
-    let image = unsafe { core::slice::from_raw_parts(module.base as *const u8, module.size as usize) };
+    let image =
+        unsafe { core::slice::from_raw_parts(module.base as *const u8, module.size as usize) };
     let initrd: Vec<MemRange> = guest.initrd.into_iter().collect();
     let plan = crate::image::plan_load(image, module, &guest.ram, &initrd)
         .unwrap_or_else(|e| fatal(format_args!("cannot load the guest kernel: {e}")));
     if plan.needs_copy() {
         // SAFETY: the plan keeps source and destination inside guest RAM;
         // `copy` handles overlap.
-        unsafe { core::ptr::copy(plan.src as *const u8, plan.dst as *mut u8, plan.len as usize) };
+        unsafe {
+            core::ptr::copy(
+                plan.src as *const u8,
+                plan.dst as *mut u8,
+                plan.len as usize,
+            )
+        };
     }
     let blob = dtb::build_guest_dtb(host_dtb, guest)
         .unwrap_or_else(|e| fatal(format_args!("cannot write the guest DTB: {e}")));
@@ -261,7 +280,10 @@ fn load_guest(host_dtb: &[u8], platform: &Platform, guest: &dtb::GuestConfig) ->
     unsafe { core::ptr::copy_nonoverlapping(blob.as_ptr(), at as *mut u8, blob.len()) };
     el2::clean_dcache_range(plan.dst, plan.len);
     el2::clean_dcache_range(at, blob.len() as u64);
-    GuestEntry { pc: plan.entry, dtb: at }
+    GuestEntry {
+        pc: plan.entry,
+        dtb: at,
+    }
 }
 
 /// The firmware's DTB as a slice, after checking its header.
@@ -301,7 +323,10 @@ fn start_secondaries(platform: &Platform) {
             })
         };
         if let Err(e) = started {
-            log::error!("firmware CPU_ON for cpu{index} (mpidr {:#x}) failed: {e:?}", cpu.mpidr);
+            log::error!(
+                "firmware CPU_ON for cpu{index} (mpidr {:#x}) failed: {e:?}",
+                cpu.mpidr
+            );
         }
     }
     let deadline = timer::now_ns() + 5_000_000_000;
@@ -344,7 +369,11 @@ struct Options {
 
 impl Options {
     fn parse(bootargs: &str) -> Self {
-        let mut o = Options { trace_level: Level::State, console_baud: 0, debug_panic: false };
+        let mut o = Options {
+            trace_level: Level::State,
+            console_baud: 0,
+            debug_panic: false,
+        };
         for word in bootargs.split_whitespace() {
             if let Some(Some(filter)) = word.strip_prefix("trace=").map(Filter::from_option) {
                 o.trace_level = match filter {
@@ -376,7 +405,14 @@ impl Options {
 
 /// Unrecoverable boot error: say so, then end the run as a failure.
 fn fatal(args: core::fmt::Arguments<'_>) -> ! {
-    console::final_flush(trace_rings(), cpu_index(), Some(&Event::Panic { location: &"boot", message: &args }));
+    console::final_flush(
+        trace_rings(),
+        cpu_index(),
+        Some(&Event::Panic {
+            location: &"boot",
+            message: &args,
+        }),
+    );
     firmware::exit_failure()
 }
 
@@ -388,7 +424,10 @@ impl log::Log for Logger {
         true
     }
     fn log(&self, record: &log::Record<'_>) {
-        emit_here(&Event::Log { level: record.level(), message: record.args() });
+        emit_here(&Event::Log {
+            level: record.level(),
+            message: record.args(),
+        });
     }
     fn flush(&self) {}
 }
@@ -401,6 +440,13 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         Some(location) => location,
         None => &"?",
     };
-    console::final_flush(trace_rings(), cpu_index(), Some(&Event::Panic { location, message: &message }));
+    console::final_flush(
+        trace_rings(),
+        cpu_index(),
+        Some(&Event::Panic {
+            location,
+            message: &message,
+        }),
+    );
     firmware::exit_failure()
 }

@@ -33,9 +33,15 @@ impl ParkPlatform for Machine {
             ParkReason::Fault => Reason::Other("guest fault"),
             ParkReason::FastStop(_) | ParkReason::BootCancelled(_) => Reason::FastStop,
         };
-        emit_before(index, &Event::State { from, to: PowerState::Off, reason: why }, || {
-            slot.park(reason.acknowledges())
-        });
+        emit_before(
+            index,
+            &Event::State {
+                from,
+                to: PowerState::Off,
+                reason: why,
+            },
+            || slot.park(reason.acknowledges()),
+        );
         // A FAST_STOP caller may be waiting for this in WFE.
         el2::signal_event();
         // Only a running vCPU can CPU_ON another: once none is, none ever runs
@@ -69,7 +75,11 @@ impl ParkPlatform for Machine {
 /// vCPU `index`'s parker.
 pub fn parker(index: usize) -> Parker<'static> {
     let hv = hv();
-    Parker { me: index, slot: hv.table().slot(index), stop: &hv.fast_stop }
+    Parker {
+        me: index,
+        slot: hv.table().slot(index),
+        stop: &hv.fast_stop,
+    }
 }
 
 /// Parks vCPU `index` (first leaving the guest if `reason` is given) and

@@ -40,7 +40,10 @@ pub fn init(platform: &Platform, guest_ram: &[MemRange]) {
     }
     for d in &platform.passthrough {
         // Whole pages: QEMU virt's devices are 4 KiB aligned and padded.
-        let r = MemRange::new(d.base & !0xfff, ((d.end() + 0xfff) & !0xfff) - (d.base & !0xfff));
+        let r = MemRange::new(
+            d.base & !0xfff,
+            ((d.end() + 0xfff) & !0xfff) - (d.base & !0xfff),
+        );
         map.map_range(&region(r), DEVICE)
             .unwrap_or_else(|e| panic!("stage 2: cannot map MMIO {r}: {e:?}"));
     }
@@ -62,7 +65,10 @@ pub fn init_cpu() {
     let root = *ROOT.get().expect("stage 2 not built");
     // PARange: at least 48 bits, the IPA size the tables are built for.
     let parange = ID_AA64MMFR0_EL1.get() & 0xf;
-    assert!(parange >= 0b101, "stage 2 needs a 48-bit physical address space (PARange {parange:#x})");
+    assert!(
+        parange >= 0b101,
+        "stage 2 needs a 48-bit physical address space (PARange {parange:#x})"
+    );
     VTCR_EL2.write(
         VTCR_EL2::RES1::SET
             + VTCR_EL2::PS::PA_48B_256TB

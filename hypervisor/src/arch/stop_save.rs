@@ -3,8 +3,8 @@
 //! confirmed ones into the guest's save area (see `crate::stop_context`).
 
 use super::el2;
-use super::vectors::GuestFrame;
 use super::hv;
+use super::vectors::GuestFrame;
 use crate::stop_context::{SaveArea, StopContext, UserRegs, entry_words};
 use crate::vcpu::PowerState;
 use aarch64_cpu::registers::{Readable, SP_EL0, SP_EL1};
@@ -29,7 +29,10 @@ pub fn copy_to_guest(area: &SaveArea, generation: u64) {
         let context = *hv.vcpus[index].stop_context.lock();
         let confirmed = table.slot(index).snapshot() == (PowerState::Off, generation)
             && context.generation == generation;
-        let words = entry_words(table.mpidr(index), context.regs.as_ref().filter(|_| confirmed));
+        let words = entry_words(
+            table.mpidr(index),
+            context.regs.as_ref().filter(|_| confirmed),
+        );
         let addr = area.entry_addr(index);
         // SAFETY: `SaveArea::validate` put every entry inside one range of
         // guest RAM, which EL2 maps as normal memory and which is never the

@@ -4,14 +4,14 @@
 //! guest gets an exception, the trace says what happened, EL2 carries on.
 
 use super::park;
-use crate::park::ParkReason;
 use super::vectors::{GuestFrame, LowerKind};
 use super::{HV_REGION, cpu_index, el2, emit_here, gic_mmio, hv, hypercall, stop_save, vgic};
 use crate::exception;
 use crate::mmio;
+use crate::park::ParkReason;
+use crate::trace::Event;
 use arm_sysregs::el2::registers::EsrEl2;
 use arm_sysregs::types::{EsrIssSysreg, EsrIssSysregDir, EsrIssSysregId};
-use crate::trace::Event;
 
 const EC_UNKNOWN: u64 = 0x00;
 const EC_HVC64: u64 = 0x16;
@@ -92,13 +92,30 @@ fn synchronous(frame: &mut GuestFrame) {
         EC_DABT_LOWER => data_abort(frame, esr),
         EC_IABT_LOWER => {
             let ipa = el2::fault_ipa();
-            let fault = Fault { kind: "iabt", addr: ipa, write: false, size: 0, why: classify(ipa) };
+            let fault = Fault {
+                kind: "iabt",
+                addr: ipa,
+                write: false,
+                size: 0,
+                why: classify(ipa),
+            };
             contain(frame, fault, EC_IABT_SAME, FSC_EXTERNAL_ABORT);
         }
         EC_SYSREG => system_register(frame, esr),
         ec => {
             let why = "exception class not handled";
-            contain(frame, Fault { kind: "undef", addr: ec, write: false, size: 0, why }, EC_UNKNOWN, 0);
+            contain(
+                frame,
+                Fault {
+                    kind: "undef",
+                    addr: ec,
+                    write: false,
+                    size: 0,
+                    why,
+                },
+                EC_UNKNOWN,
+                0,
+            );
         }
     }
 }
@@ -110,20 +127,36 @@ fn system_register(frame: &mut GuestFrame, esr: u64) {
     let Some(iss) = EsrEl2::from_bits_retain(esr).iss_sysreg() else {
         // Not reachable for EC 0x18, but an unexpected syndrome is the
         // guest's problem, never a reason to stop EL2.
-        let fault = Fault { kind: "sysreg", addr: esr, write: false, size: 0, why: "no system register syndrome" };
+        let fault = Fault {
+            kind: "sysreg",
+            addr: esr,
+            write: false,
+            size: 0,
+            why: "no system register syndrome",
+        };
         return contain(frame, fault, EC_UNKNOWN, 0);
     };
     let is_sgi = (5..=7).any(|op2| iss.sysreg_id() == EsrIssSysregId::new(3, 0, 12, 11, op2));
     if is_sgi && iss.dir() == EsrIssSysregDir::Write {
         let rt = usize::from(iss.rt());
-        let value = if rt == usize::from(EsrIssSysreg::XZR_REG_NUM) { 0 } else { frame.x.get(rt).copied().unwrap_or(0) };
+        let value = if rt == usize::from(EsrIssSysreg::XZR_REG_NUM) {
+            0
+        } else {
+            frame.x.get(rt).copied().unwrap_or(0)
+        };
         vgic::send_sgi(cpu_index(), value);
         frame.elr += exception::instruction_length(esr);
         return;
     }
     let why = "system register not emulated";
     let write = iss.dir() == EsrIssSysregDir::Write;
-    let fault = Fault { kind: "sysreg", addr: u64::from(iss.bits()), write, size: 8, why };
+    let fault = Fault {
+        kind: "sysreg",
+        addr: u64::from(iss.bits()),
+        write,
+        size: 8,
+        why,
+    };
     contain(frame, fault, EC_UNKNOWN, 0);
 }
 
@@ -141,8 +174,19 @@ fn data_abort(frame: &mut GuestFrame, esr: u64) {
     match mmio::decode(esr, el2::far(), el2::hpfar()) {
         Ok(access) if names_aarch32_pc(frame, &access) => {
             let why = "AArch32 access naming the PC";
-            let fault = Fault { kind: "dabt", addr: access.ipa, write: access.write, size: access.size, why };
-            contain(frame, fault, EC_DABT_SAME, FSC_EXTERNAL_ABORT | esr & ISS_WNR);
+            let fault = Fault {
+                kind: "dabt",
+                addr: access.ipa,
+                write: access.write,
+                size: access.size,
+                why,
+            };
+            contain(
+                frame,
+                fault,
+                EC_DABT_SAME,
+                FSC_EXTERNAL_ABORT | esr & ISS_WNR,
+            );
         }
         Ok(access) if gic_mmio::owns(access.ipa) => {
             gic_mmio::access(&access, &mut frame.x);
@@ -161,12 +205,34 @@ fn data_abort(frame: &mut GuestFrame, esr: u64) {
         }
         Ok(access) => {
             let why = classify(access.ipa);
-            let fault = Fault { kind: "dabt", addr: access.ipa, write: access.write, size: access.size, why };
-            contain(frame, fault, EC_DABT_SAME, FSC_EXTERNAL_ABORT | esr & ISS_WNR);
+            let fault = Fault {
+                kind: "dabt",
+                addr: access.ipa,
+                write: access.write,
+                size: access.size,
+                why,
+            };
+            contain(
+                frame,
+                fault,
+                EC_DABT_SAME,
+                FSC_EXTERNAL_ABORT | esr & ISS_WNR,
+            );
         }
         Err(e) => {
-            let fault = Fault { kind: "dabt", addr: e.ipa.unwrap_or(0), write: e.write, size: e.size, why: e.kind.why() };
-            contain(frame, fault, EC_DABT_SAME, FSC_EXTERNAL_ABORT | esr & ISS_WNR);
+            let fault = Fault {
+                kind: "dabt",
+                addr: e.ipa.unwrap_or(0),
+                write: e.write,
+                size: e.size,
+                why: e.kind.why(),
+            };
+            contain(
+                frame,
+                fault,
+                EC_DABT_SAME,
+                FSC_EXTERNAL_ABORT | esr & ISS_WNR,
+            );
         }
     }
 }
@@ -194,7 +260,11 @@ struct Fault<'a> {
 /// (so it could never get out of the loop), stops the vCPU instead.
 fn contain(frame: &mut GuestFrame, fault: Fault<'_>, same_el_ec: u64, iss: u64) {
     let in_own_vectors = frame.elr.wrapping_sub(el2::guest_vbar()) < 0x800;
-    let action = if in_own_vectors { "vcpu stopped (fault inside its own vectors)" } else { "abort injected" };
+    let action = if in_own_vectors {
+        "vcpu stopped (fault inside its own vectors)"
+    } else {
+        "abort injected"
+    };
     emit_here(&Event::Fault {
         kind: fault.kind,
         addr: fault.addr,

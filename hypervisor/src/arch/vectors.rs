@@ -30,7 +30,11 @@ impl GuestFrame {
     /// The cold-boot state PSCI CPU_ON promises: all GPRs zero, x0 = context
     /// id, PC = entry, EL1h with DAIF masked.
     pub fn cold_boot(entry: u64, x0: u64) -> Self {
-        let mut frame = Self { elr: entry, spsr: SPSR_EL1H_MASKED, ..Default::default() };
+        let mut frame = Self {
+            elr: entry,
+            spsr: SPSR_EL1H_MASKED,
+            ..Default::default()
+        };
         frame.x[0] = x0;
         frame
     }

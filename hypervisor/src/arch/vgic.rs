@@ -170,11 +170,15 @@ pub fn send_sgi(sender: usize, value: u64) {
     let request = SgiRequest::decode(value);
     for target in request.targets(&table, sender) {
         if table.slot(target).state() != PowerState::On {
-            emit_here(&Event::IpiDrop { sgi: request.intid, target });
+            emit_here(&Event::IpiDrop {
+                sgi: request.intid,
+                target,
+            });
             continue;
         }
         let vcpu = table.vcpu(target);
-        vcpu.pending_sgis.fetch_or(1 << request.intid, Ordering::Release);
+        vcpu.pending_sgis
+            .fetch_or(1 << request.intid, Ordering::Release);
         if target != sender {
             gic::kick(vcpu.mpidr);
         }

@@ -8,8 +8,8 @@
 
 use alloc::vec::Vec;
 
-use dtoolkit::fdt::{Fdt, FdtNode};
 use dtoolkit::Node;
+use dtoolkit::fdt::{Fdt, FdtNode};
 
 use super::platform::{Located, is_compatible, is_memory, own_cells};
 use super::{DtbError, MemRange};
@@ -69,9 +69,17 @@ pub(crate) fn passthrough_ranges(fdt: Fdt<'_>) -> Result<Vec<MemRange>, DtbError
     let root = fdt.root();
     let (address_cells, size_cells) = own_cells(&root);
     let mut out = Vec::new();
-    for node in root.children().filter(|c| classify(c) == Treatment::PassThrough) {
+    for node in root
+        .children()
+        .filter(|c| classify(c) == Treatment::PassThrough)
+    {
         let path = alloc::format!("/{}", node.name());
-        let located = Located { node, path, address_cells, size_cells };
+        let located = Located {
+            node,
+            path,
+            address_cells,
+            size_cells,
+        };
         out.extend(located.reg()?.into_iter().filter(|r| !r.is_empty()));
     }
     out.sort_unstable();

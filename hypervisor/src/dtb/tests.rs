@@ -113,7 +113,10 @@ fn accepts_exactly_max_cpus() {
     let blob = dtb_with_cpus(MAX_CPUS);
     let cpus = platform::cpus(Fdt::new(&blob).unwrap(), MAX_CPUS).unwrap();
     assert_eq!(cpus.len(), MAX_CPUS);
-    assert_eq!(cpus[MAX_CPUS - 1].mpidr, ((MAX_CPUS as u64 - 1) / 16) << 8 | 0xf);
+    assert_eq!(
+        cpus[MAX_CPUS - 1].mpidr,
+        ((MAX_CPUS as u64 - 1) / 16) << 8 | 0xf
+    );
 }
 
 #[test]
@@ -414,7 +417,14 @@ const WITHHELD_PREFIXES: &[&str] = &["/fw-cfg@", "/virtio_mmio@", "/pcie@", "/pl
 
 #[test]
 fn guest_dtb_withholds_every_dma_master() {
-    for host in [VIRT_1CPU, VIRT_4CPU, VIRT_8CPU, VIRT_NO_MODULES, VIRT_126CPU, VIRT_ITS] {
+    for host in [
+        VIRT_1CPU,
+        VIRT_4CPU,
+        VIRT_8CPU,
+        VIRT_NO_MODULES,
+        VIRT_126CPU,
+        VIRT_ITS,
+    ] {
         let p = Platform::parse(host).unwrap_or_else(|_| {
             // virt-nomodules has no guest kernel: parse what the rewrite needs.
             Platform::parse(VIRT_1CPU).unwrap()
@@ -424,10 +434,19 @@ fn guest_dtb_withholds_every_dma_master() {
         let host_paths = paths(Fdt::new(host).unwrap());
         let guest_paths = paths(Fdt::new(&guest).unwrap());
         for w in WITHHELD_PREFIXES {
-            assert!(host_paths.iter().any(|n| n.starts_with(w)), "fixture has {w}");
-            assert!(!guest_paths.iter().any(|n| n.starts_with(w)), "guest DTB has {w}");
+            assert!(
+                host_paths.iter().any(|n| n.starts_with(w)),
+                "fixture has {w}"
+            );
+            assert!(
+                !guest_paths.iter().any(|n| n.starts_with(w)),
+                "guest DTB has {w}"
+            );
         }
-        assert!(!guest_paths.iter().any(|n| n.contains("/its@")), "guest DTB has the ITS");
+        assert!(
+            !guest_paths.iter().any(|n| n.contains("/its@")),
+            "guest DTB has the ITS"
+        );
         // What the guest gets: exactly these devices besides CPUs and memory.
         let devices: Vec<_> = guest_paths
             .iter()
@@ -437,8 +456,19 @@ fn guest_dtb_withholds_every_dma_master() {
         assert_eq!(
             devices,
             [
-                "/psci", "/gpio-keys", "/pl061@9030000", "/pl031@9010000", "/pl011@9000000", "/pmu",
-                "/intc@8000000", "/flash@0", "/cpus", "/timer", "/apb-pclk", "/chosen", "/aliases",
+                "/psci",
+                "/gpio-keys",
+                "/pl061@9030000",
+                "/pl031@9010000",
+                "/pl011@9000000",
+                "/pmu",
+                "/intc@8000000",
+                "/flash@0",
+                "/cpus",
+                "/timer",
+                "/apb-pclk",
+                "/chosen",
+                "/aliases",
             ]
             .iter()
             .filter(|d| host_paths.iter().any(|h| h == *d) || **d == "/psci")
@@ -474,15 +504,24 @@ fn parses_every_redistributor_region() {
     assert_eq!(p.cpus.len(), 126);
     assert_eq!(
         p.gic.redistributors,
-        [MemRange::new(0x80a_0000, 0xf6_0000), MemRange::new(0x40_0000_0000, 0x400_0000)]
+        [
+            MemRange::new(0x80a_0000, 0xf6_0000),
+            MemRange::new(0x40_0000_0000, 0x400_0000)
+        ]
     );
     let layout = crate::gic_filter::GicLayout {
         distributor: p.gic.distributor,
         regions: p.gic.redistributors.clone(),
         cpus: p.cpus.len(),
     };
-    assert_eq!(layout.redistributor_base(122), Some(0x80a_0000 + 122 * 0x2_0000));
-    assert_eq!(layout.redistributor_base(125), Some(0x40_0000_0000 + 2 * 0x2_0000));
+    assert_eq!(
+        layout.redistributor_base(122),
+        Some(0x80a_0000 + 122 * 0x2_0000)
+    );
+    assert_eq!(
+        layout.redistributor_base(125),
+        Some(0x40_0000_0000 + 2 * 0x2_0000)
+    );
     // The guest DTB keeps both regions (the GIC node is copied as it is).
     let guest = build_guest_dtb(VIRT_126CPU, &GuestConfig::new(&p, HYPERVISOR).unwrap()).unwrap();
     let fdt = Fdt::new(&guest).unwrap();
@@ -490,6 +529,10 @@ fn parses_every_redistributor_region() {
     let host = Fdt::new(VIRT_126CPU).unwrap();
     assert_eq!(
         intc.property("reg").unwrap().value(),
-        host.find_node("/intc@8000000").unwrap().property("reg").unwrap().value()
+        host.find_node("/intc@8000000")
+            .unwrap()
+            .property("reg")
+            .unwrap()
+            .value()
     );
 }

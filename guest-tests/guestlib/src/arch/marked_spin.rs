@@ -39,7 +39,10 @@ pub const fn marker(cpu: usize, n: u64) -> u64 {
 
 /// The code addresses of the spin: `[start, end)`.
 pub fn range() -> (u64, u64) {
-    (pv_marked_spin as *const () as u64, &raw const pv_marked_spin_end as u64)
+    (
+        pv_marked_spin as *const () as u64,
+        &raw const pv_marked_spin_end as u64,
+    )
 }
 
 /// Spins forever with interrupts masked and the markers of `cpu` in

@@ -426,7 +426,13 @@ fn on_off_once(env: &Env) -> Result<(u64, u64), Msg> {
         s.off_returned.store(0, SeqCst);
         let t0 = time::counter();
         let st = smp::cpu_on(env, idx, stamp_job, cookie());
-        ensure!(st == SUCCESS, "CPU_ON(cpu{}) = {} ({})", idx, st, status_name(st));
+        ensure!(
+            st == SUCCESS,
+            "CPU_ON(cpu{}) = {} ({})",
+            idx,
+            st,
+            status_name(st)
+        );
         ensure!(
             wait_yielding(wait_us(env), || s.scratch[S_OFF_AT].load(Acquire) != 0),
             "cpu{} never ran its job",
@@ -438,11 +444,19 @@ fn on_off_once(env: &Env) -> Result<(u64, u64), Msg> {
             if a == AFF_OFF {
                 break;
             }
-            ensure!(time::counter() - t0 < limit, "cpu{} not OFF in time (AFFINITY_INFO {})", idx, a);
+            ensure!(
+                time::counter() - t0 < limit,
+                "cpu{} not OFF in time (AFFINITY_INFO {})",
+                idx,
+                a
+            );
             yield_cpu();
         }
         let t1 = time::counter();
-        let (on_at, off_at) = (s.scratch[S_ON_AT].load(Acquire), s.scratch[S_OFF_AT].load(Acquire));
+        let (on_at, off_at) = (
+            s.scratch[S_ON_AT].load(Acquire),
+            s.scratch[S_OFF_AT].load(Acquire),
+        );
         on[k] = time::ticks_to_ns(on_at.saturating_sub(t0));
         off[k] = time::ticks_to_ns(t1.saturating_sub(off_at));
         k += 1;
@@ -459,7 +473,13 @@ fn cpu_on_off(env: &Env) -> TestResult {
     let mut done = 0;
     while done < want {
         let (on_ns, off_ns) = on_off_once(env)?;
-        gprintln!("BENCH-RUN n={} method=cpu_on_off run={} on_ns={} off_ns={}", n, done, on_ns, off_ns);
+        gprintln!(
+            "BENCH-RUN n={} method=cpu_on_off run={} on_ns={} off_ns={}",
+            n,
+            done,
+            on_ns,
+            off_ns
+        );
         on[done] = on_ns;
         off[done] = off_ns;
         done += 1;
@@ -467,7 +487,17 @@ fn cpu_on_off(env: &Env) -> TestResult {
             break;
         }
     }
-    gprintln!("BENCH n={} method=cpu_on guest_ns={} rounds={}", n, median(&mut on[..done]), done);
-    gprintln!("BENCH n={} method=cpu_off guest_ns={} rounds={}", n, median(&mut off[..done]), done);
+    gprintln!(
+        "BENCH n={} method=cpu_on guest_ns={} rounds={}",
+        n,
+        median(&mut on[..done]),
+        done
+    );
+    gprintln!(
+        "BENCH n={} method=cpu_off guest_ns={} rounds={}",
+        n,
+        median(&mut off[..done]),
+        done
+    );
     Ok(())
 }

@@ -18,7 +18,11 @@ pub static SUITE: Suite<Env> = Suite {
 
 static TESTS: [Test<Env>; 5] = [
     Test::new("mpidr_architectural", mpidr_architectural),
-    Test::new("mpidr_architectural_secondaries", mpidr_architectural_secondaries).cpus(2),
+    Test::new(
+        "mpidr_architectural_secondaries",
+        mpidr_architectural_secondaries,
+    )
+    .cpus(2),
     Test::new("injected_abort_pstate", injected_abort_pstate).skip_if(skip_plain),
     Test::new("aarch32_el0_thumb_mmio_step", aarch32_el0_thumb_mmio_step).skip_if(no_aarch32_el0),
     Test::new("aarch32_el0_abort_vector", aarch32_el0_abort_vector)
@@ -44,7 +48,12 @@ fn read_mpidr() -> u64 {
 }
 
 fn check_mpidr(idx: usize, mpidr: u64, env: &Env) -> TestResult {
-    ensure!(mpidr & MPIDR_RES1 != 0, "cpu{}: MPIDR_EL1 = {:#x}: bit 31 (RES1) clear", idx, mpidr);
+    ensure!(
+        mpidr & MPIDR_RES1 != 0,
+        "cpu{}: MPIDR_EL1 = {:#x}: bit 31 (RES1) clear",
+        idx,
+        mpidr
+    );
     ensure!(
         mpidr & MPIDR_AFF == env.mpidr(idx),
         "cpu{}: MPIDR_EL1 = {:#x}, the DTB says affinity {:#x}",
@@ -53,7 +62,12 @@ fn check_mpidr(idx: usize, mpidr: u64, env: &Env) -> TestResult {
         env.mpidr(idx)
     );
     // Reserved bits 29:25 and 63:40 read 0.
-    ensure!(mpidr & (0x1f << 25 | !0xff_ffff_ffff) == 0, "cpu{}: MPIDR_EL1 = {:#x}: reserved bits set", idx, mpidr);
+    ensure!(
+        mpidr & (0x1f << 25 | !0xff_ffff_ffff) == 0,
+        "cpu{}: MPIDR_EL1 = {:#x}: reserved bits set",
+        idx,
+        mpidr
+    );
     Ok(())
 }
 
@@ -68,7 +82,14 @@ fn mpidr_architectural_secondaries(env: &Env) -> TestResult {
     for idx in env.secondaries() {
         smp::start(env, idx, nop_job, cookie())?;
         smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
-        check_mpidr(idx, smp::slot(idx).rec.mpidr.load(core::sync::atomic::Ordering::Acquire), env)?;
+        check_mpidr(
+            idx,
+            smp::slot(idx)
+                .rec
+                .mpidr
+                .load(core::sync::atomic::Ordering::Acquire),
+            env,
+        )?;
     }
     Ok(())
 }
@@ -97,7 +118,11 @@ fn injected_abort_pstate(_env: &Env) -> TestResult {
             };
             let injected = match injected {
                 Ok(v) => {
-                    result = Err(msg!("load from {:#x} did not abort (read {:#x})", HV_IMAGE, v));
+                    result = Err(msg!(
+                        "load from {:#x} did not abort (read {:#x})",
+                        HV_IMAGE,
+                        v
+                    ));
                     break 'outer;
                 }
                 Err(ab) => ab,
@@ -174,7 +199,16 @@ fn aarch32_el0_abort_vector(_env: &Env) -> TestResult {
         e.vector * 0x80,
         describe(&e)
     );
-    ensure!(e.ec() == EC_DABT_LOWER, "expected a lower-EL data abort (EC 0x24): {}", describe(&e));
-    ensure!(e.elr == code, "ELR {:#x}, expected the load at {:#x}", e.elr, code);
+    ensure!(
+        e.ec() == EC_DABT_LOWER,
+        "expected a lower-EL data abort (EC 0x24): {}",
+        describe(&e)
+    );
+    ensure!(
+        e.elr == code,
+        "ELR {:#x}, expected the load at {:#x}",
+        e.elr,
+        code
+    );
     Ok(())
 }

@@ -942,9 +942,17 @@ fn save_regs_bad_areas(env: &Env) -> TestResult {
 
 fn save_regs_bad_areas_inner(env: &Env) -> TestResult {
     let f = vendor::features();
-    ensure!(f & VENDOR_FEAT_FAST_STOP_FLAGS != 0, "FEATURES = {:#x}: no FAST_STOP_FLAGS (bit 4)", f);
+    ensure!(
+        f & VENDOR_FEAT_FAST_STOP_FLAGS != 0,
+        "FEATURES = {:#x}: no FAST_STOP_FLAGS (bit 4)",
+        f
+    );
     let flags = vendor::fast_stop_flags();
-    ensure!(flags == FAST_STOP_SAVE_REGS, "FAST_STOP_FLAGS = {:#x}, expected SAVE_REGS (1)", flags);
+    ensure!(
+        flags == FAST_STOP_SAVE_REGS,
+        "FAST_STOP_FLAGS = {:#x}, expected SAVE_REGS (1)",
+        flags
+    );
     let n = start_marked_spinners(env)?;
     let words = env.ncpus * SAVE_ENTRY_WORDS;
     let bytes = (words * 8) as u64;
@@ -952,14 +960,24 @@ fn save_regs_bad_areas_inner(env: &Env) -> TestResult {
     let good = area.as_mut_ptr() as u64;
     let bad = [
         (0x4000_0000, bytes, "hypervisor memory"),
-        (0x4400_0000 - 8, bytes, "straddling the end of hypervisor memory"),
+        (
+            0x4400_0000 - 8,
+            bytes,
+            "straddling the end of hypervisor memory",
+        ),
         (0x0900_0000, bytes, "the UART"),
         (good + 4, bytes, "misaligned"),
         (good, bytes - 8, "one word too small"),
         (u64::MAX - 7, bytes, "wrapping"),
     ];
     for (addr, len, what) in bad {
-        let r = guestlib::arch::call::hvc5(VENDOR_FAST_STOP, deadline_us(), FAST_STOP_SAVE_REGS, addr, len);
+        let r = guestlib::arch::call::hvc5(
+            VENDOR_FAST_STOP,
+            deadline_us(),
+            FAST_STOP_SAVE_REGS,
+            addr,
+            len,
+        );
         ensure!(
             status(r[0]) == INVALID_PARAMETERS,
             "SAVE_REGS with an area {} ({:#x}, {} bytes): x0 = {}, expected -2",
@@ -972,7 +990,12 @@ fn save_regs_bad_areas_inner(env: &Env) -> TestResult {
     drop(area);
     for idx in env.secondaries() {
         let st = vendor::vcpu_state(env.mpidr(idx));
-        ensure!(st == VCPU_ON, "cpu{} VCPU_STATE = {} after rejected SAVE_REGS calls", idx, st);
+        ensure!(
+            st == VCPU_ON,
+            "cpu{} VCPU_STATE = {} after rejected SAVE_REGS calls",
+            idx,
+            st
+        );
     }
     let r = fstop(deadline_us(), 0);
     check_success(&r, n)
@@ -1001,10 +1024,20 @@ fn save_regs_inner(env: &Env) -> TestResult {
             mpidr_aff(env.mpidr(idx))
         );
         if idx == env.boot_idx {
-            ensure!(status == 0 && pc == 0, "the caller's entry: status {} pc {:#x}, expected 0 0", status, pc);
+            ensure!(
+                status == 0 && pc == 0,
+                "the caller's entry: status {} pc {:#x}, expected 0 0",
+                status,
+                pc
+            );
             continue;
         }
-        ensure!(status == 1, "cpu{}: status {}, expected 1 (saved)", idx, status);
+        ensure!(
+            status == 1,
+            "cpu{}: status {}, expected 1 (saved)",
+            idx,
+            status
+        );
         ensure!(
             (lo..hi).contains(&pc),
             "cpu{}: saved pc {:#x} outside the spin [{:#x}, {:#x})",
@@ -1023,7 +1056,12 @@ fn save_regs_inner(env: &Env) -> TestResult {
                 marked_spin::marker(idx, n as u64)
             );
         }
-        ensure!(pstate & 0x3cf == 0x3c5, "cpu{}: saved pstate {:#x}, expected EL1h with DAIF masked", idx, pstate);
+        ensure!(
+            pstate & 0x3cf == 0x3c5,
+            "cpu{}: saved pstate {:#x}, expected EL1h with DAIF masked",
+            idx,
+            pstate
+        );
         ensure!(sp != 0 && sp % 16 == 0, "cpu{}: saved sp {:#x}", idx, sp);
     }
     Ok(())

@@ -17,8 +17,8 @@
 
 use super::common::{cookie, skip_plain};
 use core::sync::atomic::{AtomicU64, Ordering::*};
-use dtoolkit::{Node, Property, ToCellInt};
 use dtoolkit::fdt::Fdt;
+use dtoolkit::{Node, Property, ToCellInt};
 use guestlib::abi::*;
 use guestlib::arch::call::{Conduit, call};
 use guestlib::arch::smp::{self, aborting};
@@ -45,7 +45,9 @@ pub static SUITE: Suite<Env> = Suite {
             .cpus(2)
             .skip_if(skip_plain),
         Test::new("gic_sweep", gic_sweep).skip_if(skip_plain),
-        Test::new("after_sweep_on_stop", on_and_stop).cpus(2).skip_if(skip_plain),
+        Test::new("after_sweep_on_stop", on_and_stop)
+            .cpus(2)
+            .skip_if(skip_plain),
         Test::new("after_sweep_ipis", after_sweep_ipis)
             .cpus(2)
             .skip_if(skip_plain),
@@ -83,10 +85,18 @@ fn load(addr: u64, size: u8) -> Result<u64, Abort> {
         // writes only `v`.
         unsafe {
             match size {
-                1 => core::arch::asm!("mov {v}, #0", "ldrb {v:w}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack)),
-                2 => core::arch::asm!("mov {v}, #0", "ldrh {v:w}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack)),
-                4 => core::arch::asm!("mov {v}, #0", "ldr {v:w}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack)),
-                _ => core::arch::asm!("mov {v}, #0", "ldr {v}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack)),
+                1 => {
+                    core::arch::asm!("mov {v}, #0", "ldrb {v:w}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack))
+                }
+                2 => {
+                    core::arch::asm!("mov {v}, #0", "ldrh {v:w}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack))
+                }
+                4 => {
+                    core::arch::asm!("mov {v}, #0", "ldr {v:w}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack))
+                }
+                _ => {
+                    core::arch::asm!("mov {v}, #0", "ldr {v}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack))
+                }
             }
         }
         v
@@ -100,10 +110,18 @@ fn store(addr: u64, size: u8, v: u64) -> Result<(), Abort> {
         // SAFETY: an MMIO store that may fault (the vector skips it).
         unsafe {
             match size {
-                1 => core::arch::asm!("strb {v:w}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack)),
-                2 => core::arch::asm!("strh {v:w}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack)),
-                4 => core::arch::asm!("str {v:w}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack)),
-                _ => core::arch::asm!("str {v}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack)),
+                1 => {
+                    core::arch::asm!("strb {v:w}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack))
+                }
+                2 => {
+                    core::arch::asm!("strh {v:w}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack))
+                }
+                4 => {
+                    core::arch::asm!("str {v:w}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack))
+                }
+                _ => {
+                    core::arch::asm!("str {v}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack))
+                }
             }
         }
     });
@@ -162,7 +180,13 @@ fn dtb_has_no_dma_masters(env: &Env) -> TestResult {
             needle
         );
     }
-    for needle in ["arm,pl031", "arm,pl061", "cfi-flash", "arm,pl011", "arm,gic-v3"] {
+    for needle in [
+        "arm,pl031",
+        "arm,pl061",
+        "cfi-flash",
+        "arm,pl011",
+        "arm,gic-v3",
+    ] {
         ensure!(
             blob.windows(needle.len()).any(|w| w == needle.as_bytes()),
             "the guest DTB lost {}",
@@ -242,7 +266,11 @@ fn fw_cfg_dma_attack(_env: &Env) -> TestResult {
     check_abort("fw_cfg DMA low", FW_CFG_DMA_LOW, dma_low.map(|()| 0))?;
     check_abort("fw_cfg DMA", FW_CFG_DMA_HIGH, dma_both.map(|()| 0))?;
     let r = call(Conduit::Hvc, 0x8600_FF01, 0, 0, 0);
-    ensure!(r[0] == 0xCD11_84F9, "CALL_UID after the attack: {:#x}", r[0]);
+    ensure!(
+        r[0] == 0xCD11_84F9,
+        "CALL_UID after the attack: {:#x}",
+        r[0]
+    );
     Ok(())
 }
 
@@ -257,14 +285,30 @@ fn load_past_last_redistributor(env: &Env) -> TestResult {
     }
     let past = gicr(env, env.ncpus);
     // The panic: 0x080C_0008 with 1 vCPU (GICR_TYPER of no CPU).
-    for (offset, size) in [(0x8, 8), (0x8, 4), (0xffe8, 4), (SGI_BASE + 0x100, 4), (0x0, 1)] {
+    for (offset, size) in [
+        (0x8, 8),
+        (0x8, 4),
+        (0xffe8, 4),
+        (SGI_BASE + 0x100, 4),
+        (0x0, 1),
+    ] {
         match load(past + offset, size) {
             Ok(0) => {}
-            Ok(v) => return Err(msg!("{:#x} reads {:#x}, expected 0 (RAZ)", past + offset, v)),
+            Ok(v) => {
+                return Err(msg!(
+                    "{:#x} reads {:#x}, expected 0 (RAZ)",
+                    past + offset,
+                    v
+                ));
+            }
             Err(ab) => return Err(msg!("{:#x} aborted: ESR {:#x}", past + offset, ab.esr)),
         }
         if let Err(ab) = store(past + offset, size, u64::MAX) {
-            return Err(msg!("store {:#x} aborted: ESR {:#x}", past + offset, ab.esr));
+            return Err(msg!(
+                "store {:#x} aborted: ESR {:#x}",
+                past + offset,
+                ab.esr
+            ));
         }
     }
     still_served()
@@ -367,10 +411,12 @@ const NARROW: [(u64, u64); 5] = [
 /// (RAZ/WI throughout; the host tests cover every offset of the decision).
 fn offsets(size: u8) -> impl Iterator<Item = u64> {
     let narrow = size < 4;
-    (0..0x1_0000u64).step_by(usize::from(size)).filter(move |&o| {
-        let windows: &[(u64, u64)] = if narrow { &NARROW } else { &DENSE };
-        windows.iter().any(|&(lo, hi)| (lo..hi).contains(&o)) || (!narrow && o % 0x100 == 0)
-    })
+    (0..0x1_0000u64)
+        .step_by(usize::from(size))
+        .filter(move |&o| {
+            let windows: &[(u64, u64)] = if narrow { &NARROW } else { &DENSE };
+            windows.iter().any(|&(lo, hi)| (lo..hi).contains(&o)) || (!narrow && o % 0x100 == 0)
+        })
 }
 
 /// GICD, two frames per CPU the guest knows, four past the last CPU.
@@ -429,8 +475,15 @@ fn gic_sweep(env: &Env) -> TestResult {
     ensure!(env.gicd != 0 && env.gicr != 0, "no GICv3 in the DTB");
     let mut all = [0u64; MAX_FRAMES];
     let n = frames(env, &mut all);
-    let want = 1 + 2 * env.ncpus.min(FIRST_REGION_CPUS) + if env.ncpus < FIRST_REGION_CPUS { 4 } else { 0 };
-    ensure!(n == want || env.cpus_truncated, "sweeping {} frames, expected {}", n, want);
+    let want = 1
+        + 2 * env.ncpus.min(FIRST_REGION_CPUS)
+        + if env.ncpus < FIRST_REGION_CPUS { 4 } else { 0 };
+    ensure!(
+        n == want || env.cpus_truncated,
+        "sweeping {} frames, expected {}",
+        n,
+        want
+    );
     let t0 = time::now_ns();
     let mut count = sweep_pass(&all[..n], None)?;
     count += sweep_pass(&all[..n], Some(u64::MAX))?;
@@ -460,7 +513,11 @@ fn after_sweep_ipis(env: &Env) -> TestResult {
 pub static SCALE: Suite<Env> = Suite {
     name: "scale",
     tests: &[
-        Test::new("every_cpu_has_its_redistributor", every_cpu_has_its_redistributor).skip_if(skip_plain),
+        Test::new(
+            "every_cpu_has_its_redistributor",
+            every_cpu_has_its_redistributor,
+        )
+        .skip_if(skip_plain),
         Test::new("last_cpus_on_and_stop", last_cpus_on_and_stop)
             .cpus(2)
             .skip_if(skip_plain),
@@ -476,11 +533,18 @@ fn every_cpu_has_its_redistributor(env: &Env) -> TestResult {
     let gic = fdt
         .root()
         .children()
-        .find(|n| n.property("compatible").is_some_and(|p| p.value().starts_with(b"arm,gic-v3\0")))
+        .find(|n| {
+            n.property("compatible")
+                .is_some_and(|p| p.value().starts_with(b"arm,gic-v3\0"))
+        })
         .ok_or_else(|| msg!("no arm,gic-v3 node"))?;
     let mut regions = [(0u64, 0u64); 4];
     let mut nregions = 0;
-    let regs = gic.reg().ok().flatten().ok_or_else(|| msg!("GIC node without reg"))?;
+    let regs = gic
+        .reg()
+        .ok()
+        .flatten()
+        .ok_or_else(|| msg!("GIC node without reg"))?;
     for (i, r) in regs.enumerate() {
         let (Ok(base), Ok(size)) = (r.address::<u64>(), r.size::<u64>()) else {
             return Err(msg!("GIC reg entry {} unreadable", i));
@@ -503,10 +567,15 @@ fn every_cpu_has_its_redistributor(env: &Env) -> TestResult {
         if (frame + 1) * GICR_STRIDE > regions[region].1 {
             region += 1;
             frame = 0;
-            ensure!(region < nregions, "cpu mpidr {:#x} has no GICR frame left", mpidr);
+            ensure!(
+                region < nregions,
+                "cpu mpidr {:#x} has no GICR frame left",
+                mpidr
+            );
         }
         let rd = regions[region].0 + frame * GICR_STRIDE;
-        let typer = load(rd + 0x8, 8).map_err(|a| msg!("GICR_TYPER at {:#x}: ESR {:#x}", rd, a.esr))?;
+        let typer =
+            load(rd + 0x8, 8).map_err(|a| msg!("GICR_TYPER at {:#x}: ESR {:#x}", rd, a.esr))?;
         let want = mpidr & 0xff_ffff | (mpidr >> 32 & 0xff) << 24;
         ensure!(
             typer >> 32 == want,
@@ -519,7 +588,8 @@ fn every_cpu_has_its_redistributor(env: &Env) -> TestResult {
             // Last in its region: the rest of the region has no CPU.
             let past = rd + GICR_STRIDE;
             if past + GICR_STRIDE <= regions[region].0 + regions[region].1 {
-                let v = load(past + 0x8, 8).map_err(|a| msg!("{:#x}: ESR {:#x}", past + 8, a.esr))?;
+                let v =
+                    load(past + 0x8, 8).map_err(|a| msg!("{:#x}: ESR {:#x}", past + 8, a.esr))?;
                 ensure!(v == 0, "frame after the last CPU reads {:#x}", v);
             }
             region += 1;
@@ -530,7 +600,11 @@ fn every_cpu_has_its_redistributor(env: &Env) -> TestResult {
         checked += 1;
     }
     ensure!(checked > 0, "no CPUs");
-    gprintln!("scale: {} CPUs found their redistributors in {} GICR region(s)", checked, region.max(1));
+    gprintln!(
+        "scale: {} CPUs found their redistributors in {} GICR region(s)",
+        checked,
+        region.max(1)
+    );
     Ok(())
 }
 
@@ -589,15 +663,28 @@ fn last_cpus_on_and_stop(env: &Env) -> TestResult {
             let counter = &SCALE_COUNTERS[k];
             counter.store(0, SeqCst);
             let st = psci::hvc().cpu_on(mpidr, entry, counter.as_ptr() as u64);
-            ensure!(st == SUCCESS, "round {}: CPU_ON(mpidr {:#x}) = {}", round, mpidr, st);
             ensure!(
-                time::spin_until(super::fast_stop::entry_wait_us(), || counter.load(Relaxed) > 0),
+                st == SUCCESS,
+                "round {}: CPU_ON(mpidr {:#x}) = {}",
+                round,
+                mpidr,
+                st
+            );
+            ensure!(
+                time::spin_until(super::fast_stop::entry_wait_us(), || counter.load(Relaxed)
+                    > 0),
                 "round {}: CPU_ON(mpidr {:#x}) succeeded but the CPU never ran",
                 round,
                 mpidr
             );
         }
-        let r = call(Conduit::Hvc, 0xC600_0001, super::fast_stop::deadline_us(), 0, 0);
+        let r = call(
+            Conduit::Hvc,
+            0xC600_0001,
+            super::fast_stop::deadline_us(),
+            0,
+            0,
+        );
         ensure!(
             status(r[0]) == SUCCESS && r[1] == n as u64 && r[2] == 0,
             "round {}: FAST_STOP x0 {} x1 {} x2 {}, expected 0 {} 0",
@@ -609,7 +696,13 @@ fn last_cpus_on_and_stop(env: &Env) -> TestResult {
         );
         for &mpidr in &mpidrs[..n] {
             let a = psci::hvc().affinity_info(mpidr, 0);
-            ensure!(a == AFF_OFF, "round {}: mpidr {:#x} AFFINITY_INFO {}", round, mpidr, a);
+            ensure!(
+                a == AFF_OFF,
+                "round {}: mpidr {:#x} AFFINITY_INFO {}",
+                round,
+                mpidr,
+                a
+            );
         }
         let before: [u64; 3] = core::array::from_fn(|k| SCALE_COUNTERS[k].load(Relaxed));
         time::delay_us(20_000);

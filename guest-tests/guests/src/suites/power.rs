@@ -98,7 +98,15 @@ pub fn system_off2(env: &'static Env) -> ! {
     guestlib::run(&OFF2_SUITE, env);
     secondaries_busy(env);
     gprintln!("GUEST calling SYSTEM_OFF2(HIBERNATE_OFF)");
-    let st = psci::hvc().raw(PSCI_SYSTEM_OFF2_64, PSCI_OFF_TYPE_HIBERNATE_OFF.into(), 0, 0)[0];
-    gprintln!("GUEST FAIL system_off2: SYSTEM_OFF2 returned {}", status(st));
+    let st = psci::hvc().raw(
+        PSCI_SYSTEM_OFF2_64,
+        PSCI_OFF_TYPE_HIBERNATE_OFF.into(),
+        0,
+        0,
+    )[0];
+    gprintln!(
+        "GUEST FAIL system_off2: SYSTEM_OFF2 returned {}",
+        status(st)
+    );
     guestlib::power_off()
 }

@@ -65,9 +65,12 @@ static TESTS: [Test<Env>; 36] = [
     Test::new("cpu_on_caller_endianness", cpu_on_caller_endianness)
         .cpus(2)
         .skip_if(skip_plain),
-    Test::new("cpu_suspend_powerdown_endianness", cpu_suspend_powerdown_endianness)
-        .cpus(2)
-        .skip_if(skip_plain),
+    Test::new(
+        "cpu_suspend_powerdown_endianness",
+        cpu_suspend_powerdown_endianness,
+    )
+    .cpus(2)
+    .skip_if(skip_plain),
 ];
 
 fn self_mpidr(env: &Env) -> u64 {
@@ -1368,12 +1371,21 @@ fn features_agree_every_psci_id(_env: &Env) -> TestResult {
     for id in (0x8400_0000u32..=0x8400_001F).chain(0xC400_0000..=0xC400_001F) {
         let f = p.features(id);
         if NEVER_RETURN.contains(&id) {
-            ensure!(f == SUCCESS, "PSCI_FEATURES({:#x}) = {}, a mandatory function", id, f);
+            ensure!(
+                f == SUCCESS,
+                "PSCI_FEATURES({:#x}) = {}, a mandatory function",
+                id,
+                f
+            );
             continue;
         }
         // PSCI_FEATURES itself answers NOT_SUPPORTED for an unknown ID: ask
         // it about one it must know.
-        let a1 = if id == PSCI_FEATURES { u64::from(PSCI_VERSION) } else { 0x7FFF_FFFF };
+        let a1 = if id == PSCI_FEATURES {
+            u64::from(PSCI_VERSION)
+        } else {
+            0x7FFF_FFFF
+        };
         let r = status(p.raw(id, a1, 0, 0)[0]);
         let says_unsupported = f == NOT_SUPPORTED;
         let is_unsupported = r == NOT_SUPPORTED;
@@ -1426,7 +1438,11 @@ fn system_off2_arguments(_env: &Env) -> TestResult {
 fn cpu_suspend_reserved_bits(env: &Env) -> TestResult {
     let p = psci::hvc();
     let f = p.features(PSCI_CPU_SUSPEND_64);
-    ensure!(f >= 0 && f & 2 == 0, "PSCI_FEATURES(CPU_SUSPEND) = {:#x}: expected the original format", f);
+    ensure!(
+        f >= 0 && f & 2 == 0,
+        "PSCI_FEATURES(CPU_SUSPEND) = {:#x}: expected the original format",
+        f
+    );
     let entry = guestlib::entry_point();
     let c = smp::ctx(env.boot_idx, cookie());
     for bit in 0..32 {
@@ -1469,12 +1485,27 @@ fn cpu_on_caller_endianness(env: &Env) -> TestResult {
         let before = s.entries();
         let c = smp::ctx(idx, cookie());
         let r = if big {
-            status(guestlib::call::hvc_big_endian(PSCI_CPU_ON_64, env.mpidr(idx), guestlib::entry_point(), c))
+            status(guestlib::call::hvc_big_endian(
+                PSCI_CPU_ON_64,
+                env.mpidr(idx),
+                guestlib::entry_point(),
+                c,
+            ))
         } else {
             psci::hvc().cpu_on(env.mpidr(idx), guestlib::entry_point(), c)
         };
-        ensure!(r == SUCCESS, "CPU_ON(cpu{}) = {} ({})", idx, r, status_name(r));
-        ensure!(smp::wait_entered(idx, before, smp::ENTRY_TIMEOUT_US), "{}", smp::no_entry_reason(idx));
+        ensure!(
+            r == SUCCESS,
+            "CPU_ON(cpu{}) = {} ({})",
+            idx,
+            r,
+            status_name(r)
+        );
+        ensure!(
+            smp::wait_entered(idx, before, smp::ENTRY_TIMEOUT_US),
+            "{}",
+            smp::no_entry_reason(idx)
+        );
         smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
         let ee = s.rec.sctlr.load(Acquire) & SCTLR_EE != 0;
         ensure!(
@@ -1498,7 +1529,12 @@ fn pd_be_job(idx: usize, _ctx: u64) {
     let s = smp::slot(idx);
     s.set_job(pd_be_resumed_job);
     let c = smp::ctx(idx, cookie());
-    let r = guestlib::call::hvc_big_endian(PSCI_CPU_SUSPEND_64, POWERDOWN.into(), guestlib::entry_point(), c);
+    let r = guestlib::call::hvc_big_endian(
+        PSCI_CPU_SUSPEND_64,
+        POWERDOWN.into(),
+        guestlib::entry_point(),
+        c,
+    );
     s.scratch[S_PDE_STATUS].store(r | 1 << 63, Release);
 }
 
@@ -1511,16 +1547,30 @@ fn cpu_suspend_powerdown_endianness(env: &Env) -> TestResult {
     let before = s.entries();
     smp::start(env, idx, pd_be_job, cookie())?;
     ensure!(
-        spin_until(smp::ENTRY_TIMEOUT_US, || s.scratch[S_PDE_RESUMED].load(Acquire) != 0
+        spin_until(smp::ENTRY_TIMEOUT_US, || s.scratch[S_PDE_RESUMED]
+            .load(Acquire)
+            != 0
             || s.scratch[S_PDE_STATUS].load(Acquire) != 0),
         "cpu{} neither returned from nor woke up after CPU_SUSPEND(powerdown)",
         idx
     );
     let st = s.scratch[S_PDE_STATUS].load(Acquire);
-    ensure!(st == 0, "CPU_SUSPEND(powerdown) returned {}", status(st & !(1 << 63)));
-    ensure!(s.entries() == before + 2, "cpu{} entered {} times, expected start + wake-up", idx, s.entries() - before);
+    ensure!(
+        st == 0,
+        "CPU_SUSPEND(powerdown) returned {}",
+        status(st & !(1 << 63))
+    );
+    ensure!(
+        s.entries() == before + 2,
+        "cpu{} entered {} times, expected start + wake-up",
+        idx,
+        s.entries() - before
+    );
     smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
     let ee = s.rec.sctlr.load(Acquire) & SCTLR_EE != 0;
-    ensure!(ee, "woke from a big-endian CPU_SUSPEND(powerdown) with SCTLR_EL1.EE = 0");
+    ensure!(
+        ee,
+        "woke from a big-endian CPU_SUSPEND(powerdown) with SCTLR_EL1.EE = 0"
+    );
     Ok(())
 }

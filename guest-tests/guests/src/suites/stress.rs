@@ -20,10 +20,18 @@ pub static SUITE: Suite<Env> = Suite {
 };
 
 static TESTS: [Test<Env>; 4] = [
-    Test::new("all_core_off_on_rounds", all_core_off_on_rounds).cpus(2).skip_if(skip_plain),
-    Test::new("random_hotplug", random_hotplug).cpus(2).skip_if(skip_plain),
-    Test::new("cpu_on_race_one_success", cpu_on_race_one_success).cpus(3).skip_if(skip_plain),
-    Test::new("fast_stop_during_storms", fast_stop_during_storms).cpus(2).skip_if(skip_plain),
+    Test::new("all_core_off_on_rounds", all_core_off_on_rounds)
+        .cpus(2)
+        .skip_if(skip_plain),
+    Test::new("random_hotplug", random_hotplug)
+        .cpus(2)
+        .skip_if(skip_plain),
+    Test::new("cpu_on_race_one_success", cpu_on_race_one_success)
+        .cpus(3)
+        .skip_if(skip_plain),
+    Test::new("fast_stop_during_storms", fast_stop_during_storms)
+        .cpus(2)
+        .skip_if(skip_plain),
 ];
 
 fn rounds(env: &Env) -> u64 {
@@ -74,10 +82,18 @@ fn all_core_off_on_rounds(env: &Env) -> TestResult {
     for round in 0..n {
         for idx in env.secondaries() {
             let st = smp::cpu_on(env, idx, nop_job, cookie());
-            ensure!(st == SUCCESS, "round {}: CPU_ON(cpu{}) = {} ({})", round, idx, st, status_name(st));
+            ensure!(
+                st == SUCCESS,
+                "round {}: CPU_ON(cpu{}) = {} ({})",
+                round,
+                idx,
+                st,
+                status_name(st)
+            );
         }
         for idx in env.secondaries() {
-            smp::wait_off(env, idx, smp::OFF_TIMEOUT_US).map_err(|e| msg!("round {}: {}", round, e))?;
+            smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)
+                .map_err(|e| msg!("round {}: {}", round, e))?;
             cycles += 1;
         }
     }
@@ -94,7 +110,9 @@ const S_OFF_GEN: usize = 0;
 fn until_told_job(idx: usize, ctx: u64) {
     let s = smp::slot(idx);
     let generation = ctx >> 8;
-    job_wait(smp::JOB_WAIT_US, || s.scratch[S_OFF_GEN].load(Acquire) >= generation);
+    job_wait(smp::JOB_WAIT_US, || {
+        s.scratch[S_OFF_GEN].load(Acquire) >= generation
+    });
 }
 
 /// N random operations on random secondaries, none waiting for the last
@@ -118,7 +136,12 @@ fn random_hotplug(env: &Env) -> TestResult {
     let deadline = now_ns() + 600_000_000_000;
     let mut op = 0;
     while op < n {
-        ensure!(now_ns() < deadline, "only {} of {} operations in 600 s", op, n);
+        ensure!(
+            now_ns() < deadline,
+            "only {} of {} operations in 600 s",
+            op,
+            n
+        );
         let pick = (xorshift(&mut seed) % nsec) as usize;
         let idx = env.secondaries().nth(pick).unwrap_or(1);
         let s = smp::slot(idx);
@@ -149,7 +172,11 @@ fn random_hotplug(env: &Env) -> TestResult {
                     idx,
                     st,
                     status_name(st),
-                    if was_off { " right after it read OFF" } else { "" }
+                    if was_off {
+                        " right after it read OFF"
+                    } else {
+                        ""
+                    }
                 ));
             }
         }
@@ -169,7 +196,12 @@ fn random_hotplug(env: &Env) -> TestResult {
         );
     }
     let lost = count_lost(env);
-    gprintln!("GUEST STRESS random_hotplug on={} off={} busy={}", started, stopped, busy);
+    gprintln!(
+        "GUEST STRESS random_hotplug on={} off={} busy={}",
+        started,
+        stopped,
+        busy
+    );
     report("random_hotplug", n, lost, t0);
     ensure!(lost == 0, "{} CPUs lost", lost);
     Ok(())
@@ -220,7 +252,9 @@ fn cpu_on_race_one_success(env: &Env) -> TestResult {
         }
         for h in env.secondaries().filter(|&i| i != target) {
             ensure!(
-                spin_until(smp::ENTRY_TIMEOUT_US, || smp::slot(h).scratch[S_READY].load(Acquire) != 0),
+                spin_until(smp::ENTRY_TIMEOUT_US, || smp::slot(h).scratch[S_READY]
+                    .load(Acquire)
+                    != 0),
                 "round {}: racer cpu{} not ready",
                 round,
                 h
@@ -233,7 +267,8 @@ fn cpu_on_race_one_success(env: &Env) -> TestResult {
         for h in env.secondaries().filter(|&i| i != target) {
             let s = smp::slot(h);
             ensure!(
-                spin_until(smp::ENTRY_TIMEOUT_US, || s.scratch[S_DONE].load(Acquire) != 0),
+                spin_until(smp::ENTRY_TIMEOUT_US, || s.scratch[S_DONE].load(Acquire)
+                    != 0),
                 "round {}: racer cpu{} never returned from CPU_ON",
                 round,
                 h
@@ -245,13 +280,30 @@ fn cpu_on_race_one_success(env: &Env) -> TestResult {
             }
         }
         ensure!(bad.is_none(), "round {}: a racer got {:?}", round, bad);
-        ensure!(wins == 1, "round {}: {} racers got SUCCESS for cpu{}", round, wins, target);
-        ensure!(smp::wait_entered(target, before, smp::ENTRY_TIMEOUT_US), "round {}: target cpu{} never entered", round, target);
+        ensure!(
+            wins == 1,
+            "round {}: {} racers got SUCCESS for cpu{}",
+            round,
+            wins,
+            target
+        );
+        ensure!(
+            smp::wait_entered(target, before, smp::ENTRY_TIMEOUT_US),
+            "round {}: target cpu{} never entered",
+            round,
+            target
+        );
         ts.scratch[S_RELEASE].store(1, Release);
         for idx in env.secondaries() {
-            smp::wait_off(env, idx, smp::OFF_TIMEOUT_US).map_err(|e| msg!("round {}: {}", round, e))?;
+            smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)
+                .map_err(|e| msg!("round {}: {}", round, e))?;
         }
-        ensure!(ts.entries() == before + 1, "round {}: target entered {} times", round, ts.entries() - before);
+        ensure!(
+            ts.entries() == before + 1,
+            "round {}: target entered {} times",
+            round,
+            ts.entries() - before
+        );
         cycles += 1;
     }
     let lost = count_lost(env);
@@ -313,12 +365,26 @@ fn fast_stop_during_storms(env: &Env) -> TestResult {
         stopped_total += r.stopped;
         for idx in env.secondaries() {
             let a = psci::hvc().affinity_info(env.mpidr(idx), 0);
-            ensure!(a == AFF_OFF, "round {}: cpu{} reads {} right after FAST_STOP, expected OFF", round, idx, a);
+            ensure!(
+                a == AFF_OFF,
+                "round {}: cpu{} reads {} right after FAST_STOP, expected OFF",
+                round,
+                idx,
+                a
+            );
         }
         let lost = count_lost(env);
-        ensure!(lost == 0, "round {}: {} CPUs lost after FAST_STOP", round, lost);
+        ensure!(
+            lost == 0,
+            "round {}: {} CPUs lost after FAST_STOP",
+            round,
+            lost
+        );
     }
     report("fast_stop_during_storms", n, 0, t0);
-    gprintln!("GUEST STRESS fast_stop_during_storms stopped_vcpus={}", stopped_total);
+    gprintln!(
+        "GUEST STRESS fast_stop_during_storms stopped_vcpus={}",
+        stopped_total
+    );
     Ok(())
 }
