@@ -173,20 +173,7 @@ fn data_abort(frame: &mut GuestFrame, esr: u64) {
     let step = exception::instruction_length(esr);
     match mmio::decode(esr, el2::far(), el2::hpfar()) {
         Ok(access) if names_aarch32_pc(frame, &access) => {
-            let why = "AArch32 access naming the PC";
-            let fault = Fault {
-                kind: "dabt",
-                addr: access.ipa,
-                write: access.write,
-                size: access.size,
-                why,
-            };
-            contain(
-                frame,
-                fault,
-                EC_DABT_SAME,
-                FSC_EXTERNAL_ABORT | esr & ISS_WNR,
-            );
+            refuse_access(frame, esr, &access, "AArch32 access naming the PC");
         }
         Ok(access) if gic_mmio::owns(access.ipa) => {
             gic_mmio::access(&access, &mut frame.x);
@@ -203,22 +190,7 @@ fn data_abort(frame: &mut GuestFrame, esr: u64) {
             }
             frame.elr += step;
         }
-        Ok(access) => {
-            let why = classify(access.ipa);
-            let fault = Fault {
-                kind: "dabt",
-                addr: access.ipa,
-                write: access.write,
-                size: access.size,
-                why,
-            };
-            contain(
-                frame,
-                fault,
-                EC_DABT_SAME,
-                FSC_EXTERNAL_ABORT | esr & ISS_WNR,
-            );
-        }
+        Ok(access) => refuse_access(frame, esr, &access, classify(access.ipa)),
         Err(e) => {
             let fault = Fault {
                 kind: "dabt",
@@ -235,6 +207,24 @@ fn data_abort(frame: &mut GuestFrame, esr: u64) {
             );
         }
     }
+}
+
+/// Contains a guest data access parkvisor will not perform: traced, and an
+/// external abort for the guest.
+fn refuse_access(frame: &mut GuestFrame, esr: u64, access: &mmio::MmioAccess, why: &str) {
+    let fault = Fault {
+        kind: "dabt",
+        addr: access.ipa,
+        write: access.write,
+        size: access.size,
+        why,
+    };
+    contain(
+        frame,
+        fault,
+        EC_DABT_SAME,
+        FSC_EXTERNAL_ABORT | esr & ISS_WNR,
+    );
 }
 
 /// Why a guest access to `ipa` has no backing.
