@@ -1,6 +1,8 @@
 //! Helpers shared by the suites.
 
+use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering::*};
+use guestlib::abi::{AFF_OFF, AFF_ON, AFF_ON_PENDING, status_name};
 use guestlib::arch::smp::{self, job_wait};
 use guestlib::{Env, Msg, TestResult, ensure, msg};
 
@@ -110,4 +112,142 @@ pub fn quirk_racy_cpu_on(env: &Env) -> Option<Msg> {
         env,
         "CPU_ON is not atomic (reads OFF after SUCCESS; racing callers both succeed)",
     )
+}
+
+/// `expect_ret!(got, want, "CALL(args)", args..)`: the PSCI status `got`
+/// must be `want`; otherwise the test fails with
+/// `CALL(args) = got (NAME), expected want (NAME)`.
+macro_rules! expect_ret {
+    ($got:expr, $want:expr, $($call:tt)+) => {
+        $crate::suites::common::check_named(
+            format_args!($($call)+),
+            $got,
+            $want,
+            guestlib::abi::status_name,
+        )?
+    };
+}
+pub(crate) use expect_ret;
+
+/// `expect_aff!(got, want, "AFFINITY_INFO(args)", args..)`: as
+/// [`expect_ret!`] for an AFFINITY_INFO answer (a state or a status).
+macro_rules! expect_aff {
+    ($got:expr, $want:expr, $($call:tt)+) => {
+        $crate::suites::common::check_named(
+            format_args!($($call)+),
+            $got,
+            $want,
+            $crate::suites::common::aff_name,
+        )?
+    };
+}
+pub(crate) use expect_aff;
+
+/// `expect_ret_in!(got, [A, B], "CALL(args)", args..)`: as [`expect_ret!`]
+/// where any of the listed statuses is right.
+macro_rules! expect_ret_in {
+    ($got:expr, $want:expr, $($call:tt)+) => {
+        $crate::suites::common::check_named_in(
+            format_args!($($call)+),
+            $got,
+            &$want,
+            guestlib::abi::status_name,
+        )?
+    };
+}
+pub(crate) use expect_ret_in;
+
+/// `expect_aff_in!(got, [A, B], "AFFINITY_INFO(args)", args..)`: as
+/// [`expect_ret_in!`] for an AFFINITY_INFO answer.
+macro_rules! expect_aff_in {
+    ($got:expr, $want:expr, $($call:tt)+) => {
+        $crate::suites::common::check_named_in(
+            format_args!($($call)+),
+            $got,
+            &$want,
+            $crate::suites::common::aff_name,
+        )?
+    };
+}
+pub(crate) use expect_aff_in;
+
+/// `expect_hex!(got, want, "what", args..)`: a value that is not a status
+/// (a version, a flags word) must be `want`; shown in hex.
+macro_rules! expect_hex {
+    ($got:expr, $want:expr, $($what:tt)+) => {{
+        let (got, want): (u64, u64) = ($got as u64, $want as u64);
+        guestlib::ensure!(
+            got == want,
+            "{} = {:#x}, expected {:#x}",
+            format_args!($($what)+),
+            got,
+            want
+        );
+    }};
+}
+pub(crate) use expect_hex;
+
+/// The name of an AFFINITY_INFO answer: a state, or an error status.
+pub fn aff_name(a: i32) -> &'static str {
+    match a {
+        AFF_ON => "ON",
+        AFF_OFF => "OFF",
+        AFF_ON_PENDING => "ON_PENDING",
+        _ => status_name(a),
+    }
+}
+
+/// Fails with `call = got (name), expected want (name)` unless `got == want`.
+pub fn check_named(
+    call: fmt::Arguments<'_>,
+    got: i32,
+    want: i32,
+    name: fn(i32) -> &'static str,
+) -> TestResult {
+    ensure!(
+        got == want,
+        "{} = {} ({}), expected {} ({})",
+        call,
+        got,
+        name(got),
+        want,
+        name(want)
+    );
+    Ok(())
+}
+
+/// Fails with `call = got (name), expected A (name) or B (name)` unless
+/// `got` is one of `want`.
+pub fn check_named_in(
+    call: fmt::Arguments<'_>,
+    got: i32,
+    want: &[i32],
+    name: fn(i32) -> &'static str,
+) -> TestResult {
+    if want.contains(&got) {
+        return Ok(());
+    }
+    let mut expected = Msg::new();
+    for (i, &w) in want.iter().enumerate() {
+        let sep = if i > 0 { " or " } else { "" };
+        let _ = fmt::Write::write_fmt(&mut expected, format_args!("{}{} ({})", sep, w, name(w)));
+    }
+    Err(msg!(
+        "{} = {} ({}), expected {}",
+        call,
+        got,
+        name(got),
+        expected
+    ))
+}
+
+/// CPU `idx`, whose entry count was `before`, must enter within
+/// [`smp::ENTRY_TIMEOUT_US`]; the failure says what its slot recorded.
+pub fn expect_entered(idx: usize, before: u64) -> TestResult {
+    ensure!(
+        smp::wait_entered(idx, before, smp::ENTRY_TIMEOUT_US),
+        "{}",
+        smp::no_entry_reason(idx)
+    );
+    Ok(())
 }
