@@ -12,40 +12,37 @@ const NOBODY: usize = usize::MAX;
 
 core::arch::global_asm!(
     r#"
+    // The callee-saved registers but sp, in the buffer at x0: `op` is stp
+    // (save) or ldp (restore). sp goes at offset 96.
+    .macro pv_jmpbuf op
+    \op     x19, x20, [x0, #0]
+    \op     x21, x22, [x0, #16]
+    \op     x23, x24, [x0, #32]
+    \op     x25, x26, [x0, #48]
+    \op     x27, x28, [x0, #64]
+    \op     x29, x30, [x0, #80]
+    \op     d8, d9, [x0, #104]
+    \op     d10, d11, [x0, #120]
+    \op     d12, d13, [x0, #136]
+    \op     d14, d15, [x0, #152]
+    .endm
+
     .text
     .balign 4
     // x0 = 21-word buffer: x19..x30, sp, d8..d15. Returns 0.
     .global pv_setjmp
 pv_setjmp:
+    pv_jmpbuf stp
     mov     x9, sp
-    stp     x19, x20, [x0, #0]
-    stp     x21, x22, [x0, #16]
-    stp     x23, x24, [x0, #32]
-    stp     x25, x26, [x0, #48]
-    stp     x27, x28, [x0, #64]
-    stp     x29, x30, [x0, #80]
     str     x9, [x0, #96]
-    stp     d8, d9, [x0, #104]
-    stp     d10, d11, [x0, #120]
-    stp     d12, d13, [x0, #136]
-    stp     d14, d15, [x0, #152]
     mov     x0, #0
     ret
 
     // x0 = a buffer pv_setjmp filled: returns from that pv_setjmp with 1.
     .global pv_longjmp
 pv_longjmp:
-    ldp     x19, x20, [x0, #0]
-    ldp     x21, x22, [x0, #16]
-    ldp     x23, x24, [x0, #32]
-    ldp     x25, x26, [x0, #48]
-    ldp     x27, x28, [x0, #64]
-    ldp     x29, x30, [x0, #80]
+    pv_jmpbuf ldp
     ldr     x9, [x0, #96]
-    ldp     d8, d9, [x0, #104]
-    ldp     d10, d11, [x0, #120]
-    ldp     d12, d13, [x0, #136]
-    ldp     d14, d15, [x0, #152]
     mov     sp, x9
     mov     x0, #1
     ret

@@ -45,7 +45,7 @@
 //! OFF for every secondary and no CPU_OFF returned.
 
 use super::busy;
-use super::common::{cookie, skip_plain};
+use super::common::{cookie, expect_ret, skip_plain};
 use core::sync::atomic::Ordering::*;
 use guestlib::abi::*;
 use guestlib::arch::call::{Conduit, call};
@@ -402,13 +402,7 @@ fn on_off_once(env: &Env) -> Result<(u64, u64), Msg> {
         s.off_returned.store(0, SeqCst);
         let t0 = time::counter();
         let st = smp::cpu_on(env, idx, stamp_job, cookie());
-        ensure!(
-            st == SUCCESS,
-            "CPU_ON(cpu{}) = {} ({})",
-            idx,
-            st,
-            status_name(st)
-        );
+        expect_ret!(st, SUCCESS, "CPU_ON(cpu{})", idx);
         ensure!(
             wait_yielding(wait_us(env), || s.scratch[S_OFF_AT].load(Acquire) != 0),
             "cpu{} never ran its job",

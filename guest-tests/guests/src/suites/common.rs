@@ -115,61 +115,30 @@ pub fn quirk_racy_cpu_on(env: &Env) -> Option<Msg> {
 }
 
 /// `expect_ret!(got, want, "CALL(args)", args..)`: the PSCI status `got`
-/// must be `want`; otherwise the test fails with
+/// must be `want` (or one of `[A, B, ..]`); otherwise the test fails with
 /// `CALL(args) = got (NAME), expected want (NAME)`.
 macro_rules! expect_ret {
-    ($got:expr, $want:expr, $($call:tt)+) => {
-        $crate::suites::common::check_named(
-            format_args!($($call)+),
-            $got,
-            $want,
-            guestlib::abi::status_name,
-        )?
-    };
+    ($($t:tt)+) => { $crate::suites::common::expect_named!(guestlib::abi::status_name, $($t)+) };
 }
 pub(crate) use expect_ret;
 
 /// `expect_aff!(got, want, "AFFINITY_INFO(args)", args..)`: as
 /// [`expect_ret!`] for an AFFINITY_INFO answer (a state or a status).
 macro_rules! expect_aff {
-    ($got:expr, $want:expr, $($call:tt)+) => {
-        $crate::suites::common::check_named(
-            format_args!($($call)+),
-            $got,
-            $want,
-            $crate::suites::common::aff_name,
-        )?
-    };
+    ($($t:tt)+) => { $crate::suites::common::expect_named!($crate::suites::common::aff_name, $($t)+) };
 }
 pub(crate) use expect_aff;
 
-/// `expect_ret_in!(got, [A, B], "CALL(args)", args..)`: as [`expect_ret!`]
-/// where any of the listed statuses is right.
-macro_rules! expect_ret_in {
-    ($got:expr, $want:expr, $($call:tt)+) => {
-        $crate::suites::common::check_named_in(
-            format_args!($($call)+),
-            $got,
-            &$want,
-            guestlib::abi::status_name,
-        )?
+/// The body of [`expect_ret!`] and [`expect_aff!`], with the naming function.
+macro_rules! expect_named {
+    ($name:expr, $got:expr, [$($want:expr),+], $($call:tt)+) => {
+        $crate::suites::common::check_named(format_args!($($call)+), $got, &[$($want),+], $name)?
+    };
+    ($name:expr, $got:expr, $want:expr, $($call:tt)+) => {
+        $crate::suites::common::check_named(format_args!($($call)+), $got, &[$want], $name)?
     };
 }
-pub(crate) use expect_ret_in;
-
-/// `expect_aff_in!(got, [A, B], "AFFINITY_INFO(args)", args..)`: as
-/// [`expect_ret_in!`] for an AFFINITY_INFO answer.
-macro_rules! expect_aff_in {
-    ($got:expr, $want:expr, $($call:tt)+) => {
-        $crate::suites::common::check_named_in(
-            format_args!($($call)+),
-            $got,
-            &$want,
-            $crate::suites::common::aff_name,
-        )?
-    };
-}
-pub(crate) use expect_aff_in;
+pub(crate) use expect_named;
 
 /// `expect_hex!(got, want, "what", args..)`: a value that is not a status
 /// (a version, a flags word) must be `want`; shown in hex.
@@ -197,28 +166,9 @@ pub fn aff_name(a: i32) -> &'static str {
     }
 }
 
-/// Fails with `call = got (name), expected want (name)` unless `got == want`.
+/// Fails with `call = got (name), expected A (name) [or B (name) ..]`
+/// unless `got` is one of `want`.
 pub fn check_named(
-    call: fmt::Arguments<'_>,
-    got: i32,
-    want: i32,
-    name: fn(i32) -> &'static str,
-) -> TestResult {
-    ensure!(
-        got == want,
-        "{} = {} ({}), expected {} ({})",
-        call,
-        got,
-        name(got),
-        want,
-        name(want)
-    );
-    Ok(())
-}
-
-/// Fails with `call = got (name), expected A (name) or B (name)` unless
-/// `got` is one of `want`.
-pub fn check_named_in(
     call: fmt::Arguments<'_>,
     got: i32,
     want: &[i32],

@@ -236,8 +236,8 @@ fn system_reset2_invalid(_env: &Env) -> TestResult {
         );
     }
     let r = p.system_reset2(0x8000_1234, 0);
-    let either = [NOT_SUPPORTED, INVALID_PARAMETERS];
-    expect_ret_in!(r, either, "SYSTEM_RESET2(vendor type 0x80001234)");
+    let call = "SYSTEM_RESET2(vendor type 0x80001234)";
+    expect_ret!(r, [NOT_SUPPORTED, INVALID_PARAMETERS], "{}", call);
     Ok(())
 }
 
@@ -341,7 +341,7 @@ fn affinity_info_self(env: &Env) -> TestResult {
     // INVALID_PARAMETERS, but must never call them OFF.
     for level in 1..=3 {
         let r = p.affinity_info(me, level);
-        expect_aff_in!(
+        expect_aff!(
             r,
             [AFF_ON, INVALID_PARAMETERS],
             "AFFINITY_INFO(self, level {})",
