@@ -140,6 +140,15 @@ macro_rules! expect_named {
 }
 pub(crate) use expect_named;
 
+/// `expect_within!(timeout_us, cond, "what", args..)`: the closure `cond`
+/// must come true within the timeout; otherwise the test fails with `what`.
+macro_rules! expect_within {
+    ($us:expr, $cond:expr, $($what:tt)+) => {
+        guestlib::ensure!(guestlib::time::spin_until($us, $cond), $($what)+)
+    };
+}
+pub(crate) use expect_within;
+
 /// `expect_hex!(got, want, "what", args..)`: a value that is not a status
 /// (a version, a flags word) must be `want`; shown in hex.
 macro_rules! expect_hex {
@@ -199,5 +208,12 @@ pub fn expect_entered(idx: usize, before: u64) -> TestResult {
         "{}",
         smp::no_entry_reason(idx)
     );
+    Ok(())
+}
+
+/// CPU `idx` entered exactly `n` times since its entry count was `before`.
+pub fn expect_entries(idx: usize, before: u64, n: u64) -> TestResult {
+    let got = smp::slot(idx).entries() - before;
+    ensure!(got == n, "cpu{} entered {} times, expected {}", idx, got, n);
     Ok(())
 }

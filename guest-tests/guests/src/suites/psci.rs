@@ -6,8 +6,8 @@ use guestlib::abi::{self, *};
 use guestlib::arch::call;
 use guestlib::arch::smp::{self, EntryRecord, OnArgs, job_wait};
 use guestlib::framework::{Suite, Test};
-use guestlib::time::{delay_us, now_ns, spin_until};
-use guestlib::{Conduit, Env, TestResult, ensure, ensure_eq, msg, psci};
+use guestlib::time::{delay_us, now_ns};
+use guestlib::{Conduit, Env, Msg, TestResult, ensure, ensure_eq, msg, psci};
 
 pub static SUITE: Suite<Env> = Suite {
     name: "psci",
@@ -127,12 +127,8 @@ fn features_invalid_ids(_env: &Env) -> TestResult {
 fn unknown_ids_via(c: Conduit) -> TestResult {
     for &id in INVALID_IDS {
         let (x0, resumed) = guestlib::call::call_check_resume(c, id, 0x1234);
-        ensure!(
-            resumed,
-            "{} {:#x}: did not resume at the next instruction",
-            c.name(),
-            id
-        );
+        let what = "did not resume at the next instruction";
+        ensure!(resumed, "{} {:#x}: {}", c.name(), id, what);
         expect_ret!(status(x0), NOT_SUPPORTED, "{} {:#x}", c.name(), id);
     }
     // The machine still answers after all that.
@@ -177,10 +173,8 @@ fn smc_conduit(env: &Env) -> TestResult {
     let r = p.affinity_info(self_mpidr(env), 0);
     expect_aff!(r, AFF_ON, "AFFINITY_INFO(self) via SMC");
     let (x0, resumed) = guestlib::call::call_check_resume(Conduit::Smc, PSCI_VERSION, 0);
-    ensure!(
-        resumed,
-        "SMC PSCI_VERSION did not resume at the next instruction"
-    );
+    let what = "did not resume at the next instruction";
+    ensure!(resumed, "SMC PSCI_VERSION {}", what);
     expect_hex!(
         x0 as u32,
         PSCI_VERSION_1_1,
@@ -407,11 +401,12 @@ fn check_record(idx: usize, rec: &EntryRecord, ctx: u64, tag: u64, env: &Env) ->
     rec.check_cold_entry(ctx)
         .map_err(|e| msg!("cpu{}: {}", idx, e))?;
     let t = rec.tag.load(Acquire);
-    ensure_eq!(
+    ensure!(
+        t == tag,
+        "cpu{}: ran entry point #{}, not #{} (PC != entry)",
+        idx,
         t,
-        tag,
-        "cpu{}: tag of the entry point run (PC != entry point)",
-        idx
+        tag
     );
     let mpidr = abi::mpidr_aff(rec.mpidr.load(Acquire));
     expect_hex!(mpidr, env.mpidr(idx), "cpu{}: MPIDR_EL1", idx);
@@ -433,7 +428,7 @@ fn cpu_on_entry_state(env: &Env) -> TestResult {
         let st = smp::cpu_on_with(env, idx, nop_job, Conduit::Hvc, a);
         expect_ret!(st, SUCCESS, "CPU_ON_64(cpu{})", idx);
         expect_entered(idx, before)?;
-        ensure_eq!(s.entries() - before, 1, "cpu{}: entries", idx);
+        expect_entries(idx, before, 1)?;
         check_record(idx, &s.rec, c, guestlib::TAG_ENTRY, env)?;
         smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
 
@@ -475,18 +470,17 @@ fn selfcheck_skip_detector(env: &Env) -> TestResult {
     let st = smp::cpu_on_with(env, idx, nop_job, Conduit::Hvc, a);
     expect_ret!(st, SUCCESS, "CPU_ON(cpu{}, entry+4)", idx);
     expect_entered(idx, before)?;
+    let skipped = s.rec.skipped.load(Acquire);
     ensure!(
-        s.rec.skipped.load(Acquire) == 1,
-        "entering at entry+4 was not detected as a skipped first instruction"
+        skipped == 1,
+        "entry+4 not detected as a skipped first instruction"
     );
     ensure_eq!(s.rec.x0.load(Acquire), c, "x0");
     smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
     // And the real entry again reads as not skipped.
     smp::start(env, idx, nop_job, cookie())?;
-    ensure!(
-        s.rec.skipped.load(Acquire) == 0,
-        "normal entry recorded as skipped"
-    );
+    let skipped = s.rec.skipped.load(Acquire);
+    ensure!(skipped == 0, "normal entry recorded as skipped");
     smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)
 }
 
@@ -512,8 +506,7 @@ fn cpu_on_already_on(env: &Env) -> TestResult {
     let st = p.cpu_on32(env.mpidr(idx) as u32, guestlib::entry_point() as u32, 0);
     expect_ret!(st, ALREADY_ON, "CPU_ON_32(running cpu{})", idx);
     delay_us(10_000);
-    let again = smp::slot(idx).entries() - before;
-    ensure!(again == 0, "cpu{} was re-entered by a refused CPU_ON", idx);
+    expect_entries(idx, before, 0).map_err(|e| msg!("after a refused CPU_ON: {}", e))?;
     release(idx);
     smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)
 }
@@ -574,11 +567,7 @@ fn cpu_on_invalid_address(env: &Env) -> TestResult {
         );
     }
     delay_us(10_000);
-    ensure!(
-        s.entries() == before,
-        "cpu{} ran after only refused CPU_ONs",
-        idx
-    );
+    expect_entries(idx, before, 0).map_err(|e| msg!("after refused CPU_ONs only: {}", e))?;
     // The CPU is still usable.
     smp::start(env, idx, nop_job, cookie())?;
     smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)
@@ -623,11 +612,7 @@ fn cpu_on_race(env: &Env) -> TestResult {
         }
         for h in helpers() {
             let ready = || smp::slot(h).scratch[S_READY].load(Acquire) != 0;
-            ensure!(
-                spin_until(smp::ENTRY_TIMEOUT_US, ready),
-                "helper cpu{} not ready",
-                h
-            );
+            expect_within!(smp::ENTRY_TIMEOUT_US, ready, "helper cpu{} not ready", h);
         }
         let ts = smp::slot(target);
         // The target stays ON (held) until every racer has its answer, so a
@@ -647,11 +632,8 @@ fn cpu_on_race(env: &Env) -> TestResult {
         n += 1;
         for h in helpers() {
             let done = || smp::slot(h).scratch[S_DONE].load(Acquire) != 0;
-            ensure!(
-                spin_until(smp::ENTRY_TIMEOUT_US, done),
-                "helper cpu{} never returned from CPU_ON",
-                h
-            );
+            let what = "never returned from CPU_ON";
+            expect_within!(smp::ENTRY_TIMEOUT_US, done, "helper cpu{} {}", h, what);
             results[n] = smp::slot(h).scratch[S_RESULT].load(Acquire) as i64 as i32;
             n += 1;
         }
@@ -674,13 +656,7 @@ fn cpu_on_race(env: &Env) -> TestResult {
         for h in helpers() {
             smp::wait_off(env, h, smp::OFF_TIMEOUT_US)?;
         }
-        ensure_eq!(
-            ts.entries() - before,
-            1,
-            "round {}: target cpu{}: entries",
-            round,
-            target
-        );
+        expect_entries(target, before, 1).map_err(|e| msg!("round {}: {}", round, e))?;
         ts.rec
             .check_cold_entry(c)
             .map_err(|e| msg!("round {}: cpu{}: {}", round, target, e))?;
@@ -801,11 +777,7 @@ fn cpu_off_all_at_once(env: &Env) -> TestResult {
         }
         for idx in env.secondaries() {
             let alive = || smp::slot(idx).scratch[S_ALIVE].load(Acquire) != 0;
-            ensure!(
-                spin_until(smp::ENTRY_TIMEOUT_US, alive),
-                "cpu{} job never ran",
-                idx
-            );
+            expect_within!(smp::ENTRY_TIMEOUT_US, alive, "cpu{} job never ran", idx);
         }
         OFF_GO.store(1, Release);
         let mut beats = [0u64; guestlib::MAX_CPUS];
@@ -1053,11 +1025,8 @@ fn cpu_suspend_standby(env: &Env) -> TestResult {
         smp::slot(idx).clear_scratch();
         smp::start(env, idx, suspend_job, cookie())?;
         let continued = || smp::slot(idx).scratch[0].load(Acquire) != 0;
-        ensure!(
-            spin_until(5_000_000, continued),
-            "cpu{} did not continue after CPU_SUSPEND",
-            idx
-        );
+        let what = "did not continue after CPU_SUSPEND";
+        expect_within!(5_000_000, continued, "cpu{} {}", idx, what);
         ensure!(
             SUSPEND_RESULT.load(Acquire) == 1,
             "CPU_SUSPEND on cpu{} failed",
@@ -1093,6 +1062,26 @@ fn pd_job(idx: usize, _ctx: u64) {
     s.scratch[S_PD_RETURNED].store(1, Release);
 }
 
+/// Starts `idx` in `job`, which calls CPU_SUSPEND(powerdown), and waits
+/// until the job reports through scratch word `returned` or the wake-up job
+/// through `woke`. Returns the CPU's entry count before the start.
+fn start_powerdown(
+    env: &Env,
+    idx: usize,
+    job: smp::Job,
+    returned: usize,
+    woke: usize,
+) -> Result<u64, Msg> {
+    let s = smp::slot(idx);
+    s.clear_scratch();
+    let before = s.entries();
+    smp::start(env, idx, job, cookie())?;
+    let done = || s.scratch[returned].load(Acquire) != 0 || s.scratch[woke].load(Acquire) != 0;
+    let what = "neither returned from nor woke up after CPU_SUSPEND(powerdown)";
+    expect_within!(smp::ENTRY_TIMEOUT_US, done, "cpu{} {}", idx, what);
+    Ok(before)
+}
+
 /// CPU_SUSPEND to a powerdown state: an entry point outside guest RAM is
 /// INVALID_ADDRESS (and the CPU continues); a valid one either wakes the CPU
 /// at the entry point with x0 = context_id in cold-boot state, or returns
@@ -1100,17 +1089,7 @@ fn pd_job(idx: usize, _ctx: u64) {
 fn cpu_suspend_powerdown(env: &Env) -> TestResult {
     let idx = env.secondaries().next().unwrap();
     let s = smp::slot(idx);
-    s.clear_scratch();
-    let before = s.entries();
-    smp::start(env, idx, pd_job, cookie())?;
-    ensure!(
-        spin_until(smp::ENTRY_TIMEOUT_US, || {
-            s.scratch[S_PD_RETURNED].load(Acquire) != 0
-                || s.scratch[S_PD_RESUMED].load(Acquire) != 0
-        }),
-        "cpu{} neither returned from nor woke up after CPU_SUSPEND(powerdown)",
-        idx
-    );
+    let before = start_powerdown(env, idx, pd_job, S_PD_RETURNED, S_PD_RESUMED)?;
     let bad = s.scratch[S_PD_BADADDR].load(Acquire) as i64 as i32;
     expect_ret!(
         bad,
@@ -1122,12 +1101,8 @@ fn cpu_suspend_powerdown(env: &Env) -> TestResult {
             s.scratch[S_PD_RETURNED].load(Acquire) == 0,
             "CPU_SUSPEND(powerdown) both returned and woke at the entry point"
         );
-        ensure_eq!(
-            s.entries() - before,
-            2,
-            "cpu{}: entries (start + wake-up)",
-            idx
-        );
+        // Start + wake-up.
+        expect_entries(idx, before, 2)?;
         let c = s.scratch[S_PD_CTX].load(Acquire);
         s.rec
             .check_cold_entry(c)
@@ -1321,29 +1296,15 @@ fn pd_be_job(idx: usize, _ctx: u64) {
 fn cpu_suspend_powerdown_endianness(env: &Env) -> TestResult {
     let idx = env.secondaries().next().unwrap_or(env.boot_idx);
     let s = smp::slot(idx);
-    s.clear_scratch();
-    let before = s.entries();
-    smp::start(env, idx, pd_be_job, cookie())?;
-    let woke_or_returned = || {
-        s.scratch[S_PDE_RESUMED].load(Acquire) != 0 || s.scratch[S_PDE_STATUS].load(Acquire) != 0
-    };
-    ensure!(
-        spin_until(smp::ENTRY_TIMEOUT_US, woke_or_returned),
-        "cpu{} neither returned from nor woke up after CPU_SUSPEND(powerdown)",
-        idx
-    );
+    let before = start_powerdown(env, idx, pd_be_job, S_PDE_STATUS, S_PDE_RESUMED)?;
     let st = s.scratch[S_PDE_STATUS].load(Acquire);
     ensure!(
         st == 0,
         "CPU_SUSPEND(powerdown) returned {}",
         status(st & !(1 << 63))
     );
-    ensure_eq!(
-        s.entries() - before,
-        2,
-        "cpu{}: entries (start + wake-up)",
-        idx
-    );
+    // Start + wake-up.
+    expect_entries(idx, before, 2)?;
     smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
     let ee = s.rec.sctlr.load(Acquire) & SCTLR_EE != 0;
     ensure!(
