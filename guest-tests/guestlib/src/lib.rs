@@ -19,6 +19,8 @@
 //! `guest_main` is called on the boot CPU with the MMU off, DAIF masked,
 //! a valid stack, exception vectors installed and `.bss` zeroed.
 #![cfg_attr(target_os = "none", no_std)]
+// Every unsafe block says why it is sound (all of them are in `arch`).
+#![deny(clippy::undocumented_unsafe_blocks)]
 // Failure messages are fixed-size buffers on purpose (no allocator).
 #![allow(clippy::result_large_err, clippy::large_enum_variant)]
 

@@ -8,7 +8,10 @@
 #![cfg_attr(target_os = "none", no_main)]
 #![allow(clippy::result_large_err)]
 
+// The suites are safe code: what needs `unsafe` or `asm!` goes into
+// `guestlib::arch`, behind a safe function with its SAFETY argument.
 #[cfg(target_os = "none")]
+#[deny(unsafe_code)]
 mod suites;
 
 #[cfg(target_os = "none")]

@@ -216,3 +216,26 @@ pub fn hvc_big_endian(fid: u32, a1: u64, a2: u64, a3: u64) -> u64 {
     }
     r0
 }
+
+/// `HVC #1` with x0 = `x0`: SMCCC calls use immediate 0, so this one must
+/// come back at the next instruction without being run as a call. Returns
+/// x0 afterwards and whether execution resumed at the next instruction.
+#[inline(never)]
+pub fn hvc_nonzero_immediate(x0: u64) -> (u64, bool) {
+    let r0: u64;
+    let marker: u64;
+    // SAFETY: as for `call`; whatever the hypervisor does with it, it is a
+    // call that touches none of our memory.
+    unsafe {
+        core::arch::asm!(
+            "mov x9, #0",
+            "hvc #1",
+            "mov x9, #1",
+            inlateout("x0") x0 => r0,
+            lateout("x1") _, lateout("x2") _, lateout("x3") _,
+            out("x9") marker,
+            options(nostack),
+        );
+    }
+    (r0, marker == 1)
+}

@@ -53,6 +53,14 @@ pub fn redistributor(env: &Env, mpidr: u64) -> Option<usize> {
 /// Enables group-1 delivery of PPI `intid` to the calling CPU (distributor,
 /// its redistributor, CPU interface). Interrupts stay masked in DAIF.
 pub fn enable_ppi(env: &Env, mpidr: u64, intid: u32) -> Result<(), crate::Msg> {
+    enable_private(env, mpidr, 1 << intid)
+}
+
+/// Enables group-1 delivery, at priority 0x80, of the SGIs and PPIs whose
+/// bits are set in `intids` to the CPU with this MPIDR (distributor, its
+/// redistributor) and turns on the calling CPU's interface (PMR 0xff,
+/// group 1). Interrupts stay masked in DAIF.
+pub fn enable_private(env: &Env, mpidr: u64, intids: u32) -> Result<(), crate::Msg> {
     crate::ensure!(env.gicd != 0, "no GICv3 in the DTB");
     let rd = redistributor(env, mpidr)
         .ok_or_else(|| crate::msg!("no redistributor for mpidr {:#x}", mpidr))?;
@@ -62,12 +70,11 @@ pub fn enable_ppi(env: &Env, mpidr: u64, intid: u32) -> Result<(), crate::Msg> {
     // Wake the redistributor.
     wr32(rd + GICR_WAKER, rd32(rd + GICR_WAKER) & !(1 << 1));
     let _ = super::time::spin_until(100_000, || rd32(rd + GICR_WAKER) & (1 << 2) == 0);
-    let bit = 1u32 << intid;
-    wr32(rd + GICR_IGROUPR0, rd32(rd + GICR_IGROUPR0) | bit);
-    let pri = rd + GICR_IPRIORITYR + (intid as usize & !3);
-    let sh = (intid & 3) * 8;
-    wr32(pri, (rd32(pri) & !(0xFF << sh)) | (0x80 << sh));
-    wr32(rd + GICR_ISENABLER0, bit);
+    wr32(rd + GICR_IGROUPR0, rd32(rd + GICR_IGROUPR0) | intids);
+    for intid in (0..32).filter(|i| intids & (1 << i) != 0) {
+        write_priority(rd, intid, 0x80);
+    }
+    wr32(rd + GICR_ISENABLER0, intids);
     // SAFETY: CPU interface system registers.
     unsafe {
         core::arch::asm!(
@@ -85,6 +92,44 @@ pub fn enable_ppi(env: &Env, mpidr: u64, intid: u32) -> Result<(), crate::Msg> {
         );
     }
     Ok(())
+}
+
+fn write_priority(rd: usize, intid: u32, pri: u8) {
+    let a = rd + GICR_IPRIORITYR + (intid as usize & !3);
+    let sh = (intid & 3) * 8;
+    wr32(a, (rd32(a) & !(0xFF << sh)) | ((pri as u32) << sh));
+}
+
+/// Sets the priority of SGI/PPI `intid` in the redistributor of the CPU
+/// with this MPIDR; returns the priority it reads back.
+pub fn set_priority(env: &Env, mpidr: u64, intid: u32, pri: u8) -> Result<u8, crate::Msg> {
+    let rd = redistributor(env, mpidr)
+        .ok_or_else(|| crate::msg!("no redistributor for mpidr {:#x}", mpidr))?;
+    write_priority(rd, intid, pri);
+    let a = rd + GICR_IPRIORITYR + (intid as usize & !3);
+    Ok((rd32(a) >> ((intid & 3) * 8)) as u8)
+}
+
+/// Acknowledges the highest-priority pending group-1 interrupt: returns
+/// ICC_IAR1_EL1 (INTID in bits 0..23; 1020..1023 = none).
+pub fn acknowledge() -> u64 {
+    let iar: u64;
+    // SAFETY: CPU interface acknowledge; affects only the GIC's state.
+    unsafe { core::arch::asm!("mrs {}, icc_iar1_el1", out(reg) iar, options(nostack)) };
+    iar
+}
+
+/// Ends the interrupt `iar` (from [`acknowledge`]); with EOImode 0 this
+/// also deactivates it.
+pub fn end_of_interrupt(iar: u64) {
+    // SAFETY: CPU interface end of interrupt; affects only the GIC's state.
+    unsafe { core::arch::asm!("msr icc_eoir1_el1, {}", "isb", in(reg) iar, options(nostack)) };
+}
+
+/// Writes ICC_SGI1R_EL1: generates the group-1 SGI it describes.
+pub fn write_sgi1r(v: u64) {
+    // SAFETY: generating an SGI (trapped by the hypervisor); no memory.
+    unsafe { core::arch::asm!("msr icc_sgi1r_el1, {}", "isb", in(reg) v, options(nostack)) };
 }
 
 /// Disables PPI `intid` at the calling CPU's redistributor.

@@ -2,11 +2,14 @@
 
 pub mod aarch32;
 pub mod call;
+pub mod cpu;
 pub mod entry;
 pub mod gic;
 pub mod marked_spin;
+pub mod programs;
 pub mod psci;
 pub mod pstate;
+pub mod resume;
 pub mod smp;
 pub mod time;
 pub mod uart;
@@ -37,10 +40,30 @@ unsafe extern "Rust" {
 }
 
 static ENV: spin::Once<Env> = spin::Once::new();
+/// The DTB `ENV` was read from, validated at boot.
+static FDT: spin::Once<Fdt<'static>> = spin::Once::new();
 
 /// The environment parsed at boot.
 pub fn env() -> &'static Env {
     ENV.get().expect("env not initialised")
+}
+
+/// The device tree the guest booted with (validated at boot; it stays where
+/// it is, in guest RAM, untouched).
+pub fn boot_fdt() -> Fdt<'static> {
+    *FDT.get().expect("DTB not read yet")
+}
+
+/// The guest image in memory: `[start, end)` from the linker script.
+pub fn image_range() -> (u64, u64) {
+    unsafe extern "C" {
+        static __image_start: u8;
+        static __image_end: u8;
+    }
+    (
+        &raw const __image_start as u64,
+        &raw const __image_end as u64,
+    )
 }
 
 /// Name of the test running now (for failure lines from exceptions/panics).
@@ -71,13 +94,12 @@ extern "C" fn guest_boot_rust(x0: u64) -> ! {
         Ok(f) => f,
         Err(e) => fail_and_power_off(format_args!("bad DTB at {dtb:#x} (x0 = {x0:#x}): {e}")),
     };
+    FDT.call_once(|| fdt);
     let mut env = match Env::from_fdt(fdt, dtb) {
         Ok(e) => e,
         Err(e) => fail_and_power_off(format_args!("unusable DTB at {dtb:#x}: {e:?}")),
     };
-    let mpidr: u64;
-    // SAFETY: reading MPIDR_EL1.
-    unsafe { core::arch::asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack)) };
+    let mpidr = cpu::mpidr();
     env.boot_idx = env.index_of(mpidr).unwrap_or(0);
     smp::set_this_cpu(env.boot_idx);
     let env = ENV.call_once(|| env);

@@ -10,6 +10,7 @@
 
 use super::smp::{SLOTS, this_cpu};
 use crate::env::MAX_CPUS;
+use core::arch::asm;
 use core::sync::atomic::{AtomicUsize, Ordering::*};
 
 /// Saved state of the interrupted context.
@@ -288,32 +289,66 @@ pub fn expecting_abort<R>(f: impl FnOnce() -> R) -> (R, Option<Abort>) {
 
 /// One 64-bit load from `addr`, with an abort contained and returned.
 pub fn probe_read(addr: u64) -> Result<u64, Abort> {
-    let (v, ab) = expecting_abort(|| {
-        let v: u64;
-        // SAFETY: the load may fault; the vector skips it. It writes only `v`.
-        unsafe {
-            core::arch::asm!("mov {v}, #0", "ldr {v}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack))
-        };
-        v
-    });
-    match ab {
-        Some(a) => Err(a),
-        None => Ok(v),
-    }
+    probe_load(addr, 8)
 }
 
 /// One 64-bit store to `addr`, with an abort contained and returned.
 pub fn probe_write(addr: u64, val: u64) -> Result<(), Abort> {
+    probe_store(addr, 8, val)
+}
+
+/// One load of `bytes` (1, 2, 4; anything else: 8) from `addr`,
+/// zero-extended, with an abort contained and returned.
+pub fn probe_load(addr: u64, bytes: u8) -> Result<u64, Abort> {
+    let (v, ab) = expecting_abort(|| {
+        let v: u64;
+        // SAFETY: the load may fault (it is meant to); the vector skips it.
+        // It writes only `v`.
+        unsafe {
+            match bytes {
+                1 => {
+                    asm!("mov {v}, #0", "ldrb {v:w}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack))
+                }
+                2 => {
+                    asm!("mov {v}, #0", "ldrh {v:w}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack))
+                }
+                4 => {
+                    asm!("mov {v}, #0", "ldr {v:w}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack))
+                }
+                _ => {
+                    asm!("mov {v}, #0", "ldr {v}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack))
+                }
+            }
+        }
+        v
+    });
+    ab.map_or(Ok(v), Err)
+}
+
+/// One store of the low `bytes` (1, 2, 4; anything else: 8) of `val` to
+/// `addr`, with an abort contained and returned.
+pub fn probe_store(addr: u64, bytes: u8, val: u64) -> Result<(), Abort> {
     let ((), ab) = expecting_abort(|| {
         // SAFETY: the store may fault (it is meant to); the vector skips it.
+        // The callers aim it at device registers or their own memory.
         unsafe {
-            core::arch::asm!("str {v}, [{a}]", a = in(reg) addr, v = in(reg) val, options(nostack))
-        };
+            match bytes {
+                1 => asm!("strb {v:w}, [{a}]", a = in(reg) addr, v = in(reg) val, options(nostack)),
+                2 => asm!("strh {v:w}, [{a}]", a = in(reg) addr, v = in(reg) val, options(nostack)),
+                4 => asm!("str {v:w}, [{a}]", a = in(reg) addr, v = in(reg) val, options(nostack)),
+                _ => asm!("str {v}, [{a}]", a = in(reg) addr, v = in(reg) val, options(nostack)),
+            }
+        }
     });
-    match ab {
-        Some(a) => Err(a),
-        None => Ok(()),
+    ab.map_or(Ok(()), Err)
+}
+
+/// The address of the guest's exception vector table (what VBAR_EL1 holds).
+pub fn table_address() -> u64 {
+    unsafe extern "C" {
+        static guest_vectors: u8;
     }
+    &raw const guest_vectors as u64
 }
 
 macro_rules! probe_fn {

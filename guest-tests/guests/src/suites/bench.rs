@@ -44,12 +44,13 @@
 //! the busy counters stand still; after the CPU_OFF methods AFFINITY_INFO is
 //! OFF for every secondary and no CPU_OFF returned.
 
-use super::common::{cookie, skip_plain};
+use super::busy;
+use super::common::{cookie, expect_ret, skip_plain};
 use core::sync::atomic::Ordering::*;
 use guestlib::abi::*;
 use guestlib::arch::call::{Conduit, call};
 use guestlib::arch::smp::{self, aborting};
-use guestlib::arch::{psci, time, vendor};
+use guestlib::arch::{cpu, psci, time, vendor};
 use guestlib::framework::{Suite, Test};
 use guestlib::{Env, MAX_CPUS, Msg, TestResult, ensure, gprintln, msg};
 
@@ -76,7 +77,7 @@ pub static SUITE: Suite<Env> = Suite {
 const FID_FAST_STOP: u32 = 0xC600_0001;
 
 /// Slot scratch words: the busy counter and the "call CPU_OFF now" flag.
-const S_COUNT: usize = 0;
+const S_COUNT: usize = busy::S_COUNT;
 const S_OFF: usize = 1;
 
 const MAX_REPS: usize = 64;
@@ -140,26 +141,9 @@ fn busy_job(idx: usize, _ctx: u64) {
 /// moves. Not timed.
 fn start_all(env: &Env) -> TestResult {
     for idx in env.secondaries() {
-        let s = smp::slot(idx);
-        s.clear_scratch();
-        s.off_returned.store(0, SeqCst);
-        let st = smp::cpu_on(env, idx, busy_job, cookie());
-        ensure!(
-            st == SUCCESS,
-            "CPU_ON(cpu{}) = {} ({})",
-            idx,
-            st,
-            status_name(st)
-        );
+        smp::slot(idx).off_returned.store(0, SeqCst);
     }
-    for idx in env.secondaries() {
-        let s = smp::slot(idx);
-        ensure!(
-            time::spin_until(wait_us(env), || s.scratch[S_COUNT].load(Relaxed) > 0),
-            "cpu{} never started its busy loop",
-            idx
-        );
-    }
+    busy::start_all_within(env, busy_job, None, wait_us(env))?;
     Ok(())
 }
 
@@ -395,14 +379,6 @@ fn stamp_job(idx: usize, _ctx: u64) {
     s.scratch[S_OFF_AT].store(time::counter(), Release);
 }
 
-/// Hands the host CPU to the next vCPU (QEMU's round-robin TCG, icount:
-/// a guest `yield` ends this vCPU's slice), so a wait measures the other
-/// CPU's work rather than the length of a slice.
-fn yield_cpu() {
-    // SAFETY: a hint instruction; no memory or register effects.
-    unsafe { core::arch::asm!("yield", options(nomem, nostack, preserves_flags)) };
-}
-
 /// Spins (yielding) until `f` or `timeout_us`; false on timeout.
 fn wait_yielding(timeout_us: u64, mut f: impl FnMut() -> bool) -> bool {
     let t0 = time::counter();
@@ -411,7 +387,7 @@ fn wait_yielding(timeout_us: u64, mut f: impl FnMut() -> bool) -> bool {
         if time::counter() - t0 > limit {
             return false;
         }
-        yield_cpu();
+        cpu::yield_now();
     }
     true
 }
@@ -426,13 +402,7 @@ fn on_off_once(env: &Env) -> Result<(u64, u64), Msg> {
         s.off_returned.store(0, SeqCst);
         let t0 = time::counter();
         let st = smp::cpu_on(env, idx, stamp_job, cookie());
-        ensure!(
-            st == SUCCESS,
-            "CPU_ON(cpu{}) = {} ({})",
-            idx,
-            st,
-            status_name(st)
-        );
+        expect_ret!(st, SUCCESS, "CPU_ON(cpu{})", idx);
         ensure!(
             wait_yielding(wait_us(env), || s.scratch[S_OFF_AT].load(Acquire) != 0),
             "cpu{} never ran its job",
@@ -450,7 +420,7 @@ fn on_off_once(env: &Env) -> Result<(u64, u64), Msg> {
                 idx,
                 a
             );
-            yield_cpu();
+            cpu::yield_now();
         }
         let t1 = time::counter();
         let (on_at, off_at) = (

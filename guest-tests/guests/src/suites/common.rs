@@ -1,6 +1,8 @@
 //! Helpers shared by the suites.
 
+use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering::*};
+use guestlib::abi::{AFF_OFF, AFF_ON, AFF_ON_PENDING, status_name};
 use guestlib::arch::smp::{self, job_wait};
 use guestlib::{Env, Msg, TestResult, ensure, msg};
 
@@ -110,4 +112,108 @@ pub fn quirk_racy_cpu_on(env: &Env) -> Option<Msg> {
         env,
         "CPU_ON is not atomic (reads OFF after SUCCESS; racing callers both succeed)",
     )
+}
+
+/// `expect_ret!(got, want, "CALL(args)", args..)`: the PSCI status `got`
+/// must be `want` (or one of `[A, B, ..]`); otherwise the test fails with
+/// `CALL(args) = got (NAME), expected want (NAME)`.
+macro_rules! expect_ret {
+    ($($t:tt)+) => { $crate::suites::common::expect_named!(guestlib::abi::status_name, $($t)+) };
+}
+pub(crate) use expect_ret;
+
+/// `expect_aff!(got, want, "AFFINITY_INFO(args)", args..)`: as
+/// [`expect_ret!`] for an AFFINITY_INFO answer (a state or a status).
+macro_rules! expect_aff {
+    ($($t:tt)+) => { $crate::suites::common::expect_named!($crate::suites::common::aff_name, $($t)+) };
+}
+pub(crate) use expect_aff;
+
+/// The body of [`expect_ret!`] and [`expect_aff!`], with the naming function.
+macro_rules! expect_named {
+    ($name:expr, $got:expr, [$($want:expr),+], $($call:tt)+) => {
+        $crate::suites::common::check_named(format_args!($($call)+), $got, &[$($want),+], $name)?
+    };
+    ($name:expr, $got:expr, $want:expr, $($call:tt)+) => {
+        $crate::suites::common::check_named(format_args!($($call)+), $got, &[$want], $name)?
+    };
+}
+pub(crate) use expect_named;
+
+/// `expect_within!(timeout_us, cond, "what", args..)`: the closure `cond`
+/// must come true within the timeout; otherwise the test fails with `what`.
+macro_rules! expect_within {
+    ($us:expr, $cond:expr, $($what:tt)+) => {
+        guestlib::ensure!(guestlib::time::spin_until($us, $cond), $($what)+)
+    };
+}
+pub(crate) use expect_within;
+
+/// `expect_hex!(got, want, "what", args..)`: a value that is not a status
+/// (a version, a flags word) must be `want`; shown in hex.
+macro_rules! expect_hex {
+    ($got:expr, $want:expr, $($what:tt)+) => {{
+        let (got, want): (u64, u64) = ($got as u64, $want as u64);
+        guestlib::ensure!(
+            got == want,
+            "{} = {:#x}, expected {:#x}",
+            format_args!($($what)+),
+            got,
+            want
+        );
+    }};
+}
+pub(crate) use expect_hex;
+
+/// The name of an AFFINITY_INFO answer: a state, or an error status.
+pub fn aff_name(a: i32) -> &'static str {
+    match a {
+        AFF_ON => "ON",
+        AFF_OFF => "OFF",
+        AFF_ON_PENDING => "ON_PENDING",
+        _ => status_name(a),
+    }
+}
+
+/// Fails with `call = got (name), expected A (name) [or B (name) ..]`
+/// unless `got` is one of `want`.
+pub fn check_named(
+    call: fmt::Arguments<'_>,
+    got: i32,
+    want: &[i32],
+    name: fn(i32) -> &'static str,
+) -> TestResult {
+    if want.contains(&got) {
+        return Ok(());
+    }
+    let mut expected = Msg::new();
+    for (i, &w) in want.iter().enumerate() {
+        let sep = if i > 0 { " or " } else { "" };
+        let _ = fmt::Write::write_fmt(&mut expected, format_args!("{}{} ({})", sep, w, name(w)));
+    }
+    Err(msg!(
+        "{} = {} ({}), expected {}",
+        call,
+        got,
+        name(got),
+        expected
+    ))
+}
+
+/// CPU `idx`, whose entry count was `before`, must enter within
+/// [`smp::ENTRY_TIMEOUT_US`]; the failure says what its slot recorded.
+pub fn expect_entered(idx: usize, before: u64) -> TestResult {
+    ensure!(
+        smp::wait_entered(idx, before, smp::ENTRY_TIMEOUT_US),
+        "{}",
+        smp::no_entry_reason(idx)
+    );
+    Ok(())
+}
+
+/// CPU `idx` entered exactly `n` times since its entry count was `before`.
+pub fn expect_entries(idx: usize, before: u64, n: u64) -> TestResult {
+    let got = smp::slot(idx).entries() - before;
+    ensure!(got == n, "cpu{} entered {} times, expected {}", idx, got, n);
+    Ok(())
 }

@@ -7,7 +7,7 @@
 use super::common::*;
 use guestlib::arch::aarch32::{self, Exit};
 use guestlib::arch::pstate::{self, DIT, PAN, SCTLR_DSSBS, SCTLR_SPAN, SSBS};
-use guestlib::arch::smp;
+use guestlib::arch::{cpu, smp};
 use guestlib::framework::{Suite, Test};
 use guestlib::{Env, Msg, TestResult, ensure, msg, probe_read};
 
@@ -40,13 +40,6 @@ fn no_aarch32_el0(_env: &Env) -> Option<Msg> {
     (!pstate::el0_aarch32()).then(|| msg!("this CPU has no AArch32 EL0"))
 }
 
-fn read_mpidr() -> u64 {
-    let v: u64;
-    // SAFETY: reading MPIDR_EL1.
-    unsafe { core::arch::asm!("mrs {}, mpidr_el1", out(reg) v, options(nomem, nostack)) };
-    v
-}
-
 fn check_mpidr(idx: usize, mpidr: u64, env: &Env) -> TestResult {
     ensure!(
         mpidr & MPIDR_RES1 != 0,
@@ -74,7 +67,7 @@ fn check_mpidr(idx: usize, mpidr: u64, env: &Env) -> TestResult {
 /// The boot CPU's MPIDR_EL1 as the architecture defines it (bit 31 RES1),
 /// with the DTB's affinity.
 fn mpidr_architectural(env: &Env) -> TestResult {
-    check_mpidr(env.boot_idx, read_mpidr(), env)
+    check_mpidr(env.boot_idx, cpu::mpidr(), env)
 }
 
 /// Every secondary reads an architectural MPIDR_EL1 too (recorded at entry).

@@ -26,12 +26,15 @@
 //!   spin's x19..x28 markers and its masked EL1h PSTATE; the caller's entry
 //!   has status 0.
 
+use super::busy::{self, entry_wait_us, start_long};
 use super::common::{cookie, skip_plain};
-use core::sync::atomic::{AtomicU64, Ordering::*};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use guestlib::abi::*;
 use guestlib::arch::call::{Conduit, call};
-use guestlib::arch::smp::{self, aborting};
-use guestlib::arch::{FastStop, marked_spin, psci, time, vendor};
+use guestlib::arch::programs::{RamCpu, RamProgram, UDF, sync_code, write_program};
+use guestlib::arch::resume::ResumePoint;
+use guestlib::arch::smp;
+use guestlib::arch::{FastStop, marked_spin, psci, time, vectors, vendor};
 use guestlib::framework::{Suite, Test};
 use guestlib::{Env, MAX_CPUS, TestResult, ensure, gprintln, msg};
 
@@ -67,9 +70,6 @@ pub static SUITE: Suite<Env> = Suite {
 const UID: [u64; 4] = [0xCD11_84F9, 0x9D4C_EA4D, 0x8E20_3E97, 0x9B8F_28EE];
 const FID_FAST_STOP: u32 = 0xC600_0001;
 
-/// Per-CPU busy counter lives in slot scratch word 0.
-const S_COUNT: usize = 0;
-
 /// FAST_STOP deadline for the "must succeed" calls: 30 s, asked for
 /// explicitly. The ABI default (x1 = 0, 1 s) is too short for TCG when this
 /// QEMU shares 2 host cores with another one running 32 busy vCPUs (a vCPU
@@ -78,30 +78,6 @@ const S_COUNT: usize = 0;
 /// `timeout_honest_counts`.
 pub fn deadline_us() -> u64 {
     30_000_000
-}
-
-/// How long to wait for a CPU_ON'd CPU to show up (scaled with vCPUs).
-pub fn entry_wait_us() -> u64 {
-    smp::ENTRY_TIMEOUT_US * (1 + guestlib::env().ncpus as u64 / 8)
-}
-
-/// [`smp::start`] with [`entry_wait_us`].
-pub fn start_long(env: &Env, idx: usize, job: smp::Job) -> TestResult {
-    let before = smp::slot(idx).entries();
-    let st = smp::cpu_on(env, idx, job, cookie());
-    ensure!(
-        st == SUCCESS,
-        "CPU_ON(cpu{}) = {} ({})",
-        idx,
-        st,
-        status_name(st)
-    );
-    ensure!(
-        smp::wait_entered(idx, before, entry_wait_us()),
-        "{}",
-        smp::no_entry_reason(idx)
-    );
-    Ok(())
 }
 
 /// On a failed test, stop whatever is still running (long deadline) so the
@@ -167,56 +143,6 @@ fn nothing_running(env: &Env) -> TestResult {
     Ok(())
 }
 
-fn spin(idx: usize) {
-    let s = smp::slot(idx);
-    while !aborting() {
-        let v = s.scratch[S_COUNT].load(Relaxed);
-        s.scratch[S_COUNT].store(v + 1, Relaxed);
-    }
-}
-
-/// Busy loop with every DAIF bit clear.
-fn busy_job(idx: usize, _ctx: u64) {
-    // SAFETY: unmasking; no interrupt source is enabled by this guest.
-    unsafe { core::arch::asm!("msr daifclr, #0xf", options(nomem, nostack)) };
-    spin(idx);
-    // SAFETY: mask again before CPU_OFF.
-    unsafe { core::arch::asm!("msr daifset, #0xf", options(nomem, nostack)) };
-}
-
-/// Busy loop with DAIF fully masked.
-fn busy_masked_job(idx: usize, _ctx: u64) {
-    // SAFETY: masking only.
-    unsafe { core::arch::asm!("msr daifset, #0xf", options(nomem, nostack)) };
-    spin(idx);
-}
-
-/// Starts every secondary in `job` (except `skip`) and waits until each
-/// counter moves. Returns how many run.
-fn start_busy(env: &Env, job: smp::Job, skip: Option<usize>) -> Result<u64, guestlib::Msg> {
-    let mut n = 0;
-    for idx in env.secondaries() {
-        if Some(idx) == skip {
-            continue;
-        }
-        smp::slot(idx).clear_scratch();
-        start_long(env, idx, job)?;
-        n += 1;
-    }
-    for idx in env.secondaries() {
-        if Some(idx) == skip {
-            continue;
-        }
-        let s = smp::slot(idx);
-        ensure!(
-            time::spin_until(entry_wait_us(), || s.scratch[S_COUNT].load(Relaxed) > 0),
-            "cpu{} entered but its counter never moved",
-            idx
-        );
-    }
-    Ok(n)
-}
-
 /// Every secondary except `except` is OFF by AFFINITY_INFO and VCPU_STATE.
 fn check_all_off(env: &Env, except: Option<usize>) -> TestResult {
     for idx in 0..env.ncpus {
@@ -245,11 +171,11 @@ fn check_all_off(env: &Env, except: Option<usize>) -> TestResult {
 fn check_frozen(env: &Env) -> TestResult {
     let mut before = [0u64; MAX_CPUS];
     for idx in env.secondaries() {
-        before[idx] = smp::slot(idx).scratch[S_COUNT].load(Relaxed);
+        before[idx] = busy::count(idx);
     }
     time::delay_us(50_000);
     for idx in env.secondaries() {
-        let now = smp::slot(idx).scratch[S_COUNT].load(Relaxed);
+        let now = busy::count(idx);
         ensure!(
             now == before[idx],
             "cpu{} counter still advancing after FAST_STOP ({} -> {})",
@@ -284,7 +210,7 @@ pub fn stop_all_checked(env: &Env, n: u64, deadline_us: u64) -> TestResult {
 }
 
 fn stop_busy(env: &Env, job: smp::Job) -> TestResult {
-    let n = start_busy(env, job, None)?;
+    let n = busy::start_all(env, job, None)?;
     let r = fstop(deadline_us(), 0);
     check_success(&r, n)?;
     check_all_off(env, None)?;
@@ -292,11 +218,11 @@ fn stop_busy(env: &Env, job: smp::Job) -> TestResult {
 }
 
 fn busy_loops(env: &Env) -> TestResult {
-    rescue(stop_busy(env, busy_job))
+    rescue(stop_busy(env, busy::unmasked_job))
 }
 
 fn busy_masked(env: &Env) -> TestResult {
-    rescue(stop_busy(env, busy_masked_job))
+    rescue(stop_busy(env, busy::masked_job))
 }
 
 fn bad_flags(env: &Env) -> TestResult {
@@ -305,7 +231,7 @@ fn bad_flags(env: &Env) -> TestResult {
 
 fn bad_flags_inner(env: &Env) -> TestResult {
     let n = if env.ncpus > 1 {
-        start_busy(env, busy_job, None)?
+        busy::start_all(env, busy::unmasked_job, None)?
     } else {
         0
     };
@@ -322,10 +248,9 @@ fn bad_flags_inner(env: &Env) -> TestResult {
     if n > 0 {
         // Nobody was stopped: every counter still moves and every CPU is ON.
         for idx in env.secondaries() {
-            let s = smp::slot(idx);
-            let a = s.scratch[S_COUNT].load(Relaxed);
+            let a = busy::count(idx);
             ensure!(
-                time::spin_until(2_000_000, || s.scratch[S_COUNT].load(Relaxed) != a),
+                time::spin_until(2_000_000, || busy::count(idx) != a),
                 "cpu{} stopped counting after a rejected FAST_STOP",
                 idx
             );
@@ -349,7 +274,7 @@ fn timeout(env: &Env) -> TestResult {
 }
 
 fn timeout_inner(env: &Env) -> TestResult {
-    let n = start_busy(env, busy_masked_job, None)?;
+    let n = busy::start_all(env, busy::masked_job, None)?;
     let r = fstop(1, 0);
     match r.status {
         INTERNAL_FAILURE => ensure!(
@@ -393,132 +318,36 @@ fn timeout_inner(env: &Env) -> TestResult {
 // ---------------------------------------------------------------------------
 // Overwrite, then restart into fresh code.
 
-/// Per-CPU block handed to the RAM code in x0 (offsets used by the asm).
-#[repr(C, align(64))]
-struct Data {
-    counter: AtomicU64,   // 0
-    stack_top: AtomicU64, // 8
-    vbar: AtomicU64,      // 16
-    idx: AtomicU64,       // 24
-    flag: AtomicU64,      // 32
-    off_ret: AtomicU64,   // 40
-    new_stack: AtomicU64, // 48
-}
-
 const CODE_WORDS: usize = 1024;
 const STACK_WORDS: usize = 64;
-const UDF: u32 = 0x0000_DEAD; // udf #0xdead
 
+/// The RAM the restarted secondaries run from: two code pages (old loop,
+/// new code), their stacks and their [`RamCpu`] blocks.
 #[repr(C, align(4096))]
 struct Area {
-    old_code: [u32; CODE_WORDS],
-    new_code: [u32; CODE_WORDS],
-    old_stacks: [[u64; STACK_WORDS]; MAX_CPUS],
-    new_stacks: [[u64; STACK_WORDS]; MAX_CPUS],
-    data: [Data; MAX_CPUS],
+    old_code: [AtomicU32; CODE_WORDS],
+    new_code: [AtomicU32; CODE_WORDS],
+    old_stacks: [[AtomicU64; STACK_WORDS]; MAX_CPUS],
+    new_stacks: [[AtomicU64; STACK_WORDS]; MAX_CPUS],
+    data: [RamCpu; MAX_CPUS],
 }
 
-static mut AREA: Area = Area {
-    old_code: [0; CODE_WORDS],
-    new_code: [0; CODE_WORDS],
-    old_stacks: [[0; STACK_WORDS]; MAX_CPUS],
-    new_stacks: [[0; STACK_WORDS]; MAX_CPUS],
-    data: [const {
-        Data {
-            counter: AtomicU64::new(0),
-            stack_top: AtomicU64::new(0),
-            vbar: AtomicU64::new(0),
-            idx: AtomicU64::new(0),
-            flag: AtomicU64::new(0),
-            off_ret: AtomicU64::new(0),
-            new_stack: AtomicU64::new(0),
-        }
-    }; MAX_CPUS],
+static AREA: Area = Area {
+    old_code: [const { AtomicU32::new(0) }; CODE_WORDS],
+    new_code: [const { AtomicU32::new(0) }; CODE_WORDS],
+    old_stacks: [const { [const { AtomicU64::new(0) }; STACK_WORDS] }; MAX_CPUS],
+    new_stacks: [const { [const { AtomicU64::new(0) }; STACK_WORDS] }; MAX_CPUS],
+    data: [const { RamCpu::new() }; MAX_CPUS],
 };
 
-core::arch::global_asm!(
-    r#"
-    .section .rodata.fs_templates, "a"
-    .balign 8
-    .global fs_old_tmpl
-fs_old_tmpl:
-    ldr     x1, [x0, #16]
-    msr     vbar_el1, x1
-    ldr     x1, [x0, #24]
-    msr     tpidr_el1, x1
-    mov     x1, #0x300000
-    msr     cpacr_el1, x1
-    ldr     x1, [x0, #8]
-    mov     sp, x1
-    isb
-1:  ldr     x1, [x0]
-    add     x1, x1, #1
-    stp     x1, x0, [sp, #-16]!
-    ldp     x1, x2, [sp], #16
-    str     x1, [x0]
-    b       1b
-    .global fs_old_tmpl_end
-fs_old_tmpl_end:
-
-    .balign 8
-    .global fs_new_tmpl
-fs_new_tmpl:
-    mov     x19, x0
-    ldr     x1, [x19, #16]
-    msr     vbar_el1, x1
-    ldr     x1, [x19, #24]
-    msr     tpidr_el1, x1
-    ldr     x1, [x19, #48]
-    mov     sp, x1
-    isb
-    mov     x1, #1
-    stp     x1, x19, [sp, #-16]!
-    str     x1, [x19, #32]
-    dsb     sy
-    movz    x0, #0x0002
-    movk    x0, #0x8400, lsl #16
-    hvc     #0
-    mov     x1, #1
-    str     x1, [x19, #40]
-    dsb     sy
-2:  wfe
-    b       2b
-    .global fs_new_tmpl_end
-fs_new_tmpl_end:
-"#
-);
-
-unsafe extern "C" {
-    static fs_old_tmpl: u8;
-    static fs_old_tmpl_end: u8;
-    static fs_new_tmpl: u8;
-    static fs_new_tmpl_end: u8;
-    static guest_vectors: u8;
+fn fill_udf(code: &[AtomicU32]) {
+    for w in code {
+        w.store(UDF, Relaxed);
+    }
 }
 
-fn clean_range(start: usize, len: usize) {
-    let mut a = start & !63;
-    while a < start + len {
-        // SAFETY: cache maintenance by VA on our own RAM.
-        unsafe { core::arch::asm!("dc civac, {}", in(reg) a, options(nostack)) };
-        a += 64;
-    }
-    // SAFETY: barriers and I-cache invalidation only.
-    unsafe { core::arch::asm!("dsb sy", "ic ialluis", "dsb sy", "isb", options(nostack)) };
-}
-
-/// Copies a template into `dst` (word array) with volatile writes.
-fn copy_code(dst: *mut u32, start: *const u8, end: *const u8) -> usize {
-    let words = (end as usize - start as usize) / 4;
-    assert!(words < CODE_WORDS);
-    for i in 0..words {
-        // SAFETY: template words are readable; dst has CODE_WORDS words.
-        unsafe {
-            let w = core::ptr::read_volatile((start as *const u32).add(i));
-            core::ptr::write_volatile(dst.add(i), w);
-        }
-    }
-    words
+fn stack_top(stack: &[AtomicU64; STACK_WORDS]) -> u64 {
+    stack.as_ptr() as u64 + (STACK_WORDS * 8) as u64
 }
 
 fn overwrite_restart(env: &Env) -> TestResult {
@@ -526,21 +355,13 @@ fn overwrite_restart(env: &Env) -> TestResult {
 }
 
 fn overwrite_restart_inner(env: &Env) -> TestResult {
-    // SAFETY: secondaries are OFF; only this test uses AREA, and after the
-    // stop nobody else executes from or writes to it.
-    let area = unsafe { &mut *core::ptr::addr_of_mut!(AREA) };
-    let vbar = core::ptr::addr_of!(guest_vectors) as u64;
+    let area = &AREA;
+    let vbar = vectors::table_address();
     // Fill both code pages with the trap pattern, then the old loop.
-    for w in area.old_code.iter_mut().chain(area.new_code.iter_mut()) {
-        // SAFETY: plain RAM.
-        unsafe { core::ptr::write_volatile(w, UDF) };
-    }
-    copy_code(
-        area.old_code.as_mut_ptr(),
-        core::ptr::addr_of!(fs_old_tmpl),
-        core::ptr::addr_of!(fs_old_tmpl_end),
-    );
-    clean_range(area as *mut Area as usize, core::mem::size_of::<Area>());
+    fill_udf(&area.old_code);
+    fill_udf(&area.new_code);
+    write_program(&area.old_code, RamProgram::CountingLoop);
+    sync_code(area);
     let old_entry = area.old_code.as_ptr() as u64;
     let new_entry = area.new_code.as_ptr() as u64;
     let mut n = 0;
@@ -551,11 +372,9 @@ fn overwrite_restart_inner(env: &Env) -> TestResult {
         d.off_ret.store(0, Relaxed);
         d.idx.store(idx as u64, Relaxed);
         d.vbar.store(vbar, Relaxed);
-        let top = area.old_stacks[idx].as_ptr() as u64 + (STACK_WORDS * 8) as u64;
-        d.stack_top.store(top, Relaxed);
-        let ntop = area.new_stacks[idx].as_ptr() as u64 + (STACK_WORDS * 8) as u64;
-        d.new_stack.store(ntop, SeqCst);
-        let st = psci::hvc().cpu_on(env.mpidr(idx), old_entry, d as *const Data as u64);
+        d.stack_top.store(stack_top(&area.old_stacks[idx]), Relaxed);
+        d.new_stack.store(stack_top(&area.new_stacks[idx]), SeqCst);
+        let st = psci::hvc().cpu_on(env.mpidr(idx), old_entry, d as *const RamCpu as u64);
         ensure!(st == SUCCESS, "CPU_ON(cpu{}) into RAM loop = {}", idx, st);
         n += 1;
     }
@@ -571,29 +390,19 @@ fn overwrite_restart_inner(env: &Env) -> TestResult {
     check_success(&r, n)?;
     check_all_off(env, None)?;
     // Overwrite the old loop and every stack it used, write the new code.
-    for w in area.old_code.iter_mut() {
-        // SAFETY: nobody executes this any more (FAST_STOP returned 0).
-        unsafe { core::ptr::write_volatile(w, UDF) };
+    fill_udf(&area.old_code);
+    for w in area.old_stacks.iter().flatten() {
+        w.store((UDF as u64) << 32 | UDF as u64, Relaxed);
     }
-    for s in area.old_stacks.iter_mut() {
-        for w in s.iter_mut() {
-            // SAFETY: as above.
-            unsafe { core::ptr::write_volatile(w, (UDF as u64) << 32 | UDF as u64) };
-        }
-    }
-    copy_code(
-        area.new_code.as_mut_ptr(),
-        core::ptr::addr_of!(fs_new_tmpl),
-        core::ptr::addr_of!(fs_new_tmpl_end),
-    );
-    clean_range(area as *mut Area as usize, core::mem::size_of::<Area>());
+    write_program(&area.new_code, RamProgram::MarkAndOff);
+    sync_code(area);
     let mut frozen = [0u64; MAX_CPUS];
     for idx in env.secondaries() {
         frozen[idx] = area.data[idx].counter.load(SeqCst);
     }
     for idx in env.secondaries() {
         let d = &area.data[idx];
-        let st = psci::hvc().cpu_on(env.mpidr(idx), new_entry, d as *const Data as u64);
+        let st = psci::hvc().cpu_on(env.mpidr(idx), new_entry, d as *const RamCpu as u64);
         ensure!(
             st == SUCCESS,
             "CPU_ON(cpu{}) into the new code = {} ({})",
@@ -642,52 +451,8 @@ fn overwrite_restart_inner(env: &Env) -> TestResult {
 // ---------------------------------------------------------------------------
 // Two callers at once.
 
-core::arch::global_asm!(
-    r#"
-    .text
-    .balign 4
-    .global fs_setjmp
-fs_setjmp:
-    mov     x9, sp
-    stp     x19, x20, [x0, #0]
-    stp     x21, x22, [x0, #16]
-    stp     x23, x24, [x0, #32]
-    stp     x25, x26, [x0, #48]
-    stp     x27, x28, [x0, #64]
-    stp     x29, x30, [x0, #80]
-    str     x9, [x0, #96]
-    stp     d8, d9, [x0, #104]
-    stp     d10, d11, [x0, #120]
-    stp     d12, d13, [x0, #136]
-    stp     d14, d15, [x0, #152]
-    mov     x0, #0
-    ret
-
-    .global fs_longjmp
-fs_longjmp:
-    ldp     x19, x20, [x0, #0]
-    ldp     x21, x22, [x0, #16]
-    ldp     x23, x24, [x0, #32]
-    ldp     x25, x26, [x0, #48]
-    ldp     x27, x28, [x0, #64]
-    ldp     x29, x30, [x0, #80]
-    ldr     x9, [x0, #96]
-    ldp     d8, d9, [x0, #104]
-    ldp     d10, d11, [x0, #120]
-    ldp     d12, d13, [x0, #136]
-    ldp     d14, d15, [x0, #152]
-    mov     sp, x9
-    mov     x0, #1
-    ret
-"#
-);
-
-unsafe extern "C" {
-    fn fs_setjmp(buf: *mut [u64; 24]) -> u64;
-    fn fs_longjmp(buf: *const [u64; 24]) -> !;
-}
-
-static mut JMP: [u64; 24] = [0; 24];
+/// Where the boot CPU carries on when CPU1 wins and restarts it.
+static RESUME: ResumePoint = ResumePoint::new();
 static GO: AtomicU64 = AtomicU64::new(0);
 /// Result words per racer (0 = boot CPU, 1 = CPU1): RET = 1 + returned.
 static RET: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
@@ -714,9 +479,7 @@ fn record(who: usize, r: &FastStop) {
 }
 
 fn resume_job(_idx: usize, _ctx: u64) {
-    // SAFETY: JMP was filled by fs_setjmp on the boot CPU, whose stack frame
-    // is still live (it was stopped inside `boot_race`).
-    unsafe { fs_longjmp(core::ptr::addr_of!(JMP)) }
+    RESUME.resume()
 }
 
 fn racer_job(idx: usize, _ctx: u64) {
@@ -763,21 +526,18 @@ fn racer_job(idx: usize, _ctx: u64) {
 /// The boot CPU's side: true if it was stopped and restarted by CPU1.
 #[inline(never)]
 fn boot_race() -> bool {
-    // SAFETY: see resume_job; after a second return only statics are read.
-    if unsafe { fs_setjmp(core::ptr::addr_of_mut!(JMP)) } != 0 {
-        return true;
-    }
-    let go = time::counter() + time::us_to_ticks(20_000);
-    GO.store(go, Release);
-    let at = go + BOOT_DELAY.load(Relaxed);
-    while time::counter() < at {}
-    let r = fstop(deadline_us(), 0);
-    record(0, &r);
-    if r.status != SUCCESS {
-        // Lost: CPU1 will stop (and restart) us, or report.
-        time::spin_until(10_000_000, || VERDICT.load(Acquire) != 0);
-    }
-    false
+    RESUME.run(|| {
+        let go = time::counter() + time::us_to_ticks(20_000);
+        GO.store(go, Release);
+        let at = go + BOOT_DELAY.load(Relaxed);
+        while time::counter() < at {}
+        let r = fstop(deadline_us(), 0);
+        record(0, &r);
+        if r.status != SUCCESS {
+            // Lost: CPU1 will stop (and restart) us, or report.
+            time::spin_until(10_000_000, || VERDICT.load(Acquire) != 0);
+        }
+    })
 }
 
 fn race_round(env: &Env, round: usize, wins: &mut [u32; 2]) -> TestResult {
@@ -802,7 +562,7 @@ fn race_round(env: &Env, round: usize, wins: &mut [u32; 2]) -> TestResult {
             v.store(0, SeqCst);
         }
     }
-    let others = start_busy(env, busy_masked_job, Some(peer))?;
+    let others = busy::start_all(env, busy::masked_job, Some(peer))?;
     let s = smp::slot(peer);
     s.clear_scratch();
     start_long(env, peer, racer_job)?;
@@ -925,12 +685,12 @@ static SAVE_AREA: ::spin::Mutex<[u64; MAX_CPUS * SAVE_ENTRY_WORDS]> =
 
 /// Tells the caller it is about to spin, then spins in `marked_spin`.
 fn marked_spin_job(idx: usize, _ctx: u64) {
-    smp::slot(idx).scratch[S_COUNT].store(1, Release);
+    smp::slot(idx).scratch[busy::S_COUNT].store(1, Release);
     marked_spin::spin(idx)
 }
 
 fn start_marked_spinners(env: &Env) -> Result<u64, guestlib::Msg> {
-    let n = start_busy(env, marked_spin_job, None)?;
+    let n = busy::start_all(env, marked_spin_job, None)?;
     // The flag is set just before the spin loads its markers.
     time::delay_us(10_000);
     Ok(n)

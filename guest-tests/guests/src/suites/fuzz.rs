@@ -15,7 +15,7 @@ use guestlib::arch::call::{Conduit, call};
 use guestlib::arch::smp::{self, aborting};
 use guestlib::arch::{psci, time};
 use guestlib::framework::{Suite, Test};
-use guestlib::{Env, MAX_CPUS, TestResult, ensure, gprintln};
+use guestlib::{Env, MAX_CPUS, TestResult, ensure, gprintln, msg};
 
 pub static SUITE: Suite<Env> = Suite {
     name: "fuzz",
@@ -115,7 +115,7 @@ fn fuzz_all(env: &Env) -> TestResult {
         BAD[i].store(0, SeqCst);
     }
     for idx in env.secondaries() {
-        super::fast_stop::start_long(env, idx, fuzz_job)?;
+        super::busy::start_long(env, idx, fuzz_job)?;
     }
     let t0 = time::now_ns();
     fuzz(env.boot_idx);
@@ -150,14 +150,6 @@ fn fuzz_all(env: &Env) -> TestResult {
     Ok(())
 }
 
-fn spin_job(idx: usize, _ctx: u64) {
-    let s = smp::slot(idx);
-    while !aborting() {
-        let v = s.scratch[0].load(Relaxed);
-        s.scratch[0].store(v + 1, Relaxed);
-    }
-}
-
 /// The hypervisor is still in one piece: PSCI answers, CPU_ON and FAST_STOP
 /// work on every secondary.
 fn still_works(env: &Env) -> TestResult {
@@ -167,21 +159,7 @@ fn still_works(env: &Env) -> TestResult {
         "PSCI_VERSION = {:#x} after fuzzing",
         v
     );
-    let mut n = 0;
-    for idx in env.secondaries() {
-        smp::slot(idx).clear_scratch();
-        super::fast_stop::start_long(env, idx, spin_job)?;
-        n += 1;
-    }
-    for idx in env.secondaries() {
-        let s = smp::slot(idx);
-        ensure!(
-            time::spin_until(super::fast_stop::entry_wait_us(), || s.scratch[0]
-                .load(Relaxed)
-                > 0),
-            "cpu{} does not run after fuzzing",
-            idx
-        );
-    }
+    let n = super::busy::start_all(env, super::busy::masked_job, None)
+        .map_err(|e| msg!("after fuzzing: {}", e))?;
     super::fast_stop::stop_all_checked(env, n, super::fast_stop::deadline_us())
 }

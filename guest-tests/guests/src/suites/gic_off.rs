@@ -4,14 +4,15 @@
 //! on the guest's GIC configuration to start or stop vCPUs.
 //! Stores the hypervisor refuses with an abort are tolerated (counted).
 
+use super::busy;
 use super::common::skip_plain;
-use core::sync::atomic::Ordering::*;
 use guestlib::abi::*;
 use guestlib::arch::call::{Conduit, call};
-use guestlib::arch::smp::{self, aborting};
-use guestlib::arch::{expecting_abort, psci, time};
+use guestlib::arch::smp;
+use guestlib::arch::vectors::probe_store;
+use guestlib::arch::{psci, time};
 use guestlib::framework::{Suite, Test};
-use guestlib::{Env, TestResult, ensure, gprintln};
+use guestlib::{Env, TestResult, ensure, gprintln, msg};
 
 pub static SUITE: Suite<Env> = Suite {
     name: "gic_off",
@@ -33,13 +34,7 @@ const WAKER: u64 = 0x14;
 
 /// One 32-bit store; an abort is contained. Returns true if it aborted.
 fn wr32(addr: u64, v: u32) -> bool {
-    let ((), ab) = expecting_abort(|| {
-        // SAFETY: MMIO store to the GIC; may abort (contained).
-        unsafe {
-            core::arch::asm!("str {v:w}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack))
-        };
-    });
-    ab.is_some()
+    probe_store(addr, 4, v.into()).is_err()
 }
 
 fn wreck(env: &Env) -> TestResult {
@@ -71,51 +66,20 @@ fn wreck_gic(env: &Env) -> TestResult {
     Ok(())
 }
 
-fn spin(idx: usize) {
-    let s = smp::slot(idx);
-    while !aborting() {
-        let v = s.scratch[0].load(Relaxed);
-        s.scratch[0].store(v + 1, Relaxed);
-    }
-}
-
-fn spin_job(idx: usize, _ctx: u64) {
-    // Each secondary also wrecks its own view before spinning.
+/// Each secondary also wrecks its own view, then counts with interrupts
+/// unmasked.
+fn spin_job(idx: usize, ctx: u64) {
     let env = guestlib::env();
     let rd = env.gicr + idx as u64 * GICR_STRIDE;
     wr32(rd + SGI_FRAME + ICENABLER0, 0xFFFF_FFFF);
     wr32(rd + WAKER, 2);
-    // SAFETY: unmasking; the guest enabled no interrupt.
-    unsafe { core::arch::asm!("msr daifclr, #0xf", options(nomem, nostack)) };
-    spin(idx);
-    // SAFETY: masking only.
-    unsafe { core::arch::asm!("msr daifset, #0xf", options(nomem, nostack)) };
-}
-
-fn spin_masked_job(idx: usize, _ctx: u64) {
-    spin(idx);
+    busy::unmasked_job(idx, ctx);
 }
 
 fn run(env: &Env, job: smp::Job) -> TestResult {
     wreck(env)?;
     for round in 0..2 {
-        let mut n = 0;
-        for idx in env.secondaries() {
-            smp::slot(idx).clear_scratch();
-            super::fast_stop::start_long(env, idx, job)?;
-            n += 1;
-        }
-        for idx in env.secondaries() {
-            let s = smp::slot(idx);
-            ensure!(
-                time::spin_until(super::fast_stop::entry_wait_us(), || s.scratch[0]
-                    .load(Relaxed)
-                    > 0),
-                "round {}: cpu{} never ran after CPU_ON",
-                round,
-                idx
-            );
-        }
+        let n = busy::start_all(env, job, None).map_err(|e| msg!("round {}: {}", round, e))?;
         let r = call(
             Conduit::Hvc,
             0xC600_0001,
@@ -142,14 +106,10 @@ fn run(env: &Env, job: smp::Job) -> TestResult {
                 a
             );
         }
-        let before: [u64; 2] = [
-            smp::slot(1).scratch[0].load(Relaxed),
-            smp::slot(env.ncpus - 1).scratch[0].load(Relaxed),
-        ];
+        let before = [busy::count(1), busy::count(env.ncpus - 1)];
         time::delay_us(20_000);
         ensure!(
-            before[0] == smp::slot(1).scratch[0].load(Relaxed)
-                && before[1] == smp::slot(env.ncpus - 1).scratch[0].load(Relaxed),
+            before == [busy::count(1), busy::count(env.ncpus - 1)],
             "round {}: counters still advancing after FAST_STOP",
             round
         );
@@ -162,5 +122,5 @@ fn on_and_stop(env: &Env) -> TestResult {
 }
 
 fn on_and_stop_masked(env: &Env) -> TestResult {
-    run(env, spin_masked_job)
+    run(env, busy::masked_job)
 }

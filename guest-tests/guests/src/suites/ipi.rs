@@ -14,7 +14,7 @@ use guestlib::abi::*;
 use guestlib::arch::call::{Conduit, call};
 use guestlib::arch::smp::{self, job_wait};
 use guestlib::arch::vectors::{Frame, set_irq_handler};
-use guestlib::arch::{gic, psci, time};
+use guestlib::arch::{cpu, gic, psci, time};
 use guestlib::framework::{Suite, Test};
 use guestlib::{Env, MAX_CPUS, TestResult, ensure, msg};
 
@@ -48,28 +48,11 @@ const S_READY: usize = 0;
 const S_UNMASK: usize = 1;
 const S_RELEASE: usize = super::common::S_RELEASE;
 
-const GICD_CTLR: u64 = 0x0;
-const GICR_WAKER: u64 = 0x14;
-const SGI_BASE: u64 = 0x10000;
-const GICR_IGROUPR0: u64 = SGI_BASE + 0x80;
-const GICR_ISENABLER0: u64 = SGI_BASE + 0x100;
-const GICR_IPRIORITYR: u64 = SGI_BASE + 0x400;
-
 /// How long a "must not arrive" check waits.
 const QUIET_US: u64 = 100_000;
 
-fn rd32(a: u64) -> u32 {
-    // SAFETY: GIC MMIO, identity mapped.
-    unsafe { (a as *const u32).read_volatile() }
-}
-
-fn wr32(a: u64, v: u32) {
-    // SAFETY: GIC MMIO, identity mapped.
-    unsafe { (a as *mut u32).write_volatile(v) }
-}
-
 fn arrive_wait_us() -> u64 {
-    super::fast_stop::entry_wait_us()
+    super::busy::entry_wait_us()
 }
 
 fn reset_counts() {
@@ -90,9 +73,7 @@ fn count(cpu: usize, sgi: u32) -> u32 {
 }
 
 fn irq_handler(cpu: usize, _f: &mut Frame) {
-    let iar: u64;
-    // SAFETY: CPU interface acknowledge.
-    unsafe { core::arch::asm!("mrs {}, icc_iar1_el1", out(reg) iar, options(nostack)) };
+    let iar = gic::acknowledge();
     let intid = (iar & 0xFF_FFFF) as u32;
     if (1020..=1023).contains(&intid) {
         OTHER[cpu.min(MAX_CPUS - 1)].fetch_add(1, AcqRel);
@@ -111,54 +92,21 @@ fn irq_handler(cpu: usize, _f: &mut Frame) {
             LAST_OTHER[cpu].store(intid, Release);
         }
     }
-    // SAFETY: CPU interface end of interrupt (EOImode 0: also deactivates).
-    unsafe { core::arch::asm!("msr icc_eoir1_el1, {}", "isb", in(reg) iar, options(nostack)) };
+    gic::end_of_interrupt(iar);
 }
 
 /// Enables SGIs 0..15 (group 1, priority 0x80) for the calling CPU and its
 /// CPU interface (PMR 0xff, group 1 on). IRQs stay masked in DAIF.
 fn setup_this_cpu(env: &Env, idx: usize) -> TestResult {
     ensure!(env.gicd != 0 && env.gicr != 0, "no GICv3 in the DTB");
-    let rd = gic::redistributor(env, env.mpidr(idx))
-        .ok_or_else(|| msg!("no redistributor for cpu{}", idx))? as u64;
-    let d = env.gicd;
-    wr32(d + GICD_CTLR, rd32(d + GICD_CTLR) | (1 << 4) | (1 << 1) | 1);
-    wr32(rd + GICR_WAKER, rd32(rd + GICR_WAKER) & !(1 << 1));
-    let _ = time::spin_until(100_000, || rd32(rd + GICR_WAKER) & (1 << 2) == 0);
-    wr32(rd + GICR_IGROUPR0, rd32(rd + GICR_IGROUPR0) | 0xFFFF);
-    for i in 0..4 {
-        wr32(rd + GICR_IPRIORITYR + i * 4, 0x8080_8080);
-    }
-    wr32(rd + GICR_ISENABLER0, 0xFFFF);
-    // SAFETY: CPU interface system registers.
-    unsafe {
-        core::arch::asm!(
-            "mrs {t}, icc_sre_el1",
-            "orr {t}, {t}, #1",
-            "msr icc_sre_el1, {t}",
-            "isb",
-            "mov {t}, #0xff",
-            "msr icc_pmr_el1, {t}",
-            "mov {t}, #1",
-            "msr icc_igrpen1_el1, {t}",
-            "isb",
-            t = out(reg) _,
-            options(nostack),
-        );
-    }
-    Ok(())
+    gic::enable_private(env, env.mpidr(idx), 0xFFFF)
 }
 
 /// Sets the priority of SGI `sgi` in CPU `idx`'s SGI frame.
 fn set_priority(env: &Env, idx: usize, sgi: u32, pri: u8) -> TestResult {
-    let rd = gic::redistributor(env, env.mpidr(idx))
-        .ok_or_else(|| msg!("no redistributor for cpu{}", idx))? as u64;
-    let a = rd + GICR_IPRIORITYR + (sgi as u64 & !3);
-    let sh = (sgi & 3) * 8;
-    wr32(a, (rd32(a) & !(0xFF << sh)) | ((pri as u32) << sh));
-    let got = (rd32(a) >> sh) & 0xFF;
+    let got = gic::set_priority(env, env.mpidr(idx), sgi, pri)?;
     ensure!(
-        got == pri as u32,
+        got == pri,
         "cpu{} GICR_IPRIORITYR for SGI {} reads {:#x} after writing {:#x}",
         idx,
         sgi,
@@ -166,21 +114,6 @@ fn set_priority(env: &Env, idx: usize, sgi: u32, pri: u8) -> TestResult {
         pri
     );
     Ok(())
-}
-
-fn unmask() {
-    // SAFETY: unmasking IRQs; the handler is installed.
-    unsafe { core::arch::asm!("msr daifclr, #2", "isb", options(nomem, nostack)) };
-}
-
-fn mask() {
-    // SAFETY: masking only.
-    unsafe { core::arch::asm!("msr daifset, #2", "isb", options(nomem, nostack)) };
-}
-
-fn write_sgi1r(v: u64) {
-    // SAFETY: generating an SGI (trapped by the hypervisor).
-    unsafe { core::arch::asm!("msr icc_sgi1r_el1, {}", "isb", in(reg) v, options(nostack)) };
 }
 
 /// Sends SGI `sgi` to the CPUs in `targets` (bit per linear index), one
@@ -203,12 +136,12 @@ fn send_sgi(env: &Env, sgi: u32, targets: u64) {
         let aff3 = (m0 >> 32) & 0xFF;
         let rs = (m0 & 0xFF) >> 4;
         let v = list | aff1 << 16 | (sgi as u64 & 0xF) << 24 | aff2 << 32 | rs << 44 | aff3 << 48;
-        write_sgi1r(v);
+        gic::write_sgi1r(v);
     }
 }
 
 fn send_broadcast(sgi: u32) {
-    write_sgi1r((sgi as u64 & 0xF) << 24 | 1 << 40);
+    gic::write_sgi1r((sgi as u64 & 0xF) << 24 | 1 << 40);
 }
 
 /// Job: set up SGIs, report ready, wait for the unmask go-ahead (set
@@ -224,10 +157,10 @@ fn sgi_job(idx: usize, _ctx: u64) {
     if !job_wait(smp::JOB_WAIT_US, || s.scratch[S_UNMASK].load(Acquire) != 0) {
         return;
     }
-    unmask();
+    cpu::unmask_irq();
     s.scratch[2].store(1, Release); // unmasked
     job_wait(smp::JOB_WAIT_US, || s.scratch[S_RELEASE].load(Acquire) != 0);
-    mask();
+    cpu::mask_irq();
 }
 
 /// Starts `idx` with [`sgi_job`]; `unmasked` = unmask right away. Waits for
@@ -238,7 +171,7 @@ fn start_sgi(env: &Env, idx: usize, unmasked: bool) -> TestResult {
     if unmasked {
         s.scratch[S_UNMASK].store(1, Release);
     }
-    super::fast_stop::start_long(env, idx, sgi_job)?;
+    super::busy::start_long(env, idx, sgi_job)?;
     ensure!(
         time::spin_until(arrive_wait_us(), || s.scratch[S_READY].load(Acquire) != 0),
         "cpu{} entered but its job never got ready",
@@ -311,9 +244,9 @@ fn wait_count(cpu: usize, sgi: u32, n: u32) -> bool {
 fn self_setup(env: &Env) -> TestResult {
     begin(env)?;
     set_priority(env, env.boot_idx, 5, 0x80)?;
-    unmask();
+    cpu::unmask_irq();
     time::delay_us(10_000);
-    mask();
+    cpu::mask_irq();
     check_exact(env, 0, 0, "idle")
 }
 
@@ -358,9 +291,9 @@ fn broadcast(env: &Env) -> TestResult {
     }
     time::delay_us(QUIET_US);
     // The sender must not get it either: unmask briefly on the boot CPU.
-    unmask();
+    cpu::unmask_irq();
     time::delay_us(10_000);
-    mask();
+    cpu::mask_irq();
     check_exact(env, 5, sec, "IRM=1 broadcast of SGI 5")?;
     release_all(env);
     Ok(())

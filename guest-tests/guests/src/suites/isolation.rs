@@ -15,14 +15,14 @@
 //!   reads then all-ones then zeros, after which CPU_ON, FAST_STOP and IPIs
 //!   still work.
 
-use super::common::{cookie, skip_plain};
-use core::sync::atomic::{AtomicU64, Ordering::*};
-use dtoolkit::fdt::Fdt;
+use super::busy;
+use super::common::skip_plain;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use dtoolkit::{Node, Property, ToCellInt};
 use guestlib::abi::*;
 use guestlib::arch::call::{Conduit, call};
-use guestlib::arch::smp::{self, aborting};
-use guestlib::arch::{expecting_abort, psci, time};
+use guestlib::arch::vectors::{probe_load, probe_store};
+use guestlib::arch::{programs, psci, time};
 use guestlib::framework::{Suite, Test};
 use guestlib::{Abort, Env, Msg, TestResult, ensure, gprintln, msg};
 
@@ -77,57 +77,6 @@ const FIRST_REGION_CPUS: usize = 123;
 // Accesses
 // ---------------------------------------------------------------------------
 
-/// One load of `size` bytes; an abort is contained and returned.
-fn load(addr: u64, size: u8) -> Result<u64, Abort> {
-    let (v, ab) = expecting_abort(|| {
-        let v: u64;
-        // SAFETY: an MMIO load that may fault (the vector skips it); it
-        // writes only `v`.
-        unsafe {
-            match size {
-                1 => {
-                    core::arch::asm!("mov {v}, #0", "ldrb {v:w}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack))
-                }
-                2 => {
-                    core::arch::asm!("mov {v}, #0", "ldrh {v:w}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack))
-                }
-                4 => {
-                    core::arch::asm!("mov {v}, #0", "ldr {v:w}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack))
-                }
-                _ => {
-                    core::arch::asm!("mov {v}, #0", "ldr {v}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack))
-                }
-            }
-        }
-        v
-    });
-    ab.map_or(Ok(v), Err)
-}
-
-/// One store of `size` bytes; an abort is contained and returned.
-fn store(addr: u64, size: u8, v: u64) -> Result<(), Abort> {
-    let ((), ab) = expecting_abort(|| {
-        // SAFETY: an MMIO store that may fault (the vector skips it).
-        unsafe {
-            match size {
-                1 => {
-                    core::arch::asm!("strb {v:w}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack))
-                }
-                2 => {
-                    core::arch::asm!("strh {v:w}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack))
-                }
-                4 => {
-                    core::arch::asm!("str {v:w}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack))
-                }
-                _ => {
-                    core::arch::asm!("str {v}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack))
-                }
-            }
-        }
-    });
-    ab.map_or(Ok(()), Err)
-}
-
 fn check_abort(what: &str, addr: u64, r: Result<u64, Abort>) -> TestResult {
     match r {
         Ok(v) => Err(msg!("{} {:#x} did not abort (value {:#x})", what, addr, v)),
@@ -160,13 +109,10 @@ fn gicr(env: &Env, idx: usize) -> u64 {
 // DMA isolation
 // ---------------------------------------------------------------------------
 
-fn dtb_has_no_dma_masters(env: &Env) -> TestResult {
-    // SAFETY: the DTB header's first 8 bytes; the DTB lies in guest RAM.
-    let header = unsafe { core::slice::from_raw_parts(env.dtb as *const u8, 8) };
-    let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+fn dtb_has_no_dma_masters(_env: &Env) -> TestResult {
+    let blob = guestlib::boot_fdt().data();
+    let size = blob.len();
     ensure!((64..=(2 << 20)).contains(&size), "DTB size {}", size);
-    // SAFETY: the whole blob, as its header says.
-    let blob = unsafe { core::slice::from_raw_parts(env.dtb as *const u8, size) };
     for needle in [
         "qemu,fw-cfg-mmio",
         "virtio,mmio",
@@ -209,8 +155,8 @@ fn withheld_devices_abort(_env: &Env) -> TestResult {
         ("high PCIe ECAM", 0x40_1000_0000),
         ("high PCIe MMIO", 0x80_0000_0000),
     ] {
-        check_abort(what, addr, load(addr, 4))?;
-        check_abort(what, addr, store(addr, 4, 0xffff_ffff).map(|()| 0))?;
+        check_abort(what, addr, probe_load(addr, 4))?;
+        check_abort(what, addr, probe_store(addr, 4, 0xffff_ffff).map(|()| 0))?;
     }
     still_served()
 }
@@ -222,13 +168,19 @@ fn passthrough_devices_answer(_env: &Env) -> TestResult {
         ("PL061 PeriphID0", 0x0903_0fe0),
         ("flash", 0x0),
     ] {
-        if let Err(ab) = load(addr, 4) {
+        if let Err(ab) = probe_load(addr, 4) {
             return Err(msg!("{} {:#x} aborted: ESR {:#x}", what, addr, ab.esr));
         }
     }
     // PrimeCell IDs: PL031 is 0x31, PL061 is 0x61.
-    ensure!(load(0x0901_0fe0, 4).ok() == Some(0x31), "PL031 PeriphID0");
-    ensure!(load(0x0903_0fe0, 4).ok() == Some(0x61), "PL061 PeriphID0");
+    ensure!(
+        probe_load(0x0901_0fe0, 4).ok() == Some(0x31),
+        "PL031 PeriphID0"
+    );
+    ensure!(
+        probe_load(0x0903_0fe0, 4).ok() == Some(0x61),
+        "PL061 PeriphID0"
+    );
     Ok(())
 }
 
@@ -237,28 +189,27 @@ fn passthrough_devices_answer(_env: &Env) -> TestResult {
 /// fw_cfg must abort; the hypervisor must still answer afterwards.
 fn fw_cfg_dma_attack(_env: &Env) -> TestResult {
     #[repr(C, align(16))]
-    struct Descriptor([u32; 4]);
-    static mut DESC: Descriptor = Descriptor([0; 4]);
+    struct Descriptor([AtomicU32; 4]);
+    static DESC: Descriptor = Descriptor([const { AtomicU32::new(0) }; 4]);
     let control = FW_CFG_DMA_SELECT | FW_CFG_DMA_READ; // item 0: signature
-    let desc = &raw mut DESC;
-    // SAFETY: the guest's own static; nothing else uses it.
-    unsafe {
-        (*desc).0 = [
-            control.to_be(),
-            0x0010_0000u32.to_be(), // 1 MiB: "QEMU" then zeros
-            ((HV_IMAGE >> 32) as u32).to_be(),
-            (HV_IMAGE as u32).to_be(),
-        ];
+    let words = [
+        control.to_be(),
+        0x0010_0000u32.to_be(), // 1 MiB: "QEMU" then zeros
+        ((HV_IMAGE >> 32) as u32).to_be(),
+        (HV_IMAGE as u32).to_be(),
+    ];
+    for (w, v) in DESC.0.iter().zip(words) {
+        w.store(v, SeqCst);
     }
-    let addr = desc as u64;
+    let addr = &raw const DESC as u64;
     let high = ((addr >> 32) as u32).to_be();
     let low = (addr as u32).to_be();
     // The whole attack first, then the verdicts: on a hypervisor that lets
     // the stores through, QEMU overwrites its code here.
-    let selector = store(FW_CFG_SELECTOR, 2, 0);
-    let dma_high = store(FW_CFG_DMA_HIGH, 4, high.into());
-    let dma_low = store(FW_CFG_DMA_LOW, 4, low.into());
-    let dma_both = store(FW_CFG_DMA_HIGH, 8, u64::from(high) | u64::from(low) << 32);
+    let selector = probe_store(FW_CFG_SELECTOR, 2, 0);
+    let dma_high = probe_store(FW_CFG_DMA_HIGH, 4, high.into());
+    let dma_low = probe_store(FW_CFG_DMA_LOW, 4, low.into());
+    let dma_both = probe_store(FW_CFG_DMA_HIGH, 8, u64::from(high) | u64::from(low) << 32);
     // The hypervisor's vectors and code must be intact: traps still work.
     still_served()?;
     check_abort("fw_cfg selector", FW_CFG_SELECTOR, selector.map(|()| 0))?;
@@ -292,7 +243,7 @@ fn load_past_last_redistributor(env: &Env) -> TestResult {
         (SGI_BASE + 0x100, 4),
         (0x0, 1),
     ] {
-        match load(past + offset, size) {
+        match probe_load(past + offset, size) {
             Ok(0) => {}
             Ok(v) => {
                 return Err(msg!(
@@ -303,7 +254,7 @@ fn load_past_last_redistributor(env: &Env) -> TestResult {
             }
             Err(ab) => return Err(msg!("{:#x} aborted: ESR {:#x}", past + offset, ab.esr)),
         }
-        if let Err(ab) = store(past + offset, size, u64::MAX) {
+        if let Err(ab) = probe_store(past + offset, size, u64::MAX) {
             return Err(msg!(
                 "store {:#x} aborted: ESR {:#x}",
                 past + offset,
@@ -316,9 +267,11 @@ fn load_past_last_redistributor(env: &Env) -> TestResult {
 
 fn gicd_ctlr(env: &Env) -> TestResult {
     ensure!(env.gicd != 0, "no GICv3 in the DTB");
-    let before = load(env.gicd, 4).map_err(|a| msg!("GICD_CTLR load aborted: {:#x}", a.esr))?;
-    let _ = store(env.gicd, 4, 0);
-    let after = load(env.gicd, 4).map_err(|a| msg!("GICD_CTLR load aborted: {:#x}", a.esr))?;
+    let before =
+        probe_load(env.gicd, 4).map_err(|a| msg!("GICD_CTLR load aborted: {:#x}", a.esr))?;
+    let _ = probe_store(env.gicd, 4, 0);
+    let after =
+        probe_load(env.gicd, 4).map_err(|a| msg!("GICD_CTLR load aborted: {:#x}", a.esr))?;
     ensure!(
         after & 0x12 == 0x12,
         "GICD_CTLR {:#x} after writing 0 (was {:#x}): group 1 or ARE gone",
@@ -328,39 +281,17 @@ fn gicd_ctlr(env: &Env) -> TestResult {
     Ok(())
 }
 
-/// Busy job: counts in scratch word 0 until the test ends (or is stopped).
-fn spin_job(idx: usize, _ctx: u64) {
-    let s = smp::slot(idx);
-    while !aborting() {
-        let v = s.scratch[0].load(Relaxed);
-        s.scratch[0].store(v + 1, Relaxed);
-    }
-}
-
 /// Sets `bits` in every secondary's GICR_ISACTIVER0 (other CPUs' frames).
 fn activate_on_secondaries(env: &Env, bits: u32) {
     for idx in env.secondaries() {
-        let _ = store(gicr(env, idx) + GICR_ISACTIVER0, 4, bits.into());
+        let _ = probe_store(gicr(env, idx) + GICR_ISACTIVER0, 4, bits.into());
     }
 }
 
 /// CPU_ON of every secondary must come ON (bounded), then one FAST_STOP
 /// (bounded deadline) must stop them all; all are OFF afterwards.
 fn on_and_stop_within(env: &Env, deadline_us: u64) -> TestResult {
-    let mut n = 0;
-    for idx in env.secondaries() {
-        smp::slot(idx).clear_scratch();
-        let before = smp::slot(idx).entries();
-        let st = smp::cpu_on(env, idx, spin_job, cookie());
-        ensure!(st == SUCCESS, "CPU_ON(cpu{}) = {}", idx, st);
-        ensure!(
-            smp::wait_entered(idx, before, super::fast_stop::entry_wait_us()),
-            "cpu{}: CPU_ON succeeded but the CPU never came ON ({})",
-            idx,
-            smp::no_entry_reason(idx)
-        );
-        n += 1;
-    }
+    let n = busy::start_all(env, busy::masked_job, None)?;
     super::fast_stop::stop_all_checked(env, n, deadline_us)
 }
 
@@ -452,8 +383,8 @@ fn sweep_pass(frames: &[u64], write: Option<u64>) -> Result<u64, Msg> {
         for size in [8u8, 4, 2, 1] {
             for o in offsets(size) {
                 let r = match write {
-                    None => load(base + o, size).map(|_| ()),
-                    Some(v) => store(base + o, size, v),
+                    None => probe_load(base + o, size).map(|_| ()),
+                    Some(v) => probe_store(base + o, size, v),
                 };
                 if let Err(ab) = r {
                     return Err(msg!(
@@ -527,9 +458,8 @@ pub static SCALE: Suite<Env> = Suite {
 /// Every CPU of the DTB finds its own GICR_TYPER (affinity = its MPIDR) at
 /// the *i*-th frame pair counting through every GICR region, the last CPU
 /// of each region has TYPER.Last, and the pair after it reads as zero.
-fn every_cpu_has_its_redistributor(env: &Env) -> TestResult {
-    // SAFETY: the DTB the guest booted with, still in guest RAM.
-    let fdt = unsafe { Fdt::from_raw(env.dtb as *const u8) }.map_err(|_| msg!("DTB unreadable"))?;
+fn every_cpu_has_its_redistributor(_env: &Env) -> TestResult {
+    let fdt = guestlib::boot_fdt();
     let gic = fdt
         .root()
         .children()
@@ -574,8 +504,8 @@ fn every_cpu_has_its_redistributor(env: &Env) -> TestResult {
             );
         }
         let rd = regions[region].0 + frame * GICR_STRIDE;
-        let typer =
-            load(rd + 0x8, 8).map_err(|a| msg!("GICR_TYPER at {:#x}: ESR {:#x}", rd, a.esr))?;
+        let typer = probe_load(rd + 0x8, 8)
+            .map_err(|a| msg!("GICR_TYPER at {:#x}: ESR {:#x}", rd, a.esr))?;
         let want = mpidr & 0xff_ffff | (mpidr >> 32 & 0xff) << 24;
         ensure!(
             typer >> 32 == want,
@@ -588,8 +518,8 @@ fn every_cpu_has_its_redistributor(env: &Env) -> TestResult {
             // Last in its region: the rest of the region has no CPU.
             let past = rd + GICR_STRIDE;
             if past + GICR_STRIDE <= regions[region].0 + regions[region].1 {
-                let v =
-                    load(past + 0x8, 8).map_err(|a| msg!("{:#x}: ESR {:#x}", past + 8, a.esr))?;
+                let v = probe_load(past + 0x8, 8)
+                    .map_err(|a| msg!("{:#x}: ESR {:#x}", past + 8, a.esr))?;
                 ensure!(v == 0, "frame after the last CPU reads {:#x}", v);
             }
             region += 1;
@@ -608,28 +538,11 @@ fn every_cpu_has_its_redistributor(env: &Env) -> TestResult {
     Ok(())
 }
 
-core::arch::global_asm!(
-    ".section .text.scale_spin, \"ax\"",
-    ".global isolation_scale_spin",
-    ".balign 4",
-    // x0 = context_id = address of this CPU's counter.
-    "isolation_scale_spin:",
-    "1: ldr x1, [x0]",
-    "add x1, x1, #1",
-    "str x1, [x0]",
-    "b 1b",
-);
-
-unsafe extern "C" {
-    fn isolation_scale_spin();
-}
-
 static SCALE_COUNTERS: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
 
 /// The MPIDRs of the last (up to) three CPUs of the DTB, not the boot CPU.
 fn last_mpidrs(env: &Env, out: &mut [u64; 3]) -> Result<usize, Msg> {
-    // SAFETY: the DTB the guest booted with, still in guest RAM.
-    let fdt = unsafe { Fdt::from_raw(env.dtb as *const u8) }.map_err(|_| msg!("DTB unreadable"))?;
+    let fdt = guestlib::boot_fdt();
     let cpus = fdt.cpus().map_err(|_| msg!("no /cpus"))?;
     let boot = env.mpidr(env.boot_idx);
     let mut n = 0;
@@ -657,7 +570,7 @@ fn last_mpidrs(env: &Env, out: &mut [u64; 3]) -> Result<usize, Msg> {
 fn last_cpus_on_and_stop(env: &Env) -> TestResult {
     let mut mpidrs = [0u64; 3];
     let n = last_mpidrs(env, &mut mpidrs)?;
-    let entry = isolation_scale_spin as *const () as u64;
+    let entry = programs::counting_entry();
     for round in 0..2 {
         for (k, &mpidr) in mpidrs[..n].iter().enumerate() {
             let counter = &SCALE_COUNTERS[k];
@@ -671,8 +584,7 @@ fn last_cpus_on_and_stop(env: &Env) -> TestResult {
                 st
             );
             ensure!(
-                time::spin_until(super::fast_stop::entry_wait_us(), || counter.load(Relaxed)
-                    > 0),
+                time::spin_until(super::busy::entry_wait_us(), || counter.load(Relaxed) > 0),
                 "round {}: CPU_ON(mpidr {:#x}) succeeded but the CPU never ran",
                 round,
                 mpidr

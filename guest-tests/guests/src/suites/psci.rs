@@ -3,10 +3,11 @@
 use super::common::*;
 use core::sync::atomic::{AtomicU64, Ordering::*};
 use guestlib::abi::{self, *};
+use guestlib::arch::call;
 use guestlib::arch::smp::{self, EntryRecord, OnArgs, job_wait};
 use guestlib::framework::{Suite, Test};
-use guestlib::time::{delay_us, now_ns, spin_until};
-use guestlib::{Conduit, Env, TestResult, ensure, ensure_eq, msg, psci};
+use guestlib::time::{delay_us, now_ns};
+use guestlib::{Conduit, Env, Msg, TestResult, ensure, ensure_eq, msg, psci};
 
 pub static SUITE: Suite<Env> = Suite {
     name: "psci",
@@ -73,19 +74,19 @@ static TESTS: [Test<Env>; 36] = [
     .skip_if(skip_plain),
 ];
 
+/// CPU `idx` went OFF for good: its CPU_OFF never returned.
+fn expect_off_kept(idx: usize) -> TestResult {
+    let returned = smp::slot(idx).off_returned.load(Acquire);
+    ensure!(returned == 0, "CPU_OFF returned on cpu{}", idx);
+    Ok(())
+}
+
 fn self_mpidr(env: &Env) -> u64 {
     env.mpidr(env.boot_idx)
 }
 
 fn version(_env: &Env) -> TestResult {
-    let v = psci::hvc().version();
-    ensure!(
-        v == PSCI_VERSION_1_1,
-        "PSCI_VERSION = {}.{} ({:#x}), expected 1.1",
-        v >> 16,
-        v & 0xFFFF,
-        v
-    );
+    expect_hex!(psci::hvc().version(), PSCI_VERSION_1_1, "PSCI_VERSION");
     Ok(())
 }
 
@@ -101,13 +102,7 @@ fn features_implemented(_env: &Env) -> TestResult {
                 r
             );
         } else {
-            ensure!(
-                r == SUCCESS,
-                "PSCI_FEATURES({}) = {} ({}), expected 0",
-                name,
-                r,
-                status_name(r)
-            );
+            expect_ret!(r, SUCCESS, "PSCI_FEATURES({})", name);
         }
     }
     Ok(())
@@ -116,13 +111,7 @@ fn features_implemented(_env: &Env) -> TestResult {
 fn features_unimplemented(_env: &Env) -> TestResult {
     for &(name, id) in PSCI_UNIMPLEMENTED {
         let r = psci::hvc().features(id);
-        ensure!(
-            r == NOT_SUPPORTED,
-            "PSCI_FEATURES({}) = {} ({}), expected NOT_SUPPORTED",
-            name,
-            r,
-            status_name(r)
-        );
+        expect_ret!(r, NOT_SUPPORTED, "PSCI_FEATURES({})", name);
     }
     Ok(())
 }
@@ -130,12 +119,7 @@ fn features_unimplemented(_env: &Env) -> TestResult {
 fn features_invalid_ids(_env: &Env) -> TestResult {
     for &id in INVALID_IDS {
         let r = psci::hvc().features(id);
-        ensure!(
-            r == NOT_SUPPORTED,
-            "PSCI_FEATURES({:#x}) = {}, expected NOT_SUPPORTED",
-            id,
-            r
-        );
+        expect_ret!(r, NOT_SUPPORTED, "PSCI_FEATURES({:#x})", id);
     }
     Ok(())
 }
@@ -143,22 +127,12 @@ fn features_invalid_ids(_env: &Env) -> TestResult {
 fn unknown_ids_via(c: Conduit) -> TestResult {
     for &id in INVALID_IDS {
         let (x0, resumed) = guestlib::call::call_check_resume(c, id, 0x1234);
-        ensure!(
-            resumed,
-            "{} {:#x}: did not resume at the next instruction",
-            c.name(),
-            id
-        );
-        ensure!(
-            status(x0) == NOT_SUPPORTED,
-            "{} {:#x} returned x0 = {:#x}, expected NOT_SUPPORTED (-1)",
-            c.name(),
-            id,
-            x0
-        );
+        let what = "did not resume at the next instruction";
+        ensure!(resumed, "{} {:#x}: {}", c.name(), id, what);
+        expect_ret!(status(x0), NOT_SUPPORTED, "{} {:#x}", c.name(), id);
     }
     // The machine still answers after all that.
-    ensure_eq!(
+    expect_hex!(
         psci::Psci(c).version(),
         PSCI_VERSION_1_1,
         "PSCI_VERSION afterwards"
@@ -177,64 +151,31 @@ fn unknown_function_ids_smc(_env: &Env) -> TestResult {
 /// SMCCC calls use `HVC #0`; another immediate is not a call: it must come
 /// back NOT_SUPPORTED at the next instruction, not be run as PSCI.
 fn hvc_nonzero_immediate(_env: &Env) -> TestResult {
-    let x0: u64;
-    let marker: u64;
-    // SAFETY: a hypervisor call that must do nothing.
-    unsafe {
-        core::arch::asm!(
-            "mov x9, #0",
-            "hvc #1",
-            "mov x9, #1",
-            inlateout("x0") PSCI_VERSION as u64 => x0,
-            lateout("x1") _, lateout("x2") _, lateout("x3") _,
-            out("x9") marker,
-            options(nostack),
-        );
-    }
-    ensure!(marker == 1, "HVC #1 did not resume at the next instruction");
-    ensure!(
-        status(x0) == NOT_SUPPORTED,
-        "HVC #1 with x0 = PSCI_VERSION returned {:#x}, expected NOT_SUPPORTED",
-        x0
-    );
+    let (x0, resumed) = call::hvc_nonzero_immediate(PSCI_VERSION as u64);
+    ensure!(resumed, "HVC #1 did not resume at the next instruction");
+    expect_ret!(status(x0), NOT_SUPPORTED, "HVC #1 with x0 = PSCI_VERSION");
     Ok(())
 }
 
 fn smccc_and_migrate_info(_env: &Env) -> TestResult {
     let p = psci::hvc();
-    let v = p.smccc_version();
-    ensure!(
-        v as u32 == SMCCC_VERSION_1_1,
-        "SMCCC_VERSION = {:#x}, expected 0x10001",
-        v
-    );
+    expect_hex!(p.smccc_version() as u32, SMCCC_VERSION_1_1, "SMCCC_VERSION");
     let r = p.smccc_arch_features(1337);
-    ensure!(
-        r == NOT_SUPPORTED,
-        "SMCCC_ARCH_FEATURES(1337) = {}, expected NOT_SUPPORTED",
-        r
-    );
-    let r = p.migrate_info_type();
-    ensure!(
-        r == 2,
-        "MIGRATE_INFO_TYPE = {}, expected 2 (no Trusted OS)",
-        r
-    );
+    expect_ret!(r, NOT_SUPPORTED, "SMCCC_ARCH_FEATURES(1337)");
+    // 2: no Trusted OS.
+    expect_hex!(p.migrate_info_type(), 2, "MIGRATE_INFO_TYPE");
     Ok(())
 }
 
 fn smc_conduit(env: &Env) -> TestResult {
     let p = psci::smc();
-    let v = p.version();
-    ensure!(v == PSCI_VERSION_1_1, "PSCI_VERSION via SMC = {:#x}", v);
+    expect_hex!(p.version(), PSCI_VERSION_1_1, "PSCI_VERSION via SMC");
     let r = p.affinity_info(self_mpidr(env), 0);
-    ensure!(r == AFF_ON, "AFFINITY_INFO(self) via SMC = {}", r);
+    expect_aff!(r, AFF_ON, "AFFINITY_INFO(self) via SMC");
     let (x0, resumed) = guestlib::call::call_check_resume(Conduit::Smc, PSCI_VERSION, 0);
-    ensure!(
-        resumed,
-        "SMC PSCI_VERSION did not resume at the next instruction"
-    );
-    ensure_eq!(
+    let what = "did not resume at the next instruction";
+    ensure!(resumed, "SMC PSCI_VERSION {}", what);
+    expect_hex!(
         x0 as u32,
         PSCI_VERSION_1_1,
         "PSCI_VERSION via SMC (resume check)"
@@ -281,19 +222,16 @@ fn system_reset2_invalid(_env: &Env) -> TestResult {
     let p = psci::hvc();
     for t in [1u32, 2, 0x7FFF_FFFF] {
         let r = p.system_reset2(t, 0);
-        ensure!(
-            r == INVALID_PARAMETERS,
-            "SYSTEM_RESET2(architectural type {:#x}) = {}, expected INVALID_PARAMETERS",
-            t,
-            r
+        expect_ret!(
+            r,
+            INVALID_PARAMETERS,
+            "SYSTEM_RESET2(architectural type {:#x})",
+            t
         );
     }
     let r = p.system_reset2(0x8000_1234, 0);
-    ensure!(
-        r == NOT_SUPPORTED || r == INVALID_PARAMETERS,
-        "SYSTEM_RESET2(vendor type 0x80001234) = {}, expected NOT_SUPPORTED or INVALID_PARAMETERS",
-        r
-    );
+    let call = "SYSTEM_RESET2(vendor type 0x80001234)";
+    expect_ret!(r, [NOT_SUPPORTED, INVALID_PARAMETERS], "{}", call);
     Ok(())
 }
 
@@ -301,10 +239,8 @@ fn system_reset2_invalid(_env: &Env) -> TestResult {
 /// entry"): PSCI via HVC, RAM without the hypervisor's region, no multiboot
 /// module nodes, placed 2 MiB aligned in RAM clear of the guest image.
 fn guest_dtb(env: &Env) -> TestResult {
-    use dtoolkit::fdt::Fdt;
     use dtoolkit::{FdtStringListIterator, Node, Property};
-    // SAFETY: the boot code validated this DTB already.
-    let fdt = unsafe { Fdt::from_raw(env.dtb as *const u8) }.map_err(|e| msg!("DTB: {}", e))?;
+    let fdt = guestlib::boot_fdt();
     let psci_node = fdt
         .find_node("/psci")
         .ok_or_else(|| msg!("no /psci node"))?;
@@ -316,11 +252,7 @@ fn guest_dtb(env: &Env) -> TestResult {
     let method = psci_node
         .property("method")
         .and_then(|p| p.value_as::<&str>().ok());
-    ensure!(
-        method == Some("hvc"),
-        "/psci method = {:?}, expected \"hvc\"",
-        method
-    );
+    ensure_eq!(method, Some("hvc"), "/psci method");
     ensure!(!env.psci_smc, "Env says PSCI via SMC");
     for &(base, size) in &env.mem[..env.nmem] {
         let end = base + size;
@@ -331,14 +263,7 @@ fn guest_dtb(env: &Env) -> TestResult {
             end
         );
     }
-    unsafe extern "C" {
-        static __image_start: u8;
-        static __image_end: u8;
-    }
-    let (img_start, img_end) = (
-        &raw const __image_start as u64,
-        &raw const __image_end as u64,
-    );
+    let (img_start, img_end) = guestlib::image_range();
     ensure!(
         env.in_ram(img_start, img_end - img_start),
         "guest image {:#x}..{:#x} is not inside the RAM the DTB lists",
@@ -384,21 +309,12 @@ fn boot_entry_state(env: &Env) -> TestResult {
     if env.opts().plain() {
         ensure!(x0 == 0 || x0 == env.dtb, "boot x0 = {:#x}", x0);
     } else {
-        ensure!(
-            x0 == env.dtb && x0 != 0,
-            "boot x0 = {:#x}, expected the DTB address",
-            x0
-        );
+        ensure!(x0 != 0, "boot x0 = 0, expected the DTB address");
+        expect_hex!(x0, env.dtb, "boot x0 (the DTB address)");
         ensure!(env.in_ram(x0, 8), "DTB at {:#x} is outside guest RAM", x0);
     }
     let (x1, x2, x3) = (r.x1.load(Acquire), r.x2.load(Acquire), r.x3.load(Acquire));
-    ensure!(
-        x1 == 0 && x2 == 0 && x3 == 0,
-        "boot x1..x3 = {:#x} {:#x} {:#x}, expected 0",
-        x1,
-        x2,
-        x3
-    );
+    ensure_eq!([x1, x2, x3], [0; 3], "boot x1..x3");
     // Same architectural state as a CPU_ON entry, minus x0 and the first-
     // instruction marker (the boot entry has none).
     r.skipped.store(0, Relaxed);
@@ -408,8 +324,8 @@ fn boot_entry_state(env: &Env) -> TestResult {
 fn affinity_info_self(env: &Env) -> TestResult {
     let p = psci::hvc();
     let me = self_mpidr(env);
-    ensure_eq!(p.affinity_info(me, 0), AFF_ON, "AFFINITY_INFO_64(self, 0)");
-    ensure_eq!(
+    expect_aff!(p.affinity_info(me, 0), AFF_ON, "AFFINITY_INFO_64(self, 0)");
+    expect_aff!(
         p.affinity_info32(me as u32, 0),
         AFF_ON,
         "AFFINITY_INFO_32(self, 0)"
@@ -419,11 +335,11 @@ fn affinity_info_self(env: &Env) -> TestResult {
     // INVALID_PARAMETERS, but must never call them OFF.
     for level in 1..=3 {
         let r = p.affinity_info(me, level);
-        ensure!(
-            r == AFF_ON || r == INVALID_PARAMETERS,
-            "AFFINITY_INFO(self, level {}) = {}",
-            level,
-            r
+        expect_aff!(
+            r,
+            [AFF_ON, INVALID_PARAMETERS],
+            "AFFINITY_INFO(self, level {})",
+            level
         );
     }
     Ok(())
@@ -436,27 +352,27 @@ fn affinity_info_invalid(env: &Env) -> TestResult {
     // may legitimately look at the low half only.)
     for level in [4u64, 5, 0xFF, 0xFFFF_FFFF] {
         let r = p.affinity_info(me, level);
-        ensure!(
-            r == INVALID_PARAMETERS,
-            "AFFINITY_INFO(self, level {:#x}) = {}, expected -2",
-            level,
-            r
+        expect_ret!(
+            r,
+            INVALID_PARAMETERS,
+            "AFFINITY_INFO(self, level {:#x})",
+            level
         );
     }
     let bad = env.unknown_mpidr();
     let r = p.affinity_info(bad, 0);
-    ensure!(
-        r == INVALID_PARAMETERS,
-        "AFFINITY_INFO(unknown mpidr {:#x}) = {}, expected -2",
-        bad,
-        r
+    expect_ret!(
+        r,
+        INVALID_PARAMETERS,
+        "AFFINITY_INFO(unknown mpidr {:#x})",
+        bad
     );
     let r = p.affinity_info32(bad as u32, 0);
-    ensure!(
-        r == INVALID_PARAMETERS,
-        "AFFINITY_INFO_32(unknown mpidr {:#x}) = {}, expected -2",
-        bad,
-        r
+    expect_ret!(
+        r,
+        INVALID_PARAMETERS,
+        "AFFINITY_INFO_32(unknown mpidr {:#x})",
+        bad
     );
     Ok(())
 }
@@ -464,14 +380,15 @@ fn affinity_info_invalid(env: &Env) -> TestResult {
 fn affinity_info_off_cpus(env: &Env) -> TestResult {
     let p = psci::hvc();
     for idx in env.secondaries() {
-        ensure_eq!(
-            p.affinity_info(env.mpidr(idx), 0),
+        let m = env.mpidr(idx);
+        expect_aff!(
+            p.affinity_info(m, 0),
             AFF_OFF,
             "AFFINITY_INFO_64(cpu{})",
             idx
         );
-        ensure_eq!(
-            p.affinity_info32(env.mpidr(idx) as u32, 0),
+        expect_aff!(
+            p.affinity_info32(m as u32, 0),
             AFF_OFF,
             "AFFINITY_INFO_32(cpu{})",
             idx
@@ -486,19 +403,13 @@ fn check_record(idx: usize, rec: &EntryRecord, ctx: u64, tag: u64, env: &Env) ->
     let t = rec.tag.load(Acquire);
     ensure!(
         t == tag,
-        "cpu{}: entered at entry #{} instead of #{} (PC != entry point)",
+        "cpu{}: ran entry point #{}, not #{} (PC != entry)",
         idx,
         t,
         tag
     );
     let mpidr = abi::mpidr_aff(rec.mpidr.load(Acquire));
-    ensure!(
-        mpidr == env.mpidr(idx),
-        "cpu{}: MPIDR_EL1 = {:#x}, expected {:#x}",
-        idx,
-        mpidr,
-        env.mpidr(idx)
-    );
+    expect_hex!(mpidr, env.mpidr(idx), "cpu{}: MPIDR_EL1", idx);
     Ok(())
 }
 
@@ -515,18 +426,9 @@ fn cpu_on_entry_state(env: &Env) -> TestResult {
             smc32: false,
         };
         let st = smp::cpu_on_with(env, idx, nop_job, Conduit::Hvc, a);
-        ensure!(st == SUCCESS, "CPU_ON_64(cpu{}) = {}", idx, st);
-        ensure!(
-            smp::wait_entered(idx, before, smp::ENTRY_TIMEOUT_US),
-            "{}",
-            smp::no_entry_reason(idx)
-        );
-        ensure!(
-            s.entries() == before + 1,
-            "cpu{} entered {} times",
-            idx,
-            s.entries() - before
-        );
+        expect_ret!(st, SUCCESS, "CPU_ON_64(cpu{})", idx);
+        expect_entered(idx, before)?;
+        expect_entries(idx, before, 1)?;
         check_record(idx, &s.rec, c, guestlib::TAG_ENTRY, env)?;
         smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
 
@@ -540,20 +442,10 @@ fn cpu_on_entry_state(env: &Env) -> TestResult {
             smc32: true,
         };
         let st = smp::cpu_on_with(env, idx, nop_job, Conduit::Hvc, a);
-        ensure!(st == SUCCESS, "CPU_ON_32(cpu{}) = {}", idx, st);
-        ensure!(
-            smp::wait_entered(idx, before, smp::ENTRY_TIMEOUT_US),
-            "alt entry: {}",
-            smp::no_entry_reason(idx)
-        );
+        expect_ret!(st, SUCCESS, "CPU_ON_32(cpu{})", idx);
+        expect_entered(idx, before).map_err(|e| msg!("alt entry: {}", e))?;
         let x0 = s.rec.x0.load(Acquire);
-        ensure!(
-            x0 as u32 == c as u32,
-            "cpu{} (CPU_ON_32): x0 = {:#x}, expected {:#x}",
-            idx,
-            x0,
-            c
-        );
+        expect_hex!(x0 as u32, c as u32, "cpu{} (CPU_ON_32): x0", idx);
         s.rec.x0.store(c, Relaxed);
         check_record(idx, &s.rec, c, guestlib::TAG_ENTRY_ALT, env)?;
         smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
@@ -576,24 +468,19 @@ fn selfcheck_skip_detector(env: &Env) -> TestResult {
         smc32: false,
     };
     let st = smp::cpu_on_with(env, idx, nop_job, Conduit::Hvc, a);
-    ensure!(st == SUCCESS, "CPU_ON(cpu{}, entry+4) = {}", idx, st);
+    expect_ret!(st, SUCCESS, "CPU_ON(cpu{}, entry+4)", idx);
+    expect_entered(idx, before)?;
+    let skipped = s.rec.skipped.load(Acquire);
     ensure!(
-        smp::wait_entered(idx, before, smp::ENTRY_TIMEOUT_US),
-        "{}",
-        smp::no_entry_reason(idx)
-    );
-    ensure!(
-        s.rec.skipped.load(Acquire) == 1,
-        "entering at entry+4 was not detected as a skipped first instruction"
+        skipped == 1,
+        "entry+4 not detected as a skipped first instruction"
     );
     ensure_eq!(s.rec.x0.load(Acquire), c, "x0");
     smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
     // And the real entry again reads as not skipped.
     smp::start(env, idx, nop_job, cookie())?;
-    ensure!(
-        s.rec.skipped.load(Acquire) == 0,
-        "normal entry recorded as skipped"
-    );
+    let skipped = s.rec.skipped.load(Acquire);
+    ensure!(skipped == 0, "normal entry recorded as skipped");
     smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)
 }
 
@@ -604,12 +491,7 @@ fn cpu_on_already_on(env: &Env) -> TestResult {
         guestlib::entry_point(),
         smp::ctx(env.boot_idx, cookie()),
     );
-    ensure!(
-        st == ALREADY_ON,
-        "CPU_ON(self) = {} ({}), expected ALREADY_ON",
-        st,
-        status_name(st)
-    );
+    expect_ret!(st, ALREADY_ON, "CPU_ON(self)");
     let Some(idx) = env.secondaries().next() else {
         return Ok(());
     };
@@ -620,26 +502,11 @@ fn cpu_on_already_on(env: &Env) -> TestResult {
         guestlib::entry_point(),
         smp::ctx(idx, cookie()),
     );
-    ensure!(
-        st == ALREADY_ON,
-        "CPU_ON(running cpu{}) = {} ({}), expected ALREADY_ON",
-        idx,
-        st,
-        status_name(st)
-    );
+    expect_ret!(st, ALREADY_ON, "CPU_ON(running cpu{})", idx);
     let st = p.cpu_on32(env.mpidr(idx) as u32, guestlib::entry_point() as u32, 0);
-    ensure!(
-        st == ALREADY_ON,
-        "CPU_ON_32(running cpu{}) = {}, expected ALREADY_ON",
-        idx,
-        st
-    );
+    expect_ret!(st, ALREADY_ON, "CPU_ON_32(running cpu{})", idx);
     delay_us(10_000);
-    ensure!(
-        smp::slot(idx).entries() == before,
-        "cpu{} was re-entered by a refused CPU_ON",
-        idx
-    );
+    expect_entries(idx, before, 0).map_err(|e| msg!("after a refused CPU_ON: {}", e))?;
     release(idx);
     smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)
 }
@@ -652,22 +519,11 @@ fn cpu_on_invalid_mpidr(env: &Env) -> TestResult {
             continue;
         }
         let st = p.cpu_on(bad, e, 0);
-        ensure!(
-            st == INVALID_PARAMETERS,
-            "CPU_ON(mpidr {:#x}) = {} ({}), expected INVALID_PARAMETERS",
-            bad,
-            st,
-            status_name(st)
-        );
+        expect_ret!(st, INVALID_PARAMETERS, "CPU_ON(mpidr {:#x})", bad);
     }
     let bad = env.unknown_mpidr() as u32;
     let st = p.cpu_on32(bad, e as u32, 0);
-    ensure!(
-        st == INVALID_PARAMETERS,
-        "CPU_ON_32(mpidr {:#x}) = {}, expected INVALID_PARAMETERS",
-        bad,
-        st
-    );
+    expect_ret!(st, INVALID_PARAMETERS, "CPU_ON_32(mpidr {:#x})", bad);
     Ok(())
 }
 
@@ -691,37 +547,27 @@ fn cpu_on_invalid_address(env: &Env) -> TestResult {
             continue;
         }
         let st = p.cpu_on(env.mpidr(idx), addr, smp::ctx(idx, 1));
-        ensure!(
-            st == INVALID_ADDRESS,
-            "CPU_ON(cpu{}, entry {:#x}) = {} ({}), expected INVALID_ADDRESS",
-            idx,
-            addr,
-            st,
-            status_name(st)
-        );
+        expect_ret!(st, INVALID_ADDRESS, "CPU_ON(cpu{}, entry {:#x})", idx, addr);
         let a = p.affinity_info(env.mpidr(idx), 0);
-        ensure!(
-            a == AFF_OFF,
-            "after a refused CPU_ON(entry {:#x}), AFFINITY_INFO(cpu{}) = {}",
-            addr,
+        expect_aff!(
+            a,
+            AFF_OFF,
+            "AFFINITY_INFO(cpu{}) after CPU_ON(entry {:#x})",
             idx,
-            a
+            addr
         );
     }
     if (env.ram_end() >> 32) == 0 {
         let st = p.cpu_on32(env.mpidr(idx) as u32, 0x4020_0000, 0);
-        ensure!(
-            st == INVALID_ADDRESS,
-            "CPU_ON_32(entry 0x40200000) = {}, expected INVALID_ADDRESS",
-            st
+        expect_ret!(
+            st,
+            INVALID_ADDRESS,
+            "CPU_ON_32(cpu{}, entry 0x40200000)",
+            idx
         );
     }
     delay_us(10_000);
-    ensure!(
-        s.entries() == before,
-        "cpu{} ran after only refused CPU_ONs",
-        idx
-    );
+    expect_entries(idx, before, 0).map_err(|e| msg!("after refused CPU_ONs only: {}", e))?;
     // The CPU is still usable.
     smp::start(env, idx, nop_job, cookie())?;
     smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)
@@ -765,13 +611,8 @@ fn cpu_on_race(env: &Env) -> TestResult {
             smp::start(env, h, race_helper, cookie())?;
         }
         for h in helpers() {
-            ensure!(
-                spin_until(smp::ENTRY_TIMEOUT_US, || smp::slot(h).scratch[S_READY]
-                    .load(Acquire)
-                    != 0),
-                "helper cpu{} not ready",
-                h
-            );
+            let ready = || smp::slot(h).scratch[S_READY].load(Acquire) != 0;
+            expect_within!(smp::ENTRY_TIMEOUT_US, ready, "helper cpu{} not ready", h);
         }
         let ts = smp::slot(target);
         // The target stays ON (held) until every racer has its answer, so a
@@ -790,13 +631,9 @@ fn cpu_on_race(env: &Env) -> TestResult {
         results[n] = mine;
         n += 1;
         for h in helpers() {
-            ensure!(
-                spin_until(smp::ENTRY_TIMEOUT_US, || smp::slot(h).scratch[S_DONE]
-                    .load(Acquire)
-                    != 0),
-                "helper cpu{} never returned from CPU_ON",
-                h
-            );
+            let done = || smp::slot(h).scratch[S_DONE].load(Acquire) != 0;
+            let what = "never returned from CPU_ON";
+            expect_within!(smp::ENTRY_TIMEOUT_US, done, "helper cpu{} {}", h, what);
             results[n] = smp::slot(h).scratch[S_RESULT].load(Acquire) as i64 as i32;
             n += 1;
         }
@@ -813,25 +650,13 @@ fn cpu_on_race(env: &Env) -> TestResult {
             target,
             list(res)
         );
-        ensure!(
-            smp::wait_entered(target, before, smp::ENTRY_TIMEOUT_US),
-            "round {}: target cpu{} never entered",
-            round,
-            target
-        );
+        expect_entered(target, before).map_err(|e| msg!("round {}: target: {}", round, e))?;
         release(target);
         smp::wait_off(env, target, smp::OFF_TIMEOUT_US)?;
         for h in helpers() {
             smp::wait_off(env, h, smp::OFF_TIMEOUT_US)?;
         }
-        let entered = ts.entries() - before;
-        ensure!(
-            entered == 1,
-            "round {}: target cpu{} entered {} times",
-            round,
-            target,
-            entered
-        );
+        expect_entries(target, before, 1).map_err(|e| msg!("round {}: {}", round, e))?;
         ts.rec
             .check_cold_entry(c)
             .map_err(|e| msg!("round {}: cpu{}: {}", round, target, e))?;
@@ -855,12 +680,7 @@ fn affinity_state_sequence(env: &Env) -> TestResult {
         let s = smp::slot(idx);
         s.clear_scratch();
         let first = p.affinity_info(m, 0);
-        ensure!(
-            first == AFF_OFF,
-            "cpu{} before CPU_ON: AFFINITY_INFO = {}, expected OFF",
-            idx,
-            first
-        );
+        expect_aff!(first, AFF_OFF, "AFFINITY_INFO(cpu{}) before CPU_ON", idx);
         let mut seq = [0i32; 8];
         let mut n = 0;
         let mut push = |st: i32, seq: &mut [i32; 8]| {
@@ -873,7 +693,7 @@ fn affinity_state_sequence(env: &Env) -> TestResult {
         };
         push(first, &mut seq);
         let st = smp::cpu_on(env, idx, seq_job, cookie());
-        ensure!(st == SUCCESS, "CPU_ON(cpu{}) = {}", idx, st);
+        expect_ret!(st, SUCCESS, "CPU_ON(cpu{})", idx);
         // Phase 1: until the CPU runs its job: ON_PENDING or ON, never OFF.
         let deadline = now_ns() + smp::ENTRY_TIMEOUT_US * 1000;
         loop {
@@ -920,18 +740,9 @@ fn affinity_state_sequence(env: &Env) -> TestResult {
         // Phase 3: stays OFF.
         for _ in 0..50 {
             let a = p.affinity_info(m, 0);
-            ensure!(
-                a == AFF_OFF,
-                "cpu{} came back from OFF by itself: AFFINITY_INFO = {}",
-                idx,
-                a
-            );
+            expect_aff!(a, AFF_OFF, "AFFINITY_INFO(cpu{}) once OFF", idx);
         }
-        ensure!(
-            s.off_returned.load(Acquire) == 0,
-            "CPU_OFF returned on cpu{}",
-            idx
-        );
+        expect_off_kept(idx)?;
         let seqs = &seq[..n.min(8)];
         let ok = matches!(seqs, [1, 0, 1] | [1, 2, 0, 1]);
         ensure!(
@@ -965,13 +776,8 @@ fn cpu_off_all_at_once(env: &Env) -> TestResult {
             smp::start(env, idx, off_together_job, cookie())?;
         }
         for idx in env.secondaries() {
-            ensure!(
-                spin_until(smp::ENTRY_TIMEOUT_US, || smp::slot(idx).scratch[S_ALIVE]
-                    .load(Acquire)
-                    != 0),
-                "cpu{} job never ran",
-                idx
-            );
+            let alive = || smp::slot(idx).scratch[S_ALIVE].load(Acquire) != 0;
+            expect_within!(smp::ENTRY_TIMEOUT_US, alive, "cpu{} job never ran", idx);
         }
         OFF_GO.store(1, Release);
         let mut beats = [0u64; guestlib::MAX_CPUS];
@@ -990,19 +796,14 @@ fn cpu_off_all_at_once(env: &Env) -> TestResult {
                 round,
                 idx
             );
-            ensure!(
-                s.off_returned.load(Acquire) == 0,
-                "round {}: CPU_OFF returned on cpu{}",
+            expect_off_kept(idx).map_err(|e| msg!("round {}: {}", round, e))?;
+            let a = psci::hvc().affinity_info(env.mpidr(idx), 0);
+            expect_aff!(
+                a,
+                AFF_OFF,
+                "round {}: AFFINITY_INFO(cpu{}) after OFF",
                 round,
                 idx
-            );
-            let a = psci::hvc().affinity_info(env.mpidr(idx), 0);
-            ensure!(
-                a == AFF_OFF,
-                "round {}: cpu{} AFFINITY_INFO = {} after OFF",
-                round,
-                idx,
-                a
             );
         }
     }
@@ -1024,19 +825,8 @@ fn off_then_on(env: &Env, conduit: Conduit) -> TestResult {
             };
             let before = s.entries();
             let st = smp::cpu_on_with(env, idx, nop_job, conduit, a);
-            ensure!(
-                st == SUCCESS,
-                "cycle {}: CPU_ON(cpu{}) = {}",
-                cycle,
-                idx,
-                st
-            );
-            ensure!(
-                smp::wait_entered(idx, before, smp::ENTRY_TIMEOUT_US),
-                "cycle {}: {}",
-                cycle,
-                smp::no_entry_reason(idx)
-            );
+            expect_ret!(st, SUCCESS, "cycle {}: CPU_ON(cpu{})", cycle, idx);
+            expect_entered(idx, before).map_err(|e| msg!("cycle {}: {}", cycle, e))?;
             s.rec.check_cold_entry(c).map_err(|e| {
                 msg!(
                     "cycle {}: cpu{} (after {} CPU_OFF): {}",
@@ -1053,12 +843,8 @@ fn off_then_on(env: &Env, conduit: Conduit) -> TestResult {
         let c = smp::ctx(idx, cookie());
         let before = s.entries();
         let st = smp::cpu_on(env, idx, nop_job, c >> 8);
-        ensure!(st == SUCCESS, "final CPU_ON(cpu{}) = {}", idx, st);
-        ensure!(
-            smp::wait_entered(idx, before, smp::ENTRY_TIMEOUT_US),
-            "{}",
-            smp::no_entry_reason(idx)
-        );
+        expect_ret!(st, SUCCESS, "final CPU_ON(cpu{})", idx);
+        expect_entered(idx, before)?;
         s.rec
             .check_cold_entry(c)
             .map_err(|e| msg!("cpu{} after {} CPU_OFF: {}", idx, conduit.name(), e))?;
@@ -1091,13 +877,11 @@ fn stop_start_cycles(env: &Env) -> TestResult {
         let ck = cookie();
         smp::start(env, idx, count_job, ck).map_err(|e| msg!("cycle {}: {}", i, e))?;
         smp::wait_off(env, idx, smp::OFF_TIMEOUT_US).map_err(|e| msg!("cycle {}: {}", i, e))?;
-        let got = s.scratch[1].load(Acquire);
-        ensure!(
-            got == smp::ctx(idx, ck),
-            "cycle {}: job saw context {:#x}, expected {:#x}",
-            i,
-            got,
-            smp::ctx(idx, ck)
+        expect_hex!(
+            s.scratch[1].load(Acquire),
+            smp::ctx(idx, ck),
+            "cycle {}: job's context",
+            i
         );
     }
     let e = s.entries() - before;
@@ -1135,13 +919,7 @@ fn hotplug_stress(env: &Env) -> TestResult {
         for idx in env.secondaries() {
             let e0 = smp::slot(idx).entries();
             let st = smp::cpu_on(env, idx, stress_job, cookie());
-            ensure!(
-                st == SUCCESS,
-                "round {}: CPU_ON(cpu{}) = {}",
-                round,
-                idx,
-                st
-            );
+            expect_ret!(st, SUCCESS, "round {}: CPU_ON(cpu{})", round, idx);
             starts[idx] += 1;
             let a = p.affinity_info(env.mpidr(idx), 0);
             ensure!(
@@ -1167,12 +945,11 @@ fn hotplug_stress(env: &Env) -> TestResult {
             }
             if p.affinity_info(env.mpidr(idx), 0) == AFF_OFF {
                 let st = smp::cpu_on(env, idx, stress_job, cookie());
-                ensure!(
-                    st == SUCCESS,
-                    "rolling: CPU_ON(cpu{}) right after it read OFF = {} ({})",
-                    idx,
+                expect_ret!(
                     st,
-                    status_name(st)
+                    SUCCESS,
+                    "rolling: CPU_ON(cpu{}) right after it read OFF",
+                    idx
                 );
                 starts[idx] += 1;
                 done += 1;
@@ -1200,11 +977,7 @@ fn hotplug_stress(env: &Env) -> TestResult {
             e,
             j
         );
-        ensure!(
-            s.off_returned.load(Acquire) == 0,
-            "CPU_OFF returned on cpu{}",
-            idx
-        );
+        expect_off_kept(idx)?;
     }
     Ok(())
 }
@@ -1223,14 +996,8 @@ fn suspend_once(env: &Env, idx: usize, use32: bool) -> TestResult {
     let dt = now_ns() - t0;
     guestlib::gic::vtimer_stop();
     guestlib::gic::disable_ppi(env, me, guestlib::gic::VTIMER_INTID);
-    ensure!(
-        st == SUCCESS,
-        "CPU_SUSPEND{}(standby) on cpu{} = {} ({})",
-        if use32 { "_32" } else { "_64" },
-        idx,
-        st,
-        status_name(st)
-    );
+    let width = if use32 { "_32" } else { "_64" };
+    expect_ret!(st, SUCCESS, "CPU_SUSPEND{}(standby) on cpu{}", width, idx);
     ensure!(dt < 2_000_000_000, "CPU_SUSPEND took {} ms", dt / 1_000_000);
     Ok(())
 }
@@ -1250,21 +1017,16 @@ fn cpu_suspend_standby(env: &Env) -> TestResult {
     suspend_once(env, me, false)?;
     suspend_once(env, me, true)?;
     // Still the same CPU, still ON, still answering.
-    ensure_eq!(
-        psci::hvc().affinity_info(env.mpidr(me), 0),
-        AFF_ON,
-        "AFFINITY_INFO(self) after CPU_SUSPEND"
-    );
+    let a = psci::hvc().affinity_info(env.mpidr(me), 0);
+    expect_aff!(a, AFF_ON, "AFFINITY_INFO(self) after CPU_SUSPEND");
     // A secondary suspends and continues too.
     if let Some(idx) = env.secondaries().next() {
         SUSPEND_RESULT.store(0, Release);
         smp::slot(idx).clear_scratch();
         smp::start(env, idx, suspend_job, cookie())?;
-        ensure!(
-            spin_until(5_000_000, || smp::slot(idx).scratch[0].load(Acquire) != 0),
-            "cpu{} did not continue after CPU_SUSPEND",
-            idx
-        );
+        let continued = || smp::slot(idx).scratch[0].load(Acquire) != 0;
+        let what = "did not continue after CPU_SUSPEND";
+        expect_within!(5_000_000, continued, "cpu{} {}", idx, what);
         ensure!(
             SUSPEND_RESULT.load(Acquire) == 1,
             "CPU_SUSPEND on cpu{} failed",
@@ -1300,6 +1062,26 @@ fn pd_job(idx: usize, _ctx: u64) {
     s.scratch[S_PD_RETURNED].store(1, Release);
 }
 
+/// Starts `idx` in `job`, which calls CPU_SUSPEND(powerdown), and waits
+/// until the job reports through scratch word `returned` or the wake-up job
+/// through `woke`. Returns the CPU's entry count before the start.
+fn start_powerdown(
+    env: &Env,
+    idx: usize,
+    job: smp::Job,
+    returned: usize,
+    woke: usize,
+) -> Result<u64, Msg> {
+    let s = smp::slot(idx);
+    s.clear_scratch();
+    let before = s.entries();
+    smp::start(env, idx, job, cookie())?;
+    let done = || s.scratch[returned].load(Acquire) != 0 || s.scratch[woke].load(Acquire) != 0;
+    let what = "neither returned from nor woke up after CPU_SUSPEND(powerdown)";
+    expect_within!(smp::ENTRY_TIMEOUT_US, done, "cpu{} {}", idx, what);
+    Ok(before)
+}
+
 /// CPU_SUSPEND to a powerdown state: an entry point outside guest RAM is
 /// INVALID_ADDRESS (and the CPU continues); a valid one either wakes the CPU
 /// at the entry point with x0 = context_id in cold-boot state, or returns
@@ -1307,47 +1089,27 @@ fn pd_job(idx: usize, _ctx: u64) {
 fn cpu_suspend_powerdown(env: &Env) -> TestResult {
     let idx = env.secondaries().next().unwrap();
     let s = smp::slot(idx);
-    s.clear_scratch();
-    let before = s.entries();
-    smp::start(env, idx, pd_job, cookie())?;
-    ensure!(
-        spin_until(smp::ENTRY_TIMEOUT_US, || {
-            s.scratch[S_PD_RETURNED].load(Acquire) != 0
-                || s.scratch[S_PD_RESUMED].load(Acquire) != 0
-        }),
-        "cpu{} neither returned from nor woke up after CPU_SUSPEND(powerdown)",
-        idx
-    );
+    let before = start_powerdown(env, idx, pd_job, S_PD_RETURNED, S_PD_RESUMED)?;
     let bad = s.scratch[S_PD_BADADDR].load(Acquire) as i64 as i32;
-    ensure!(
-        bad == INVALID_ADDRESS,
-        "CPU_SUSPEND(powerdown, entry 0x40200000) = {} ({}), expected INVALID_ADDRESS",
+    expect_ret!(
         bad,
-        status_name(bad)
+        INVALID_ADDRESS,
+        "CPU_SUSPEND(powerdown, entry 0x40200000)"
     );
     if s.scratch[S_PD_RESUMED].load(Acquire) != 0 {
         ensure!(
             s.scratch[S_PD_RETURNED].load(Acquire) == 0,
             "CPU_SUSPEND(powerdown) both returned and woke at the entry point"
         );
-        ensure!(
-            s.entries() == before + 2,
-            "cpu{} entered {} times (expected start + wake-up)",
-            idx,
-            s.entries() - before
-        );
+        // Start + wake-up.
+        expect_entries(idx, before, 2)?;
         let c = s.scratch[S_PD_CTX].load(Acquire);
         s.rec
             .check_cold_entry(c)
             .map_err(|e| msg!("cpu{} woke from powerdown: {}", idx, e))?;
     } else {
         let st = s.scratch[S_PD_STATUS].load(Acquire) as i64 as i32;
-        ensure!(
-            st == SUCCESS,
-            "CPU_SUSPEND(powerdown) returned {} ({})",
-            st,
-            status_name(st)
-        );
+        expect_ret!(st, SUCCESS, "CPU_SUSPEND(powerdown) on cpu{}", idx);
     }
     smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
     // Usable afterwards.
@@ -1371,12 +1133,7 @@ fn features_agree_every_psci_id(_env: &Env) -> TestResult {
     for id in (0x8400_0000u32..=0x8400_001F).chain(0xC400_0000..=0xC400_001F) {
         let f = p.features(id);
         if NEVER_RETURN.contains(&id) {
-            ensure!(
-                f == SUCCESS,
-                "PSCI_FEATURES({:#x}) = {}, a mandatory function",
-                id,
-                f
-            );
+            expect_ret!(f, SUCCESS, "PSCI_FEATURES({:#x}) (mandatory)", id);
             continue;
         }
         // PSCI_FEATURES itself answers NOT_SUPPORTED for an unknown ID: ask
@@ -1409,23 +1166,23 @@ fn features_agree_every_psci_id(_env: &Env) -> TestResult {
 fn system_off2_arguments(_env: &Env) -> TestResult {
     let p = psci::hvc();
     for id in [PSCI_SYSTEM_OFF2_32, PSCI_SYSTEM_OFF2_64] {
+        // Bit 0: HIBERNATE_OFF.
         let f = p.features(id);
-        ensure!(
-            f == PSCI_OFF_TYPE_HIBERNATE_OFF as i32,
-            "PSCI_FEATURES(SYSTEM_OFF2 {:#x}) = {}, expected 1 (HIBERNATE_OFF)",
-            id,
-            f
+        expect_hex!(
+            f,
+            PSCI_OFF_TYPE_HIBERNATE_OFF,
+            "PSCI_FEATURES(SYSTEM_OFF2 {:#x})",
+            id
         );
         for (off_type, cookie) in [(2u64, 0u64), (0x8000_0001, 0), (1, 1), (0, 0x55)] {
             let r = status(p.raw(id, off_type, cookie, 0)[0]);
-            ensure!(
-                r == INVALID_PARAMETERS,
-                "SYSTEM_OFF2 {:#x}(type {:#x}, cookie {:#x}) = {} ({}), expected INVALID_PARAMETERS",
+            expect_ret!(
+                r,
+                INVALID_PARAMETERS,
+                "SYSTEM_OFF2 {:#x}(type {:#x}, cookie {:#x})",
                 id,
                 off_type,
-                cookie,
-                r,
-                status_name(r)
+                cookie
             );
         }
     }
@@ -1457,13 +1214,13 @@ fn cpu_suspend_reserved_bits(env: &Env) -> TestResult {
                 } else {
                     p.cpu_suspend(ps, entry, c)
                 };
-                ensure!(
-                    r == INVALID_PARAMETERS,
-                    "CPU_SUSPEND{}(power_state {:#x}) = {} ({}), expected INVALID_PARAMETERS",
-                    if use32 { "_32" } else { "" },
-                    ps,
+                let width = if use32 { "_32" } else { "" };
+                expect_ret!(
                     r,
-                    status_name(r)
+                    INVALID_PARAMETERS,
+                    "CPU_SUSPEND{}(power_state {:#x})",
+                    width,
+                    ps
                 );
             }
         }
@@ -1494,18 +1251,14 @@ fn cpu_on_caller_endianness(env: &Env) -> TestResult {
         } else {
             psci::hvc().cpu_on(env.mpidr(idx), guestlib::entry_point(), c)
         };
-        ensure!(
-            r == SUCCESS,
-            "CPU_ON(cpu{}) = {} ({})",
-            idx,
+        expect_ret!(
             r,
-            status_name(r)
+            SUCCESS,
+            "CPU_ON(cpu{}) (big-endian caller: {})",
+            idx,
+            big
         );
-        ensure!(
-            smp::wait_entered(idx, before, smp::ENTRY_TIMEOUT_US),
-            "{}",
-            smp::no_entry_reason(idx)
-        );
+        expect_entered(idx, before)?;
         smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
         let ee = s.rec.sctlr.load(Acquire) & SCTLR_EE != 0;
         ensure!(
@@ -1543,29 +1296,15 @@ fn pd_be_job(idx: usize, _ctx: u64) {
 fn cpu_suspend_powerdown_endianness(env: &Env) -> TestResult {
     let idx = env.secondaries().next().unwrap_or(env.boot_idx);
     let s = smp::slot(idx);
-    s.clear_scratch();
-    let before = s.entries();
-    smp::start(env, idx, pd_be_job, cookie())?;
-    ensure!(
-        spin_until(smp::ENTRY_TIMEOUT_US, || s.scratch[S_PDE_RESUMED]
-            .load(Acquire)
-            != 0
-            || s.scratch[S_PDE_STATUS].load(Acquire) != 0),
-        "cpu{} neither returned from nor woke up after CPU_SUSPEND(powerdown)",
-        idx
-    );
+    let before = start_powerdown(env, idx, pd_be_job, S_PDE_STATUS, S_PDE_RESUMED)?;
     let st = s.scratch[S_PDE_STATUS].load(Acquire);
     ensure!(
         st == 0,
         "CPU_SUSPEND(powerdown) returned {}",
         status(st & !(1 << 63))
     );
-    ensure!(
-        s.entries() == before + 2,
-        "cpu{} entered {} times, expected start + wake-up",
-        idx,
-        s.entries() - before
-    );
+    // Start + wake-up.
+    expect_entries(idx, before, 2)?;
     smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
     let ee = s.rec.sctlr.load(Acquire) & SCTLR_EE != 0;
     ensure!(
