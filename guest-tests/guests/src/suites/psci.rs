@@ -1,4 +1,4 @@
-//! PSCI conformance (shared/design/tests.md, "PSCI conformance").
+//! PSCI conformance: every function of docs/psci-conformance.md, its answers and races.
 
 use super::common::*;
 use core::sync::atomic::{AtomicU64, Ordering::*};
