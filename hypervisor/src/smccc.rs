@@ -54,8 +54,6 @@ pub const FAST_CALL: u32 = 1 << 31;
 pub const SMC64: u32 = 1 << 30;
 /// Bits 23:16 of a function ID, which must be zero for a fast call under SMCCC 1.1.
 pub const MBZ_MASK: u32 = 0x00FF_0000;
-/// Bit 16 of a function ID: SVE live-state hint (SMCCC 1.3+, not honoured by parkvisor).
-pub const SVE_HINT: u32 = 1 << 16;
 
 /// Vendor hypervisor service (owner 6), see `abi.md`.
 pub mod vendor {
@@ -135,25 +133,11 @@ pub mod ret {
     pub const DISABLED: i64 = psci::DISABLED as i64;
     /// Bad entry point address.
     pub const INVALID_ADDRESS: i64 = psci::INVALID_ADDRESS as i64;
-
-    /// The register image of a return code (sign-extended into x0).
-    pub const fn to_reg(value: i64) -> u64 {
-        value as u64
-    }
 }
 
 /// The SMCCC version parkvisor reports (1.1). PSCI's has its own home,
 /// `psci::VERSION`.
 pub const VERSION: u64 = 0x0001_0001;
-
-/// Fast or yielding call (bit 31).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CallType {
-    /// Atomic call, the only kind parkvisor implements.
-    Fast,
-    /// Yielding (pre-emptible, formerly "standard") call. Always NOT_SUPPORTED.
-    Yielding,
-}
 
 /// 32- or 64-bit calling convention (bit 30).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,21 +202,6 @@ impl Owner {
             n => Owner::TrustedOs(n),
         }
     }
-
-    /// The 6-bit owner number.
-    pub const fn number(self) -> u8 {
-        match self {
-            Owner::Arch => 0,
-            Owner::Cpu => 1,
-            Owner::Sip => 2,
-            Owner::Oem => 3,
-            Owner::StandardSecure => 4,
-            Owner::StandardHyp => 5,
-            Owner::VendorHyp => 6,
-            Owner::VendorEl3Monitor => 7,
-            Owner::Reserved(n) | Owner::TrustedApp(n) | Owner::TrustedOs(n) => n,
-        }
-    }
 }
 
 /// A raw SMCCC function ID (the low 32 bits of x0).
@@ -245,16 +214,7 @@ impl FunctionId {
         FunctionId(x0 as u32)
     }
 
-    /// Bit 31.
-    pub const fn call_type(self) -> CallType {
-        if self.0 & FAST_CALL != 0 {
-            CallType::Fast
-        } else {
-            CallType::Yielding
-        }
-    }
-
-    /// True for a fast call.
+    /// True for a fast call (bit 31); yielding calls are never implemented.
     pub const fn is_fast(self) -> bool {
         self.0 & FAST_CALL != 0
     }
@@ -271,11 +231,6 @@ impl FunctionId {
     /// Bits 29:24.
     pub const fn owner(self) -> Owner {
         Owner::from_number((self.0 >> 24) as u8 & 0x3F)
-    }
-
-    /// Bits 15:0.
-    pub const fn number(self) -> u16 {
-        self.0 as u16
     }
 
     /// Bits 23:16 (must be zero for every call parkvisor implements).
@@ -859,15 +814,13 @@ mod tests {
     #[test]
     fn function_id_fields() {
         let id = FunctionId(0xC400_0003);
-        assert_eq!(id.call_type(), CallType::Fast);
+        assert!(id.is_fast());
         assert_eq!(id.convention(), Convention::Smc64);
         assert_eq!(id.owner(), Owner::StandardSecure);
-        assert_eq!(id.number(), 3);
         let id = FunctionId(0x8600_FF01);
         assert_eq!(id.convention(), Convention::Smc32);
         assert_eq!(id.owner(), Owner::VendorHyp);
-        assert_eq!(id.number(), 0xFF01);
-        assert_eq!(FunctionId(0x0400_0000).call_type(), CallType::Yielding);
+        assert!(!FunctionId(0x0400_0000).is_fast());
         assert_eq!(FunctionId(0x8500_0000).owner(), Owner::StandardHyp);
         assert_eq!(FunctionId(0x8000_0000).owner(), Owner::Arch);
         assert_eq!(FunctionId(0x8100_0000).owner(), Owner::Cpu);
@@ -880,9 +833,6 @@ mod tests {
         assert_eq!(FunctionId(0xB100_0000).owner(), Owner::TrustedApp(49));
         assert_eq!(FunctionId(0xB200_0000).owner(), Owner::TrustedOs(50));
         assert_eq!(FunctionId(0xFF00_0000).owner(), Owner::TrustedOs(63));
-        for n in 0..64u8 {
-            assert_eq!(Owner::from_number(n).number(), n);
-        }
         assert_eq!(
             FunctionId::from_x0(0xFFFF_FFFF_8400_0000),
             FunctionId(PSCI_VERSION)
@@ -1289,6 +1239,5 @@ mod tests {
             Some("NOT_REQUIRED")
         );
         assert_eq!(decode(0x8600_0000, 0, 0, 0).result_name(0xF), None);
-        assert_eq!(ret::to_reg(ret::NOT_SUPPORTED), u64::MAX);
     }
 }

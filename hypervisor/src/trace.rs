@@ -42,13 +42,6 @@ pub struct Timestamp {
 }
 
 impl Timestamp {
-    /// Total microseconds (saturating at `u64::MAX`).
-    pub const fn as_micros(&self) -> u64 {
-        self.secs
-            .saturating_mul(1_000_000)
-            .saturating_add(self.micros as u64)
-    }
-
     /// Seconds as a float (for plotting on the host).
     pub fn as_secs_f64(&self) -> f64 {
         self.secs as f64 + self.micros as f64 / 1e6
@@ -86,17 +79,6 @@ pub const fn ticks_to_ns(ticks: u64, freq_hz: u64) -> u64 {
         u64::MAX
     } else {
         ns as u64
-    }
-}
-
-/// Converts microseconds to counter ticks (rounding up, saturating), e.g. for
-/// a fast-stop deadline.
-pub const fn us_to_ticks(us: u64, freq_hz: u64) -> u64 {
-    let t = (us as u128 * freq_hz as u128).div_ceil(1_000_000);
-    if t > u64::MAX as u128 {
-        u64::MAX
-    } else {
-        t as u64
     }
 }
 
@@ -326,22 +308,6 @@ impl<'a> Event<'a> {
         }
     }
 
-    /// The first word after `cpu<N>`.
-    pub fn word(&self) -> &'static str {
-        match self {
-            Event::State { .. } => "state",
-            Event::Call { class, .. } => class.word(),
-            Event::FastStopBegin { .. } | Event::FastStopEnd { .. } => "fast-stop",
-            Event::IpiDrop { .. } => "ipi-drop",
-            Event::Fault { .. } => "fault",
-            Event::Mark { .. } => "mark",
-            Event::SystemOff | Event::SystemReset => "system",
-            Event::Log { .. } => "log",
-            Event::Panic { .. } => "panic",
-            Event::Boot { .. } => "boot",
-        }
-    }
-
     /// Writes the event part of the line (`<EVENT> <details>`), escaping any
     /// control character so that it stays on one line: what a trace ring
     /// records at the event (`trace_buffer`).
@@ -567,9 +533,6 @@ mod tests {
         assert_eq!(ticks_to_ns(u64::MAX, 1), u64::MAX);
         assert_eq!(ticks_to_ns(62_500_000, 62_500_000), 1_000_000_000);
         assert_eq!(ticks_to_ns(1, 62_500_000), 16);
-        assert_eq!(us_to_ticks(1, 62_500_000), 63); // rounds up
-        assert_eq!(us_to_ticks(1_000_000, 62_500_000), 62_500_000);
-        assert_eq!(us_to_ticks(u64::MAX, u64::MAX), u64::MAX);
     }
 
     #[test]
@@ -579,7 +542,8 @@ mod tests {
             for ticks in (0..5 * freq).step_by((freq / 97).max(1) as usize) {
                 let t = format_timestamp(ticks, freq);
                 let total_us = ticks as u128 * 1_000_000 / freq as u128;
-                assert_eq!(t.as_micros() as u128, total_us, "ticks {ticks} freq {freq}");
+                let us = t.secs as u128 * 1_000_000 + t.micros as u128;
+                assert_eq!(us, total_us, "ticks {ticks} freq {freq}");
             }
         }
     }
@@ -927,7 +891,6 @@ mod tests {
             let parsed = parse_line(&text).unwrap_or_else(|| panic!("no parse: {text}"));
             assert_eq!(parsed.time, time, "{text}");
             assert_eq!(parsed.cpu, cpu, "{text}");
-            assert_eq!(parsed.word, ev.word(), "{text}");
             let again = parsed
                 .event()
                 .unwrap_or_else(|| panic!("{text} -> {parsed:?}"));
