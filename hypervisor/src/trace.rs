@@ -899,55 +899,57 @@ mod tests {
         }
     }
 
+    type CallFields = (CallClass, u32, String, Vec<u64>, i64, Option<String>);
+
+    /// The fields of a parsed call line's event.
+    fn call_fields(line: &TraceLine<'_>) -> CallFields {
+        match line.event() {
+            Some(Event::Call {
+                class,
+                id,
+                name,
+                args,
+                result,
+                result_name,
+            }) => (
+                class,
+                id,
+                name.into(),
+                args.as_slice().to_vec(),
+                result,
+                result_name.map(String::from),
+            ),
+            other => panic!("{line:?} -> {other:?}"),
+        }
+    }
+
     #[test]
     fn parsed_fields() {
         let p = parse_line("[hv 3.000100] cpu1 psci CPU_ON(0x1, 0x48001000, 0x5) = SUCCESS (0)")
             .unwrap();
         assert_eq!(p.time, ts(3, 100));
         assert_eq!(p.cpu, 1);
-        let Some(Event::Call {
-            class,
-            id,
-            name,
-            args,
-            result,
-            result_name,
-        }) = p.event()
-        else {
-            panic!("{p:?}")
-        };
         assert_eq!(
-            (class, id, name, args.as_slice(), result, result_name),
+            call_fields(&p),
             (
                 CallClass::Psci,
                 0,
-                "CPU_ON",
-                &[1, 0x4800_1000, 5][..],
+                "CPU_ON".into(),
+                vec![1, 0x4800_1000, 5],
                 0,
-                Some("SUCCESS")
+                Some("SUCCESS".into())
             )
         );
         let p = parse_line("[hv 3.000100] cpu1 call 0xc5000000 = NOT_SUPPORTED (-1)").unwrap();
-        let Some(Event::Call {
-            class,
-            id,
-            name,
-            args,
-            result,
-            result_name,
-        }) = p.event()
-        else {
-            panic!("{p:?}")
-        };
         assert_eq!(
-            (class, id, name, args, result, result_name),
+            call_fields(&p),
             (
                 CallClass::Unknown,
                 0xC500_0000,
-                "",
-                Args::NONE,
+                String::new(),
+                vec![],
                 -1,
-                Some("NOT_SUPPORTED")
+                Some("NOT_SUPPORTED".into())
             )
         );
         let p = parse_line("[hv 0.5] cpu1 mark 0x00000001");
