@@ -20,18 +20,10 @@ pub mod spsr {
     pub const M_EL0T: u64 = 0b0000;
     /// F, I, A, D masks (bits 6..9).
     pub const DAIF: u64 = 0xf << 6;
-    /// BTYPE (bits 11:10, FEAT_BTI).
-    pub const BTYPE: u64 = 0b11 << 10;
     /// SSBS (bit 12, FEAT_SSBS).
     pub const SSBS: u64 = 1 << 12;
-    /// IL (bit 20): illegal execution state.
-    pub const IL: u64 = 1 << 20;
-    /// SS (bit 21): software step.
-    pub const SS: u64 = 1 << 21;
     /// PAN (bit 22, FEAT_PAN).
     pub const PAN: u64 = 1 << 22;
-    /// UAO (bit 23, FEAT_UAO).
-    pub const UAO: u64 = 1 << 23;
     /// DIT (bit 24, FEAT_DIT).
     pub const DIT: u64 = 1 << 24;
     /// TCO (bit 25, FEAT_MTE).
@@ -44,8 +36,6 @@ pub mod spsr {
 pub mod spsr32 {
     /// DIT of an AArch32 PSTATE (bit 21; bit 21 is SS in AArch64 format).
     pub const DIT: u64 = 1 << 21;
-    /// T (bit 5): Thumb state.
-    pub const T: u64 = 1 << 5;
 }
 
 /// SCTLR_EL1 fields that shape exception entry.
@@ -156,10 +146,17 @@ mod tests {
     };
     const EL1H: u64 = spsr::M_EL1H;
     const USR32: u64 = 0b1_0000;
+    /// SPSR fields that exception entry clears and nothing else names.
+    const BTYPE: u64 = 0b11 << 10;
+    const IL: u64 = 1 << 20;
+    const SS: u64 = 1 << 21;
+    const UAO: u64 = 1 << 23;
+    /// AArch32 T (bit 5): Thumb state.
+    const T32: u64 = 1 << 5;
 
     #[test]
     fn daif_mode_and_cleared_fields() {
-        let old = spsr::SS | spsr::IL | spsr::UAO | spsr::BTYPE | spsr::NZCV | spsr::M_EL0T;
+        let old = SS | IL | UAO | BTYPE | spsr::NZCV | spsr::M_EL0T;
         let new = pstate_on_entry(old, sctlr::SPAN, NONE);
         assert_eq!(new, spsr::NZCV | spsr::DAIF | EL1H);
         assert_eq!(
@@ -221,7 +218,7 @@ mod tests {
         assert_eq!(pstate_on_entry(EL1H, sctlr::SPAN, ALL) & spsr::DIT, 0);
         // AArch32: DIT is bit 21, which must not be read as SS.
         let new = pstate_on_entry(USR32 | spsr32::DIT, sctlr::SPAN, ALL);
-        assert_eq!(new & (spsr::DIT | spsr::SS), spsr::DIT);
+        assert_eq!(new & (spsr::DIT | SS), spsr::DIT);
         assert_eq!(
             pstate_on_entry(EL1H, sctlr::SPAN, ALL) & spsr::TCO,
             spsr::TCO
@@ -235,7 +232,7 @@ mod tests {
     #[test]
     fn aarch32_source_drops_its_own_fields() {
         // T, IT, GE, Q, E of AArch32 have no place in the new AArch64 PSTATE.
-        let old = USR32 | spsr32::T | 0x0600_fc00 | 1 << 27 | 1 << 9 | 0xf << 16;
+        let old = USR32 | T32 | 0x0600_fc00 | 1 << 27 | 1 << 9 | 0xf << 16;
         assert_eq!(pstate_on_entry(old, sctlr::SPAN, NONE), spsr::DAIF | EL1H);
     }
 
@@ -245,13 +242,13 @@ mod tests {
         assert_eq!(sync_vector_offset(spsr::M_EL1H | spsr::DAIF), 0x200);
         assert_eq!(sync_vector_offset(spsr::M_EL0T), 0x400);
         assert_eq!(sync_vector_offset(USR32), 0x600);
-        assert_eq!(sync_vector_offset(USR32 | spsr32::T), 0x600);
+        assert_eq!(sync_vector_offset(USR32 | T32), 0x600);
     }
 
     #[test]
     fn el0_sources() {
         assert!(from_el0(spsr::M_EL0T));
-        assert!(from_el0(USR32 | spsr32::T));
+        assert!(from_el0(USR32 | T32));
         assert!(!from_el0(spsr::M_EL1H));
         assert!(!from_el0(spsr::M_EL1T));
         assert!(!from_el0(0b1_0011), "AArch32 SVC mode is EL1");

@@ -35,8 +35,6 @@ use core::fmt;
 
 /// `ESR_ELx.EC` for a Data Abort from a lower Exception level.
 pub const EC_DABT_LOWER: u8 = 0x24;
-/// `ESR_ELx.EC` for a Data Abort taken without a change in Exception level.
-pub const EC_DABT_CURRENT: u8 = 0x25;
 
 const ISS_ISV: u32 = 1 << 24;
 const ISS_SAS_SHIFT: u32 = 22;
@@ -49,7 +47,6 @@ const ISS_CM: u32 = 1 << 8;
 const ISS_S1PTW: u32 = 1 << 7;
 const ISS_WNR: u32 = 1 << 6;
 const ISS_DFSC_MASK: u32 = 0x3F;
-const ESR_IL: u64 = 1 << 25;
 
 /// `HPFAR_EL2.FIPA`: bits 47:4 (IPA bits 55:12).
 const HPFAR_FIPA_MASK: u64 = ((1 << 44) - 1) << 4;
@@ -62,12 +59,6 @@ pub const fn exception_class(esr: u64) -> u8 {
 /// The 25-bit ISS field of an ESR_EL2 value.
 pub const fn iss(esr: u64) -> u32 {
     (esr & 0x1FF_FFFF) as u32
-}
-
-/// Length in bytes of the trapped instruction (`ESR.IL`): 4, or 2 for a
-/// 16-bit T32 instruction. Add this to ELR_EL2 after emulating the access.
-pub const fn instruction_len(esr: u64) -> u64 {
-    if esr & ESR_IL != 0 { 4 } else { 2 }
 }
 
 /// The faulting IPA from HPFAR_EL2 (page) and FAR_EL2 (offset in the page).
@@ -319,6 +310,10 @@ impl MmioAccess {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exception::ESR_IL;
+
+    /// `ESR_ELx.EC` for a Data Abort taken without a change in Exception level.
+    const EC_DABT_CURRENT: u8 = 0x25;
 
     /// Builds an ESR for a lower-EL data abort (IL = 1).
     fn esr(iss: u32) -> u64 {
@@ -358,7 +353,7 @@ mod tests {
             }
         );
         assert_eq!(a.store_value(0xAAAA_BBBB_1234_5678), 0x1234_5678);
-        assert_eq!(instruction_len(e), 4);
+        assert_eq!(crate::exception::instruction_length(e), 4);
     }
 
     #[test]
@@ -618,11 +613,5 @@ mod tests {
         load(1, false, false).apply_load(&mut gprs, 0x42);
         assert_eq!(gprs[2], 0x42);
         assert_eq!(gprs[1], u64::MAX);
-    }
-
-    #[test]
-    fn instruction_length() {
-        assert_eq!(instruction_len(esr(0)), 4);
-        assert_eq!(instruction_len((EC_DABT_LOWER as u64) << 26), 2);
     }
 }

@@ -32,7 +32,7 @@ const IMPLEMENTED: &[u32] = &[
     crate::smccc::PSCI_SYSTEM_OFF2_64,
     ids::PSCI_FEATURES,
     // SMCCC_VERSION: PSCI_FEATURES says SUCCESS so guests use SMCCC 1.1.
-    0x8000_0000,
+    crate::smccc::SMCCC_VERSION,
 ];
 
 /// SYSTEM_OFF2 type HIBERNATE_OFF (DEN0022F.b): bit 0 of the PSCI_FEATURES

@@ -41,7 +41,7 @@ pub use smccc::psci::{
     PSCI_SYSTEM_RESET2_64, PSCI_SYSTEM_SUSPEND_32, PSCI_SYSTEM_SUSPEND_64, PSCI_VERSION,
 };
 
-use crate::trace::CallClass;
+use crate::vcpu::PowerState;
 
 /// PSCI 1.3 SYSTEM_OFF2, SMC32 variant (DEN0022F.b 5.21).
 pub const PSCI_SYSTEM_OFF2_32: u32 = 0x8400_0015;
@@ -54,8 +54,6 @@ pub const FAST_CALL: u32 = 1 << 31;
 pub const SMC64: u32 = 1 << 30;
 /// Bits 23:16 of a function ID, which must be zero for a fast call under SMCCC 1.1.
 pub const MBZ_MASK: u32 = 0x00FF_0000;
-/// Bit 16 of a function ID: SVE live-state hint (SMCCC 1.3+, not honoured by parkvisor).
-pub const SVE_HINT: u32 = 1 << 16;
 
 /// Vendor hypervisor service (owner 6), see `abi.md`.
 pub mod vendor {
@@ -86,20 +84,23 @@ pub mod vendor {
     /// f98411cd-4dea-4c9d-973e-208eee288f9b in SMCCC byte order.
     pub const UID: [u32; 4] = [0xCD11_84F9, 0x9D4C_EA4D, 0x8E20_3E97, 0x9B8F_28EE];
 
-    /// FEATURES bitmap: bit n set when function number n is implemented
-    /// (FEATURES, FAST_STOP, VCPU_STATE, TRACE_MARK, FAST_STOP_FLAGS).
-    pub const FEATURES_BITMAP: u64 = (1 << (FEATURES & 0xFFFF))
-        | (1 << (FAST_STOP & 0xFFFF))
-        | (1 << (VCPU_STATE & 0xFFFF))
-        | (1 << (TRACE_MARK & 0xFFFF))
-        | (1 << (FAST_STOP_FLAGS & 0xFFFF));
-
-    /// VCPU_STATE results (non-negative); `-2` for an unknown MPIDR.
-    pub const STATE_ON: i64 = 0;
-    /// The vCPU is parked (PSCI OFF).
-    pub const STATE_OFF: i64 = 1;
-    /// CPU_ON was accepted but the vCPU has not entered the guest yet.
-    pub const STATE_ON_PENDING: i64 = 2;
+    bitflags::bitflags! {
+        /// The FEATURES answer: bit n set when function number n (the low
+        /// 16 bits of its ID) is implemented.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub struct Features: u64 {
+            /// FEATURES itself.
+            const FEATURES = 1 << (FEATURES & 0xFFFF);
+            /// FAST_STOP.
+            const FAST_STOP = 1 << (FAST_STOP & 0xFFFF);
+            /// VCPU_STATE.
+            const VCPU_STATE = 1 << (VCPU_STATE & 0xFFFF);
+            /// TRACE_MARK.
+            const TRACE_MARK = 1 << (TRACE_MARK & 0xFFFF);
+            /// FAST_STOP_FLAGS.
+            const FAST_STOP_FLAGS = 1 << (FAST_STOP_FLAGS & 0xFFFF);
+        }
+    }
 }
 
 /// Return codes, as parkvisor's code uses them: the smccc crate's PSCI and
@@ -132,33 +133,11 @@ pub mod ret {
     pub const DISABLED: i64 = psci::DISABLED as i64;
     /// Bad entry point address.
     pub const INVALID_ADDRESS: i64 = psci::INVALID_ADDRESS as i64;
-
-    /// The register image of a return code (sign-extended into x0).
-    pub const fn to_reg(value: i64) -> u64 {
-        value as u64
-    }
 }
 
 /// The SMCCC version parkvisor reports (1.1). PSCI's has its own home,
 /// `psci::VERSION`.
 pub const VERSION: u64 = 0x0001_0001;
-/// AFFINITY_INFO results.
-pub const AFFINITY_ON: i64 = 0;
-/// AFFINITY_INFO: the CPU is off.
-pub const AFFINITY_OFF: i64 = 1;
-/// AFFINITY_INFO: the CPU is being turned on.
-pub const AFFINITY_ON_PENDING: i64 = 2;
-/// MIGRATE_INFO_TYPE: no Trusted OS present (or it needs no migration).
-pub const MIGRATE_INFO_TYPE_TOS_NOT_PRESENT: i64 = 2;
-
-/// Fast or yielding call (bit 31).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CallType {
-    /// Atomic call, the only kind parkvisor implements.
-    Fast,
-    /// Yielding (pre-emptible, formerly "standard") call. Always NOT_SUPPORTED.
-    Yielding,
-}
 
 /// 32- or 64-bit calling convention (bit 30).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -223,21 +202,6 @@ impl Owner {
             n => Owner::TrustedOs(n),
         }
     }
-
-    /// The 6-bit owner number.
-    pub const fn number(self) -> u8 {
-        match self {
-            Owner::Arch => 0,
-            Owner::Cpu => 1,
-            Owner::Sip => 2,
-            Owner::Oem => 3,
-            Owner::StandardSecure => 4,
-            Owner::StandardHyp => 5,
-            Owner::VendorHyp => 6,
-            Owner::VendorEl3Monitor => 7,
-            Owner::Reserved(n) | Owner::TrustedApp(n) | Owner::TrustedOs(n) => n,
-        }
-    }
 }
 
 /// A raw SMCCC function ID (the low 32 bits of x0).
@@ -250,16 +214,7 @@ impl FunctionId {
         FunctionId(x0 as u32)
     }
 
-    /// Bit 31.
-    pub const fn call_type(self) -> CallType {
-        if self.0 & FAST_CALL != 0 {
-            CallType::Fast
-        } else {
-            CallType::Yielding
-        }
-    }
-
-    /// True for a fast call.
+    /// True for a fast call (bit 31); yielding calls are never implemented.
     pub const fn is_fast(self) -> bool {
         self.0 & FAST_CALL != 0
     }
@@ -276,11 +231,6 @@ impl FunctionId {
     /// Bits 29:24.
     pub const fn owner(self) -> Owner {
         Owner::from_number((self.0 >> 24) as u8 & 0x3F)
-    }
-
-    /// Bits 15:0.
-    pub const fn number(self) -> u16 {
-        self.0 as u16
     }
 
     /// Bits 23:16 (must be zero for every call parkvisor implements).
@@ -429,6 +379,43 @@ impl VendorCall {
             Self::FAST_STOP_DEFAULT_TIMEOUT_US
         } else {
             timeout_us
+        }
+    }
+}
+
+/// The family of a call, and the word that introduces its trace line
+/// (the call's trace names live here, with its decoding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CallClass {
+    /// `psci`: PSCI functions (owner 4).
+    Psci,
+    /// `smccc`: SMCCC architecture calls (owner 0).
+    Smccc,
+    /// `hvc`: parkvisor's vendor hypervisor service (owner 6).
+    Hvc,
+    /// `call`: an unknown function ID (always NOT_SUPPORTED).
+    Unknown,
+}
+
+impl CallClass {
+    /// The event word.
+    pub const fn word(self) -> &'static str {
+        match self {
+            CallClass::Psci => "psci",
+            CallClass::Smccc => "smccc",
+            CallClass::Hvc => "hvc",
+            CallClass::Unknown => "call",
+        }
+    }
+
+    /// Inverse of [`CallClass::word`].
+    pub fn from_word(w: &str) -> Option<CallClass> {
+        match w {
+            "psci" => Some(CallClass::Psci),
+            "smccc" => Some(CallClass::Smccc),
+            "hvc" => Some(CallClass::Hvc),
+            "call" => Some(CallClass::Unknown),
+            _ => None,
         }
     }
 }
@@ -776,18 +763,13 @@ impl Call {
             | Call::Vendor(VendorCall::VcpuState { .. })
                 if ret >= 0 =>
             {
-                return match ret {
-                    0 => Some("ON"),
-                    1 => Some("OFF"),
-                    2 => Some("ON_PENDING"),
-                    _ => None,
-                };
+                return PowerState::from_affinity_info(ret as u64).map(PowerState::name);
             }
             Call::Psci(PsciCall::MigrateInfoType) if ret >= 0 => {
                 return match ret {
                     0 => Some("TOS_UP_MIGRATE"),
                     1 => Some("TOS_UP_NO_MIGRATE"),
-                    2 => Some("TOS_NOT_PRESENT"),
+                    v if v == crate::psci::MIGRATE_INFO_TYPE_NONE as i64 => Some("TOS_NOT_PRESENT"),
                     _ => None,
                 };
             }
@@ -832,15 +814,13 @@ mod tests {
     #[test]
     fn function_id_fields() {
         let id = FunctionId(0xC400_0003);
-        assert_eq!(id.call_type(), CallType::Fast);
+        assert!(id.is_fast());
         assert_eq!(id.convention(), Convention::Smc64);
         assert_eq!(id.owner(), Owner::StandardSecure);
-        assert_eq!(id.number(), 3);
         let id = FunctionId(0x8600_FF01);
         assert_eq!(id.convention(), Convention::Smc32);
         assert_eq!(id.owner(), Owner::VendorHyp);
-        assert_eq!(id.number(), 0xFF01);
-        assert_eq!(FunctionId(0x0400_0000).call_type(), CallType::Yielding);
+        assert!(!FunctionId(0x0400_0000).is_fast());
         assert_eq!(FunctionId(0x8500_0000).owner(), Owner::StandardHyp);
         assert_eq!(FunctionId(0x8000_0000).owner(), Owner::Arch);
         assert_eq!(FunctionId(0x8100_0000).owner(), Owner::Cpu);
@@ -853,9 +833,6 @@ mod tests {
         assert_eq!(FunctionId(0xB100_0000).owner(), Owner::TrustedApp(49));
         assert_eq!(FunctionId(0xB200_0000).owner(), Owner::TrustedOs(50));
         assert_eq!(FunctionId(0xFF00_0000).owner(), Owner::TrustedOs(63));
-        for n in 0..64u8 {
-            assert_eq!(Owner::from_number(n).number(), n);
-        }
         assert_eq!(
             FunctionId::from_x0(0xFFFF_FFFF_8400_0000),
             FunctionId(PSCI_VERSION)
@@ -1101,7 +1078,7 @@ mod tests {
         // Deprecated CALL_COUNT and REVISION are not part of the ABI.
         assert!(matches!(decode(0x8600_FF00, 0, 0, 0), Call::Unknown(_)));
         assert!(matches!(decode(0x8600_FF03, 0, 0, 0), Call::Unknown(_)));
-        assert_eq!(vendor::FEATURES_BITMAP, 0b1_1111);
+        assert_eq!(vendor::Features::all().bits(), 0b1_1111);
         assert_eq!(VendorCall::fast_stop_timeout_us(0), 1_000_000);
         assert_eq!(VendorCall::fast_stop_timeout_us(5), 5);
     }
@@ -1244,7 +1221,7 @@ mod tests {
         assert_eq!(aff.result_name(2), Some("ON_PENDING"));
         assert_eq!(aff.result_name(-2), Some("INVALID_PARAMETERS"));
         let vs = decode(0xC600_0002, 1, 0, 0);
-        assert_eq!(vs.result_name(vendor::STATE_OFF), Some("OFF"));
+        assert_eq!(vs.result_name(1), Some("OFF"));
         assert_eq!(
             decode(0x8400_0000, 0, 0, 0).result_name(0x10001),
             Some("v1.1")
@@ -1262,6 +1239,5 @@ mod tests {
             Some("NOT_REQUIRED")
         );
         assert_eq!(decode(0x8600_0000, 0, 0, 0).result_name(0xF), None);
-        assert_eq!(ret::to_reg(ret::NOT_SUPPORTED), u64::MAX);
     }
 }

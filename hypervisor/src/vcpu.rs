@@ -55,6 +55,20 @@ impl PowerState {
             PowerState::OnPending => 2,
         }
     }
+
+    /// The state whose [`PowerState::affinity_info`] is `value`.
+    pub fn from_affinity_info(value: u64) -> Option<PowerState> {
+        PowerState::ALL
+            .into_iter()
+            .find(|s| s.affinity_info() == value)
+    }
+
+    /// The state whose [`PowerState::name`] is `name`.
+    pub fn from_name(name: &str) -> Option<PowerState> {
+        PowerState::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    const ALL: [PowerState; 3] = [PowerState::Off, PowerState::OnPending, PowerState::On];
 }
 
 const OFF: u64 = 0;
@@ -444,6 +458,12 @@ mod tests {
         assert_eq!(PowerState::On.affinity_info(), 0);
         assert_eq!(PowerState::Off.affinity_info(), 1);
         assert_eq!(PowerState::OnPending.affinity_info(), 2);
+        for s in PowerState::ALL {
+            assert_eq!(PowerState::from_affinity_info(s.affinity_info()), Some(s));
+            assert_eq!(PowerState::from_name(s.name()), Some(s));
+        }
+        assert_eq!(PowerState::from_affinity_info(3), None);
+        assert_eq!(PowerState::from_name("on"), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //!   suite requires was printed.
 
 use crate::suites::{End, SuiteSpec};
+use parkvisor::trace::{Event, TraceLine, parse_line};
 
 /// How the run ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,32 +47,6 @@ impl Verdict {
     }
 }
 
-/// A parsed hypervisor trace line `[hv <s>.<us>] cpu<N> <event> <rest>`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TraceLine<'a> {
-    pub cpu: u32,
-    pub event: &'a str,
-    pub rest: &'a str,
-}
-
-/// Parses a trace line; `None` for anything else.
-pub fn parse_trace(line: &str) -> Option<TraceLine<'_>> {
-    let rest = line.strip_prefix("[hv ")?;
-    let (ts, rest) = rest.split_once("] ")?;
-    if ts.is_empty() || !ts.chars().all(|c| c.is_ascii_digit() || c == '.') {
-        return None;
-    }
-    let rest = rest.strip_prefix("cpu")?;
-    let digits = rest.chars().take_while(char::is_ascii_digit).count();
-    if digits == 0 {
-        return None;
-    }
-    let cpu = rest[..digits].parse().ok()?;
-    let rest = rest[digits..].strip_prefix(' ')?;
-    let (event, rest) = rest.split_once(' ').unwrap_or((rest, ""));
-    Some(TraceLine { cpu, event, rest })
-}
-
 fn field(tok: &str, key: &str) -> Option<usize> {
     tok.strip_prefix(key)?.strip_prefix('=')?.parse().ok()
 }
@@ -104,18 +79,15 @@ fn parse_plan(line: &str) -> Option<(&str, Option<usize>)> {
 /// one message per vCPU that breaks the chain (with the first break).
 pub fn state_chain_problems(lines: &[&str]) -> Vec<String> {
     use std::collections::BTreeMap;
-    let mut last: BTreeMap<u32, (String, usize)> = BTreeMap::new();
-    let mut bad: BTreeMap<u32, (usize, String)> = BTreeMap::new();
+    let mut last: BTreeMap<usize, (&str, usize)> = BTreeMap::new();
+    let mut bad: BTreeMap<usize, (usize, String)> = BTreeMap::new();
     for (n, l) in lines.iter().enumerate() {
-        let Some(t) = parse_trace(l) else { continue };
-        if t.event != "state" {
-            continue;
-        }
-        let mut it = t.rest.split_whitespace();
-        let (Some(from), Some("->"), Some(to)) = (it.next(), it.next(), it.next()) else {
+        let Some(t) = parse_line(l) else { continue };
+        let Some(Event::State { from, to, .. }) = t.event() else {
             continue;
         };
-        if let Some((prev_to, prev_line)) = last.get(&t.cpu)
+        let (from, to) = (from.name(), to.name());
+        if let Some(&(prev_to, prev_line)) = last.get(&t.cpu)
             && prev_to != from
         {
             let e = bad.entry(t.cpu).or_insert((0, String::new()));
@@ -128,7 +100,7 @@ pub fn state_chain_problems(lines: &[&str]) -> Vec<String> {
             }
             e.0 += 1;
         }
-        last.insert(t.cpu, (to.to_string(), n));
+        last.insert(t.cpu, (to, n));
     }
     bad.into_iter()
         .map(|(cpu, (count, first))| {
@@ -256,16 +228,16 @@ pub fn judge_min(
     }
 
     if mode == Mode::Hv {
-        let traces: Vec<TraceLine<'_>> = lines.iter().filter_map(|l| parse_trace(l)).collect();
-        if let Some(p) = traces.iter().find(|t| t.event == "panic") {
+        let traces: Vec<TraceLine<'_>> = lines.iter().filter_map(|l| parse_line(l)).collect();
+        if let Some(p) = traces.iter().find(|t| t.word == "panic") {
             v.reasons
-                .push(format!("hypervisor panic on cpu{}: {}", p.cpu, p.rest));
+                .push(format!("hypervisor panic on cpu{}: {}", p.cpu, p.details));
         }
         for r in spec.required.iter().filter(|r| smp >= r.min_smp) {
             let found = traces.iter().any(|t| {
-                t.event == r.event
+                t.word == r.event
                     && (r.contains.is_empty()
-                        || format!("{} {}", t.event, t.rest).contains(r.contains))
+                        || format!("{} {}", t.word, t.details).contains(r.contains))
             });
             if !found {
                 v.reasons.push(if r.contains.is_empty() {
@@ -282,7 +254,7 @@ pub fn judge_min(
         if spec.end == End::Off
             && traces
                 .iter()
-                .any(|t| t.event == "system" && t.rest.starts_with("reset"))
+                .any(|t| matches!(t.event(), Some(Event::SystemReset)))
         {
             v.reasons
                 .push("the system reset instead of powering off".into());
@@ -330,20 +302,20 @@ mod tests {
     #[test]
     fn state_chain() {
         let ok = [
-            "[hv 1.0] cpu1 state OFF -> ON_PENDING (psci CPU_ON by cpu0)",
+            "[hv 1.000000] cpu1 state OFF -> ON_PENDING (psci CPU_ON by cpu0)",
             "GUEST ok x",
-            "[hv 1.1] cpu2 state OFF -> ON_PENDING (psci CPU_ON by cpu0)",
-            "[hv 1.2] cpu1 state ON_PENDING -> ON (entered guest at 0x48000000)",
-            "[hv 1.3] cpu1 state ON -> OFF (psci CPU_OFF)",
+            "[hv 1.100000] cpu2 state OFF -> ON_PENDING (psci CPU_ON by cpu0)",
+            "[hv 1.200000] cpu1 state ON_PENDING -> ON (entered guest at 0x48000000)",
+            "[hv 1.300000] cpu1 state ON -> OFF (psci CPU_OFF)",
         ];
         assert!(state_chain_problems(&ok).is_empty());
         let bad = [
-            "[hv 1.0] cpu3 state OFF -> ON_PENDING (psci CPU_ON by cpu0)",
-            "[hv 1.1] cpu3 state ON_PENDING -> ON (entered guest at 0x48000000)",
-            "[hv 1.2] cpu3 state ON -> OFF (psci CPU_OFF)",
-            "[hv 1.3] cpu3 state ON_PENDING -> ON (entered guest at 0x48000000)",
-            "[hv 1.4] cpu3 state ON -> OFF (psci CPU_OFF)",
-            "[hv 1.5] cpu3 state OFF -> ON_PENDING (psci CPU_ON by cpu0)",
+            "[hv 1.000000] cpu3 state OFF -> ON_PENDING (psci CPU_ON by cpu0)",
+            "[hv 1.100000] cpu3 state ON_PENDING -> ON (entered guest at 0x48000000)",
+            "[hv 1.200000] cpu3 state ON -> OFF (psci CPU_OFF)",
+            "[hv 1.300000] cpu3 state ON_PENDING -> ON (entered guest at 0x48000000)",
+            "[hv 1.400000] cpu3 state ON -> OFF (psci CPU_OFF)",
+            "[hv 1.500000] cpu3 state OFF -> ON_PENDING (psci CPU_ON by cpu0)",
         ];
         let p = state_chain_problems(&bad);
         assert_eq!(p.len(), 1);
@@ -361,22 +333,18 @@ mod tests {
 
     #[test]
     fn parses_trace_lines() {
-        let t = parse_trace("[hv 12.000345] cpu3 state ON -> OFF (psci CPU_OFF)").unwrap();
+        let t = parse_line("[hv 12.000345] cpu3 state ON -> OFF (psci CPU_OFF)").unwrap();
         assert_eq!(
-            t,
-            TraceLine {
-                cpu: 3,
-                event: "state",
-                rest: "ON -> OFF (psci CPU_OFF)"
-            }
+            (t.cpu, t.word, t.details),
+            (3, "state", "ON -> OFF (psci CPU_OFF)")
         );
         assert_eq!(
-            parse_trace("[hv 1.0] cpu0 system off").unwrap().event,
+            parse_line("[hv 1.000000] cpu0 system off").unwrap().word,
             "system"
         );
-        assert!(parse_trace("GUEST ok x").is_none());
-        assert!(parse_trace("[hv x] cpu0 panic").is_none());
-        assert!(parse_trace("[hv 1.0] cpuX panic").is_none());
+        assert!(parse_line("GUEST ok x").is_none());
+        assert!(parse_line("[hv x] cpu0 panic").is_none());
+        assert!(parse_line("[hv 1.000000] cpuX panic").is_none());
     }
 
     #[test]
@@ -393,7 +361,7 @@ mod tests {
             4,
             Mode::Hv,
             &Exit::Code(0),
-            "[hv 0.1] cpu0 boot parkvisor\n",
+            "[hv 0.100000] cpu0 boot parkvisor\n",
         );
         assert!(!v.ok());
         assert!(v.reasons.iter().any(|r| r.contains("never booted")));
@@ -432,7 +400,7 @@ mod tests {
 
     #[test]
     fn panic_and_missing_trace_fail_only_under_hv() {
-        let log = good_psci_log(36) + "[hv 1.5] cpu2 panic src/psci.rs:10: boom\n";
+        let log = good_psci_log(36) + "[hv 1.500000] cpu2 panic src/psci.rs:10: boom\n";
         let v = judge(psci(), 4, Mode::Hv, &Exit::Code(0), &log);
         assert!(
             v.reasons
@@ -457,10 +425,10 @@ mod tests {
     fn containment_needs_a_fault_line() {
         let spec = find("containment").unwrap();
         let mut log = String::from(
-            "GUEST boot cpu0\nGUEST PLAN containment run=11 skip=0\nGUEST DONE containment passed=11 failed=0\n[hv 2.0] cpu0 system off\n",
+            "GUEST boot cpu0\nGUEST PLAN containment run=11 skip=0\nGUEST DONE containment passed=11 failed=0\n[hv 2.000000] cpu0 system off\n",
         );
         assert!(!judge(spec, 2, Mode::Hv, &Exit::Code(0), &log).ok());
-        log += "[hv 1.0] cpu0 fault stage2 addr=0x40200000 pc=0x48001000 read size=8 (hypervisor memory) -> inject\n";
+        log += "[hv 1.000000] cpu0 fault stage2 addr=0x40200000 pc=0x48001000 read size=8 (hypervisor memory) -> inject\n";
         let v = judge(spec, 2, Mode::Hv, &Exit::Code(0), &log);
         assert!(v.ok(), "{:?}", v.reasons);
     }
@@ -478,19 +446,20 @@ mod tests {
     fn reset_suite_needs_reset_not_off() {
         let spec = find("system_reset").unwrap();
         let base = "GUEST boot cpu0\nGUEST PLAN system_reset run=1 skip=0\nGUEST ok system_reset_supported\nGUEST DONE system_reset passed=1 failed=0\nGUEST calling SYSTEM_RESET\n";
-        let off = format!("{base}[hv 1.0] cpu0 system off\n");
+        let off = format!("{base}[hv 1.000000] cpu0 system off\n");
         assert!(!judge(spec, 2, Mode::Hv, &Exit::Code(0), &off).ok());
-        let reset = format!("{base}[hv 1.0] cpu0 system reset\n");
+        let reset = format!("{base}[hv 1.000000] cpu0 system reset\n");
         assert!(judge(spec, 2, Mode::Hv, &Exit::Code(0), &reset).ok());
         // An off-suite that reset instead fails.
         let spec = find("system_off").unwrap();
-        let log = reset.replace("system_reset", "system_off") + "[hv 1.0] cpu0 system off\n";
+        let log = reset.replace("system_reset", "system_off") + "[hv 1.000000] cpu0 system off\n";
         assert!(!judge(spec, 2, Mode::Hv, &Exit::Code(0), &log).ok());
     }
 
     #[test]
     fn done_line_after_trace_prefix_is_found() {
-        let log = good_psci_log(36).replace("GUEST DONE", "[hv 0.9] cpu1 mark 0x1\nGUEST DONE");
+        let log =
+            good_psci_log(36).replace("GUEST DONE", "[hv 0.900000] cpu1 mark 0x1\nGUEST DONE");
         assert!(judge(psci(), 4, Mode::Hv, &Exit::Code(0), &log).ok());
     }
 }

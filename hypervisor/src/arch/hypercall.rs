@@ -187,7 +187,7 @@ fn vendor_call(call: VendorCall, entry_ns: u64) -> Reply {
     let hv = hv();
     match call {
         VendorCall::CallUid => Reply::Four(vendor::UID.map(u64::from)),
-        VendorCall::Features => Reply::One(vendor::FEATURES_BITMAP as i64),
+        VendorCall::Features => Reply::One(vendor::Features::all().bits() as i64),
         VendorCall::FastStop {
             timeout_us,
             flags,

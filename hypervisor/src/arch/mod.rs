@@ -18,7 +18,7 @@ mod vgic;
 
 use crate::dtb::{self, MemRange, Platform};
 use crate::fast_stop::FastStop;
-use crate::trace::{Event, Filter, Level, Reason};
+use crate::trace::{Event, Filter, Reason};
 use crate::trace_buffer::{Sequencer, TraceRing};
 use crate::vcpu::{LiveCount, PowerState, VcpuTable, Vcpus};
 use alloc::boxed::Box;
@@ -46,8 +46,8 @@ pub struct Hypervisor {
     pub vcpus: Vcpus,
     pub fast_stop: FastStop,
     pub guest_ram: Vec<MemRange>,
-    /// The most detailed trace level printed (`trace=` option).
-    pub trace_level: Level,
+    /// Which trace events are printed (`trace=` option).
+    pub trace_filter: Filter,
     pub uart: MemRange,
     /// vCPUs ON or ON_PENDING (see `LiveCount`).
     pub live: LiveCount,
@@ -92,7 +92,7 @@ pub fn emit(cpu: usize, event: &Event<'_>) {
         console::emit_now(cpu, event);
         return;
     };
-    if event.level() <= hv.trace_level {
+    if hv.trace_filter.allows(event.level()) {
         let me = cpu_index();
         hv.vcpus[me]
             .trace
@@ -181,7 +181,7 @@ fn boot_main(x0: u64, _x1: u64, _x2: u64, _x3: u64) -> ! {
         vcpus: Vcpus::new(&mpidrs, |i| i == 0),
         fast_stop: FastStop::new(),
         guest_ram: guest.ram.clone(),
-        trace_level: options.trace_level,
+        trace_filter: options.trace_filter,
         uart,
         live: LiveCount::new(1),
         checked_in: AtomicUsize::new(0),
@@ -358,7 +358,7 @@ fn secondary_main(index: usize) -> ! {
 
 /// Hypervisor options from `/chosen/bootargs` (QEMU `-append`).
 struct Options {
-    trace_level: Level,
+    trace_filter: Filter,
     /// `console-baud=N`: the console behaves like a PL011 at N baud (each
     /// byte 10 bit times on the wire, behind a 32-byte FIFO); 0: instant.
     console_baud: u64,
@@ -370,17 +370,13 @@ struct Options {
 impl Options {
     fn parse(bootargs: &str) -> Self {
         let mut o = Options {
-            trace_level: Level::State,
+            trace_filter: Filter::default(),
             console_baud: 0,
             debug_panic: false,
         };
         for word in bootargs.split_whitespace() {
             if let Some(Some(filter)) = word.strip_prefix("trace=").map(Filter::from_option) {
-                o.trace_level = match filter {
-                    Filter::Off => Level::Error,
-                    Filter::State => Level::State,
-                    Filter::Calls => Level::Calls,
-                };
+                o.trace_filter = filter;
                 continue;
             }
             if let Some(value) = word.strip_prefix("console-baud=") {

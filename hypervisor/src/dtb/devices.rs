@@ -10,8 +10,9 @@ use alloc::vec::Vec;
 
 use dtoolkit::Node;
 use dtoolkit::fdt::{Fdt, FdtNode};
+use dtoolkit::standard::NodeStandard;
 
-use super::platform::{Located, is_compatible, is_memory, own_cells};
+use super::platform::{Located, is_memory};
 use super::{DtbError, MemRange};
 
 /// Passed through (mapped in stage 2): they only answer register accesses.
@@ -39,7 +40,7 @@ pub enum Treatment {
 }
 
 fn any_compatible(node: &FdtNode<'_>, list: &[&str]) -> bool {
-    list.iter().any(|c| is_compatible(node, c))
+    list.iter().any(|c| node.is_compatible(c))
 }
 
 /// The treatment of a child of the root (devices and buses of QEMU virt
@@ -67,19 +68,13 @@ pub fn is_withheld_child(node: &FdtNode<'_>) -> bool {
 /// The register ranges of the passed-through devices (for stage 2).
 pub(crate) fn passthrough_ranges(fdt: Fdt<'_>) -> Result<Vec<MemRange>, DtbError> {
     let root = fdt.root();
-    let (address_cells, size_cells) = own_cells(&root);
     let mut out = Vec::new();
     for node in root
         .children()
         .filter(|c| classify(c) == Treatment::PassThrough)
     {
         let path = alloc::format!("/{}", node.name());
-        let located = Located {
-            node,
-            path,
-            address_cells,
-            size_cells,
-        };
+        let located = Located { node, path };
         out.extend(located.reg()?.into_iter().filter(|r| !r.is_empty()));
     }
     out.sort_unstable();

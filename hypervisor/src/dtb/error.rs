@@ -27,7 +27,7 @@ pub enum DtbError {
     TooManyCpus {
         /// CPU nodes in the DTB.
         found: usize,
-        /// What the hypervisor supports ([`super::MAX_CPUS`]).
+        /// What the hypervisor supports ([`super::platform::MAX_CPUS`]).
         max: usize,
     },
     /// No `arm,gic-v3` interrupt controller.

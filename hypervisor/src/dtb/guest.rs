@@ -23,20 +23,15 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use dtoolkit::fdt::{Fdt, FdtNode};
+use dtoolkit::standard::NodeStandard;
 use dtoolkit::{Node, Property};
 
 use super::devices::{Treatment, classify, is_withheld_child};
-use super::platform::{is_memory, is_module, own_cells};
+use super::platform::{is_memory, is_module};
 use super::writer::FdtWriter;
 use super::{DtbError, MemRange, Platform, cells, subtract};
 
-/// PSCI 0.2+ function IDs, written for the old `arm,psci` (0.1) binding that
-/// the node's compatible list also names. Linux prefers `arm,psci-1.0` and
-/// ignores them.
-const PSCI_CPU_SUSPEND: u32 = 0xc400_0001;
-const PSCI_CPU_OFF: u32 = 0x8400_0002;
-const PSCI_CPU_ON: u32 = 0xc400_0003;
-const PSCI_MIGRATE: u32 = 0xc400_0005;
+use crate::smccc::{PSCI_CPU_OFF, PSCI_CPU_ON_64, PSCI_CPU_SUSPEND_64, PSCI_MIGRATE_64};
 
 /// What the guest DTB says that the host DTB does not.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,7 +128,8 @@ impl Rewriter<'_, '_> {
 
     /// One `memory@<base>` node per guest RAM range.
     fn memory(&mut self, root: &FdtNode<'_>) -> Result<(), DtbError> {
-        let (ac, sc) = own_cells(root);
+        let cells = root.address_space();
+        let (ac, sc) = (cells.address_cells as usize, cells.size_cells as usize);
         for r in &self.config.ram {
             let name = format!("memory@{:x}", r.base);
             let mut reg = Vec::new();
@@ -156,10 +152,13 @@ impl Rewriter<'_, '_> {
         self.w
             .property_strs("compatible", &["arm,psci-1.0", "arm,psci-0.2", "arm,psci"]);
         self.w.property_str("method", "hvc");
-        self.w.property_u32("cpu_suspend", PSCI_CPU_SUSPEND);
+        // PSCI 0.2+ function IDs, for the old `arm,psci` (0.1) binding that
+        // the node's compatible list also names. Linux prefers
+        // `arm,psci-1.0` and ignores them.
+        self.w.property_u32("cpu_suspend", PSCI_CPU_SUSPEND_64);
         self.w.property_u32("cpu_off", PSCI_CPU_OFF);
-        self.w.property_u32("cpu_on", PSCI_CPU_ON);
-        self.w.property_u32("migrate", PSCI_MIGRATE);
+        self.w.property_u32("cpu_on", PSCI_CPU_ON_64);
+        self.w.property_u32("migrate", PSCI_MIGRATE_64);
         self.w.end_node();
     }
 

@@ -13,8 +13,9 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-pub use devices::{EMULATED, PASSTHROUGH};
 pub use error::DtbError;
+// Used by `arch` alone, which the host build does not have.
+#[cfg_attr(not(target_os = "none"), allow(unused_imports))]
 pub use guest::{GuestConfig, build_guest_dtb};
-pub use platform::{Cpu, Gic, KernelModule, MAX_CPUS, MPIDR_AFFINITY_MASK, Platform, Timer, Uart};
+pub use platform::Platform;
 pub use range::{MemRange, subtract};

@@ -6,17 +6,15 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use dtoolkit::fdt::{Fdt, FdtNode};
-use dtoolkit::{Node, Property};
+use dtoolkit::standard::NodeStandard;
+use dtoolkit::{Cells, Node, Property, ToCellInt};
 
-use super::{DtbError, MemRange, cells};
+use super::{DtbError, MemRange};
 
 /// The most CPUs parkvisor keeps per-CPU state for: one vCPU slot each, so
 /// exactly [`crate::vcpu::MAX_VCPUS`] (QEMU virt's GICv3 limit). A DTB with
 /// more is refused rather than silently running with some CPUs unmanaged.
 pub const MAX_CPUS: usize = crate::vcpu::MAX_VCPUS;
-
-/// MPIDR_EL1 bits that identify a CPU: Aff3 [39:32] and Aff2..Aff0 [23:0].
-pub const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
 
 const KERNEL_COMPATIBLE: &str = "multiboot,kernel";
 const RAMDISK_COMPATIBLE: &str = "multiboot,ramdisk";
@@ -36,7 +34,7 @@ pub struct Platform {
     /// The architected timer's interrupts.
     pub timer: Option<Timer>,
     /// Register ranges of the devices passed through to the guest (see
-    /// `dtb::PASSTHROUGH`), sorted: the only MMIO stage 2 maps.
+    /// `dtb::devices::PASSTHROUGH`), sorted: the only MMIO stage 2 maps.
     pub passthrough: Vec<MemRange>,
     /// `/chosen/bootargs`: the hypervisor's own options (QEMU `-append`).
     /// Empty when absent.
@@ -50,17 +48,8 @@ pub struct Platform {
 /// One CPU node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cpu {
-    /// The CPU's `reg`: its MPIDR_EL1 affinity bits (see [`MPIDR_AFFINITY_MASK`]).
+    /// The CPU's `reg`: its MPIDR_EL1 affinity bits (see [`crate::vcpu::MPIDR_AFF_MASK`]).
     pub mpidr: u64,
-}
-
-impl Cpu {
-    /// Affinity field `level` (0..=3) of the MPIDR.
-    #[must_use]
-    pub fn affinity(&self, level: u32) -> u8 {
-        let shift = if level == 3 { 32 } else { level * 8 };
-        ((self.mpidr >> shift) & 0xff) as u8
-    }
 }
 
 /// GICv3 register frames and the interrupt the hypervisor needs from it.
@@ -70,8 +59,6 @@ pub struct Gic {
     pub distributor: MemRange,
     /// GICR regions (`#redistributor-regions` of them, usually one).
     pub redistributors: Vec<MemRange>,
-    /// The virtual CPU interface maintenance interrupt (INTID), if described.
-    pub maintenance_intid: Option<u32>,
 }
 
 /// A PL011 UART.
@@ -134,24 +121,32 @@ impl Platform {
     }
 }
 
-/// A node together with what is needed to read its `reg`: its path and the
-/// `#address-cells`/`#size-cells` of its parent.
+/// A node with its path (for errors).
 pub(crate) struct Located<'a> {
     pub(crate) node: FdtNode<'a>,
     pub(crate) path: String,
-    pub(crate) address_cells: usize,
-    pub(crate) size_cells: usize,
 }
 
 impl Located<'_> {
-    /// The node's `reg` entries; empty when it has none.
+    /// The node's `reg` entries (read with its parent's cell sizes); empty
+    /// when it has none.
     pub(crate) fn reg(&self) -> Result<Vec<MemRange>, DtbError> {
-        match self.node.property("reg") {
-            None => Ok(Vec::new()),
-            Some(p) => cells::read_reg(p.value(), self.address_cells, self.size_cells)
-                .ok_or_else(|| bad(&self.path, "reg")),
+        match self.node.reg() {
+            Ok(None) => Ok(Vec::new()),
+            Ok(Some(entries)) => {
+                ranges(entries.map(|r| [r.address, r.size])).ok_or_else(|| bad(&self.path, "reg"))
+            }
+            Err(_) => Err(bad(&self.path, "reg")),
         }
     }
+}
+
+/// `<address size>` entries as ranges; `None` when a number is wider than
+/// 64 bits.
+fn ranges<'a>(entries: impl Iterator<Item = [Cells<'a>; 2]>) -> Option<Vec<MemRange>> {
+    entries
+        .map(|[address, size]| Some(MemRange::new(address.to_int().ok()?, size.to_int().ok()?)))
+        .collect()
 }
 
 /// Every node in document order. Addresses are taken as CPU physical
@@ -165,27 +160,14 @@ pub(crate) fn all_nodes(fdt: Fdt<'_>) -> Vec<Located<'_>> {
 }
 
 fn visit<'a>(node: FdtNode<'a>, path: String, out: &mut Vec<Located<'a>>) {
-    let (ac, sc) = own_cells(&node);
     for child in node.children() {
         let child_path = alloc::format!("{path}/{}", child.name());
         out.push(Located {
             node: child,
             path: child_path.clone(),
-            address_cells: ac,
-            size_cells: sc,
         });
         visit(child, child_path, out);
     }
-}
-
-/// A node's `#address-cells`/`#size-cells` (spec defaults 2 and 1).
-pub(crate) fn own_cells(node: &FdtNode<'_>) -> (usize, usize) {
-    let get = |name, default| {
-        node.property(name)
-            .and_then(|p| p.value_as::<u32>().ok())
-            .unwrap_or(default) as usize
-    };
-    (get("#address-cells", 2), get("#size-cells", 1))
 }
 
 pub(crate) fn bad(path: &str, property: &'static str) -> DtbError {
@@ -207,11 +189,6 @@ fn string_prop(
                 .map_err(|_| bad(path, name))
         })
         .transpose()
-}
-
-pub(crate) fn is_compatible(node: &FdtNode<'_>, compatible: &str) -> bool {
-    node.compatible()
-        .is_some_and(|mut c| c.any(|s| s == compatible))
 }
 
 pub(crate) fn is_memory(node: &FdtNode<'_>) -> bool {
@@ -242,17 +219,20 @@ pub(crate) fn memory(nodes: &[Located<'_>]) -> Result<Vec<MemRange>, DtbError> {
 /// `/cpus/cpu@*` in DT order, refusing more than `max`.
 pub(crate) fn cpus(fdt: Fdt<'_>, max: usize) -> Result<Vec<Cpu>, DtbError> {
     let cpus = fdt.find_node("/cpus").ok_or(DtbError::NoCpus)?;
-    let (ac, _) = own_cells(&cpus);
     let mut out = Vec::new();
     for cpu in cpus
         .children()
         .filter(|c| c.name_without_address() == "cpu")
     {
         let path = alloc::format!("/cpus/{}", cpu.name());
-        let reg = cpu.property("reg").ok_or_else(|| bad(&path, "reg"))?;
-        let mpidr = cells::read(reg.value(), ac).ok_or_else(|| bad(&path, "reg"))?;
+        let mpidr = cpu
+            .reg()
+            .ok()
+            .flatten()
+            .and_then(|mut entries| entries.next()?.address::<u64>().ok())
+            .ok_or_else(|| bad(&path, "reg"))?;
         out.push(Cpu {
-            mpidr: mpidr & MPIDR_AFFINITY_MASK,
+            mpidr: mpidr & crate::vcpu::MPIDR_AFF_MASK,
         });
     }
     match out.len() {
@@ -265,16 +245,16 @@ pub(crate) fn cpus(fdt: Fdt<'_>, max: usize) -> Result<Vec<Cpu>, DtbError> {
 /// Decodes an `interrupts` property of 3-cell GIC specifiers
 /// (`<type number flags>`) into INTIDs: SPI n is 32 + n, PPI n is 16 + n.
 fn intids(node: &FdtNode<'_>) -> Option<Vec<u32>> {
-    let cells = cells::read_u32s(node.property("interrupts")?.value())?;
-    if cells.len() % 3 != 0 {
-        return None;
-    }
-    cells
-        .chunks_exact(3)
-        .map(|spec| match spec[0] {
-            0 => Some(32 + spec[1]),
-            1 => Some(16 + spec[1]),
-            _ => None,
+    node.property("interrupts")?
+        .as_prop_encoded_array([1, 1, 1])
+        .ok()?
+        .map(|[kind, number, _flags]| {
+            let number = number.to_int::<u32>().ok()?;
+            match kind.to_int::<u32>().ok()? {
+                0 => Some(32 + number),
+                1 => Some(16 + number),
+                _ => None,
+            }
         })
         .collect()
 }
@@ -282,7 +262,7 @@ fn intids(node: &FdtNode<'_>) -> Option<Vec<u32>> {
 fn gic(nodes: &[Located<'_>]) -> Result<Gic, DtbError> {
     let n = nodes
         .iter()
-        .find(|n| is_compatible(&n.node, "arm,gic-v3"))
+        .find(|n| n.node.is_compatible("arm,gic-v3"))
         .ok_or(DtbError::NoGicV3)?;
     let reg = n.reg()?;
     let redist_regions = match n.node.property("#redistributor-regions") {
@@ -298,7 +278,6 @@ fn gic(nodes: &[Located<'_>]) -> Result<Gic, DtbError> {
     Ok(Gic {
         distributor: reg[0],
         redistributors: reg[1..=redist_regions].to_vec(),
-        maintenance_intid: intids(&n.node).and_then(|i| i.first().copied()),
     })
 }
 
@@ -322,7 +301,7 @@ fn uart(fdt: Fdt<'_>, nodes: &[Located<'_>]) -> Result<Option<Uart>, DtbError> {
             fdt.find_node(alias)
         }
     });
-    let pl011 = |n: &&Located<'_>| is_compatible(&n.node, "arm,pl011") && is_enabled(&n.node);
+    let pl011 = |n: &&Located<'_>| n.node.is_compatible("arm,pl011") && is_enabled(&n.node);
     let chosen = stdout.and_then(|s| nodes.iter().filter(pl011).find(|n| same_node(&n.node, &s)));
     let Some(n) = chosen.or_else(|| nodes.iter().find(pl011)) else {
         return Ok(None);
@@ -343,7 +322,7 @@ fn same_node(a: &FdtNode<'_>, b: &FdtNode<'_>) -> bool {
 fn timer(nodes: &[Located<'_>]) -> Option<Timer> {
     let n = nodes
         .iter()
-        .find(|n| is_compatible(&n.node, "arm,armv8-timer"))?;
+        .find(|n| n.node.is_compatible("arm,armv8-timer"))?;
     match intids(&n.node)?[..] {
         [secure_phys, phys, virt, hyp_phys, ..] => Some(Timer {
             secure_phys,
@@ -358,37 +337,41 @@ fn timer(nodes: &[Located<'_>]) -> Option<Timer> {
 /// The `#address-cells`/`#size-cells` for `/chosen/module@*` `reg`. QEMU's
 /// guest-loader (like U-Boot) writes them with the root's cell sizes and does
 /// not set them on `/chosen`, so fall back to the root's.
-pub(crate) fn module_cells(fdt: Fdt<'_>, chosen: &FdtNode<'_>) -> (usize, usize) {
-    let (root_ac, root_sc) = own_cells(&fdt.root());
+fn module_cells(fdt: Fdt<'_>, chosen: &FdtNode<'_>) -> [usize; 2] {
+    let root = fdt.root().address_space();
     let get = |name, default| {
         chosen
             .property(name)
             .and_then(|p| p.value_as::<u32>().ok())
-            .map_or(default, |v| v as usize)
+            .unwrap_or(default) as usize
     };
-    (get("#address-cells", root_ac), get("#size-cells", root_sc))
+    [
+        get("#address-cells", root.address_cells),
+        get("#size-cells", root.size_cells),
+    ]
 }
 
 /// Whether a node is a multiboot module (what the guest DTB must not show).
 pub(crate) fn is_module(node: &FdtNode<'_>) -> bool {
-    is_compatible(node, "multiboot,module")
-        || is_compatible(node, KERNEL_COMPATIBLE)
-        || is_compatible(node, RAMDISK_COMPATIBLE)
+    node.is_compatible("multiboot,module")
+        || node.is_compatible(KERNEL_COMPATIBLE)
+        || node.is_compatible(RAMDISK_COMPATIBLE)
 }
 
 fn modules(fdt: Fdt<'_>) -> Result<(KernelModule, Option<MemRange>), DtbError> {
     let chosen = fdt.find_node("/chosen").ok_or(DtbError::NoGuestKernel)?;
-    let (ac, sc) = module_cells(fdt, &chosen);
+    let cells = module_cells(fdt, &chosen);
     let mut kernel = None;
     let mut initrd = None;
     for m in chosen.children().filter(is_module) {
         let path = alloc::format!("/chosen/{}", m.name());
         let reg = m.property("reg").ok_or_else(|| bad(&path, "reg"))?;
-        let range = match cells::read_reg(reg.value(), ac, sc).as_deref() {
+        let entries = reg.as_prop_encoded_array(cells).ok().and_then(ranges);
+        let range = match entries.as_deref() {
             Some([r]) => *r,
             _ => return Err(bad(&path, "reg")),
         };
-        if is_compatible(&m, KERNEL_COMPATIBLE) {
+        if m.is_compatible(KERNEL_COMPATIBLE) {
             if kernel.is_some() {
                 return Err(DtbError::DuplicateModule(KERNEL_COMPATIBLE));
             }
@@ -397,7 +380,7 @@ fn modules(fdt: Fdt<'_>) -> Result<(KernelModule, Option<MemRange>), DtbError> {
                 image: range,
                 bootargs,
             });
-        } else if is_compatible(&m, RAMDISK_COMPATIBLE) && initrd.replace(range).is_some() {
+        } else if m.is_compatible(RAMDISK_COMPATIBLE) && initrd.replace(range).is_some() {
             return Err(DtbError::DuplicateModule(RAMDISK_COMPATIBLE));
         }
     }

@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 use dtoolkit::fdt::Fdt;
 use dtoolkit::{Node, Property};
 
+use super::platform::{MAX_CPUS, Timer, Uart};
 use super::*;
 
 const VIRT_1CPU: &[u8] = include_bytes!("../../tests/fixtures/virt-1cpu.dtb");
@@ -36,7 +37,6 @@ fn parses_virt_4cpu() {
     assert_eq!(mpidrs(&p), [0, 1, 2, 3]);
     assert_eq!(p.gic.distributor, MemRange::new(0x800_0000, 0x1_0000));
     assert_eq!(p.gic.redistributors, [MemRange::new(0x80a_0000, 0xf6_0000)]);
-    assert_eq!(p.gic.maintenance_intid, Some(25));
     assert_eq!(
         p.uart,
         Some(Uart {
@@ -101,6 +101,41 @@ fn dtb_with_cpus(n: usize) -> Vec<u8> {
     w.finish(0)
 }
 
+/// A DTB with one memory node: the root's cell sizes and the node's raw `reg`.
+fn dtb_with_memory_reg(address_cells: u32, size_cells: u32, reg: &[u8]) -> Vec<u8> {
+    let mut w = writer::FdtWriter::new();
+    w.begin_node("");
+    w.property_u32("#address-cells", address_cells);
+    w.property_u32("#size-cells", size_cells);
+    w.begin_node("memory@0");
+    w.property_str("device_type", "memory");
+    w.property("reg", reg);
+    w.end_node();
+    w.end_node();
+    w.finish(0)
+}
+
+#[test]
+fn reg_follows_the_parents_cells() {
+    let memory = |ac, sc, reg: &[u8]| {
+        let blob = dtb_with_memory_reg(ac, sc, reg);
+        platform::memory(&platform::all_nodes(Fdt::new(&blob).unwrap()))
+    };
+    let reg = [0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0x10, 0];
+    assert_eq!(
+        memory(2, 1, &reg),
+        Ok(alloc::vec![MemRange::new(0x1_0000_0002, 0x1000)])
+    );
+    let bad_reg = Err(DtbError::BadProperty {
+        node: "/memory@0".into(),
+        property: "reg",
+    });
+    // Not a whole number of <address size> entries.
+    assert_eq!(memory(2, 2, &reg), bad_reg);
+    // An address wider than 64 bits.
+    assert_eq!(memory(3, 0, &reg), bad_reg);
+}
+
 #[test]
 fn cpu_limit_is_the_vcpu_limit() {
     assert_eq!(MAX_CPUS, crate::vcpu::MAX_VCPUS);
@@ -143,8 +178,7 @@ fn cpus_beyond_sixteen_use_aff1() {
     assert_eq!(cpus.len(), 20);
     assert_eq!(cpus[15].mpidr, 0xf);
     assert_eq!(cpus[16].mpidr, 0x100);
-    assert_eq!((cpus[19].affinity(1), cpus[19].affinity(0)), (1, 3));
-    assert_eq!(cpus[19].affinity(2), 0);
+    assert_eq!(cpus[19].mpidr, 0x103, "Aff1 1, Aff0 3");
 }
 
 #[test]

@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use parkvisor::trace::{CallClass, ParsedEvent, PowerState, Reason, TraceLine, parse_line};
+use parkvisor::smccc::CallClass;
+use parkvisor::trace::{Event, PowerState, Reason, TraceLine, parse_line};
 
 /// A backward jump of the clock larger than this starts a new epoch (the
 /// machine was reset and the counter restarted).
@@ -178,7 +179,7 @@ pub struct Timeline {
 /// A parsed line with its raw text and plot time.
 struct Item<'a> {
     t: f64,
-    line: TraceLine,
+    line: TraceLine<'a>,
     text: &'a str,
 }
 
@@ -239,13 +240,13 @@ impl Timeline {
         let mut max_cpu = 0;
         for it in &items {
             max_cpu = max_cpu.max(it.line.cpu);
-            match &it.line.event {
-                ParsedEvent::IpiDrop { target, .. } => max_cpu = max_cpu.max(*target),
-                ev => {
-                    if let Some(Reason::CpuOnBy(n)) = ev.reason() {
-                        max_cpu = max_cpu.max(n);
-                    }
-                }
+            match it.line.event() {
+                Some(Event::IpiDrop { target, .. }) => max_cpu = max_cpu.max(target),
+                Some(Event::State {
+                    reason: Reason::CpuOnBy(n),
+                    ..
+                }) => max_cpu = max_cpu.max(n),
+                _ => {}
             }
         }
         tl.cpus = (max_cpu + 1).max(cpus_at_least.unwrap_or(0));
@@ -259,10 +260,13 @@ impl Timeline {
             let cpu = it.line.cpu;
             let t = it.t;
             let text = it.text.to_string();
-            match &it.line.event {
-                ParsedEvent::State { from, to, .. } => {
+            let Some(event) = it.line.event() else {
+                continue;
+            };
+            match event {
+                Event::State { from, to, reason } => {
                     let (start, state) =
-                        current[cpu].unwrap_or((tl.t_min, SegState::from_power(*from)));
+                        current[cpu].unwrap_or((tl.t_min, SegState::from_power(from)));
                     if t > start {
                         tl.lanes[cpu].push(Segment {
                             start,
@@ -270,8 +274,8 @@ impl Timeline {
                             state,
                         });
                     }
-                    current[cpu] = Some((t, SegState::from_power(*to)));
-                    if let Some(Reason::CpuOnBy(caller)) = it.line.event.reason() {
+                    current[cpu] = Some((t, SegState::from_power(to)));
+                    if let Reason::CpuOnBy(caller) = reason {
                         tl.markers.push(Marker {
                             t,
                             cpu,
@@ -280,7 +284,7 @@ impl Timeline {
                         });
                     }
                 }
-                ParsedEvent::Call {
+                Event::Call {
                     class,
                     name,
                     result,
@@ -289,7 +293,7 @@ impl Timeline {
                     // NOT_SUPPORTED from an unknown ID or a FEATURES query is
                     // an answer, not a failure.
                     let failed =
-                        *result < 0 && *class != CallClass::Unknown && !name.ends_with("FEATURES");
+                        result < 0 && class != CallClass::Unknown && !name.ends_with("FEATURES");
                     tl.markers.push(Marker {
                         t,
                         cpu,
@@ -297,7 +301,7 @@ impl Timeline {
                         text,
                     });
                 }
-                ParsedEvent::FastStopBegin { .. } => {
+                Event::FastStopBegin { .. } => {
                     open_stop.insert(cpu, tl.fast_stops.len());
                     tl.fast_stops.push(FastStopSpan {
                         cpu,
@@ -306,13 +310,13 @@ impl Timeline {
                         result: None,
                     });
                 }
-                ParsedEvent::FastStopEnd {
+                Event::FastStopEnd {
                     result,
                     stopped,
                     unconfirmed,
                     elapsed_ns,
                 } => {
-                    let r = Some((*result, *stopped, *unconfirmed, *elapsed_ns));
+                    let r = Some((result, stopped, unconfirmed, elapsed_ns));
                     match open_stop.remove(&cpu) {
                         Some(i) => {
                             tl.fast_stops[i].end = Some(t);
@@ -327,47 +331,45 @@ impl Timeline {
                         }),
                     }
                 }
-                ParsedEvent::IpiDrop { target, .. } => tl.markers.push(Marker {
+                Event::IpiDrop { target, .. } => tl.markers.push(Marker {
                     t,
-                    cpu: *target,
+                    cpu: target,
                     kind: MarkerKind::IpiDrop { from: cpu },
                     text,
                 }),
-                ParsedEvent::Fault { .. } => tl.markers.push(Marker {
+                Event::Fault { .. } => tl.markers.push(Marker {
                     t,
                     cpu,
                     kind: MarkerKind::Fault,
                     text,
                 }),
-                ParsedEvent::Mark { value } => tl.markers.push(Marker {
+                Event::Mark { value } => tl.markers.push(Marker {
                     t,
                     cpu,
-                    kind: MarkerKind::Mark(*value),
+                    kind: MarkerKind::Mark(value),
                     text,
                 }),
-                ParsedEvent::Log { level, .. } if level == "ERROR" || level == "WARN" => {
-                    tl.markers.push(Marker {
-                        t,
-                        cpu,
-                        kind: MarkerKind::Log {
-                            error: level == "ERROR",
-                        },
-                        text,
-                    })
-                }
-                ParsedEvent::SystemOff => tl.globals.push(GlobalMark {
+                Event::Log { level, .. } if level <= log::Level::Warn => tl.markers.push(Marker {
+                    t,
+                    cpu,
+                    kind: MarkerKind::Log {
+                        error: level == log::Level::Error,
+                    },
+                    text,
+                }),
+                Event::SystemOff => tl.globals.push(GlobalMark {
                     t,
                     label: "system off".into(),
                     alarm: false,
                     text,
                 }),
-                ParsedEvent::SystemReset => tl.globals.push(GlobalMark {
+                Event::SystemReset => tl.globals.push(GlobalMark {
                     t,
                     label: "system reset".into(),
                     alarm: false,
                     text,
                 }),
-                ParsedEvent::Panic { .. } => tl.globals.push(GlobalMark {
+                Event::Panic { .. } => tl.globals.push(GlobalMark {
                     t,
                     label: "panic".into(),
                     alarm: true,
@@ -1299,11 +1301,9 @@ guest says hello
             .filter(|l| l.starts_with("[hv ") && !l.starts_with("[hv <"))
         {
             let p = parse_line(l).unwrap_or_else(|| panic!("doc line does not parse: {l}"));
-            assert!(
-                !matches!(p.event, ParsedEvent::Other { .. }),
-                "unknown event in doc: {l}"
-            );
-            let ev = p.event.as_event().unwrap();
+            let ev = p
+                .event()
+                .unwrap_or_else(|| panic!("unknown event in doc: {l}"));
             let mut again = String::new();
             ev.write_line(&mut again, p.time, p.cpu).unwrap();
             assert_eq!(
@@ -1316,7 +1316,7 @@ guest says hello
         assert!(n >= 25, "only {n} example lines found");
         // And the doc's example calls are what decode + Event::call produce.
         use parkvisor::smccc::decode;
-        use parkvisor::trace::{Event, Timestamp};
+        use parkvisor::trace::Timestamp;
         let t = Timestamp {
             secs: 0,
             micros: 410_100,
@@ -1335,7 +1335,7 @@ guest says hello
         let log = include_str!("../testdata/qemu-linux-4cpu.log");
         for l in log.lines().filter(|l| l.starts_with("[hv ")) {
             let p = parse_line(l).unwrap_or_else(|| panic!("no parse: {l}"));
-            assert!(!matches!(p.event, ParsedEvent::Other { .. }), "{l}");
+            assert!(p.event().is_some(), "{l}");
         }
         let tl = Timeline::from_log(log, None);
         assert_eq!((tl.cpus, tl.lines), (4, 26));
