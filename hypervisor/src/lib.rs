@@ -9,10 +9,12 @@
 extern crate alloc;
 
 pub mod dtb;
+pub mod el2_state;
 pub mod exception;
 pub mod fast_stop;
 pub mod gic_filter;
 pub mod image;
+pub mod list_registers;
 pub mod mmio;
 pub mod park;
 pub mod psci;
