@@ -3,6 +3,7 @@
 
 use crate::el2_state::{self, Registers, Resume};
 use aarch64_cpu::registers::*;
+use aarch64_paging::descriptor::El23Attributes;
 use aarch64_rt::InitialPagetable;
 use arm_sysregs::el0::accessors as el0_regs;
 use arm_sysregs::el1::accessors as el1_regs;
@@ -11,15 +12,35 @@ use arm_sysregs::el1::registers::{
     VbarEl1,
 };
 use arm_sysregs::el2::accessors as el2_regs;
-use arm_sysregs::el2::registers::{CntvoffEl2, HcrEl2, MdcrEl2, VmpidrEl2, VpidrEl2, VsesrEl2};
+use arm_sysregs::el2::registers::{
+    CntvoffEl2, HcrEl2, MairEl2, MdcrEl2, VmpidrEl2, VpidrEl2, VsesrEl2,
+};
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-/// MAIR_EL2: index 0 device-nGnRE, index 1 normal write-back.
-pub const MAIR: u64 = 0x04 | 0xff << 8;
+/// MAIR_EL2 attribute encodings: Device-nGnRE, and Normal memory
+/// write-back (read/write-allocate, non-transient) inner and outer.
+const MAIR_DEVICE_NGNRE: u8 = 0x04;
+const MAIR_NORMAL_WB: u8 = 0xff;
 
-const DEVICE_BLOCK: usize = 0x1 | 1 << 10 | 1 << 54; // valid block, attr index 0, AF, XN
-const NORMAL_BLOCK: usize = 0x1 | 1 << 2 | 3 << 8 | 1 << 10; // valid block, attr 1, inner shareable, AF
+/// MAIR_EL2: index 0 device-nGnRE, index 1 normal write-back.
+pub const MAIR: u64 = MairEl2::empty()
+    .with_attr(0, MAIR_DEVICE_NGNRE)
+    .with_attr(1, MAIR_NORMAL_WB)
+    .bits();
+
+/// A valid level-1 block (no TABLE_OR_PAGE) of device memory, never executed.
+const DEVICE_BLOCK: usize = El23Attributes::VALID
+    .union(El23Attributes::ATTRIBUTE_INDEX_0)
+    .union(El23Attributes::ACCESSED)
+    .union(El23Attributes::XN)
+    .bits();
+/// A valid level-1 block of normal, inner-shareable memory.
+const NORMAL_BLOCK: usize = El23Attributes::VALID
+    .union(El23Attributes::ATTRIBUTE_INDEX_1)
+    .union(El23Attributes::INNER_SHAREABLE)
+    .union(El23Attributes::ACCESSED)
+    .bits();
 
 /// EL2's own identity map until (and after) Rust starts: 1 GiB blocks, the
 /// first GiB (MMIO) as device memory, 1..4 GiB (RAM on QEMU virt) as normal
@@ -254,9 +275,9 @@ pub fn wait_for_event() {
 
 /// Wakes CPUs waiting in `wait_for_event`, after this CPU's stores.
 pub fn signal_event() {
-    // SAFETY: DSB orders the preceding stores before the event; SEV has no
-    // other effect.
-    unsafe { asm!("dsb ish", "sev", options(nostack)) };
+    // DSB orders the preceding stores before the event.
+    aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::ISH);
+    aarch64_cpu::asm::sev();
 }
 
 /// Silences the guest's EL1 timers, whose state dies with the vCPU: a
