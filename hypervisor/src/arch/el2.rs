@@ -89,7 +89,8 @@ impl Registers for Cpu {
     }
     fn set_hcr_el2(&mut self, value: HcrEl2) {
         // SAFETY: HCR_EL2 only changes how this CPU's EL1/EL0 (the guest)
-        // run; EL2's own execution does not depend on it (E2H and TGE stay 0).
+        // run; EL2's own execution does not depend on it: every value
+        // written is `HCR_GUEST`, with or without VSE, so E2H and TGE stay 0.
         unsafe { el2_regs::write_hcr_el2(value) }
     }
     fn set_vsesr_el2(&mut self, value: VsesrEl2) {

@@ -64,7 +64,7 @@ fn region(r: MemRange) -> MemoryRegion {
 pub fn init_cpu() {
     let root = *ROOT.get().expect("stage 2 not built");
     // PARange: at least 48 bits, the IPA size the tables are built for.
-    let parange = ID_AA64MMFR0_EL1.get() & 0xf;
+    let parange = ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange);
     assert!(
         parange >= 0b101,
         "stage 2 needs a 48-bit physical address space (PARange {parange:#x})"
