@@ -21,6 +21,8 @@ pub mod psci;
 pub mod smccc;
 pub mod stop_context;
 pub mod sync;
+#[cfg(test)]
+mod test_cpu;
 pub mod trace;
 pub mod trace_buffer;
 pub mod uart_model;

@@ -3,7 +3,7 @@
 //! pending SGIs and queued interrupts into them at trap exit, and clearing
 //! it all when the vCPU dies. Every access goes through
 //! [`VirtualInterface`]: `arch::vgic` implements it with the ICH_*_EL2
-//! registers, the host tests with arm-sysregs' fakes (`el2_state::test_cpu`).
+//! registers, the host tests with arm-sysregs' fakes (`crate::test_cpu`).
 //! Which register a value goes into is `crate::vgic`'s bookkeeping.
 
 use crate::vcpu::Vcpu;
@@ -115,7 +115,7 @@ pub fn reset(vif: &mut impl VirtualInterface, vcpu: &Vcpu) {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::el2_state::test_cpu::TestCpu;
+    use crate::test_cpu::TestCpu;
     use crate::vcpu::Vcpus;
     use crate::vgic::{LrState, lr_pending, lr_state, lr_vintid};
     use arm_sysregs::el2::accessors as el2;
