@@ -23,12 +23,16 @@ pub mod trace_buffer;
 pub mod vcpu;
 
 mod dtb;
+mod el2_state;
 mod exception;
 mod gic_filter;
 mod image;
+mod list_registers;
 mod mmio;
 mod stop_context;
 mod sync;
+#[cfg(test)]
+mod test_cpu;
 // Helper "perf"'s: its unused `byte_ticks` and `wait_ticks` are its to delete.
 #[allow(dead_code)]
 mod uart_model;

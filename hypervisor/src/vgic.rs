@@ -97,6 +97,11 @@ pub fn lr_state(lr: u64) -> LrState {
     }
 }
 
+/// Whether the list register is linked to a physical interrupt (HW).
+pub fn lr_is_hw(lr: u64) -> bool {
+    lr & LR_HW != 0
+}
+
 pub fn lr_vintid(lr: u64) -> u32 {
     lr as u32
 }

@@ -1,19 +1,46 @@
 //! EL2 system registers: per-CPU hypervisor configuration, the guest's EL1
 //! reset state, exception injection, cache maintenance.
 
-use crate::exception::{self, PstateFeatures};
+use crate::el2_state::{self, Registers, Resume};
 use aarch64_cpu::registers::*;
+use aarch64_paging::descriptor::El23Attributes;
 use aarch64_rt::InitialPagetable;
-use arm_sysregs::el2::accessors as sysregs;
-use arm_sysregs::el2::registers::VsesrEl2;
+use arm_sysregs::el0::accessors as el0_regs;
+use arm_sysregs::el1::accessors as el1_regs;
+use arm_sysregs::el1::registers::{
+    ElrEl1, EsrEl1, FarEl1, IdAa64mmfr1El1, IdAa64pfr0El1, IdAa64pfr1El1, SctlrEl1, SpsrEl1,
+    VbarEl1,
+};
+use arm_sysregs::el2::accessors as el2_regs;
+use arm_sysregs::el2::registers::{
+    CntvoffEl2, HcrEl2, MairEl2, MdcrEl2, VmpidrEl2, VpidrEl2, VsesrEl2,
+};
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-/// MAIR_EL2: index 0 device-nGnRE, index 1 normal write-back.
-pub const MAIR: u64 = 0x04 | 0xff << 8;
+/// MAIR_EL2 attribute encodings: Device-nGnRE, and Normal memory
+/// write-back (read/write-allocate, non-transient) inner and outer.
+const MAIR_DEVICE_NGNRE: u8 = 0x04;
+const MAIR_NORMAL_WB: u8 = 0xff;
 
-const DEVICE_BLOCK: usize = 0x1 | 1 << 10 | 1 << 54; // valid block, attr index 0, AF, XN
-const NORMAL_BLOCK: usize = 0x1 | 1 << 2 | 3 << 8 | 1 << 10; // valid block, attr 1, inner shareable, AF
+/// MAIR_EL2: index 0 device-nGnRE, index 1 normal write-back.
+pub const MAIR: u64 = MairEl2::empty()
+    .with_attr(0, MAIR_DEVICE_NGNRE)
+    .with_attr(1, MAIR_NORMAL_WB)
+    .bits();
+
+/// A valid level-1 block (no TABLE_OR_PAGE) of device memory, never executed.
+const DEVICE_BLOCK: usize = El23Attributes::VALID
+    .union(El23Attributes::ATTRIBUTE_INDEX_0)
+    .union(El23Attributes::ACCESSED)
+    .union(El23Attributes::XN)
+    .bits();
+/// A valid level-1 block of normal, inner-shareable memory.
+const NORMAL_BLOCK: usize = El23Attributes::VALID
+    .union(El23Attributes::ATTRIBUTE_INDEX_1)
+    .union(El23Attributes::INNER_SHAREABLE)
+    .union(El23Attributes::ACCESSED)
+    .bits();
 
 /// EL2's own identity map until (and after) Rust starts: 1 GiB blocks, the
 /// first GiB (MMIO) as device memory, 1..4 GiB (RAM on QEMU virt) as normal
@@ -52,120 +79,130 @@ pub fn boot_stack_top() -> u64 {
     &raw const boot_stack_end as u64
 }
 
-const HCR_VM: u64 = 1 << 0;
-const HCR_SWIO: u64 = 1 << 1;
-const HCR_FMO: u64 = 1 << 3;
-const HCR_IMO: u64 = 1 << 4;
-const HCR_AMO: u64 = 1 << 5;
-/// Virtual SError pending (cleared by the hardware when the guest takes it).
-const HCR_VSE: u64 = 1 << 8;
-const HCR_FB: u64 = 1 << 9;
-const HCR_BSU_IS: u64 = 1 << 10;
-const HCR_TSC: u64 = 1 << 19;
-const HCR_RW: u64 = 1 << 31;
-const HCR_APK: u64 = 1 << 40;
-const HCR_API: u64 = 1 << 41;
+/// This CPU's registers, as `crate::el2_state` and
+/// `crate::list_registers` access them (arm-sysregs' typed accessors).
+pub struct Cpu;
 
-/// What the guest runs under, bit by bit (every bit not named is 0, i.e. no
-/// trap, no override):
-/// - VM: stage 2 on (the guest's view of memory is the hypervisor's choice);
-/// - SWIO: set/way invalidation upgraded to clean+invalidate (harmless, and
-///   stale data can never appear in hypervisor memory through it);
-/// - FMO/IMO/AMO: physical FIQ/IRQ/SError to EL2 (so the guest's IPIs trap,
-///   fast-stop's SGI lands even with DAIF masked, and an SError of the guest
-///   is seen by EL2 and re-injected as a virtual one, see `inject_serror`);
-/// - FB, BSU=inner shareable: TLB/cache maintenance and barriers of the guest
-///   are broadcast, as on bare metal (the guest migrates nothing, but its
-///   own CPUs share memory);
-/// - TSC: SMC trapped (PSCI via SMC is emulated like HVC);
-/// - RW: EL1 is AArch64 (EL0 may be AArch32 where the CPU allows);
-/// - APK/API: pointer authentication not trapped.
-///
-/// Left 0 on purpose: TWI/TWE (WFI/WFE run natively: 1:1 vCPU to pCPU),
-/// TID* (ID registers read natively except MIDR/MPIDR, which VPIDR/VMPIDR
-/// give), TVM/TRVM (the guest owns its stage 1), TGE/E2H (not a host OS),
-/// TERR/TEA (RAS registers and external aborts stay the guest's).
-pub const HCR_GUEST: u64 = HCR_VM
-    | HCR_SWIO
-    | HCR_FMO
-    | HCR_IMO
-    | HCR_AMO
-    | HCR_FB
-    | HCR_BSU_IS
-    | HCR_TSC
-    | HCR_RW
-    | HCR_APK
-    | HCR_API;
-
-/// CPTR_EL2 with E2H=0: RES1 bits only, so FP/SIMD, SVE and SME are not
-/// trapped (TFP, TZ, TSM, TTA, TAM, TCPAC all 0: the vCPU owns its CPU).
-const CPTR_NO_TRAPS: u64 = 1 << 13 | 1 << 11 | 1 << 9 | 0xff;
+impl Registers for Cpu {
+    fn hcr_el2(&self) -> HcrEl2 {
+        el2_regs::read_hcr_el2()
+    }
+    fn set_hcr_el2(&mut self, value: HcrEl2) {
+        // SAFETY: HCR_EL2 only changes how this CPU's EL1/EL0 (the guest)
+        // run; EL2's own execution does not depend on it: every value
+        // written is `HCR_GUEST`, with or without VSE, so E2H and TGE stay 0.
+        unsafe { el2_regs::write_hcr_el2(value) }
+    }
+    fn set_vsesr_el2(&mut self, value: VsesrEl2) {
+        el2_regs::write_vsesr_el2(value);
+    }
+    fn sctlr_el1(&self) -> SctlrEl1 {
+        el1_regs::read_sctlr_el1()
+    }
+    fn set_sctlr_el1(&mut self, value: SctlrEl1) {
+        // SAFETY: the guest's EL1 control register; EL2 runs under its own
+        // SCTLR_EL2 and translation regime, and the guest is not running.
+        unsafe { el1_regs::write_sctlr_el1(value) }
+    }
+    fn vbar_el1(&self) -> VbarEl1 {
+        el1_regs::read_vbar_el1()
+    }
+    fn set_vbar_el1(&mut self, value: VbarEl1) {
+        // SAFETY: the guest's vector base; exceptions of EL2 use VBAR_EL2.
+        unsafe { el1_regs::write_vbar_el1(value) }
+    }
+    fn set_esr_el1(&mut self, value: EsrEl1) {
+        el1_regs::write_esr_el1(value);
+    }
+    fn set_far_el1(&mut self, value: FarEl1) {
+        // SAFETY: a guest syndrome register, only read by the guest's EL1.
+        unsafe { el1_regs::write_far_el1(value) }
+    }
+    fn set_elr_el1(&mut self, value: ElrEl1) {
+        // SAFETY: the guest's EL1 return address; EL2 returns through ELR_EL2.
+        unsafe { el1_regs::write_elr_el1(value) }
+    }
+    fn set_spsr_el1(&mut self, value: SpsrEl1) {
+        // SAFETY: the guest's EL1 saved PSTATE; EL2 returns through SPSR_EL2.
+        unsafe { el1_regs::write_spsr_el1(value) }
+    }
+    fn id_aa64pfr0_el1(&self) -> IdAa64pfr0El1 {
+        el1_regs::read_id_aa64pfr0_el1()
+    }
+    fn id_aa64pfr1_el1(&self) -> IdAa64pfr1El1 {
+        el1_regs::read_id_aa64pfr1_el1()
+    }
+    fn id_aa64mmfr1_el1(&self) -> IdAa64mmfr1El1 {
+        el1_regs::read_id_aa64mmfr1_el1()
+    }
+}
 
 /// Configures this CPU's EL2 for running the guest; every trap and control
-/// register is written here, each with the reason for its value. `mpidr` is
-/// the vCPU's MPIDR from the DTB (affinity fields).
+/// register is written here, each with the reason for its value (the trap
+/// configuration itself is `crate::el2_state`'s). `mpidr` is the vCPU's
+/// MPIDR from the DTB (affinity fields).
 pub fn init_cpu(mpidr: u64) {
-    // SAFETY: writes to EL2 control registers of this CPU only.
-    unsafe {
-        asm!("msr cptr_el2, {}", in(reg) CPTR_NO_TRAPS);
-        asm!("isb");
-    }
-    let pfr0 = ID_AA64PFR0_EL1.get();
-    if (pfr0 >> 32) & 0xf != 0 {
-        // SVE: let EL1 use the full vector length. ZCR_EL2.
+    // SAFETY: CPTR_EL2 only traps EL1/EL0 (and EL2) use of FP/SIMD, SVE,
+    // SME and friends; the value traps none of them.
+    unsafe { el2_regs::write_cptr_el2(el2_state::CPTR_GUEST) };
+    isb();
+    let pfr0 = el1_regs::read_id_aa64pfr0_el1();
+    if pfr0.sve() != 0 {
+        // SVE: let EL1 use the full vector length. ZCR_EL2 has no accessor
+        // in aarch64-cpu or arm-sysregs.
         // SAFETY: the register exists because SVE is implemented.
-        unsafe { asm!("msr S3_4_C1_C2_0, {}", in(reg) 0xfu64) };
+        unsafe { asm!("msr S3_4_C1_C2_0, {}", in(reg) ZCR_EL2_MAX_LEN) };
     }
-    let pfr1 = ID_AA64PFR1_EL1.get();
-    if (pfr1 >> 24) & 0xf != 0 {
-        // SME: SMCR_EL2, full streaming vector length, no FA64 restriction.
+    if el1_regs::read_id_aa64pfr1_el1().sme() != 0 {
+        // SME: SMCR_EL2 (no accessor in either crate), full streaming vector
+        // length, no FA64 or ZT0 restriction.
         // SAFETY: the register exists because SME is implemented.
-        unsafe { asm!("msr S3_4_C1_C2_6, {}", in(reg) (1u64 << 31 | 1 << 30 | 0xf)) };
+        unsafe { asm!("msr S3_4_C1_C2_6, {}", in(reg) SMCR_EL2_FULL) };
     }
-    HCR_EL2.set(HCR_GUEST);
-    // EL1 may read the physical counter and use the physical timer
-    // (EL1PCTEN, EL1PCEN). The event stream (EVNTEN, bit 14 of the counter,
-    // about every 0.5 ms at 62.5 MHz) bounds every WFE wait of the
-    // hypervisor, so a wait for something that never comes still sees its
-    // deadline.
-    CNTHCTL_EL2.set(0b11 | 1 << 2 | 14 << 4);
+    Cpu.set_hcr_el2(el2_state::HCR_GUEST);
+    el2_regs::write_cnthctl_el2(el2_state::CNTHCTL_GUEST);
     // The virtual counter equals the physical one: one guest, never migrated.
-    CNTVOFF_EL2.set(0);
+    el2_regs::write_cntvoff_el2(CntvoffEl2::empty());
     // MDCR_EL2: no debug, trace-filter or PMU traps (TDE, TDA, TDOSA, TDRA,
     // TPM, TPMCR, TTRF all 0: the vCPU owns its CPU's debug and PMU), and
     // HPMN = PMCR_EL0.N so every event counter is the guest's (HPMN = 0
     // would be CONSTRAINED UNPREDICTABLE). Without a PMU, HPMN is RES0.
-    let dfr0 = ID_AA64DFR0_EL1.get();
-    let pmu_version = (dfr0 >> 8) & 0xf;
+    let pmu_version = el1_regs::read_id_aa64dfr0_el1().pmuver();
     let hpmn = if pmu_version != 0 && pmu_version != 0xf {
-        let pmcr: u64;
-        // SAFETY: reading PMCR_EL0, which exists because a PMU is implemented.
-        unsafe { asm!("mrs {}, pmcr_el0", out(reg) pmcr) };
-        (pmcr >> 11) & 0x1f
+        // PMCR_EL0 exists because a PMU is implemented.
+        el0_regs::read_pmcr_el0().n()
     } else {
         0
     };
-    MDCR_EL2.write(MDCR_EL2::HPMN.val(hpmn));
+    el2_regs::write_mdcr_el2(MdcrEl2::empty().with_hpmn(hpmn));
     // HSTR_EL2: no AArch32 CP15 register traps (EL0 may be AArch32 and owns them).
-    sysregs::write_hstr_el2(0);
+    el2_regs::write_hstr_el2(0);
     // HACR_EL2: IMPLEMENTATION DEFINED traps, none wanted.
     // SAFETY: HACR_EL2 only adds traps of EL1/EL0 accesses; 0 adds none.
-    unsafe { sysregs::write_hacr_el2(0) };
-    if (pfr0 >> 28) & 0xf != 0 {
+    unsafe { el2_regs::write_hacr_el2(0) };
+    if el2_state::has_ras(&Cpu) {
         // FEAT_RAS: the syndrome of a virtual SError starts as "no syndrome".
-        sysregs::write_vsesr_el2(VsesrEl2::empty());
+        el2_regs::write_vsesr_el2(VsesrEl2::empty());
     }
     // The guest reads MIDR_EL1 and MPIDR_EL1 through VPIDR/VMPIDR: the real
     // MIDR (same CPU), and the real MPIDR's RES1/U/MT bits with the DTB's
     // affinity (see `vcpu::guest_mpidr`).
-    // SAFETY: VPIDR_EL2 only changes what this CPU's EL1 reads from MIDR_EL1.
-    unsafe { asm!("msr vpidr_el2, {}", in(reg) MIDR_EL1.get()) };
-    VMPIDR_EL2.set(crate::vcpu::guest_mpidr(MPIDR_EL1.get(), mpidr));
-    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+    let midr = el1_regs::read_midr_el1();
+    el2_regs::write_vpidr_el2(VpidrEl2::from_bits_retain(midr.bits()));
+    let vmpidr = crate::vcpu::guest_mpidr(el1_regs::read_mpidr_el1().bits(), mpidr);
+    el2_regs::write_vmpidr_el2(VmpidrEl2::from_bits_retain(vmpidr));
+    isb();
 }
 
-/// SCTLR_EL1 architectural reset view: MMU and caches off, RES1 bits set.
-const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
+/// ZCR_EL2.LEN = 0xf: EL1 may use the largest vector length (the value
+/// saturates at what the CPU implements).
+const ZCR_EL2_MAX_LEN: u64 = 0xf;
+/// SMCR_EL2: FA64 (bit 31) and EZT0 (bit 30) not trapped, LEN = 0xf.
+const SMCR_EL2_FULL: u64 = 1 << 31 | 1 << 30 | 0xf;
+
+fn isb() {
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+}
 
 /// Per vCPU: whether its next cold boot starts big-endian (SCTLR_EL1.EE),
 /// because PSCI enters the new context with the endianness of the caller.
@@ -177,7 +214,7 @@ static BOOT_BIG_ENDIAN: [AtomicBool; crate::vcpu::MAX_VCPUS] =
 
 /// True when this CPU's EL1 runs big-endian (SCTLR_EL1.EE).
 pub fn guest_big_endian() -> bool {
-    SCTLR_EL1.get() & crate::exception::sctlr::EE != 0
+    Cpu.sctlr_el1().bits() & crate::exception::sctlr::EE != 0
 }
 
 /// Records the endianness vCPU `index` starts with at its next cold boot.
@@ -187,18 +224,14 @@ pub fn set_boot_endianness(index: usize, big: bool) {
     }
 }
 
-/// Puts this CPU's EL1 into the cold-boot state PSCI CPU_ON promises: MMU
-/// off, endianness of the caller of CPU_ON (or CPU_SUSPEND), no pending
-/// virtual SError of a previous life, no stale TLB entries or instructions
-/// for the new code.
+/// Puts this CPU's EL1 into the cold-boot state PSCI CPU_ON promises (see
+/// `el2_state::reset_el1`), with no stale TLB entries or instructions for
+/// the new code.
 pub fn reset_guest_el1() {
     let big = BOOT_BIG_ENDIAN
         .get(super::cpu_index())
         .is_some_and(|f| f.load(Ordering::Relaxed));
-    let ee = if big { crate::exception::sctlr::EE } else { 0 };
-    SCTLR_EL1.set(SCTLR_EL1_RESET | ee);
-    VBAR_EL1.set(0);
-    HCR_EL2.set(HCR_EL2.get() & !HCR_VSE);
+    el2_state::reset_el1(&mut Cpu, big);
     // SAFETY: local TLB and I-cache maintenance for the guest's VMID, which
     // is current in VTTBR_EL2; no hypervisor mapping is affected.
     unsafe {
@@ -213,16 +246,10 @@ pub fn reset_guest_el1() {
     }
 }
 
-/// Hands an SError the guest caused back to it as a virtual SError with the
-/// same syndrome (ESR ISS, IDS included), taken when its PSTATE.A allows,
-/// as a physical one would be. Without FEAT_RAS there is no VSESR_EL2 and
-/// the guest sees an IMPLEMENTATION DEFINED syndrome.
+/// Hands an SError the guest caused back to it as a virtual SError (see
+/// `el2_state::inject_serror`).
 pub fn inject_serror(esr: u64) {
-    if (ID_AA64PFR0_EL1.get() >> 28) & 0xf != 0 {
-        // VSESR_EL2 exists with FEAT_RAS: ISS[24:0] of the SError, IDS included.
-        sysregs::write_vsesr_el2(VsesrEl2::from_bits_retain(esr & 0x1ff_ffff));
-    }
-    HCR_EL2.set(HCR_EL2.get() | HCR_VSE);
+    el2_state::inject_serror(&mut Cpu, esr);
 }
 
 /// Drops this CPU's cached guest translations (stage 1 and 2, the guest's
@@ -249,9 +276,9 @@ pub fn wait_for_event() {
 
 /// Wakes CPUs waiting in `wait_for_event`, after this CPU's stores.
 pub fn signal_event() {
-    // SAFETY: DSB orders the preceding stores before the event; SEV has no
-    // other effect.
-    unsafe { asm!("dsb ish", "sev", options(nostack)) };
+    // DSB orders the preceding stores before the event.
+    aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::ISH);
+    aarch64_cpu::asm::sev();
 }
 
 /// Silences the guest's EL1 timers, whose state dies with the vCPU: a
@@ -297,31 +324,18 @@ pub fn fault_ipa() -> u64 {
 
 /// The guest's EL1 vector base.
 pub fn guest_vbar() -> u64 {
-    VBAR_EL1.get()
-}
-
-/// Which optional PSTATE fields this CPU implements (ID registers).
-fn pstate_features() -> PstateFeatures {
-    let pfr0 = ID_AA64PFR0_EL1.get();
-    let pfr1 = ID_AA64PFR1_EL1.get();
-    let mmfr1 = ID_AA64MMFR1_EL1.get();
-    PstateFeatures {
-        pan: (mmfr1 >> 20) & 0xf != 0,
-        ssbs: (pfr1 >> 4) & 0xf != 0,
-        dit: (pfr0 >> 48) & 0xf != 0,
-        mte: (pfr1 >> 8) & 0xf != 0,
-    }
+    Cpu.vbar_el1().bits()
 }
 
 /// Makes the guest take a synchronous exception at EL1 with `esr`/`far` as if
-/// the hardware had delivered it, by rewriting the trapped frame: the Arm
-/// ARM's vector offset and PSTATE (see `crate::exception`).
+/// the hardware had delivered it, by rewriting the trapped frame (see
+/// `el2_state::inject_sync`).
 pub fn inject_sync(frame: &mut super::vectors::GuestFrame, esr: u64, far: u64) {
-    let offset = exception::sync_vector_offset(frame.spsr);
-    ESR_EL1.set(esr);
-    FAR_EL1.set(far);
-    ELR_EL1.set(frame.elr);
-    SPSR_EL1.set(frame.spsr);
-    frame.elr = VBAR_EL1.get() + offset;
-    frame.spsr = exception::pstate_on_entry(frame.spsr, SCTLR_EL1.get(), pstate_features());
+    let from = Resume {
+        pc: frame.elr,
+        pstate: frame.spsr,
+    };
+    let to = el2_state::inject_sync(&mut Cpu, from, esr, far);
+    frame.elr = to.pc;
+    frame.spsr = to.pstate;
 }

@@ -3,14 +3,18 @@
 //! sees these SGIs (physical IRQs are routed to EL2 by HCR_EL2.IMO).
 
 use crate::dtb::Platform;
-use crate::gic_filter::{GicFilter, GicLayout, Reserved};
-use arm_gic::gicv3::registers::{Gicd, GicrSgi};
+use crate::gic_filter::{GicFilter, GicFrame, GicLayout, Reserved};
+use alloc::vec::Vec;
+use arm_gic::gicv3::registers::{Gicd, GicrSgi, Sgi};
 use arm_gic::gicv3::{
     GicCpuInterface, GicDistributor, GicRedistributor, SgiTarget, SgiTargetGroup,
 };
 use arm_gic::{IntId, InterruptGroup, UniqueMmioPointer};
+use arm_sysregs::el1::accessors as sysregs;
+use arm_sysregs::el1::registers::{IccCtlrEl1, IccDirEl1};
+use core::mem::offset_of;
 use core::ptr::NonNull;
-use spin::Once;
+use spin::{Mutex, MutexGuard, Once};
 
 /// Kick a CPU so it re-checks its pending work (virtual interrupts).
 pub const SGI_KICK: IntId = IntId::sgi(8);
@@ -33,11 +37,6 @@ pub fn is_hypervisor_owned(intid: IntId) -> bool {
     intid == SGI_KICK || intid == SGI_STOP || intid == MAINTENANCE || intid == TICK
 }
 
-/// GICR_TYPER (RD_base + 0x8): Affinity_Value in bits 63:32; VLPIS, bit 1,
-/// says the redistributor has the two extra GICv4 frames.
-const GICR_TYPER: u64 = 0x8;
-const GICR_TYPER_VLPIS: u64 = 1 << 1;
-
 /// The distributor and every redistributor region, with the CPU count.
 static LAYOUT: Once<GicLayout> = Once::new();
 
@@ -45,60 +44,113 @@ pub fn layout() -> &'static GicLayout {
     LAYOUT.get().expect("GIC not initialised")
 }
 
-/// Checks that every CPU of the DTB has a redistributor, in DT order, in
-/// the GICR regions (QEMU virt puts CPUs 123 and up in a second region);
-/// ends the boot with a clear message otherwise.
-fn check_layout(platform: &Platform, layout: &GicLayout) {
-    let fail = |args: core::fmt::Arguments<'_>| -> ! {
-        super::fatal(format_args!("unsupported GIC layout: {args}"))
-    };
+/// The GIC's register frames. This module is their only user: the arm-gic
+/// drivers, the priority look-ups and the guest's filtered pass-through
+/// accesses (`gic_mmio`) all go through these pointers, each frame behind
+/// its own lock, so each `UniqueMmioPointer` really is the only access to
+/// its frame while it is used. The guest never maps them (stage 2).
+struct Frames {
+    distributor: Mutex<UniqueMmioPointer<'static, Gicd>>,
+    /// Indexed by CPU; each CPU's own frame is uncontended except while
+    /// the guest touches it from another CPU.
+    redistributors: Vec<Mutex<UniqueMmioPointer<'static, GicrSgi>>>,
+}
+
+static FRAMES: Once<Frames> = Once::new();
+
+fn frames() -> &'static Frames {
+    FRAMES.get().expect("GIC not initialised")
+}
+
+impl Frames {
+    /// Takes ownership of the frames of `layout` (every CPU's redistributor
+    /// exists: `check_capacity` passed).
+    fn new(layout: &GicLayout) -> Self {
+        let gicd = NonNull::new(layout.distributor.base as *mut Gicd).expect("GICD at 0");
+        let redistributors = (0..layout.cpus)
+            .map(|cpu| {
+                let base = layout.redistributor_base(cpu).expect("capacity checked");
+                let regs = NonNull::new(base as *mut GicrSgi).expect("GICR at 0");
+                // SAFETY: `cpu`'s redistributor frames (RD and SGI, the
+                // GicrSgi pair) inside the DTB's GICR regions, identity
+                // mapped as device memory at EL2 and never mapped into the
+                // guest; the only pointer to them (see `Frames`).
+                Mutex::new(unsafe { UniqueMmioPointer::new(regs) })
+            })
+            .collect();
+        Self {
+            // SAFETY: the DTB's distributor, identity mapped as device
+            // memory at EL2 and never mapped into the guest; the only
+            // pointer to it (see `Frames`).
+            distributor: Mutex::new(unsafe { UniqueMmioPointer::new(gicd) }),
+            redistributors,
+        }
+    }
+
+    fn redistributor(&self, cpu: usize) -> MutexGuard<'_, UniqueMmioPointer<'static, GicrSgi>> {
+        self.redistributors[cpu].lock()
+    }
+}
+
+/// The SGI/PPI frame of a redistributor (the second half of `GicrSgi`).
+fn sgi_frame<'a>(rd: &'a mut UniqueMmioPointer<'_, GicrSgi>) -> UniqueMmioPointer<'a, Sgi> {
+    let sgi = rd
+        .ptr_mut()
+        .wrapping_byte_add(offset_of!(GicrSgi, sgi))
+        .cast::<Sgi>();
+    // SAFETY: a field of the `GicrSgi` that `rd` points to, so inside its
+    // frames and aligned; borrowed from `rd` for as long as it is used
+    // (what safe-mmio's `field!` does).
+    unsafe { rd.child(NonNull::new(sgi).expect("inside a non-null frame")) }
+}
+
+// The register structs put the priority bytes where the GICv3
+// specification does (GICD_IPRIORITYR<n> at 0x400, GICR_IPRIORITYR<n> at
+// SGI_base + 0x400) and the SGI frame at RD_base + 64 KiB, the layout the
+// guest's filtered accesses (`crate::gic_filter`) are written against.
+const _: () = assert!(offset_of!(Gicd, ipriorityr) == 0x400);
+const _: () = assert!(offset_of!(Sgi, ipriorityr) == 0x400);
+const _: () = assert!(offset_of!(GicrSgi, sgi) as u64 == crate::gic_filter::GICR_SGI_BASE);
+const _: () = assert!(size_of::<GicrSgi>() as u64 == crate::gic_filter::GICR_FRAME);
+
+/// Checks that the GICR regions hold a redistributor for every CPU of the
+/// DTB; ends the boot with a clear message otherwise.
+fn check_capacity(platform: &Platform, layout: &GicLayout) {
     if layout.capacity() < platform.cpus.len() {
-        fail(format_args!(
-            "{} CPUs but the {} GICR region(s) hold only {} redistributors",
+        super::fatal(format_args!(
+            "unsupported GIC layout: {} CPUs but the {} GICR region(s) hold only {} redistributors",
             platform.cpus.len(),
             layout.regions.len(),
             layout.capacity()
         ));
     }
+}
+
+/// Checks that every CPU of the DTB has its redistributor, in DT order, in
+/// the GICR regions (QEMU virt puts CPUs 123 and up in a second region),
+/// each a GICv3 one (two 64 KiB frames); ends the boot with a clear
+/// message otherwise.
+fn check_layout(platform: &Platform, layout: &GicLayout) {
+    let fail = |args: core::fmt::Arguments<'_>| -> ! {
+        super::fatal(format_args!("unsupported GIC layout: {args}"))
+    };
     for (cpu, c) in platform.cpus.iter().enumerate() {
-        let Some(base) = layout.redistributor_base(cpu) else {
-            unreachable!("capacity checked")
-        };
-        // SAFETY: a redistributor frame inside the DTB's GICR regions and
-        // within the CPU count, identity mapped as device memory at EL2;
-        // reading GICR_TYPER has no side effects.
-        let typer = unsafe { ((base + GICR_TYPER) as *const u64).read_volatile() };
-        if typer & GICR_TYPER_VLPIS != 0 {
+        let typer = GicRedistributor::new(frames().redistributor(cpu).reborrow()).typer();
+        let base = layout.redistributor_base(cpu).unwrap_or(0);
+        if typer.virtual_lpis_supported() {
             fail(format_args!(
                 "GICv4 redistributors (4 frames per CPU) at {base:#x}"
             ));
         }
-        let affinity = typer >> 32;
-        // Affinity_Value is Aff3.Aff2.Aff1.Aff0; MPIDR has Aff3 at 39:32.
-        let want = c.mpidr & 0xff_ffff | (c.mpidr >> 32 & 0xff) << 24;
-        if affinity != want {
+        // GICR_TYPER's affinity, laid out as in MPIDR.
+        let affinity = typer.core_mpidr();
+        if affinity != c.mpidr & crate::vcpu::MPIDR_AFF_MASK {
             fail(format_args!(
                 "cpu{cpu} (mpidr {:#x}) found the redistributor of affinity {affinity:#x} at {base:#x}",
                 c.mpidr
             ));
         }
     }
-}
-
-/// The redistributor driver for `cpu`'s frames.
-///
-/// # Safety
-/// Only CPU `cpu` itself, or the boot CPU before the others run, may use it:
-/// no two drivers for one frame at once.
-unsafe fn redistributor(cpu: usize) -> GicRedistributor<'static> {
-    let base = layout()
-        .redistributor_base(cpu)
-        .expect("CPU without redistributor");
-    let regs = NonNull::new(base as *mut GicrSgi).expect("GICR at 0");
-    // SAFETY: `base` is `cpu`'s redistributor (checked at boot), identity
-    // mapped as device memory at EL2 and never mapped into the guest; the
-    // caller keeps it unaliased.
-    GicRedistributor::new(unsafe { UniqueMmioPointer::new(regs) })
 }
 
 /// Boot CPU: initialise distributor and every redistributor, then this CPU.
@@ -108,17 +160,14 @@ pub fn init(platform: &Platform) {
         regions: platform.gic.redistributors.clone(),
         cpus: platform.cpus.len(),
     };
+    check_capacity(platform, &layout);
+    let frames = FRAMES.call_once(|| Frames::new(&layout));
     check_layout(platform, &layout);
     LAYOUT.call_once(|| layout);
     for cpu in 0..platform.cpus.len() {
-        // SAFETY: the boot CPU, before any other CPU runs.
-        unsafe { redistributor(cpu) }.configure_default_settings();
+        GicRedistributor::new(frames.redistributor(cpu).reborrow()).configure_default_settings();
     }
-    let gicd = NonNull::new(platform.gic.distributor.base as *mut Gicd).expect("GICD at 0");
-    // SAFETY: the DTB's distributor, identity mapped as device memory at
-    // EL2 and never mapped into the guest; only this boot-time driver.
-    let mut distributor = GicDistributor::new(unsafe { UniqueMmioPointer::new(gicd) });
-    distributor.configure_default_settings();
+    GicDistributor::new(frames.distributor.lock().reborrow()).configure_default_settings();
     init_cpu(0);
 }
 
@@ -126,8 +175,8 @@ pub fn init(platform: &Platform) {
 pub fn init_cpu(index: usize) {
     GicCpuInterface::enable_system_register_el1();
     {
-        // SAFETY: this CPU's own redistributor.
-        let mut rd = unsafe { redistributor(index) };
+        let mut frame = frames().redistributor(index);
+        let mut rd = GicRedistributor::new(frame.reborrow());
         // Already awake is fine.
         let _ = rd.mark_core_awake();
         for sgi in [SGI_KICK, SGI_STOP, MAINTENANCE, TICK] {
@@ -139,38 +188,101 @@ pub fn init_cpu(index: usize) {
     GicCpuInterface::enable_system_register_el2(true);
     GicCpuInterface::set_priority_mask(0xff);
     GicCpuInterface::enable_group1(true);
-    // ICC_CTLR_EL1 = EOImode 1 (bit 1), the rest 0: EL2's EOI only drops
-    // priority; the guest's virtual EOI of a hardware-linked interrupt
-    // deactivates it.
-    // SAFETY: this CPU's physical CPU interface control register.
-    unsafe {
-        core::arch::asm!("msr S3_0_C12_C12_4, {t}", "isb", t = in(reg) 2u64, options(nostack))
-    };
+    // ICC_CTLR_EL1: EOImode 1, the rest 0: EL2's EOI only drops priority;
+    // the guest's virtual EOI of a hardware-linked interrupt deactivates it.
+    sysregs::write_icc_ctlr_el1(IccCtlrEl1::EOIMODE);
+    isb();
+}
+
+fn isb() {
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }
 
 /// Deactivates a physical interrupt (EOImode 1: after its priority drop).
 pub fn deactivate(intid: u32) {
-    // SAFETY: ICC_DIR_EL1 only deactivates the given interrupt on this CPU.
-    unsafe {
-        core::arch::asm!("msr S3_0_C12_C11_1, {}", "isb", in(reg) u64::from(intid), options(nostack))
-    };
+    sysregs::write_icc_dir_el1(IccDirEl1::empty().with_intid(intid));
+    isb();
 }
 
 /// The priority the guest gave `intid` (it programs the real GIC through the
-/// trapped, filtered MMIO path), for the list register.
+/// trapped, filtered MMIO path), for the list register: GICR_IPRIORITYR of
+/// `cpu`'s redistributor for an SGI or PPI, GICD_IPRIORITYR for an SPI.
 pub fn priority_of(cpu: usize, intid: u32) -> u8 {
-    let layout = layout();
-    let addr = if intid < 32 {
-        let rd = layout
-            .redistributor_base(cpu)
-            .expect("CPU without redistributor");
-        rd + crate::gic_filter::GICR_SGI_BASE + 0x400 + u64::from(intid)
+    let frames = frames();
+    let index = intid as usize;
+    if intid < 32 {
+        let mut rd = frames.redistributor(cpu);
+        let mut sgi = sgi_frame(&mut rd);
+        Sgi::ipriorityr_bytes(&mut sgi).get(index).map(|p| p.read())
     } else {
-        layout.distributor.base + 0x400 + u64::from(intid)
-    };
-    // SAFETY: a byte of GICD_IPRIORITYR / GICR_IPRIORITYR, device memory
-    // identity mapped at EL2; reading it has no side effects.
-    unsafe { (addr as *const u8).read_volatile() }
+        let mut gicd = frames.distributor.lock();
+        Gicd::ipriorityr_bytes(&mut gicd)
+            .get(index)
+            .map(|p| p.read())
+    }
+    .expect("INTID within the priority registers")
+}
+
+/// A guest access to a GIC register that `crate::gic_filter` let through
+/// (see `gic_mmio`): performed on the real frame, at the guest's offset and
+/// width, under the frame's lock; a write keeps the hardware's bits in
+/// `keep` (one read-modify-write, atomic against other guest accesses).
+pub fn guest_access(frame: GicFrame, size: u8, write: Option<(u64, u64)>) -> u64 {
+    let frames = frames();
+    match frame {
+        GicFrame::Distributor(offset) => {
+            raw_access(&mut frames.distributor.lock(), offset, size, write)
+        }
+        GicFrame::Redistributor { cpu, offset } => match frames.redistributors.get(cpu) {
+            Some(rd) => raw_access(&mut rd.lock(), offset, size, write),
+            None => 0,
+        },
+        GicFrame::NoCpu => 0,
+    }
+}
+
+/// The one access the register structs cannot express: any register the
+/// filter allows, chosen by the guest at run time, at its width (8, 32 or
+/// 64 bits) -- some of them (GICD_IROUTER at byte width, GICR_TYPER's
+/// halves) with no field of that width in the structs.
+fn raw_access<T>(
+    regs: &mut UniqueMmioPointer<'_, T>,
+    offset: u64,
+    size: u8,
+    write: Option<(u64, u64)>,
+) -> u64 {
+    let (offset, width) = (offset as usize, usize::from(size));
+    let inside =
+        matches!(width, 1 | 4 | 8) && offset % width == 0 && offset + width <= size_of::<T>();
+    if !inside {
+        return 0;
+    }
+    let addr = regs.ptr_mut().wrapping_byte_add(offset);
+    // SAFETY: `addr` is inside the frame `regs` points to (checked above)
+    // and naturally aligned; the caller holds the frame's lock, so this is
+    // its only user; `crate::gic_filter` allowed this register and width
+    // (architected, no side effect on read) and filtered the value.
+    unsafe {
+        let read = |a: *mut T| match width {
+            1 => u64::from(a.cast::<u8>().read_volatile()),
+            4 => u64::from(a.cast::<u32>().read_volatile()),
+            _ => a.cast::<u64>().read_volatile(),
+        };
+        let Some((value, keep)) = write else {
+            return read(addr);
+        };
+        let value = if keep == 0 {
+            value
+        } else {
+            crate::gic_filter::merge(value, keep, read(addr))
+        };
+        match width {
+            1 => addr.cast::<u8>().write_volatile(value as u8),
+            4 => addr.cast::<u32>().write_volatile(value as u32),
+            _ => addr.cast::<u64>().write_volatile(value),
+        }
+        0
+    }
 }
 
 /// Physical SGI to one CPU so it picks up new virtual interrupts.

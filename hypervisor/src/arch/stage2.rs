@@ -64,7 +64,7 @@ fn region(r: MemRange) -> MemoryRegion {
 pub fn init_cpu() {
     let root = *ROOT.get().expect("stage 2 not built");
     // PARange: at least 48 bits, the IPA size the tables are built for.
-    let parange = ID_AA64MMFR0_EL1.get() & 0xf;
+    let parange = ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange);
     assert!(
         parange >= 0b101,
         "stage 2 needs a 48-bit physical address space (PARange {parange:#x})"
@@ -79,7 +79,8 @@ pub fn init_cpu() {
             + VTCR_EL2::SL0::Granule4KBLevel0
             + VTCR_EL2::T0SZ.val(16), // 48-bit IPA
     );
-    VTTBR_EL2.set(VMID << 48 | root);
+    // BADDR is bits 47:1 (CnP, bit 0, stays 0); the root is 4 KiB aligned.
+    VTTBR_EL2.write(VTTBR_EL2::VMID.val(VMID) + VTTBR_EL2::BADDR.val(root >> 1));
     // SAFETY: invalidate stale stage-1+2 entries for this VMID on this CPU
     // before the guest first runs here.
     unsafe { asm!("isb", "tlbi vmalls12e1", "dsb nsh", "isb", options(nostack)) };

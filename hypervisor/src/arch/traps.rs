@@ -10,9 +10,11 @@ use crate::exception;
 use crate::mmio;
 use crate::park::ParkReason;
 use crate::trace::Event;
+use arm_sysregs::el1::registers::EsrEl1;
 use arm_sysregs::el2::registers::EsrEl2;
 use arm_sysregs::types::{EsrIssSysreg, EsrIssSysregDir, EsrIssSysregId};
 
+// Exception classes (ESR_ELx.EC); the crates give the field, not the codes.
 const EC_UNKNOWN: u64 = 0x00;
 const EC_HVC64: u64 = 0x16;
 const EC_SMC64: u64 = 0x17;
@@ -21,10 +23,6 @@ const EC_IABT_LOWER: u64 = 0x20;
 const EC_IABT_SAME: u64 = 0x21;
 const EC_DABT_LOWER: u64 = 0x24;
 const EC_DABT_SAME: u64 = 0x25;
-/// IL of an injected exception: 1, as the Arm ARM requires for an
-/// instruction abort, a data abort without a valid syndrome and an unknown
-/// reason.
-const ESR_IL: u64 = exception::ESR_IL;
 /// Fault status "synchronous external abort, not on a table walk".
 const FSC_EXTERNAL_ABORT: u64 = 0x10;
 const ISS_WNR: u64 = 1 << 6;
@@ -81,7 +79,7 @@ fn stop_if_requested(frame: &mut GuestFrame) {
 
 fn synchronous(frame: &mut GuestFrame) {
     let esr = el2::esr();
-    match esr >> 26 & 0x3f {
+    match u64::from(EsrEl2::from_bits_retain(esr).ec()) {
         EC_HVC64 => hypercall::handle(frame, esr as u16),
         EC_SMC64 => {
             // A trapped SMC returns to the SMC itself: step over it first, so
@@ -281,7 +279,10 @@ fn inject(frame: &mut GuestFrame, same_el_ec: u64, iss: u64, far: u64) {
         EC_IABT_SAME if from_el0 => EC_IABT_LOWER,
         ec => ec,
     };
-    el2::inject_sync(frame, ec << 26 | ESR_IL | iss, far);
+    // IL is 1, as the Arm ARM requires for an instruction abort, a data
+    // abort without a valid syndrome and an unknown reason.
+    let esr = EsrEl1::empty().with_ec(ec as u8).with_iss(iss as u32) | EsrEl1::IL;
+    el2::inject_sync(frame, esr.bits(), far);
 }
 
 /// A physical interrupt arrived while the guest ran: the hypervisor's own

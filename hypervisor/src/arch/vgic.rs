@@ -6,93 +6,97 @@
 //! the target vCPU's mask, drained into its list registers on its own CPU.
 
 use super::{emit_here, gic, hv};
+use crate::list_registers::{self, MAX_LRS, VirtualInterface};
 use crate::trace::Event;
 use crate::vcpu::PowerState;
-use crate::vgic::{self as book, LrSlot, SgiRequest};
+use crate::vgic::SgiRequest;
 use aarch64_cpu::registers::*;
+use arm_sysregs::el2::accessors as sysregs;
+use arm_sysregs::el2::registers::{IchHcrEl2, IchVmcrEl2};
 use core::arch::asm;
 use core::sync::atomic::Ordering;
 
-const ICH_HCR_EN: u64 = 1 << 0;
-/// Maintenance interrupt when at most one list register is in use.
-const ICH_HCR_UIE: u64 = 1 << 1;
-const MAX_LRS: usize = 16;
+/// This CPU's virtual CPU interface. ICH_HCR/VMCR_EL2 and ICC_DIR_EL1
+/// through arm-sysregs (which the host tests fake); the list registers,
+/// ICH_VTR and the active-priority registers through aarch64-cpu, the only
+/// crate with accessors for them; ICH_ELRSR_EL2 has none in either.
+struct Interface;
 
-/// Number of list registers this CPU implements (ICH_VTR_EL2.ListRegs + 1).
-pub fn list_register_count() -> usize {
-    ((ICH_VTR_EL2.get() & 0x1f) as usize + 1).min(MAX_LRS)
-}
-
-fn read_lr(n: usize) -> u64 {
-    match n {
-        0 => ICH_LR0_EL2.get(),
-        1 => ICH_LR1_EL2.get(),
-        2 => ICH_LR2_EL2.get(),
-        3 => ICH_LR3_EL2.get(),
-        4 => ICH_LR4_EL2.get(),
-        5 => ICH_LR5_EL2.get(),
-        6 => ICH_LR6_EL2.get(),
-        7 => ICH_LR7_EL2.get(),
-        8 => ICH_LR8_EL2.get(),
-        9 => ICH_LR9_EL2.get(),
-        10 => ICH_LR10_EL2.get(),
-        11 => ICH_LR11_EL2.get(),
-        12 => ICH_LR12_EL2.get(),
-        13 => ICH_LR13_EL2.get(),
-        14 => ICH_LR14_EL2.get(),
-        15 => ICH_LR15_EL2.get(),
-        _ => panic!("list register {n} does not exist"),
+impl VirtualInterface for Interface {
+    fn list_register_count(&self) -> usize {
+        (ICH_VTR_EL2.read(ICH_VTR_EL2::ListRegs) as usize + 1).min(MAX_LRS)
     }
-}
 
-fn write_lr(n: usize, value: u64) {
-    match n {
-        0 => ICH_LR0_EL2.set(value),
-        1 => ICH_LR1_EL2.set(value),
-        2 => ICH_LR2_EL2.set(value),
-        3 => ICH_LR3_EL2.set(value),
-        4 => ICH_LR4_EL2.set(value),
-        5 => ICH_LR5_EL2.set(value),
-        6 => ICH_LR6_EL2.set(value),
-        7 => ICH_LR7_EL2.set(value),
-        8 => ICH_LR8_EL2.set(value),
-        9 => ICH_LR9_EL2.set(value),
-        10 => ICH_LR10_EL2.set(value),
-        11 => ICH_LR11_EL2.set(value),
-        12 => ICH_LR12_EL2.set(value),
-        13 => ICH_LR13_EL2.set(value),
-        14 => ICH_LR14_EL2.set(value),
-        15 => ICH_LR15_EL2.set(value),
-        _ => panic!("list register {n} does not exist"),
-    }
-}
-
-/// ICH_ELRSR_EL2: bit n set when list register n holds nothing.
-fn empty_lrs() -> u64 {
-    let v: u64;
-    // SAFETY: reading an EL2 status register has no side effects.
-    unsafe { asm!("mrs {}, S3_4_C12_C11_5", out(reg) v, options(nomem, nostack)) };
-    v
-}
-
-/// Puts `vintid` in a list register. Returns false when all are busy.
-fn place(vintid: u32, priority: u8, hw: bool) -> bool {
-    let count = list_register_count();
-    let mut lrs = [0u64; MAX_LRS];
-    for (n, lr) in lrs.iter_mut().enumerate().take(count) {
-        *lr = read_lr(n);
-    }
-    match book::choose_lr(&lrs[..count], empty_lrs(), vintid) {
-        LrSlot::Coalesced => true,
-        LrSlot::Reuse(n, value) => {
-            write_lr(n, value);
-            true
+    fn lr(&self, n: usize) -> u64 {
+        match n {
+            0 => ICH_LR0_EL2.get(),
+            1 => ICH_LR1_EL2.get(),
+            2 => ICH_LR2_EL2.get(),
+            3 => ICH_LR3_EL2.get(),
+            4 => ICH_LR4_EL2.get(),
+            5 => ICH_LR5_EL2.get(),
+            6 => ICH_LR6_EL2.get(),
+            7 => ICH_LR7_EL2.get(),
+            8 => ICH_LR8_EL2.get(),
+            9 => ICH_LR9_EL2.get(),
+            10 => ICH_LR10_EL2.get(),
+            11 => ICH_LR11_EL2.get(),
+            12 => ICH_LR12_EL2.get(),
+            13 => ICH_LR13_EL2.get(),
+            14 => ICH_LR14_EL2.get(),
+            15 => ICH_LR15_EL2.get(),
+            _ => panic!("list register {n} does not exist"),
         }
-        LrSlot::Empty(n) => {
-            write_lr(n, book::lr_pending(vintid, priority, hw));
-            true
+    }
+
+    fn set_lr(&mut self, n: usize, value: u64) {
+        match n {
+            0 => ICH_LR0_EL2.set(value),
+            1 => ICH_LR1_EL2.set(value),
+            2 => ICH_LR2_EL2.set(value),
+            3 => ICH_LR3_EL2.set(value),
+            4 => ICH_LR4_EL2.set(value),
+            5 => ICH_LR5_EL2.set(value),
+            6 => ICH_LR6_EL2.set(value),
+            7 => ICH_LR7_EL2.set(value),
+            8 => ICH_LR8_EL2.set(value),
+            9 => ICH_LR9_EL2.set(value),
+            10 => ICH_LR10_EL2.set(value),
+            11 => ICH_LR11_EL2.set(value),
+            12 => ICH_LR12_EL2.set(value),
+            13 => ICH_LR13_EL2.set(value),
+            14 => ICH_LR14_EL2.set(value),
+            15 => ICH_LR15_EL2.set(value),
+            _ => panic!("list register {n} does not exist"),
         }
-        LrSlot::Full => false,
+    }
+
+    fn empty_lrs(&self) -> u64 {
+        let v: u64;
+        // SAFETY: reading ICH_ELRSR_EL2, an EL2 status register, has no side
+        // effects (neither aarch64-cpu nor arm-sysregs has an accessor).
+        unsafe { asm!("mrs {}, S3_4_C12_C11_5", out(reg) v, options(nomem, nostack)) };
+        v
+    }
+
+    fn set_ich_hcr_el2(&mut self, value: IchHcrEl2) {
+        // SAFETY: ICH_HCR_EL2 controls this CPU's virtual CPU interface,
+        // which only the guest's EL1 uses; the values written enable it and
+        // at most ask for the underflow maintenance interrupt.
+        unsafe { sysregs::write_ich_hcr_el2(value) }
+    }
+
+    fn set_ich_vmcr_el2(&mut self, value: IchVmcrEl2) {
+        sysregs::write_ich_vmcr_el2(value);
+    }
+
+    fn clear_active_priorities(&mut self) {
+        ICH_AP0R0_EL2.set(0);
+        ICH_AP1R0_EL2.set(0);
+    }
+
+    fn deactivate(&mut self, intid: u32) {
+        gic::deactivate(intid);
     }
 }
 
@@ -100,7 +104,7 @@ fn place(vintid: u32, priority: u8, hw: bool) -> bool {
 /// to the guest on this CPU.
 pub fn inject_hw(cpu: usize, intid: u32) {
     let priority = gic::priority_of(cpu, intid);
-    if !place(intid, priority, true) {
+    if !list_registers::place(&mut Interface, intid, priority, true) {
         hv().vcpus[cpu].held_irqs.lock().push(intid);
     }
 }
@@ -125,12 +129,10 @@ pub fn take_interrupts(mut for_guest: impl FnMut(u32)) {
     }
 }
 
-/// The maintenance interrupt (underflow) is level-triggered: it stays
-/// asserted while UIE is set and the list registers are nearly empty. Turn
-/// UIE off before deactivating it; the `flush` at trap exit refills the list
-/// registers and sets UIE again only if something still waits.
+/// The maintenance interrupt: UIE off before it is deactivated (see
+/// `list_registers::maintenance`).
 fn maintenance() {
-    ICH_HCR_EL2.set(ICH_HCR_EN);
+    list_registers::maintenance(&mut Interface);
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }
 
@@ -141,24 +143,12 @@ pub fn hold(cpu: usize, intid: u32) {
     hv().vcpus[cpu].held_irqs.lock().push(intid);
 }
 
-/// Moves this vCPU's pending SGIs and queued interrupts into list registers;
-/// asks for a maintenance interrupt if something still has to wait.
+/// Moves this vCPU's pending SGIs and queued interrupts into list registers
+/// (see `list_registers::flush`).
 pub fn flush(cpu: usize) {
-    let vcpu = &hv().vcpus[cpu];
-    let pending = vcpu.pending_sgis.swap(0, Ordering::Acquire);
-    let mut left = 0u32;
-    for sgi in (0..16).filter(|s| pending >> s & 1 == 1) {
-        if !place(sgi, gic::priority_of(cpu, sgi), false) {
-            left |= 1 << sgi;
-        }
-    }
-    if left != 0 {
-        vcpu.pending_sgis.fetch_or(left, Ordering::AcqRel);
-    }
-    let mut q = vcpu.held_irqs.lock();
-    q.retain(|&intid| !place(intid, gic::priority_of(cpu, intid), true));
-    let waiting = left != 0 || !q.is_empty();
-    ICH_HCR_EL2.set(ICH_HCR_EN | if waiting { ICH_HCR_UIE } else { 0 });
+    list_registers::flush(&mut Interface, &hv().vcpus[cpu], |intid| {
+        gic::priority_of(cpu, intid)
+    });
 }
 
 /// The guest wrote ICC_SGI1R_EL1 (or SGI0R/ASGI1R): mark the SGI pending on
@@ -185,27 +175,10 @@ pub fn send_sgi(sender: usize, value: u64) {
     }
 }
 
-/// Clears every list register, queued interrupt, pending SGI and the
-/// virtual CPU interface state: nothing virtual survives a park or CPU_ON.
+/// Clears this CPU's virtual CPU interface and vCPU `cpu`'s queued and
+/// pending interrupts: nothing virtual survives a park or CPU_ON (see
+/// `list_registers::reset`).
 pub fn reset_cpu(cpu: usize) {
-    for n in 0..list_register_count() {
-        let lr = read_lr(n);
-        // A hardware-linked interrupt still in flight is active at the GIC:
-        // deactivate it, or it would never fire again (the timer, say).
-        if lr >> 61 & 1 == 1 && book::lr_state(lr) != book::LrState::Invalid {
-            gic::deactivate(book::lr_vintid(lr));
-        }
-        write_lr(n, 0);
-    }
-    ICH_AP0R0_EL2.set(0);
-    ICH_AP1R0_EL2.set(0);
-    ICH_VMCR_EL2.set(0);
-    ICH_HCR_EL2.set(ICH_HCR_EN);
-    let vcpu = &hv().vcpus[cpu];
-    // Queued hardware interrupts are active at the GIC: deactivate them.
-    for intid in vcpu.held_irqs.lock().drain(..) {
-        gic::deactivate(intid);
-    }
-    vcpu.pending_sgis.store(0, Ordering::Release);
+    list_registers::reset(&mut Interface, &hv().vcpus[cpu]);
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }
