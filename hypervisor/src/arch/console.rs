@@ -171,6 +171,8 @@ impl Console {
 
 /// Prints one trace line for vCPU `cpu` at once (before the trace rings
 /// exist: early boot only).
+#[cold]
+#[inline(never)]
 pub fn emit_now(cpu: usize, event: &Event<'_>) {
     if let Some(console) = CONSOLE.lock().as_mut() {
         console.write_now(cpu, event);

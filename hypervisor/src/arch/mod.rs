@@ -87,6 +87,10 @@ pub fn cpu_index() -> usize {
 /// The record's number orders it (`crate::trace_buffer`): call this before
 /// the store that publishes the event, and after the loads that observed
 /// its cause.
+///
+/// Inlined: at each call site the event is known, so a hot record folds to
+/// a few dozen instructions (see `TraceRing::record_event`).
+#[inline(always)]
 pub fn emit(cpu: usize, event: &Event<'_>) {
     let Some(hv) = HV.get() else {
         console::emit_now(cpu, event);
@@ -103,12 +107,14 @@ pub fn emit(cpu: usize, event: &Event<'_>) {
 /// Records `event` (see [`emit`]) and then runs `action`, the store that
 /// publishes it: any line about a consequence of `action` (recorded by a
 /// CPU that saw its effect) is printed after this one.
+#[inline(always)]
 pub fn emit_before(cpu: usize, event: &Event<'_>, action: impl FnOnce()) {
     emit(cpu, event);
     action();
 }
 
 /// Records `event` as this CPU's trace line (see [`emit`]).
+#[inline(always)]
 pub fn emit_here(event: &Event<'_>) {
     emit(cpu_index(), event);
 }
