@@ -836,6 +836,54 @@ mod tests {
         }
     }
 
+    /// The inlined hot path writes whole records where they fit before the
+    /// ring's end and leaves the wrap (and a pending drop note) to the
+    /// general path; either way every line comes back intact and in order.
+    #[test]
+    fn packed_records_wrap_around_the_ring_intact() {
+        let ring = TraceRing::new(1);
+        let seq = Sequencer::new();
+        let mut m = Merger::new();
+        let mut r = Record::new();
+        let mut pending = Vec::new();
+        for i in 0..600u64 {
+            let e = match i % 4 {
+                0 => Event::Mark { value: i as u32 },
+                1 => state(
+                    PowerState::OnPending,
+                    PowerState::On,
+                    Reason::EnteredGuest(i),
+                ),
+                2 => Event::FastStopEnd {
+                    result: -(i as i64),
+                    stopped: i,
+                    unconfirmed: 1,
+                    elapsed_ns: i * 3,
+                },
+                _ => Event::Log {
+                    level: log::Level::Info,
+                    message: &"text between packed records",
+                },
+            };
+            if !ring.record_event(&seq, 0, 2, || i, &e) {
+                // Full: print what is there, then it must fit.
+                while m.pop(core::slice::from_ref(&ring), &mut r) {
+                    assert_eq!(r.body.as_str(), pending.remove(0));
+                }
+                assert_eq!(ring.take_dropped(), 1);
+                assert!(ring.record_event(&seq, 0, 2, || i, &e));
+            }
+            pending.push(alloc::format!("{e}"));
+            if i % 7 == 6 {
+                while m.pop(core::slice::from_ref(&ring), &mut r) {
+                    assert_eq!(r.cpu, 2);
+                    assert_eq!(r.body.as_str(), pending.remove(0));
+                }
+                assert!(pending.is_empty());
+            }
+        }
+    }
+
     #[test]
     fn long_text_is_cut_at_a_char_boundary() {
         let mut b = Body::<MAX_BODY>::new();
