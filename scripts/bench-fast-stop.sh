@@ -32,6 +32,9 @@
 #                        for the trace-cost table alone)
 #   --no-build           do not build; use the existing release ELFs
 #   --out DIR            logs and results (default .cache/bench-fast-stop/<time>)
+# Known problem: under icount at 4 or more vCPUs the hypervisor's trace tick
+# freezes QEMU 7.2 (docs/trace.md, "Limits"); docs/benchmarks.md says how the
+# published figures were taken (an image that does not start the tick).
 # Prints per-boot summary lines on stderr and a Markdown table per mode on
 # stdout. Exit status non-zero if any boot failed its sanity checks.
 set -euo pipefail
