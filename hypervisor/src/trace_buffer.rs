@@ -210,6 +210,7 @@ fn state_of(code: u64) -> Option<PowerState> {
 }
 
 /// The hot events as words; `None` for the others (recorded as text).
+#[inline(always)]
 fn pack(event: &Event<'_>) -> Option<Payload<'static>> {
     let p = |kind, words: [u64; PACKED_WORDS], n| Some(Payload::Packed(kind, words, n));
     match *event {
@@ -304,6 +305,12 @@ pub struct TraceRing {
     dropped: AtomicU64,
 }
 
+/// A record's third word: the line's vCPU, the payload kind (0: text) and
+/// the payload's length in bytes.
+fn header(cpu: usize, kind: u64, len: usize) -> u64 {
+    (cpu as u64) << 32 | kind << 24 | len as u64
+}
+
 fn words_for(len: usize) -> usize {
     HEADER_WORDS + len.div_ceil(8)
 }
@@ -346,6 +353,12 @@ impl TraceRing {
     /// [`Self::record`] for an event: the hot ones (state changes,
     /// fast-stop, ipi-drop, mark) as a few binary words, formatted only when
     /// printed; the others as text.
+    ///
+    /// Inlined, so that for an event known at the call site the packing
+    /// folds to constants and a hot record costs a few dozen instructions
+    /// (under icount every instruction is guest-visible time on FAST_STOP,
+    /// CPU_ON and CPU_OFF); everything else is out of line.
+    #[inline(always)]
     pub fn record_event(
         &self,
         seq: &Sequencer,
@@ -355,11 +368,66 @@ impl TraceRing {
         event: &Event<'_>,
     ) -> bool {
         match pack(event) {
-            Some(p) => self.record_payload(seq, me, cpu, now, p),
-            None => with_text(event, |text| self.record(seq, me, cpu, now, text)),
+            Some(Payload::Packed(kind, words, n)) => {
+                self.record_packed(seq, me, cpu, now, kind, &words, n)
+            }
+            _ => self.record_text_event(seq, me, cpu, now, event),
         }
     }
 
+    #[inline(never)]
+    fn record_text_event(
+        &self,
+        seq: &Sequencer,
+        me: usize,
+        cpu: usize,
+        now: impl Fn() -> u64,
+        event: &Event<'_>,
+    ) -> bool {
+        with_text(event, |text| self.record(seq, me, cpu, now, text))
+    }
+
+    /// The hot path: a packed event, no drops to report, room, and no wrap
+    /// inside the record (one bounds check). Anything else goes the general
+    /// way ([`Self::record_payload`]), which writes the same format.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn record_packed(
+        &self,
+        seq: &Sequencer,
+        me: usize,
+        cpu: usize,
+        now: impl Fn() -> u64,
+        kind: u64,
+        words: &[u64; PACKED_WORDS],
+        n: usize,
+    ) -> bool {
+        let len = HEADER_WORDS + n;
+        let head = self.head.load(Ordering::Relaxed);
+        // Acquire: the consumer has finished reading what it freed.
+        let used = head.wrapping_sub(self.tail.load(Ordering::Acquire));
+        let start = head & self.mask;
+        if self.dropped.load(Ordering::Relaxed) != 0
+            || self.capacity_words() - used < len
+            || start + len > self.words.len()
+        {
+            return self.record_payload(seq, me, cpu, now, Payload::Packed(kind, *words, n));
+        }
+        let slots = &self.words[start..start + len];
+        let ticks = now();
+        slots[0].store(seq.take(), Ordering::Relaxed);
+        slots[1].store(ticks, Ordering::Relaxed);
+        slots[2].store(header(cpu, kind, n * 8), Ordering::Relaxed);
+        for (slot, w) in slots[HEADER_WORDS..].iter().zip(&words[..n]) {
+            slot.store(*w, Ordering::Relaxed);
+        }
+        // Release: publishes the words above to the consumer.
+        self.head.store(head + len, Ordering::Release);
+        true
+    }
+
+    #[inline(never)]
+    #[cold]
     fn record_payload(
         &self,
         seq: &Sequencer,
@@ -427,10 +495,8 @@ impl TraceRing {
             Payload::Text(_) => 0,
             Payload::Packed(kind, ..) => *kind,
         };
-        self.slot(at + 2).store(
-            (cpu as u64) << 32 | kind << 24 | body.len() as u64,
-            Ordering::Relaxed,
-        );
+        self.slot(at + 2)
+            .store(header(cpu, kind, body.len()), Ordering::Relaxed);
         match body {
             Payload::Text(text) => {
                 for (i, chunk) in text.chunks(8).enumerate() {
@@ -767,6 +833,54 @@ mod tests {
             assert!(m.pop(core::slice::from_ref(&ring), &mut r));
             assert_eq!(r.body.as_str(), text);
             assert_eq!(r.seq, i);
+        }
+    }
+
+    /// The inlined hot path writes whole records where they fit before the
+    /// ring's end and leaves the wrap (and a pending drop note) to the
+    /// general path; either way every line comes back intact and in order.
+    #[test]
+    fn packed_records_wrap_around_the_ring_intact() {
+        let ring = TraceRing::new(1);
+        let seq = Sequencer::new();
+        let mut m = Merger::new();
+        let mut r = Record::new();
+        let mut pending = Vec::new();
+        for i in 0..600u64 {
+            let e = match i % 4 {
+                0 => Event::Mark { value: i as u32 },
+                1 => state(
+                    PowerState::OnPending,
+                    PowerState::On,
+                    Reason::EnteredGuest(i),
+                ),
+                2 => Event::FastStopEnd {
+                    result: -(i as i64),
+                    stopped: i,
+                    unconfirmed: 1,
+                    elapsed_ns: i * 3,
+                },
+                _ => Event::Log {
+                    level: log::Level::Info,
+                    message: &"text between packed records",
+                },
+            };
+            if !ring.record_event(&seq, 0, 2, || i, &e) {
+                // Full: print what is there, then it must fit.
+                while m.pop(core::slice::from_ref(&ring), &mut r) {
+                    assert_eq!(r.body.as_str(), pending.remove(0));
+                }
+                assert_eq!(ring.take_dropped(), 1);
+                assert!(ring.record_event(&seq, 0, 2, || i, &e));
+            }
+            pending.push(alloc::format!("{e}"));
+            if i % 7 == 6 {
+                while m.pop(core::slice::from_ref(&ring), &mut r) {
+                    assert_eq!(r.cpu, 2);
+                    assert_eq!(r.body.as_str(), pending.remove(0));
+                }
+                assert!(pending.is_empty());
+            }
         }
     }
 

@@ -737,6 +737,7 @@ fn fast_stop_timeout_reports_honest_counts() {
 // Trace rings (`parkvisor::trace_buffer`): per-CPU records, merged by number
 // ---------------------------------------------------------------------------
 
+use parkvisor::trace::{Event, Reason};
 use parkvisor::trace_buffer::{Merger, Record, Sequencer, TraceRing};
 
 /// Two recording CPUs, their rings, and a clock.
@@ -761,6 +762,12 @@ impl TraceMachine {
     fn record(&self, me: usize, text: &str) -> bool {
         let now = || self.clock.fetch_add(1, Ordering::Relaxed);
         self.rings[me].record(&self.seq, me, me, now, text.as_bytes())
+    }
+
+    /// A hot event, through the inlined packed path the hypervisor runs.
+    fn record_event(&self, me: usize, event: &Event<'_>) -> bool {
+        let now = || self.clock.fetch_add(1, Ordering::Relaxed);
+        self.rings[me].record_event(&self.seq, me, me, now, event)
     }
 
     /// Every line the merger can print now, as `cpu<N> <text>`.
@@ -790,8 +797,15 @@ fn trace_lines_print_causes_before_consequences() {
         let cause = {
             let m = m.clone();
             thread::spawn(move || {
-                assert!(m.record(0, "mark 0x000000a1"));
-                assert!(m.record(0, "state ON -> OFF (x)"));
+                assert!(m.record_event(0, &Event::Mark { value: 0xa1 }));
+                assert!(m.record_event(
+                    0,
+                    &Event::State {
+                        from: PowerState::On,
+                        to: PowerState::Off,
+                        reason: Reason::FastStop,
+                    }
+                ));
                 m.published.store(true, Ordering::Release);
             })
         };
@@ -801,7 +815,15 @@ fn trace_lines_print_causes_before_consequences() {
                 assert!(m.record(1, "mark 0x000000b1"));
                 let saw = m.published.load(Ordering::Acquire);
                 if saw {
-                    assert!(m.record(1, "fast-stop end"));
+                    assert!(m.record_event(
+                        1,
+                        &Event::FastStopEnd {
+                            result: 0,
+                            stopped: 1,
+                            unconfirmed: 0,
+                            elapsed_ns: 7,
+                        }
+                    ));
                 }
                 saw
             })
@@ -822,11 +844,15 @@ fn trace_lines_print_causes_before_consequences() {
         m.drain(&mut merger, &mut out);
         assert_eq!(out.len(), if saw { 4 } else { 3 }, "{out:?}");
         let a1 = position(&out, "cpu0 mark 0x000000a1").expect("a1");
-        let a2 = position(&out, "cpu0 state ON -> OFF (x)").expect("a2");
+        let a2 = position(&out, "cpu0 state ON -> OFF (fast-stop)").expect("a2");
         let b1 = position(&out, "cpu1 mark 0x000000b1").expect("b1");
         assert!(a1 < a2, "{out:?}");
         if saw {
-            let b2 = position(&out, "cpu1 fast-stop end").expect("b2");
+            let b2 = position(
+                &out,
+                "cpu1 fast-stop end result=0 stopped=1 unconfirmed=0 elapsed_ns=7",
+            )
+            .expect("b2");
             assert!(b1 < b2 && a2 < b2, "consequence before its cause: {out:?}");
         }
         assert!(!merger.any_pending(&m.rings));

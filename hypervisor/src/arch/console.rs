@@ -14,13 +14,19 @@ use super::timer;
 use crate::trace::{Event, Timestamp};
 use crate::trace_buffer::{Merger, Record, TraceRing};
 use crate::uart_model::WireModel;
-use arm_pl011_uart::{PL011Registers, Uart, UniqueMmioPointer};
 use core::fmt::{self, Write};
 use core::ptr::NonNull;
+use safe_mmio::{UniqueMmioPointer, fields::ReadWrite};
 use spin::Mutex;
 
-/// PL011 flag register bits the wire model decides.
+/// The PL011's 4 KiB register frame as 32-bit registers. The console owns
+/// it through this one pointer: the hypervisor's bytes and the guest's
+/// forwarded accesses (to any register) alike.
+type Pl011Frame = [ReadWrite<u32>; 1024];
+/// PL011 registers the console itself uses (byte offsets).
+const UARTDR: usize = 0x00;
 const UARTFR: usize = 0x18;
+/// Flag register bits the wire model decides.
 const FR_BUSY: u32 = 1 << 3;
 const FR_TXFF: u32 = 1 << 5;
 const FR_TXFE: u32 = 1 << 7;
@@ -28,8 +34,7 @@ const FR_TXFE: u32 = 1 << 7;
 const MAX_LINE: usize = 64 + crate::trace_buffer::MAX_BODY;
 
 struct Console {
-    uart: Uart<'static>,
-    base: usize,
+    regs: UniqueMmioPointer<'static, Pl011Frame>,
     /// Whether the last character written (by anyone) ended a line.
     at_line_start: bool,
     wire: Option<WireModel>,
@@ -72,15 +77,17 @@ impl LineBuf {
 /// Takes ownership of the PL011 at `base`.
 ///
 /// # Safety
-/// `base` must be the physical (identity-mapped, device) address of a PL011
-/// that nothing else in the hypervisor accesses directly.
+/// `base` must be the physical (identity-mapped, device) address of a
+/// PL011's 4 KiB register frame that nothing else in the hypervisor
+/// accesses: from now on every access goes through the console.
 pub unsafe fn init(base: usize) {
-    let ptr = NonNull::new(base as *mut PL011Registers).expect("UART base is null");
-    // SAFETY: the caller guarantees exclusive access to a mapped PL011.
-    let uart = Uart::new(unsafe { UniqueMmioPointer::new(ptr) });
+    let ptr = NonNull::new(base as *mut Pl011Frame).expect("UART base is null");
+    // SAFETY: the caller guarantees that the frame is mapped device memory
+    // and that nothing else accesses it; this pointer, kept under the
+    // console lock, is its only owner (no raw accesses elsewhere).
+    let regs = unsafe { UniqueMmioPointer::new(ptr) };
     *CONSOLE.lock() = Some(Console {
-        uart,
-        base,
+        regs,
         at_line_start: true,
         wire: None,
         merger: Merger::new(),
@@ -102,6 +109,14 @@ pub fn set_baud(baud: u64) {
 }
 
 impl Console {
+    /// The 32-bit register at byte `offset` (bits 1:0 ignored) of the frame.
+    fn reg(&mut self, offset: usize) -> UniqueMmioPointer<'_, ReadWrite<u32>> {
+        let index = (offset & 0xffc) / 4;
+        self.regs
+            .get(index)
+            .expect("a masked offset lies inside the 4 KiB frame")
+    }
+
     /// One byte, waiting for FIFO room in the wire model.
     fn put(&mut self, b: u8) {
         if let Some(w) = self.wire.as_mut() {
@@ -112,7 +127,7 @@ impl Console {
             }
             w.push(now);
         }
-        self.uart.write_word(b);
+        self.reg(UARTDR).write(u32::from(b));
     }
 
     /// Sends the formatted line (what is left of it), waiting for the wire.
@@ -171,6 +186,8 @@ impl Console {
 
 /// Prints one trace line for vCPU `cpu` at once (before the trace rings
 /// exist: early boot only).
+#[cold]
+#[inline(never)]
 pub fn emit_now(cpu: usize, event: &Event<'_>) {
     if let Some(console) = CONSOLE.lock().as_mut() {
         console.write_now(cpu, event);
@@ -184,19 +201,50 @@ pub fn flush<'r>(rings: impl IntoIterator<Item = &'r TraceRing> + Clone) {
     }
 }
 
-/// Prints at most `max` ready lines if nobody holds the console (the trace
-/// tick: it never waits for another CPU).
-pub fn try_flush<'r>(rings: impl IntoIterator<Item = &'r TraceRing> + Clone, max: usize) {
-    if let Some(mut guard) = CONSOLE.try_lock()
-        && let Some(c) = guard.as_mut()
-    {
-        c.send_line();
-        for _ in 0..max {
-            if !c.next_line(rings.clone()) {
-                break;
-            }
-            c.send_line();
+/// Why the trace tick stopped printing.
+pub enum TickDrain {
+    /// Every ready line is out.
+    Empty,
+    /// The wire model's FIFO is full; half of it has drained in this many
+    /// ticks.
+    WireFull(u64),
+    /// The tick's time is up with lines still ready.
+    OutOfTime,
+    /// Another CPU holds the console (it prints what is ready).
+    Busy,
+}
+
+/// The trace tick: sends ready lines byte by byte until none is left, the
+/// wire model's FIFO is full, or the counter reaches `deadline`, and never
+/// waits (not for the lock, not for the wire). A line it leaves half sent is
+/// finished first by the next one to print, so nothing is torn.
+pub fn tick_drain<'r>(
+    rings: impl IntoIterator<Item = &'r TraceRing> + Clone,
+    deadline: u64,
+) -> TickDrain {
+    let Some(mut guard) = CONSOLE.try_lock() else {
+        return TickDrain::Busy;
+    };
+    let Some(c) = guard.as_mut() else {
+        return TickDrain::Empty;
+    };
+    loop {
+        if c.line.sent == c.line.len && !c.next_line(rings.clone()) {
+            return TickDrain::Empty;
         }
+        let now = timer::ticks();
+        if let Some(w) = c.wire.as_mut() {
+            if !w.can_accept(now) {
+                let half = w.byte_ticks() * (crate::uart_model::FIFO_DEPTH / 2);
+                return TickDrain::WireFull(w.wait_ticks(now) + half);
+            }
+            w.push(now);
+        } else if now >= deadline {
+            return TickDrain::OutOfTime;
+        }
+        let b = c.line.bytes[c.line.sent];
+        c.reg(UARTDR).write(u32::from(b));
+        c.line.sent += 1;
     }
 }
 
@@ -269,24 +317,20 @@ pub fn guest_access<'r>(
     let Some(c) = guard.as_mut() else { return 0 };
     c.flush(rings);
     let offset = offset & 0xffc;
-    let reg = (c.base + offset) as *mut u32;
     match write {
-        Some(value) if offset == 0 => {
-            // UARTDR: through the wire model; track line starts so trace
-            // lines begin fresh.
+        Some(value) if offset == UARTDR => {
+            // Through the wire model; track line starts so trace lines
+            // begin fresh.
             c.put(value as u8);
             c.at_line_start = value as u8 == b'\n';
             0
         }
         Some(value) => {
-            // SAFETY: `reg` is a 32-bit register inside the 4 KiB PL011 frame
-            // this module owns; device memory, identity mapped.
-            unsafe { reg.write_volatile(value) };
+            c.reg(offset).write(value);
             0
         }
         None => {
-            // SAFETY: as above.
-            let real = unsafe { reg.read_volatile() };
+            let real = c.reg(offset).read();
             match (offset, c.wire) {
                 (UARTFR, Some(w)) => {
                     let now = timer::ticks();

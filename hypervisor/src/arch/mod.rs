@@ -87,6 +87,10 @@ pub fn cpu_index() -> usize {
 /// The record's number orders it (`crate::trace_buffer`): call this before
 /// the store that publishes the event, and after the loads that observed
 /// its cause.
+///
+/// Inlined: at each call site the event is known, so a hot record folds to
+/// a few dozen instructions (see `TraceRing::record_event`).
+#[inline(always)]
 pub fn emit(cpu: usize, event: &Event<'_>) {
     let Some(hv) = HV.get() else {
         console::emit_now(cpu, event);
@@ -103,12 +107,14 @@ pub fn emit(cpu: usize, event: &Event<'_>) {
 /// Records `event` (see [`emit`]) and then runs `action`, the store that
 /// publishes it: any line about a consequence of `action` (recorded by a
 /// CPU that saw its effect) is printed after this one.
+#[inline(always)]
 pub fn emit_before(cpu: usize, event: &Event<'_>, action: impl FnOnce()) {
     emit(cpu, event);
     action();
 }
 
 /// Records `event` as this CPU's trace line (see [`emit`]).
+#[inline(always)]
 pub fn emit_here(event: &Event<'_>) {
     emit(cpu_index(), event);
 }
@@ -125,17 +131,29 @@ pub fn flush_trace() {
     console::flush(trace_rings());
 }
 
-/// Lines a tick prints at most, so a long backlog on a slow wire does not
-/// keep the ticking CPU from its guest for long.
-const TICK_LINES: usize = 16;
-
 /// The boot CPU's EL2 timer fired: print what no guest UART access has
 /// printed yet (a guest that stays silent, or hangs, still shows its
-/// trace), unless another CPU holds the console, and re-arm.
+/// trace), without ever waiting, and re-arm. It works like a UART driver's
+/// transmit interrupt: with the wire model (`console-baud=N`) it fills the
+/// FIFO and comes back when half of it has drained, so a backlog goes out
+/// at the wire's full rate; with the emulator's instant UART (each byte an
+/// exit to the emulator) it prints for at most `TICK_BUDGET_DIVISOR`th of
+/// its period and comes back after a gap of the same length while lines
+/// remain. With nothing to print it comes back after the full period.
 pub fn trace_tick() {
-    timer::arm_tick();
-    console::try_flush(trace_rings(), TICK_LINES);
+    let period = timer::tick_period();
+    let slice = period / TICK_BUDGET_DIVISOR;
+    let next = match console::tick_drain(trace_rings(), timer::ticks() + slice) {
+        console::TickDrain::Empty | console::TickDrain::Busy => period,
+        console::TickDrain::OutOfTime => slice,
+        console::TickDrain::WireFull(half_drained_in) => half_drained_in,
+    };
+    timer::arm_tick(next.max(1));
 }
+
+/// A backlogged tick on the instant UART prints for 1/4 of the period
+/// (5 ms), then lets the guest run as long again.
+const TICK_BUDGET_DIVISOR: u64 = 4;
 
 /// A guest access to the console UART (prints the ready trace lines first).
 pub fn console_access(offset: usize, write: Option<u32>) -> u32 {
@@ -220,7 +238,7 @@ fn boot_main(x0: u64, _x1: u64, _x2: u64, _x3: u64) -> ! {
     });
     flush_trace();
     // From now on the boot CPU's EL2 timer prints what nothing else does.
-    timer::arm_tick();
+    timer::arm_tick(timer::tick_period());
     let frame = vectors::GuestFrame::cold_boot(entry.pc, entry.dtb);
     el2::reset_guest_el1();
     vgic::reset_cpu(0);

@@ -5,7 +5,7 @@ use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0, Readable};
 use arm_sysregs::el2::accessors as sysregs;
 use arm_sysregs::el2::registers::{CnthpCtlEl2, CnthpTvalEl2};
 
-/// How often the trace tick prints lines no guest UART access has printed.
+/// How often the trace tick looks for lines no guest UART access has printed.
 const TICK_MS: u64 = 20;
 
 /// Raw counter ticks (ordered after earlier instructions by an ISB).
@@ -33,10 +33,17 @@ pub fn seconds_micros() -> (u64, u64) {
     (ns / 1_000_000_000, ns % 1_000_000_000 / 1000)
 }
 
-/// (Re)arms this CPU's EL2 physical timer (CNTHP) to fire one tick from now.
+/// The trace tick's period (when it has nothing left to print), in ticks.
+pub fn tick_period() -> u64 {
+    frequency() * TICK_MS / 1000
+}
+
+/// (Re)arms this CPU's EL2 physical timer (CNTHP) to fire `ticks` from now.
 /// Its interrupt is the hypervisor's (`gic::TICK`); EL1 cannot reach CNTHP.
-pub fn arm_tick() {
-    sysregs::write_cnthp_tval_el2(CnthpTvalEl2::from_bits_retain(frequency() * TICK_MS / 1000));
+pub fn arm_tick(ticks: u64) {
+    // TVAL is a signed 32-bit down-counter.
+    let ticks = ticks.min(i32::MAX as u64);
+    sysregs::write_cnthp_tval_el2(CnthpTvalEl2::from_bits_retain(ticks));
     sysregs::write_cnthp_ctl_el2(CnthpCtlEl2::ENABLE);
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }
