@@ -33,8 +33,6 @@ mod stop_context;
 mod sync;
 #[cfg(test)]
 mod test_cpu;
-// Helper "perf"'s: its unused `byte_ticks` and `wait_ticks` are its to delete.
-#[allow(dead_code)]
 mod uart_model;
 mod vgic;
 

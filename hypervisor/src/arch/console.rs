@@ -11,7 +11,7 @@
 //! PL011 wire at N baud (`crate::uart_model`).
 
 use super::timer;
-use crate::trace::{Event, Timestamp};
+use crate::trace::Event;
 use crate::trace_buffer::{Merger, Record, TraceRing};
 use crate::uart_model::WireModel;
 use core::fmt::{self, Write};
@@ -168,11 +168,7 @@ impl Console {
     /// A line now (boot, before the rings exist; panics), after the pending one.
     fn write_now(&mut self, cpu: usize, event: &Event<'_>) {
         self.send_line();
-        let (secs, micros) = timer::seconds_micros();
-        let time = Timestamp {
-            secs,
-            micros: micros as u32,
-        };
+        let time = timer::timestamp();
         self.line.len = 0;
         self.line.sent = 0;
         if !self.at_line_start {

@@ -5,6 +5,8 @@ use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0, Readable};
 use arm_sysregs::el2::accessors as sysregs;
 use arm_sysregs::el2::registers::{CnthpCtlEl2, CnthpTvalEl2};
 
+use crate::trace::{self, Timestamp};
+
 /// How often the trace tick looks for lines no guest UART access has printed.
 const TICK_MS: u64 = 20;
 
@@ -18,19 +20,14 @@ pub fn frequency() -> u64 {
     CNTFRQ_EL0.get().max(1)
 }
 
-/// Converts ticks to nanoseconds without overflow.
-pub fn ticks_to_ns(ticks: u64) -> u64 {
-    (u128::from(ticks) * 1_000_000_000 / u128::from(frequency())) as u64
-}
-
+/// Nanoseconds since the counter started (the tested `trace::ticks_to_ns`).
 pub fn now_ns() -> u64 {
-    ticks_to_ns(ticks())
+    trace::ticks_to_ns(ticks(), frequency())
 }
 
-/// (whole seconds, microseconds) since the counter started, for trace lines.
-pub fn seconds_micros() -> (u64, u64) {
-    let ns = now_ns();
-    (ns / 1_000_000_000, ns % 1_000_000_000 / 1000)
+/// The trace timestamp of now (the tested `trace::format_timestamp`).
+pub fn timestamp() -> Timestamp {
+    trace::format_timestamp(ticks(), frequency())
 }
 
 /// The trace tick's period (when it has nothing left to print), in ticks.
