@@ -13,7 +13,9 @@
 #   5. the same Linux with parkvisor's guest module (guest-tests/linux/module)
 #      at 4 and 8 vCPUs: kexec with every CPU busy, three kexecs under a serial
 #      console flood, a crash dump with a CPU spinning with interrupts masked
-#      (vmcore notes checked in the capture kernel), and on plain QEMU.
+#      (vmcore notes checked in the capture kernel), and on plain QEMU; the
+#      module's fallback at 4, and under -icount at 2 vCPUs a bare-metal boot
+#      and the crash dump; options given without their value.
 # Installs what is missing first (scripts/setup.sh linux). Each step's output
 # goes to .cache/logs/test-<step>.log; a failing step shows its tail.
 set -euo pipefail
