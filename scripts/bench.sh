@@ -283,7 +283,7 @@ print_kexec_module() {
             declare -A m=()
             for k in si sb mi mb crash-stock crash-module; do
                 # shellcheck disable=SC2086
-                m[$k]=$(printf '%s\n' ${km[$accel,$smp,$k]} | median)
+                m[$k]=$(printf '%s\n' ${km[$accel,$smp,$k]:-} | median)
             done
             awk -v a="$([[ $accel == icount ]] && echo icount || echo MTTCG)" -v n="$smp" \
                 -v si="${m[si]}" -v mi="${m[mi]}" -v sb="${m[sb]}" -v mb="${m[mb]}" \
