@@ -278,9 +278,10 @@ module_fallback() {
 step linux-module-fallback-4cpu module_fallback
 # A CPU spinning with interrupts masked under -icount at 2 vCPUs: the other
 # CPU sleeps on a timer before the crash. With the spinner yielding on every
-# pass, each YIELD ended its round-robin turn after two instructions, guest
-# time (= instructions executed) crawled, and the 0.2 s sleep outlasted the
-# 300 s timeout (parkvisor_spin.c). Then the usual crash dump checks.
+# pass, each YIELD ended its round-robin turn after two instructions and
+# guest time (= instructions executed) crawled while the other CPU slept:
+# about 100 s of host time per 0.2 s of sleep on an idle host, so the 1 s
+# sleep outlasts the timeout (parkvisor_spin.c). Then the crash dump checks.
 module_crashspin_icount_2cpu() {
     module_run crashspin-icount 2 crashspin "pv.spin=1" --icount --timeout 400
     local rc=$?
