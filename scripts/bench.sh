@@ -27,6 +27,7 @@
 # Options:
 #   --runs N     boots per configuration (default 3)
 #   --smp LIST   kexec: vCPU counts (default "4 8")
+#   --accel LIST kexec-module: "icount mttcg" (default) or one of them
 #   --no-hv      kexec: plain QEMU baseline (no hypervisor)
 #   --icount     kexec: deterministic guest time (-icount shift=0,sleep=off)
 #                (--no-hv / --icount without a mode select kexec, as before)
@@ -39,17 +40,18 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-what="" runs="" smps="" mode=() build=1 hvopt=() rounds=300 ic_rounds=2000
+what="" runs="" smps="" accels="icount mttcg" mode=() build=1 hvopt=() rounds=300 ic_rounds=2000
 while [[ $# -gt 0 ]]; do
     case "$1" in
     all | overhead | kexec | kexec-module | fast-stop) [[ -z $what ]] || die "one mode only"; what="$1"; shift ;;
-    --runs) runs="$2"; shift 2 ;;
-    --smp) smps="$2"; shift 2 ;;
+    --runs) need_value "$1" "$#"; runs="$2"; shift 2 ;;
+    --smp) need_value "$1" "$#"; smps="$2"; shift 2 ;;
+    --accel) need_value "$1" "$#"; accels="$2"; shift 2 ;;
     --no-hv) mode+=(--no-hv); shift ;;
-    --hv) hvopt=(--hv "$2"); shift 2 ;;
+    --hv) need_value "$1" "$#"; hvopt=(--hv "$2"); shift 2 ;;
     --icount) mode+=(--icount); shift ;;
-    --rounds) rounds="$2"; shift 2 ;;
-    --icount-rounds) ic_rounds="$2"; shift 2 ;;
+    --rounds) need_value "$1" "$#"; rounds="$2"; shift 2 ;;
+    --icount-rounds) need_value "$1" "$#"; ic_rounds="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
@@ -58,6 +60,7 @@ done
 if [[ -z $runs ]]; then if [[ $what == kexec-module ]]; then runs=1; else runs=3; fi; fi
 if [[ -z $smps ]]; then if [[ $what == kexec-module ]]; then smps="2 4 8 16"; else smps="4 8"; fi; fi
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "--runs wants a positive number"
+for a in $accels; do [[ $a == icount || $a == mttcg ]] || die "--accel: icount and/or mttcg, got '$a'"; done
 [[ $rounds =~ ^[1-9][0-9]*$ && $ic_rounds =~ ^[1-9][0-9]*$ ]] || die "--rounds wants a positive number"
 if [[ -z $what ]]; then
     if ((${#mode[@]})); then what=kexec; else what=all; fi
@@ -235,16 +238,19 @@ declare -A km=() # km[accel,smp,what] = space-separated ms values
 kexec_module_bench() {
     local accel smp r log args st si sb mi mb how
     for smp in $smps; do
-        for accel in icount mttcg; do
+        for accel in $accels; do
             for ((r = 1; r <= runs; r++)); do
                 args=(--no-build "${hvopt[@]}" --smp "$smp" --no-shell --timeout 1800)
                 [[ $accel == icount ]] && args+=(--icount)
                 log="$outdir/kexec-module-$accel-smp$smp-$r.log"
-                "$PV_ROOT/scripts/run.sh" "${args[@]}" --scenario kexecbench --log "$log" </dev/null >/dev/null 2>"$log.err" ||
-                    die "kexecbench run failed ($accel smp=$smp): see $log"
-                read -r si sb mi mb < <(module_chain_parse "$log")
-                echo "kexec-module $accel smp=$smp run=$r teardown_ms stock_idle=$si stock_busy=$sb module_idle=$mi module_busy=$mb"
-                km[$accel,$smp,si]+="$si " km[$accel,$smp,sb]+="$sb " km[$accel,$smp,mi]+="$mi " km[$accel,$smp,mb]+="$mb "
+                # A failed boot leaves its cells empty ("-" in the table); the rest still runs.
+                if "$PV_ROOT/scripts/run.sh" "${args[@]}" --scenario kexecbench --log "$log" </dev/null >/dev/null 2>"$log.err"; then
+                    read -r si sb mi mb < <(module_chain_parse "$log")
+                    echo "kexec-module $accel smp=$smp run=$r teardown_ms stock_idle=$si stock_busy=$sb module_idle=$mi module_busy=$mb load=$(loadavg)"
+                    km[$accel,$smp,si]+="$si " km[$accel,$smp,sb]+="$sb " km[$accel,$smp,mi]+="$mi " km[$accel,$smp,mb]+="$mb "
+                else
+                    echo "kexec-module $accel smp=$smp run=$r kexecbench FAILED: $(tail -n1 "$log.err") load=$(loadavg)"
+                fi
                 for how in stock module; do
                     log="$outdir/crash-$how-$accel-smp$smp-$r.log"
                     local extra="pv.spin=$((smp - 1))"
@@ -253,8 +259,11 @@ kexec_module_bench() {
                     "$PV_ROOT/scripts/run.sh" "${args[@]}" --scenario crashspin --log "$log" \
                         --append "console=ttyAMA0 printk.time=1 $extra" </dev/null >/dev/null 2>"$log.err" || true
                     st=$(crash_stop_parse "$log")
-                    [[ -n $st ]] || die "no 'Kernel panic' .. 'Starting crashdump kernel' in $log"
-                    echo "kexec-module $accel smp=$smp run=$r panic_stop_ms $how=$st"
+                    if [[ -z $st ]]; then
+                        echo "kexec-module $accel smp=$smp run=$r panic_stop_ms $how: no 'Kernel panic' .. 'Starting crashdump kernel' in $log ($(tail -n1 "$log.err")) load=$(loadavg)"
+                        continue
+                    fi
+                    echo "kexec-module $accel smp=$smp run=$r panic_stop_ms $how=$st load=$(loadavg)"
                     km[$accel,$smp,crash-$how]+="$st "
                 done
             done
@@ -269,19 +278,21 @@ print_kexec_module() {
     echo
     echo "| clock | vCPUs | kexec idle: stock | module | ratio | kexec busy: stock | module | ratio | panic stop: stock | module | ratio |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|"
-    for accel in icount mttcg; do
+    for accel in $accels; do
         for smp in $smps; do
             declare -A m=()
             for k in si sb mi mb crash-stock crash-module; do
                 # shellcheck disable=SC2086
-                m[$k]=$(printf '%s\n' ${km[$accel,$smp,$k]} | median)
+                m[$k]=$(printf '%s\n' ${km[$accel,$smp,$k]:-} | median)
             done
             awk -v a="$([[ $accel == icount ]] && echo icount || echo MTTCG)" -v n="$smp" \
                 -v si="${m[si]}" -v mi="${m[mi]}" -v sb="${m[sb]}" -v mb="${m[mb]}" \
                 -v cs="${m[crash-stock]}" -v cm="${m[crash-module]}" '
-                function r(a, b) { return (b > 0) ? sprintf("%.0fx", a / b) : "-" }
-                BEGIN { printf "| %s | %s | %.1f | %.3f | %s | %.1f | %.3f | %s | %.1f | %.3f | %s |\n",
-                    a, n, si, mi, r(si, mi), sb, mb, r(sb, mb), cs, cm, r(cs, cm) }'
+                function r(a, b) { return (a != "" && b > 0) ? sprintf("%.0fx", a / b) : "-" }
+                function f(v, fmt) { return (v == "") ? "-" : sprintf(fmt, v) }
+                BEGIN { printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", a, n,
+                    f(si, "%.1f"), f(mi, "%.3f"), r(si, mi), f(sb, "%.1f"), f(mb, "%.3f"), r(sb, mb),
+                    f(cs, "%.1f"), f(cm, "%.3f"), r(cs, cm) }'
             unset m
         done
     done

@@ -23,6 +23,13 @@ note() {
     echo "$pv_prog: $*" >&2
 }
 
+# need_value OPTION ARGC: in an option loop, `--opt) need_value "$1" "$#"; v=$2;
+# shift 2`: dies with "OPTION needs a value" when the option is the last word
+# (instead of set -u's "$2: unbound variable").
+need_value() {
+    [[ $2 -ge 2 ]] || die "$1 needs a value (see --help)"
+}
+
 need_cmd() {
     command -v "$1" >/dev/null 2>&1 || die "'$1' not found${2:+ ($2)}"
 }

@@ -58,22 +58,21 @@ plot="" kernel="" initrd="" append="" append_set=0 scenario="" smp="$DEFAULT_SMP
 hv_args="" hv_elf="" timeout="" icount=0 qemu_extra="" log="" no_reboot=0
 build=1 hv=1 demo_bm=0 shell=auto verbose=0
 
-need_arg() { [[ $# -ge 2 ]] || die "$1 needs a value (see --help)"; }
 while [[ $# -gt 0 ]]; do
     case "$1" in
-    --kernel) need_arg "$@"; kernel="$2"; shift 2 ;;
-    --initrd) need_arg "$@"; initrd="$2"; shift 2 ;;
-    --append) need_arg "$@"; append="$2"; append_set=1; shift 2 ;;
-    --scenario) need_arg "$@"; scenario="$2"; shift 2 ;;
-    --smp) need_arg "$@"; smp="$2"; shift 2 ;;
-    --mem) need_arg "$@"; mem="$2"; shift 2 ;;
-    --hv-args) need_arg "$@"; hv_args="$2"; shift 2 ;;
-    --hv) need_arg "$@"; hv_elf="$2"; shift 2 ;;
-    --timeout) need_arg "$@"; timeout="$2"; shift 2 ;;
+    --kernel) need_value "$1" "$#"; kernel="$2"; shift 2 ;;
+    --initrd) need_value "$1" "$#"; initrd="$2"; shift 2 ;;
+    --append) need_value "$1" "$#"; append="$2"; append_set=1; shift 2 ;;
+    --scenario) need_value "$1" "$#"; scenario="$2"; shift 2 ;;
+    --smp) need_value "$1" "$#"; smp="$2"; shift 2 ;;
+    --mem) need_value "$1" "$#"; mem="$2"; shift 2 ;;
+    --hv-args) need_value "$1" "$#"; hv_args="$2"; shift 2 ;;
+    --hv) need_value "$1" "$#"; hv_elf="$2"; shift 2 ;;
+    --timeout) need_value "$1" "$#"; timeout="$2"; shift 2 ;;
     --icount) icount=1; shift ;;
-    --qemu-extra) need_arg "$@"; qemu_extra="$2"; shift 2 ;;
-    --log) need_arg "$@"; log="$2"; shift 2 ;;
-    --trace-plot) need_arg "$@"; plot="$2"; shift 2 ;;
+    --qemu-extra) need_value "$1" "$#"; qemu_extra="$2"; shift 2 ;;
+    --log) need_value "$1" "$#"; log="$2"; shift 2 ;;
+    --trace-plot) need_value "$1" "$#"; plot="$2"; shift 2 ;;
     --no-reboot) no_reboot=1; shift ;;
     --no-build) build=0; shift ;;
     --no-hv) hv=0; shift ;;

@@ -24,11 +24,11 @@ while [[ $# -gt 0 ]]; do
     case "$1" in
     --no-hv) common+=(--no-hv); shift ;;
     --icount) common+=(--icount); shift ;;
-    --smp) smp="$2"; shift 2 ;;
-    --mem) mem="$2"; shift 2 ;;
-    --timeout) timeout="$2"; shift 2 ;;
-    --hv-args) common+=(--hv-args "$2"); shift 2 ;;
-    --hv) common+=(--hv "$2"); shift 2 ;;
+    --smp) need_value "$1" "$#"; smp="$2"; shift 2 ;;
+    --mem) need_value "$1" "$#"; mem="$2"; shift 2 ;;
+    --timeout) need_value "$1" "$#"; timeout="$2"; shift 2 ;;
+    --hv-args) need_value "$1" "$#"; common+=(--hv-args "$2"); shift 2 ;;
+    --hv) need_value "$1" "$#"; common+=(--hv "$2"); shift 2 ;;
     --no-build) build=0; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option '$1' (see --help)" ;;

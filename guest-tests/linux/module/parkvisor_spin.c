@@ -35,13 +35,32 @@ static bool spinning;
 module_param(spinning, bool, 0444);
 MODULE_PARM_DESC(spinning, "Reads 1 once the CPU spins with interrupts masked");
 
-/* Its own function, kept out of line, so that a PC inside it identifies the
- * spinner in a vmcore. */
+/*
+ * Its own function, kept out of line, so that a PC inside it identifies the
+ * spinner in a vmcore.
+ *
+ * Only every 256th pass yields (cpu_relax() is YIELD on arm64). Under QEMU
+ * -icount one host thread runs all vCPUs round-robin, guest time is the
+ * count of executed instructions, and every YIELD ends this vCPU's turn.
+ * Yielding on each pass let guest time advance by two instructions per
+ * turn, each turn costing the emulator microseconds of host time, while
+ * the other CPUs slept on timers: the test shell's short sleep took many
+ * minutes, and the scenario looked hung (seen at 2 and at 4 vCPUs). A burst
+ * of ~500 instructions per turn keeps guest time moving like any busy CPU
+ * does, and a CPU that polls the clock in a cpu_relax() loop (udelay() on
+ * the panicking CPU) still sees 1 us pass in a round or two. Without
+ * -icount YIELD is a no-op to QEMU, and on hardware a hint.
+ */
 static noinline void pv_spin_masked(void)
 {
+	unsigned int i;
+
 	WRITE_ONCE(spinning, true);
-	for (;;)
+	for (;;) {
+		for (i = 0; i < 256; i++)
+			barrier();
 		cpu_relax();
+	}
 }
 
 static int spin_thread(void *unused)
