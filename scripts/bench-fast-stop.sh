@@ -42,19 +42,18 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 runs=3 smps="2 4 8 16 32 64" modes="icount mttcg" serial_max=8 budget=10000
 jobs=2 build=1 out="" methods_opt="" configs="default off baud off+baud"
-need_arg() { [[ $# -ge 2 ]] || die "$1 needs a value (see --help)"; }
 while [[ $# -gt 0 ]]; do
     case "$1" in
-    --runs) need_arg "$@"; runs="$2"; shift 2 ;;
-    --smp) need_arg "$@"; smps="$2"; shift 2 ;;
-    --modes) need_arg "$@"; modes="$2"; shift 2 ;;
-    --icount-serial-max) need_arg "$@"; serial_max="$2"; shift 2 ;;
-    --budget-ms) need_arg "$@"; budget="$2"; shift 2 ;;
-    --jobs) need_arg "$@"; jobs="$2"; shift 2 ;;
-    --methods) need_arg "$@"; methods_opt="$2"; shift 2 ;;
-    --configs) need_arg "$@"; configs="$2"; shift 2 ;;
+    --runs) need_value "$1" "$#"; runs="$2"; shift 2 ;;
+    --smp) need_value "$1" "$#"; smps="$2"; shift 2 ;;
+    --modes) need_value "$1" "$#"; modes="$2"; shift 2 ;;
+    --icount-serial-max) need_value "$1" "$#"; serial_max="$2"; shift 2 ;;
+    --budget-ms) need_value "$1" "$#"; budget="$2"; shift 2 ;;
+    --jobs) need_value "$1" "$#"; jobs="$2"; shift 2 ;;
+    --methods) need_value "$1" "$#"; methods_opt="$2"; shift 2 ;;
+    --configs) need_value "$1" "$#"; configs="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
-    --out) need_arg "$@"; out="$2"; shift 2 ;;
+    --out) need_value "$1" "$#"; out="$2"; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
     esac

@@ -36,10 +36,10 @@ step() {
     local log="$logs/test-$name.log" start rc
     start=$(date +%s)
     echo "=== $name"
-    set +e
-    "$@" >"$log" 2>&1
-    rc=$?
-    set -e
+    # `|| rc=$?`, not set +e/-e: a step function that sets -e itself must
+    # not be able to end the whole run without its summary.
+    rc=0
+    "$@" >"$log" 2>&1 || rc=$?
     if [[ $rc -eq 0 ]]; then
         passed=$((passed + 1))
         echo "=== $name: ok ($(($(date +%s) - start)) s)"
@@ -117,14 +117,11 @@ step linux-soak-8cpu linux_soak 60 8
 # debug=panic must print its panic line, make run.sh fail, and (with the
 # test-only semihosting exit) end QEMU itself with a failure status.
 hypervisor_panic_fails_the_run() {
-    local out="$logs/hv-panic.serial" msgs="$logs/hv-panic.run" rc
-    set +e
+    local out="$logs/hv-panic.serial" msgs="$logs/hv-panic.run" rc=0
     scripts/run.sh --no-build --hv "$hv_elf" --kernel target/aarch64-unknown-none/release/guest.bin \
         --append "test=demo" --smp 2 --timeout 60 --no-shell --log "$out" \
         --hv-args "panic-exit=semihosting debug=panic" \
-        --qemu-extra "-semihosting-config enable=on,target=native" 2>"$msgs"
-    rc=$?
-    set -e
+        --qemu-extra "-semihosting-config enable=on,target=native" 2>"$msgs" || rc=$?
     cat "$msgs"
     echo "run.sh exit status: $rc"
     [[ $rc -ne 0 ]] &&
@@ -154,12 +151,9 @@ step bare-metal-console-baud cargo run --release -q -p harness -- --strict-trace
 # the UART again; only the hypervisor's trace tick can print those lines
 # before the run times out.
 silent_guest_still_traced() {
-    local out="$logs/silent.serial" rc
-    set +e
+    local out="$logs/silent.serial" rc=0
     scripts/run.sh --no-build --hv "$hv_elf" --kernel target/aarch64-unknown-none/release/guest.bin \
-        --append "test=silent" --smp 2 --timeout 15 --no-shell --log "$out"
-    rc=$?
-    set -e
+        --append "test=silent" --smp 2 --timeout 15 --no-shell --log "$out" || rc=$?
     echo "run.sh exit status: $rc (124 = timed out, as the guest never ends)"
     grep -a -E "cpu0 mark|cpu1 state" "$out"
     [[ $rc -eq 124 ]] && grep -a -q "cpu0 mark 0x51130001" "$out" &&
