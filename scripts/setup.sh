@@ -243,22 +243,33 @@ fetch_headers() {
     for deb in "$debs/${hpkg}"_*_arm64.deb "$debs/${cpkg}"_*_all.deb; do
         dpkg-deb -x "$deb" "$headers_dir"
     done
-    local hdir="$headers_dir/usr/src/$hpkg" cdir="$headers_dir/usr/src/$cpkg"
-    [[ -f $hdir/Makefile && -d $cdir ]] || die "unexpected layout in $hpkg / $cpkg"
-    # The arm64 Makefile includes the common tree by absolute /usr/src path.
-    sed -i "s|/usr/src/$cpkg|$cdir|g" "$hdir/Makefile"
+    [[ -f $headers_dir/usr/src/$hpkg/Makefile && -d $headers_dir/usr/src/$cpkg ]] ||
+        die "unexpected layout in $hpkg / $cpkg"
     # scripts/ and tools/ are relative links into ../../lib/linux-kbuild-6.1.
     local l
-    for l in "$hdir/scripts" "$hdir/tools" "$cdir/scripts" "$cdir/tools"; do
+    for l in "$headers_dir/usr/src/$hpkg"/{scripts,tools} "$headers_dir/usr/src/$cpkg"/{scripts,tools}; do
         if [[ -L $l ]]; then
             ln -sfn "/usr/lib/linux-kbuild-6.1/$(basename "$l")" "$l"
         fi
     done
     echo "$kver" >"$headers_dir/VERSION"
 }
+# The arm64 Makefile includes the common tree by absolute path: /usr/src/...
+# as packaged, or wherever this cache was when it was last repointed (a moved
+# or shared checkout). Point it at this cache's copy on every run.
+repoint_headers() {
+    local kver=$1 cpkg hdir cdir
+    cpkg="linux-headers-${kver%-arm64}-common"
+    hdir="$headers_dir/usr/src/linux-headers-$kver" cdir="$headers_dir/usr/src/$cpkg"
+    grep -q "^include $cdir/Makefile\$" "$hdir/Makefile" ||
+        sed -i "s|^include [^ ]*/usr/src/$cpkg/Makefile\$|include $cdir/Makefile|" "$hdir/Makefile"
+    grep -q "^include $cdir/Makefile\$" "$hdir/Makefile" ||
+        die "cannot point $hdir/Makefile at $cdir"
+}
 if ((want_module)); then
     kver_ready=$(sed -n 's/^kernel=linux-image-\([^ ]*\) .*/\1/p' "$ready")
     [[ -f $headers_dir/VERSION && $(cat "$headers_dir/VERSION") == "$kver_ready" ]] || fetch_headers
+    repoint_headers "$kver_ready"
 fi
 
 "$PV_ROOT/guest-tests/linux/build-initramfs.sh"
