@@ -162,14 +162,15 @@ silent_guest_still_traced() {
 step silent-guest-still-traced silent_guest_still_traced
 # Under the stress suite's load (step stress-suite-8cpu above: ~21 000 state
 # lines within a minute) the trace tick keeps up: no ring overflows, so no
-# "trace buffer full" line in that run's serial log.
+# "trace buffer full" line in that run's serial log (the harness keeps it as
+# <suite>-smp<N>.log; the newest is that step's).
 stress_trace_has_no_drops() {
     local serial
-    serial=$(ls -t "${CARGO_TARGET_DIR:-target}"/harness-logs/*/stress-smp8.serial 2>/dev/null | head -n1)
-    [[ -n $serial ]] || { echo "no stress-smp8.serial from the stress step"; return 1; }
+    serial=$(ls -t "${CARGO_TARGET_DIR:-target}"/harness-logs/*/stress-smp8.log 2>/dev/null | head -n1)
+    [[ -n $serial ]] || { echo "no stress-smp8.log from the stress-suite-8cpu step"; return 1; }
     echo "$serial: $(grep -a -c ' state ' "$serial") state lines," \
         "$(grep -a -c 'trace buffer full' "$serial") drop lines"
-    ! grep -a "trace buffer full" "$serial"
+    [[ $(grep -a -c ' state ' "$serial") -gt 1000 ]] && ! grep -a "trace buffer full" "$serial"
 }
 step stress-8cpu-trace-no-drops stress_trace_has_no_drops
 # --- end of issue 9 block ----------------------------------------------------
