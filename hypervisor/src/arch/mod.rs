@@ -238,7 +238,9 @@ fn boot_main(x0: u64, _x1: u64, _x2: u64, _x3: u64) -> ! {
     });
     flush_trace();
     // From now on the boot CPU's EL2 timer prints what nothing else does.
-    timer::arm_tick(timer::tick_period());
+    if options.trace_tick {
+        timer::arm_tick(timer::tick_period());
+    }
     let frame = vectors::GuestFrame::cold_boot(entry.pc, entry.dtb);
     el2::reset_guest_el1();
     vgic::reset_cpu(0);
@@ -380,6 +382,11 @@ struct Options {
     /// `console-baud=N`: the console behaves like a PL011 at N baud (each
     /// byte 10 bit times on the wire, behind a 32-byte FIFO); 0: instant.
     console_baud: u64,
+    /// `trace-tick=off`: the boot CPU's EL2 timer never prints; lines then
+    /// reach the UART only when a guest uses it and at power-off. For
+    /// QEMU 7.2 under `-icount` with busy-waiting guests, whose round robin
+    /// can starve the boot CPU behind its own tick (`docs/trace.md`, "Limits").
+    trace_tick: bool,
     /// `debug=panic` (tests only): panic once the boot events are recorded
     /// but not yet printed, to show that a panic prints them first.
     debug_panic: bool,
@@ -390,6 +397,7 @@ impl Options {
         let mut o = Options {
             trace_filter: Filter::default(),
             console_baud: 0,
+            trace_tick: true,
             debug_panic: false,
         };
         for word in bootargs.split_whitespace() {
@@ -410,6 +418,7 @@ impl Options {
                 // Tests only: proves that a hypervisor panic is reported
                 // (after the pending trace) and ends the run with a failure.
                 "debug=panic" => o.debug_panic = true,
+                "trace-tick=off" => o.trace_tick = false,
                 _ => log::warn!("ignoring unknown hypervisor option {word:?}"),
             }
         }

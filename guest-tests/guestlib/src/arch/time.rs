@@ -28,15 +28,20 @@ pub fn now_ns() -> u64 {
     ticks_to_ns(counter())
 }
 
+/// Waits `us`. Waits `yield` ([`super::cpu::yield_now`]): a no-op on
+/// hardware and under MTTCG, but under QEMU's single-threaded round robin
+/// (`-icount`) it ends this vCPU's turn, so the CPUs it waits for get to run
+/// instead of this one burning its whole slice.
 pub fn delay_us(us: u64) {
     let end = counter() + us_to_ticks(us);
     while counter() < end {
-        core::hint::spin_loop();
+        super::cpu::yield_now();
     }
 }
 
 /// Polls `f` until it returns true (-> true) or `timeout_us` passes
-/// (-> false; `f` is evaluated once more at the deadline).
+/// (-> false; `f` is evaluated once more at the deadline). Yields between
+/// polls, as [`delay_us`] does.
 pub fn spin_until(timeout_us: u64, mut f: impl FnMut() -> bool) -> bool {
     let end = counter() + us_to_ticks(timeout_us);
     loop {
@@ -46,6 +51,6 @@ pub fn spin_until(timeout_us: u64, mut f: impl FnMut() -> bool) -> bool {
         if counter() >= end {
             return f();
         }
-        core::hint::spin_loop();
+        super::cpu::yield_now();
     }
 }

@@ -47,6 +47,11 @@ pub fn masked_job(idx: usize, _ctx: u64) {
 /// CPU_ON of `idx` into `job`, waiting up to `wait_us` for it to enter.
 pub fn start_within(env: &Env, idx: usize, job: smp::Job, wait_us: u64) -> TestResult {
     let before = smp::slot(idx).entries();
+    cpu_on(env, idx, job)?;
+    expect_entered(idx, before, wait_us)
+}
+
+fn cpu_on(env: &Env, idx: usize, job: smp::Job) -> TestResult {
     let st = smp::cpu_on(env, idx, job, cookie());
     ensure!(
         st == SUCCESS,
@@ -55,6 +60,10 @@ pub fn start_within(env: &Env, idx: usize, job: smp::Job, wait_us: u64) -> TestR
         st,
         status_name(st)
     );
+    Ok(())
+}
+
+fn expect_entered(idx: usize, before: u64, wait_us: u64) -> TestResult {
     ensure!(
         smp::wait_entered(idx, before, wait_us),
         "{}",
@@ -77,13 +86,19 @@ pub fn start_all_within(
     skip: Option<usize>,
     wait_us: u64,
 ) -> Result<u64, Msg> {
+    // Every CPU_ON first, then the waits: the targets start together, and
+    // none waits for its wake-up behind CPUs already busy (under QEMU's
+    // single-threaded round robin a busy CPU holds its whole turn).
+    let mut entries = [0u64; guestlib::env::MAX_CPUS];
     let mut n = 0;
     for idx in env.secondaries().filter(|&i| Some(i) != skip) {
         smp::slot(idx).clear_scratch();
-        start_within(env, idx, job, wait_us)?;
+        entries[idx] = smp::slot(idx).entries();
+        cpu_on(env, idx, job)?;
         n += 1;
     }
     for idx in env.secondaries().filter(|&i| Some(i) != skip) {
+        expect_entered(idx, entries[idx], wait_us)?;
         ensure!(
             time::spin_until(wait_us, || count(idx) > 0),
             "cpu{} entered but its counter never moved",
