@@ -759,15 +759,17 @@ impl TraceMachine {
         })
     }
 
+    fn now(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::Relaxed)
+    }
+
     fn record(&self, me: usize, text: &str) -> bool {
-        let now = || self.clock.fetch_add(1, Ordering::Relaxed);
-        self.rings[me].record(&self.seq, me, me, now, text.as_bytes())
+        self.rings[me].record(&self.seq, me, me, || self.now(), text.as_bytes())
     }
 
     /// A hot event, through the inlined packed path the hypervisor runs.
     fn record_event(&self, me: usize, event: &Event<'_>) -> bool {
-        let now = || self.clock.fetch_add(1, Ordering::Relaxed);
-        self.rings[me].record_event(&self.seq, me, me, now, event)
+        self.rings[me].record_event(&self.seq, me, me, || self.now(), event)
     }
 
     /// Every line the merger can print now, as `cpu<N> <text>`.
@@ -777,6 +779,22 @@ impl TraceMachine {
             out.push(format!("cpu{} {}", r.cpu, r.body.as_str()));
         }
     }
+}
+
+/// A printer on its own thread (the console's drain): `passes` drains.
+fn spawn_printer(
+    m: &Arc<TraceMachine>,
+    passes: usize,
+) -> thread::JoinHandle<(Merger, Vec<String>)> {
+    let m = m.clone();
+    thread::spawn(move || {
+        let mut merger = Merger::new();
+        let mut out = Vec::new();
+        for _ in 0..passes {
+            m.drain(&mut merger, &mut out);
+        }
+        (merger, out)
+    })
 }
 
 fn position(lines: &[String], line: &str) -> Option<usize> {
@@ -828,16 +846,7 @@ fn trace_lines_print_causes_before_consequences() {
                 saw
             })
         };
-        let printer = {
-            let m = m.clone();
-            thread::spawn(move || {
-                let mut merger = Merger::new();
-                let mut out = Vec::new();
-                m.drain(&mut merger, &mut out);
-                m.drain(&mut merger, &mut out);
-                (merger, out)
-            })
-        };
+        let printer = spawn_printer(&m, 2);
         cause.join().unwrap();
         let saw = effect.join().unwrap();
         let (mut merger, mut out) = printer.join().unwrap();
@@ -878,15 +887,7 @@ fn trace_drops_are_reported_in_order() {
                 kept
             })
         };
-        let printer = {
-            let m = m.clone();
-            thread::spawn(move || {
-                let mut merger = Merger::new();
-                let mut out = Vec::new();
-                m.drain(&mut merger, &mut out);
-                (merger, out)
-            })
-        };
+        let printer = spawn_printer(&m, 1);
         let kept = producer.join().unwrap();
         let (mut merger, mut out) = printer.join().unwrap();
         m.drain(&mut merger, &mut out);
