@@ -168,9 +168,10 @@ stress_trace_has_no_drops() {
     local serial
     serial=$(ls -t "${CARGO_TARGET_DIR:-target}"/harness-logs/*/stress-smp8.log 2>/dev/null | head -n1)
     [[ -n $serial ]] || { echo "no stress-smp8.log from the stress-suite-8cpu step"; return 1; }
-    echo "$serial: $(grep -a -c ' state ' "$serial") state lines," \
-        "$(grep -a -c 'trace buffer full' "$serial") drop lines"
-    [[ $(grep -a -c ' state ' "$serial") -gt 1000 ]] && ! grep -a "trace buffer full" "$serial"
+    local states
+    states=$(grep -a -c ' state ' "$serial")
+    echo "$serial: $states state lines, $(grep -a -c 'trace buffer full' "$serial") drop lines"
+    ((states > 1000)) && ! grep -a "trace buffer full" "$serial"
 }
 step stress-8cpu-trace-no-drops stress_trace_has_no_drops
 # --- end of issue 9 block ----------------------------------------------------
