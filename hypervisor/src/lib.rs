@@ -23,6 +23,7 @@ pub mod trace_buffer;
 pub mod vcpu;
 
 mod dtb;
+mod el2_map;
 mod el2_state;
 mod exception;
 mod gic_filter;

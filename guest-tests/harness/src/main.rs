@@ -27,6 +27,10 @@ usage: harness [options] [suite...]
   --jobs N           QEMU runs at once (default 2)
   --plain            run the guests on plain QEMU without parkvisor (development
                      baseline; the guest skips what only parkvisor provides)
+  --mem SIZE         guest machine RAM, as QEMU's -m takes it (default: the
+                     board's TEST_MEM)
+  --hv FILE          hypervisor ELF (default: the release build; e.g. an older
+                     build, to see a new test fail without its fix)
   --hv-args ARGS     hypervisor command line (e.g. trace=calls)
   --guest-args ARGS  extra guest bootargs (e.g. only=cpu_on_race)
   --timeout SECONDS  per-run timeout (default: per suite, scaled by vCPUs)
@@ -41,6 +45,8 @@ struct Opts {
     smp: Vec<u32>,
     jobs: usize,
     plain: bool,
+    mem: Option<String>,
+    hv: Option<PathBuf>,
     hv_args: String,
     guest_args: String,
     timeout: Option<u64>,
@@ -55,6 +61,8 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
         smp: vec![1, 2, 4, 8],
         jobs: 2,
         plain: false,
+        mem: None,
+        hv: None,
         hv_args: String::new(),
         guest_args: String::new(),
         timeout: None,
@@ -97,6 +105,15 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
             }
             "--plain" => o.plain = true,
             "--strict-trace" => o.strict_trace = true,
+            "--mem" => {
+                let m = val("--mem")?;
+                let digits = m.trim_end_matches(['M', 'G']);
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err("--mem wants a size like 512M or 4G".into());
+                }
+                o.mem = Some(m);
+            }
+            "--hv" => o.hv = Some(PathBuf::from(val("--hv")?)),
             "--hv-args" => o.hv_args = val("--hv-args")?,
             "--guest-args" => o.guest_args = val("--guest-args")?,
             "--timeout" => {
@@ -208,7 +225,9 @@ fn setup(o: &Opts) -> Result<Setup, String> {
             bin
         }
     };
-    let hv_elf = target.join("aarch64-unknown-none-softfloat/release/parkvisor");
+    let hv_elf =
+        o.hv.clone()
+            .unwrap_or_else(|| target.join("aarch64-unknown-none-softfloat/release/parkvisor"));
     if mode == Mode::Hv && !hv_elf.is_file() {
         return Err(format!(
             "no hypervisor at {}: build it with\n  cargo build --release -p parkvisor --target aarch64-unknown-none-softfloat",
@@ -222,9 +241,10 @@ fn setup(o: &Opts) -> Result<Setup, String> {
         &std::fs::read_to_string(&board_file)
             .map_err(|e| format!("{}: {e}", board_file.display()))?,
     );
-    let mem = board
-        .get("TEST_MEM")
-        .cloned()
+    let mem = o
+        .mem
+        .clone()
+        .or_else(|| board.get("TEST_MEM").cloned())
         .ok_or_else(|| format!("{} has no TEST_MEM", board_file.display()))?;
     Ok(Setup {
         log_dir: run_log_dir(&target.join("harness-logs")),
@@ -389,6 +409,9 @@ mod tests {
     fn bad_args_rejected() {
         assert!(parse_args(&a(&["--smp", "0"])).is_err());
         assert!(parse_args(&a(&["--smp", "x"])).is_err());
+        assert!(parse_args(&a(&["--mem", "4X"])).is_err());
+        let o = parse_args(&a(&["--mem", "16G"])).unwrap().unwrap();
+        assert_eq!(o.mem.as_deref(), Some("16G"));
         assert!(parse_args(&a(&["nosuch"])).is_err());
         assert!(parse_args(&a(&["--bogus"])).is_err());
         assert!(parse_args(&a(&["--jobs"])).is_err());

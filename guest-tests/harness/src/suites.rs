@@ -133,6 +133,19 @@ pub static SUITES: &[SuiteSpec] = &[
         timeout_s: 90,
         plain: false,
     },
+    // Needs --mem 4G or more (at less both tests skip, and the run fails).
+    SuiteSpec {
+        name: "ram",
+        min_passed_1: 2,
+        min_passed_n: 2,
+        required: &[
+            req("fast-stop", "end result=0", 1),
+            req("system", "system off", 1),
+        ],
+        end: End::Off,
+        timeout_s: 60,
+        plain: false,
+    },
     SuiteSpec {
         name: "gic_off",
         min_passed_1: 1,
@@ -247,7 +260,7 @@ pub static SUITES: &[SuiteSpec] = &[
 
 /// Suites a bare run (no suite names) leaves out: `stress` runs on its own
 /// at 8 and 32 vCPUs (scripts/test.sh), where it means something.
-pub static NOT_DEFAULT: &[&str] = &["stress"];
+pub static NOT_DEFAULT: &[&str] = &["stress", "ram"];
 
 pub fn find(name: &str) -> Option<&'static SuiteSpec> {
     SUITES.iter().find(|s| s.name == name)

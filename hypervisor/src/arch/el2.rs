@@ -53,8 +53,59 @@ pub const fn initial_pagetable() -> InitialPagetable {
         table[gib] = NORMAL_BLOCK | gib << 30;
         gib += 1;
     }
-    table[256] = DEVICE_BLOCK | 256 << 30;
+    table[HIGH_MMIO_BLOCK] = DEVICE_BLOCK | HIGH_MMIO_BLOCK << 30;
     InitialPagetable(table)
+}
+
+/// The level-1 block of QEMU virt's high MMIO region (256 GiB): RAM ends
+/// below it.
+const HIGH_MMIO_BLOCK: usize = 256;
+
+/// A level-1 table, aligned as TTBR0_EL2 needs.
+#[repr(C, align(4096))]
+struct Level1Table([usize; crate::el2_map::BLOCKS]);
+
+/// The full map's TTBR0_EL2 value, once `extend_identity_map` ran.
+static IDENTITY_MAP: spin::Once<u64> = spin::Once::new();
+
+/// Builds EL2's full identity map (boot CPU, once, before anything touches
+/// RAM above 4 GiB): the initial map plus a normal-memory block for every
+/// GiB that holds RAM, then installs it here. Other CPUs install it with
+/// `install_identity_map`.
+pub fn extend_identity_map(ram: &[crate::dtb::MemRange]) {
+    let mut table = alloc::boxed::Box::new(Level1Table(initial_pagetable().0));
+    for block in crate::el2_map::ram_blocks(ram, HIGH_MMIO_BLOCK) {
+        if table.0[block] == 0 {
+            table.0[block] = NORMAL_BLOCK | block << crate::el2_map::BLOCK_SHIFT;
+        }
+    }
+    // The table lives as long as the hypervisor: forever.
+    let root = alloc::boxed::Box::leak(table) as *const Level1Table as u64;
+    IDENTITY_MAP.call_once(|| root);
+    install_identity_map();
+}
+
+/// Switches this CPU from the initial map to the full one. Every mapping of
+/// the initial map is the same in the full one, so no entry changes under
+/// a TLB entry (no break-before-make needed); only blocks are added.
+pub fn install_identity_map() {
+    let root = *IDENTITY_MAP.get().expect("identity map not built");
+    // SAFETY: the new table maps everything the old one did, identically
+    // (code, stack, heap, MMIO keep their translation); the stores that
+    // wrote it are made visible to the table walker by the dsb, and stale
+    // TLB entries of this CPU are dropped after the switch.
+    unsafe {
+        asm!(
+            "dsb ish",
+            "msr ttbr0_el2, {root}",
+            "isb",
+            "tlbi alle2",
+            "dsb nsh",
+            "isb",
+            root = in(reg) root,
+            options(nostack),
+        )
+    };
 }
 
 pub fn set_cpu_index(index: usize) {

@@ -189,6 +189,7 @@ fn boot_main(x0: u64, _x1: u64, _x2: u64, _x3: u64) -> ! {
 
     let guest = crate::dtb::GuestConfig::new(&platform, HV_REGION)
         .unwrap_or_else(|e| fatal(format_args!("cannot build the guest: {e}")));
+    el2::extend_identity_map(&guest.ram);
     let n = platform.cpus.len();
     let mpidrs: Vec<u64> = platform.cpus.iter().map(|c| c.mpidr).collect();
     let uart = platform.uart.as_ref().map(|u| u.regs).unwrap_or(MemRange {
@@ -364,6 +365,7 @@ fn start_secondaries(platform: &Platform) {
 fn secondary_main(index: usize) -> ! {
     el2::set_cpu_index(index);
     el2::install_vectors();
+    el2::install_identity_map();
     let hv = hv();
     gic::init_cpu(index);
     stage2::init_cpu();

@@ -147,6 +147,24 @@ pub mod vendor {
         }
     }
 
+    /// FAST_STOP with SAVE_REGS into `bytes` of guest memory at `addr`
+    /// (any address, for areas the guest has no Rust object for).
+    pub fn fast_stop_save_at(timeout_us: u64, addr: u64, bytes: u64) -> FastStop {
+        let r = crate::arch::call::hvc5(
+            VENDOR_FAST_STOP,
+            timeout_us,
+            FAST_STOP_SAVE_REGS,
+            addr,
+            bytes,
+        );
+        FastStop {
+            status: status(r[0]),
+            stopped: r[1],
+            missed: r[2],
+            elapsed_ns: r[3],
+        }
+    }
+
     /// FAST_STOP_FLAGS: the flags FAST_STOP accepts.
     pub fn fast_stop_flags() -> u64 {
         call(Conduit::Hvc, VENDOR_FAST_STOP_FLAGS, 0, 0, 0)[0]

@@ -20,6 +20,7 @@ pub mod ipi;
 pub mod isolation;
 pub mod power;
 pub mod psci;
+pub mod ram;
 pub mod silent;
 pub mod stress;
 pub mod vendor;
@@ -89,6 +90,10 @@ pub static ENTRIES: &[Entry] = &[
     Entry {
         name: "stress",
         kind: Kind::Tests(&stress::SUITE),
+    },
+    Entry {
+        name: "ram",
+        kind: Kind::Tests(&ram::SUITE),
     },
     Entry {
         name: "silent",
