@@ -16,6 +16,7 @@ extern crate alloc;
 // compiler reports what nothing uses.
 pub mod fast_stop;
 pub mod park;
+pub mod physical_irqs;
 pub mod psci;
 pub mod smccc;
 pub mod trace;

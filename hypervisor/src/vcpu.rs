@@ -15,6 +15,7 @@
 //! context and cleaned up, so AFFINITY_INFO never reports OFF for a CPU that
 //! can still execute guest code.
 
+use crate::physical_irqs::IntidSet;
 use crate::stop_context::StopContext;
 use crate::sync::{AtomicU64, Ordering, fence};
 use crate::trace_buffer::TraceRing;
@@ -247,9 +248,10 @@ pub struct Vcpu {
     /// registers: any CPU sets bits, the vCPU's own CPU drains them.
     pub pending_sgis: AtomicU32,
     /// Guest hardware interrupts waiting for a free list register, or held
-    /// active while the vCPU is parked. Only its own CPU takes this lock, so
-    /// it is never contended.
-    pub held_irqs: Mutex<Vec<u32>>,
+    /// active while the vCPU is parked: one bit per INTID, so a guest that
+    /// activates the same INTID again and again adds nothing. Only its own
+    /// CPU takes this lock, so it is never contended.
+    pub held_irqs: Mutex<IntidSet>,
     /// What it recorded when it last parked for a FAST_STOP (SAVE_REGS);
     /// written by its own CPU, read by the FAST_STOP caller.
     pub stop_context: Mutex<StopContext>,
@@ -269,7 +271,7 @@ impl Vcpu {
             },
             mpidr,
             pending_sgis: AtomicU32::new(0),
-            held_irqs: Mutex::new(Vec::new()),
+            held_irqs: Mutex::new(IntidSet::new()),
             stop_context: Mutex::new(StopContext::default()),
             stack_top: AtomicU64Plain::new(0),
             trace: TraceRing::new(trace_words),

@@ -64,6 +64,10 @@ impl SgiRequest {
 
 const LR_STATE_SHIFT: u32 = 62;
 const LR_HW: u64 = 1 << 61;
+/// With HW = 0: a maintenance interrupt once the guest has deactivated it
+/// and the register is invalid (ICH_EISR_EL2).
+const LR_EOI: u64 = 1 << 41;
+const LR_PINTID_MASK: u64 = 0x3ff << LR_PINTID_SHIFT;
 const LR_GROUP1: u64 = 1 << 60;
 const LR_PRIORITY_SHIFT: u32 = 48;
 const LR_PINTID_SHIFT: u32 = 32;
@@ -98,12 +102,31 @@ pub fn lr_state(lr: u64) -> LrState {
 }
 
 /// Whether the list register is linked to a physical interrupt (HW).
+#[cfg(test)]
 pub fn lr_is_hw(lr: u64) -> bool {
     lr & LR_HW != 0
 }
 
 pub fn lr_vintid(lr: u64) -> u32 {
     lr as u32
+}
+
+/// Whether the list register stands for a physical activation that the
+/// hypervisor still has to end: HW-linked and not yet deactivated by the
+/// guest, or a second activation waiting for its EOI maintenance
+/// interrupt (see [`choose_lr`]).
+pub fn lr_holds_physical(lr: u64) -> bool {
+    if lr & LR_HW != 0 {
+        lr_state(lr) != LrState::Invalid
+    } else {
+        lr & LR_EOI != 0
+    }
+}
+
+/// A second activation's list register the guest has deactivated: the
+/// hypervisor deactivates the physical interrupt and frees the register.
+pub fn lr_eoi_done(lr: u64) -> bool {
+    lr & (LR_HW | LR_EOI) == LR_EOI && lr_state(lr) == LrState::Invalid
 }
 
 /// Where a new virtual interrupt goes.
@@ -129,12 +152,22 @@ pub fn choose_lr(lrs: &[u64], empty: u64, vintid: u32) -> LrSlot {
         }
         match lr_state(lr) {
             LrState::Pending | LrState::PendingActive => return LrSlot::Coalesced,
-            // A HW-linked interrupt cannot be pending+active in an LR; it
-            // waits until the guest deactivates it.
             LrState::Active if lr & LR_HW == 0 => {
                 return LrSlot::Reuse(i, lr | 3 << LR_STATE_SHIFT);
             }
-            LrState::Active => return LrSlot::Full,
+            // A second activation of a HW-linked interrupt the guest has
+            // not deactivated (it cleared the first through ICACTIVER, so
+            // the physical interrupt fired again). A HW-linked register
+            // cannot be pending+active: unlink it, make it pending+active
+            // (the new activation waits behind the running priority) and
+            // ask for an EOI maintenance interrupt, at which the hypervisor
+            // deactivates the physical interrupt. Waiting for a free
+            // register instead would set UIE with the register still in
+            // use: a maintenance interrupt on every return to the guest.
+            LrState::Active => {
+                let unlinked = lr & !(LR_HW | LR_PINTID_MASK) | LR_EOI;
+                return LrSlot::Reuse(i, unlinked | 3 << LR_STATE_SHIFT);
+            }
             LrState::Invalid => {}
         }
     }
@@ -201,10 +234,22 @@ mod tests {
             choose_lr(&lrs, empty, 2),
             LrSlot::Reuse(1, active2 | 3 << 62)
         );
+        let second = lr_pending(27, 0x80, false) | LR_EOI | 3 << 62;
         assert_eq!(
             choose_lr(&lrs, empty, 27),
-            LrSlot::Full,
-            "HW active: wait for deactivation"
+            LrSlot::Reuse(2, second),
+            "HW active: unlinked, pending+active, EOI maintenance"
+        );
+        assert!(lr_holds_physical(active_hw) && lr_holds_physical(second));
+        assert!(!lr_eoi_done(second));
+        let done = second & !(3 << 62);
+        assert!(lr_eoi_done(done) && lr_holds_physical(done));
+        assert!(!lr_holds_physical(active2) && !lr_eoi_done(active2));
+        assert!(!lr_holds_physical(active_hw & !(3 << 62)));
+        assert_eq!(
+            choose_lr(&[second], 0, 27),
+            LrSlot::Coalesced,
+            "a third activation joins the pending one"
         );
         assert_eq!(choose_lr(&lrs, empty, 5), LrSlot::Empty(3));
         assert_eq!(choose_lr(&lrs, 0, 5), LrSlot::Full);

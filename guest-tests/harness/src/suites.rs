@@ -133,6 +133,15 @@ pub static SUITES: &[SuiteSpec] = &[
         timeout_s: 90,
         plain: false,
     },
+    SuiteSpec {
+        name: "hostile",
+        min_passed_1: 1,
+        min_passed_n: 3,
+        required: &[req("system", "system off", 1)],
+        end: End::Off,
+        timeout_s: 60,
+        plain: true,
+    },
     // Needs --mem 4G or more (at less both tests skip, and the run fails).
     SuiteSpec {
         name: "ram",

@@ -7,6 +7,7 @@
 
 use super::{emit_here, gic, hv};
 use crate::list_registers::{self, MAX_LRS, VirtualInterface};
+use crate::physical_irqs::Owners;
 use crate::trace::Event;
 use crate::vcpu::PowerState;
 use crate::vgic::SgiRequest;
@@ -103,9 +104,24 @@ impl VirtualInterface for Interface {
 /// Hands a physical interrupt (already acknowledged and priority-dropped)
 /// to the guest on this CPU.
 pub fn inject_hw(cpu: usize, intid: u32) {
+    OWNERS.acknowledged(intid, cpu);
     let priority = gic::priority_of(cpu, intid);
     if !list_registers::place(&mut Interface, intid, priority, true) {
-        hv().vcpus[cpu].held_irqs.lock().push(intid);
+        queue(cpu, intid);
+    }
+}
+
+/// For each INTID, the CPU whose acknowledge activated it last for the
+/// guest: the only one that may deactivate it on the guest's behalf.
+static OWNERS: Owners = Owners::new();
+
+/// Keeps `intid` (active at the GIC) for vCPU `cpu`: at most once per
+/// INTID. One outside the set's range (no LPIs reach here) is ended now.
+fn queue(cpu: usize, intid: u32) {
+    let mut held = hv().vcpus[cpu].held_irqs.lock();
+    let kept = held.insert(intid) || held.contains(intid);
+    if !kept && OWNERS.release(intid, cpu) {
+        gic::deactivate(intid);
     }
 }
 
@@ -132,7 +148,7 @@ pub fn take_interrupts(mut for_guest: impl FnMut(u32)) {
 /// The maintenance interrupt: UIE off before it is deactivated (see
 /// `list_registers::maintenance`).
 fn maintenance() {
-    list_registers::maintenance(&mut Interface);
+    list_registers::maintenance(&mut Interface, &OWNERS, super::cpu_index());
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }
 
@@ -140,13 +156,14 @@ fn maintenance() {
 /// active (so it cannot fire again and wake the park loop) until the vCPU's
 /// next life, whose reset deactivates it.
 pub fn hold(cpu: usize, intid: u32) {
-    hv().vcpus[cpu].held_irqs.lock().push(intid);
+    OWNERS.acknowledged(intid, cpu);
+    queue(cpu, intid);
 }
 
 /// Moves this vCPU's pending SGIs and queued interrupts into list registers
 /// (see `list_registers::flush`).
 pub fn flush(cpu: usize) {
-    list_registers::flush(&mut Interface, &hv().vcpus[cpu], |intid| {
+    list_registers::flush(&mut Interface, &hv().vcpus[cpu], &OWNERS, cpu, |intid| {
         gic::priority_of(cpu, intid)
     });
 }
@@ -179,6 +196,6 @@ pub fn send_sgi(sender: usize, value: u64) {
 /// pending interrupts: nothing virtual survives a park or CPU_ON (see
 /// `list_registers::reset`).
 pub fn reset_cpu(cpu: usize) {
-    list_registers::reset(&mut Interface, &hv().vcpus[cpu]);
+    list_registers::reset(&mut Interface, &hv().vcpus[cpu], &OWNERS, cpu);
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }

@@ -11,6 +11,7 @@ pub mod psci;
 pub mod pstate;
 pub mod resume;
 pub mod smp;
+pub mod spi;
 pub mod time;
 pub mod uart;
 pub mod vectors;

@@ -16,6 +16,7 @@ pub mod exception;
 pub mod fast_stop;
 pub mod fuzz;
 pub mod gic_off;
+pub mod hostile;
 pub mod ipi;
 pub mod isolation;
 pub mod power;
@@ -90,6 +91,10 @@ pub static ENTRIES: &[Entry] = &[
     Entry {
         name: "stress",
         kind: Kind::Tests(&stress::SUITE),
+    },
+    Entry {
+        name: "hostile",
+        kind: Kind::Tests(&hostile::SUITE),
     },
     Entry {
         name: "ram",

@@ -1,0 +1,205 @@
+//! `hostile`: what a guest does to its own interrupts that must not wedge
+//! the hypervisor or lose a CPU. Each test also passes on plain QEMU
+//! (where it makes sense), which is the reference behaviour.
+//!
+//! * spi_second_activation: take an SPI, clear its active state through
+//!   GICD_ICACTIVER and pend it again before the EOI. The second activation
+//!   waits behind the running priority (IAR1 reads 1023) and is taken after
+//!   the EOI; afterwards nothing is left active. (The hypervisor queued it
+//!   behind the HW-linked list register and asked for an underflow
+//!   maintenance interrupt that then fired on every return to the guest:
+//!   the vCPU never ran again.)
+//! * cpu_on_keeps_another_cpus_spi: an SPI fires while CPU 1 is off and is
+//!   held for it; the guest re-routes it to CPU 0, clears and pends it,
+//!   takes it there, and starts CPU 1 while it is in service: it must stay
+//!   active until CPU 0's EOI. (CPU 1's reset deactivated it.)
+//! * held_spi_cleared_and_repended: thousands of rounds of clear-active +
+//!   pend of an SPI routed to a parked CPU; the parked CPU holds it each
+//!   time (at most one record per INTID), starting the CPU ends it.
+
+use super::common::{release, skip_plain, start_held};
+use guestlib::arch::{cpu, gic, smp, spi, time};
+use guestlib::framework::{Suite, Test};
+use guestlib::{Env, TestResult, ensure, msg};
+
+pub static SUITE: Suite<Env> = Suite {
+    name: "hostile",
+    tests: &[
+        Test::new("spi_second_activation", spi_second_activation),
+        Test::new("cpu_on_keeps_another_cpus_spi", cpu_on_keeps_spi).cpus(2),
+        Test::new("held_spi_cleared_and_repended", held_spi_repended)
+            .cpus(2)
+            .skip_if(skip_plain),
+    ],
+};
+
+/// SPIs no QEMU virt device uses.
+const SPI_A: u32 = 200;
+const SPI_B: u32 = 201;
+const SPI_C: u32 = 202;
+
+const SPURIOUS: u64 = 1023;
+
+/// Acknowledges (IAR1, interrupts masked in DAIF) until something other
+/// than spurious comes, or `timeout_us` passes (then spurious).
+fn ack_within(timeout_us: u64) -> u64 {
+    let mut iar = SPURIOUS;
+    time::spin_until(timeout_us, || {
+        iar = gic::acknowledge() & 0xff_ffff;
+        iar != SPURIOUS
+    });
+    iar
+}
+
+fn spi_second_activation(env: &Env) -> TestResult {
+    let me = cpu::mpidr();
+    gic::enable_private(env, me, 0)?;
+    spi::setup(env, SPI_A, 0x80, me);
+    let r = second_activation(env);
+    spi::disable(env, SPI_A);
+    spi::clear_pending(env, SPI_A);
+    spi::clear_active(env, SPI_A);
+    r
+}
+
+fn second_activation(env: &Env) -> TestResult {
+    spi::pend(env, SPI_A);
+    let first = ack_within(1_000_000);
+    ensure!(
+        first == SPI_A as u64,
+        "IAR1 = {}, expected SPI {}",
+        first,
+        SPI_A
+    );
+    spi::clear_active(env, SPI_A);
+    spi::pend(env, SPI_A);
+    // A hypervisor that livelocks on the second activation never comes back here.
+    time::delay_us(20_000);
+    let early = ack_within(1_000);
+    ensure!(
+        early == SPURIOUS,
+        "IAR1 = {} before the EOI: the second activation must wait behind the running priority",
+        early
+    );
+    gic::end_of_interrupt(first);
+    let second = ack_within(1_000_000);
+    ensure!(
+        second == SPI_A as u64,
+        "after the EOI IAR1 = {}, expected the second activation of {}",
+        second,
+        SPI_A
+    );
+    gic::end_of_interrupt(second);
+    let third = ack_within(20_000);
+    ensure!(third == SPURIOUS, "a third activation {} appeared", third);
+    ensure!(
+        time::spin_until(1_000_000, || !spi::is_active(env, SPI_A)),
+        "SPI {} still active at the GIC after both EOIs",
+        SPI_A
+    );
+    Ok(())
+}
+
+fn cpu_on_keeps_spi(env: &Env) -> TestResult {
+    let me = cpu::mpidr();
+    let idx = env
+        .secondaries()
+        .next()
+        .ok_or_else(|| msg!("no secondary"))?;
+    gic::enable_private(env, me, 0)?;
+    spi::setup(env, SPI_B, 0x80, env.mpidr(idx));
+    let r = keep_spi(env, idx);
+    spi::disable(env, SPI_B);
+    spi::clear_pending(env, SPI_B);
+    spi::clear_active(env, SPI_B);
+    r
+}
+
+fn keep_spi(env: &Env, idx: usize) -> TestResult {
+    spi::pend(env, SPI_B);
+    if !env.opts().plain() {
+        // The hypervisor's CPU under the parked vCPU took it and holds it.
+        ensure!(
+            time::spin_until(1_000_000, || spi::is_active(env, SPI_B)
+                && !spi::is_pending(env, SPI_B)),
+            "SPI {} routed to parked cpu{} was not held",
+            SPI_B,
+            idx
+        );
+    }
+    spi::route(env, SPI_B, cpu::mpidr());
+    spi::clear_active(env, SPI_B);
+    spi::pend(env, SPI_B);
+    let iar = ack_within(1_000_000);
+    ensure!(
+        iar == SPI_B as u64,
+        "IAR1 = {}, expected SPI {}",
+        iar,
+        SPI_B
+    );
+    start_held(env, idx)?;
+    let active = spi::is_active(env, SPI_B);
+    release(idx);
+    smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
+    ensure!(
+        active,
+        "starting cpu{} deactivated SPI {}, which cpu0 has in service",
+        idx,
+        SPI_B
+    );
+    gic::end_of_interrupt(iar);
+    ensure!(
+        time::spin_until(1_000_000, || !spi::is_active(env, SPI_B)),
+        "SPI {} still active after cpu0's EOI",
+        SPI_B
+    );
+    let again = ack_within(20_000);
+    ensure!(
+        again == SPURIOUS,
+        "IAR1 = {} after the EOI, expected nothing",
+        again
+    );
+    Ok(())
+}
+
+/// Rounds of clear + pend: each one is a new activation of the same INTID.
+const ROUNDS: u32 = 3000;
+
+fn held_spi_repended(env: &Env) -> TestResult {
+    let idx = env
+        .secondaries()
+        .next()
+        .ok_or_else(|| msg!("no secondary"))?;
+    gic::enable_private(env, cpu::mpidr(), 0)?;
+    spi::setup(env, SPI_C, 0x80, env.mpidr(idx));
+    let r = repend(env, idx);
+    spi::disable(env, SPI_C);
+    spi::clear_pending(env, SPI_C);
+    spi::clear_active(env, SPI_C);
+    r
+}
+
+fn repend(env: &Env, idx: usize) -> TestResult {
+    for round in 0..ROUNDS {
+        spi::clear_active(env, SPI_C);
+        spi::pend(env, SPI_C);
+        ensure!(
+            time::spin_until(1_000_000, || spi::is_active(env, SPI_C)
+                && !spi::is_pending(env, SPI_C)),
+            "round {}: SPI {} routed to parked cpu{} was not held",
+            round,
+            SPI_C,
+            idx
+        );
+    }
+    start_held(env, idx)?;
+    release(idx);
+    smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
+    ensure!(
+        !spi::is_active(env, SPI_C),
+        "SPI {} still active after cpu{} started: its reset must end what it held",
+        SPI_C,
+        idx
+    );
+    Ok(())
+}
