@@ -26,6 +26,17 @@ type Pl011Frame = [ReadWrite<u32>; 1024];
 /// PL011 registers the console itself uses (byte offsets).
 const UARTDR: usize = 0x00;
 const UARTFR: usize = 0x18;
+/// The PL011's configuration registers: what the guest may not change on
+/// the UART that also carries the hypervisor's own output (see
+/// [`filter_guest_write`]).
+const UARTIBRD: usize = 0x24;
+const UARTFBRD: usize = 0x28;
+const UARTLCR_H: usize = 0x2c;
+const UARTCR: usize = 0x30;
+const UARTDMACR: usize = 0x48;
+const CR_UARTEN: u32 = 1 << 0;
+const CR_LBE: u32 = 1 << 7;
+const CR_TXE: u32 = 1 << 8;
 /// Flag register bits the wire model decides.
 const FR_BUSY: u32 = 1 << 3;
 const FR_TXFF: u32 = 1 << 5;
@@ -161,6 +172,21 @@ impl Console {
     fn flush<'r>(&mut self, rings: impl IntoIterator<Item = &'r TraceRing> + Clone) {
         self.send_line();
         while self.next_line(rings.clone()) {
+            self.send_line();
+        }
+    }
+
+    /// Prints ready records until the counter passes `deadline` (the line
+    /// under way is always finished): other CPUs may record lines as fast as
+    /// this one prints them, and a guest UART access must complete in
+    /// bounded time. What is left goes out at the next access or tick.
+    fn flush_until<'r>(
+        &mut self,
+        rings: impl IntoIterator<Item = &'r TraceRing> + Clone,
+        deadline: u64,
+    ) {
+        self.send_line();
+        while timer::ticks() < deadline && self.next_line(rings.clone()) {
             self.send_line();
         }
     }
@@ -311,7 +337,10 @@ pub fn guest_access<'r>(
 ) -> u32 {
     let mut guard = CONSOLE.lock();
     let Some(c) = guard.as_mut() else { return 0 };
-    c.flush(rings);
+    c.flush_until(
+        rings,
+        timer::ticks() + timer::frequency() / GUEST_FLUSH_BUDGET_DIVISOR,
+    );
     let offset = offset & 0xffc;
     match write {
         Some(value) if offset == UARTDR => {
@@ -322,7 +351,9 @@ pub fn guest_access<'r>(
             0
         }
         Some(value) => {
-            c.reg(offset).write(value);
+            if let Some(value) = filter_guest_write(offset, value) {
+                c.reg(offset).write(value);
+            }
             0
         }
         None => {
@@ -345,5 +376,21 @@ pub fn guest_access<'r>(
                 _ => real,
             }
         }
+    }
+}
+
+/// How long a guest UART access prints trace lines first: 1/1000 s.
+const GUEST_FLUSH_BUDGET_DIVISOR: u64 = 1000;
+
+/// What of a guest write to a non-data register reaches the real PL011,
+/// whose output is the hypervisor's too: the guest may not disable the
+/// UART or its transmitter, turn on loopback, or change the baud rate,
+/// the frame format or DMA (ignored). Interrupt masks, clears and the
+/// other control bits (RXE, RTS, ...) are the guest's.
+fn filter_guest_write(offset: usize, value: u32) -> Option<u32> {
+    match offset {
+        UARTIBRD | UARTFBRD | UARTLCR_H | UARTDMACR => None,
+        UARTCR => Some(value & !CR_LBE | CR_UARTEN | CR_TXE),
+        _ => Some(value),
     }
 }

@@ -88,3 +88,15 @@ pub fn print(args: fmt::Arguments<'_>) {
 macro_rules! gprintln {
     ($($arg:tt)*) => { $crate::arch::uart::print_line(format_args!($($arg)*)) };
 }
+
+/// Reads PL011 register `offset` (byte offset in the 4 KiB frame).
+pub fn read_reg(offset: usize) -> u32 {
+    // SAFETY: a PL011 register on QEMU virt; MMIO is identity mapped.
+    unsafe { ((PL011_BASE + (offset & 0xffc)) as *const u32).read_volatile() }
+}
+
+/// Writes PL011 register `offset` (byte offset in the 4 KiB frame).
+pub fn write_reg(offset: usize, value: u32) {
+    // SAFETY: a PL011 register on QEMU virt; MMIO is identity mapped.
+    unsafe { ((PL011_BASE + (offset & 0xffc)) as *mut u32).write_volatile(value) }
+}

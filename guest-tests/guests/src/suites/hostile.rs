@@ -16,9 +16,17 @@
 //! * held_spi_cleared_and_repended: thousands of rounds of clear-active +
 //!   pend of an SPI routed to a parked CPU; the parked CPU holds it each
 //!   time (at most one record per INTID), starting the CPU ends it.
+//! * uart_store_bounded_under_trace_marks: CPU 1 makes TRACE_MARK calls
+//!   back to back while CPU 0 writes one byte to the UART: the store takes
+//!   well under a second (it printed trace lines as fast as CPU 1 made
+//!   them, for as long as it made them).
+//! * uart_config_is_not_the_guests: writes to UARTCR (disable), LCR_H,
+//!   IBRD, FBRD and DMACR do not reach the UART that carries the
+//!   hypervisor's output: it stays enabled, its baud rate unchanged.
 
-use super::common::{release, skip_plain, start_held};
-use guestlib::arch::{cpu, gic, smp, spi, time};
+use super::common::{S_RELEASE, release, skip_plain, start_held};
+use core::sync::atomic::Ordering::*;
+use guestlib::arch::{cpu, gic, smp, spi, time, uart, vendor};
 use guestlib::framework::{Suite, Test};
 use guestlib::{Env, TestResult, ensure, msg};
 
@@ -30,6 +38,10 @@ pub static SUITE: Suite<Env> = Suite {
         Test::new("held_spi_cleared_and_repended", held_spi_repended)
             .cpus(2)
             .skip_if(skip_plain),
+        Test::new("uart_store_bounded_under_trace_marks", uart_store_bounded)
+            .cpus(2)
+            .skip_if(skip_plain),
+        Test::new("uart_config_is_not_the_guests", uart_config).skip_if(skip_plain),
     ],
 };
 
@@ -201,5 +213,91 @@ fn repend(env: &Env, idx: usize) -> TestResult {
         SPI_C,
         idx
     );
+    Ok(())
+}
+
+/// CPU 1: TRACE_MARK calls back to back until released (at most 3 s).
+fn mark_job(idx: usize, _ctx: u64) {
+    let s = smp::slot(idx);
+    s.scratch[S_MARKS].store(0, Release);
+    let end = time::now_ns() + 3_000_000_000;
+    while s.scratch[S_RELEASE].load(Acquire) == 0 && time::now_ns() < end {
+        vendor::trace_mark(0x0bad_0bad);
+        s.scratch[S_MARKS].fetch_add(1, Release);
+    }
+}
+
+const S_MARKS: usize = 2;
+/// A UART store may print trace lines first, but only for a bounded time.
+const UART_STORE_MAX_NS: u64 = 300_000_000;
+
+fn uart_store_bounded(env: &Env) -> TestResult {
+    let idx = env
+        .secondaries()
+        .next()
+        .ok_or_else(|| msg!("no secondary"))?;
+    let s = smp::slot(idx);
+    s.clear_scratch();
+    smp::start(env, idx, mark_job, super::common::cookie())?;
+    let started = time::spin_until(1_000_000, || s.scratch[S_MARKS].load(Acquire) > 100);
+    let t0 = time::now_ns();
+    uart::write_reg(0, u32::from(b'.'));
+    let took = time::now_ns() - t0;
+    release(idx);
+    smp::wait_off(env, idx, smp::OFF_TIMEOUT_US)?;
+    ensure!(started, "cpu{} made no TRACE_MARK calls", idx);
+    ensure!(
+        took < UART_STORE_MAX_NS,
+        "one UART store took {} ms while cpu{} made trace lines",
+        took / 1_000_000,
+        idx
+    );
+    Ok(())
+}
+
+const UARTIBRD: usize = 0x24;
+const UARTFBRD: usize = 0x28;
+const UARTLCR_H: usize = 0x2c;
+const UARTCR: usize = 0x30;
+const UARTDMACR: usize = 0x48;
+
+fn uart_config(_env: &Env) -> TestResult {
+    let (cr, ibrd, fbrd, lcr) = (
+        uart::read_reg(UARTCR),
+        uart::read_reg(UARTIBRD),
+        uart::read_reg(UARTFBRD),
+        uart::read_reg(UARTLCR_H),
+    );
+    uart::with_lock(|| {
+        uart::write_reg(UARTCR, 1 << 7); // loopback, UART and transmitter off
+        uart::write_reg(UARTIBRD, ibrd ^ 0x5);
+        uart::write_reg(UARTFBRD, fbrd ^ 0x3);
+        uart::write_reg(UARTLCR_H, 0x02); // 5 bits, parity
+        uart::write_reg(UARTDMACR, 0x3);
+    });
+    let after = (
+        uart::read_reg(UARTCR),
+        uart::read_reg(UARTIBRD),
+        uart::read_reg(UARTFBRD),
+        uart::read_reg(UARTLCR_H),
+        uart::read_reg(UARTDMACR),
+    );
+    uart::write_reg(UARTCR, cr);
+    ensure!(
+        after.0 & 0x181 == 0x101,
+        "UARTCR = {:#x} after the guest disabled it: UARTEN and TXE must stay set, LBE clear",
+        after.0
+    );
+    ensure!(
+        (after.1, after.2, after.3) == (ibrd, fbrd, lcr),
+        "IBRD/FBRD/LCR_H {:#x}/{:#x}/{:#x}, were {:#x}/{:#x}/{:#x}",
+        after.1,
+        after.2,
+        after.3,
+        ibrd,
+        fbrd,
+        lcr
+    );
+    ensure!(after.4 & 0x3 == 0, "UARTDMACR = {:#x}", after.4);
     Ok(())
 }
