@@ -128,9 +128,90 @@ pub fn instruction_length(esr: u64) -> u64 {
     if esr & ESR_IL != 0 { 4 } else { 2 }
 }
 
+/// SPSR_EL2.SS (bit 21, either format): the software-step state machine.
+pub const SPSR_SS: u64 = 1 << 21;
+/// SPSR_EL2.BTYPE (bits 11:10, AArch64 format).
+pub const SPSR_BTYPE: u64 = 0b11 << 10;
+/// AArch32 format: T (Thumb) and the IT bits, IT[1:0] at 26:25, IT[7:2]
+/// at 15:10.
+const SPSR32_T: u64 = 1 << 5;
+const SPSR32_IT: u64 = 0x0600_fc00;
+
+/// The guest's (PC, PSTATE) after the hypervisor emulated the trapped
+/// instruction described by `esr` in its place, as executing it would have
+/// left them (the same as KVM's `kvm_skip_instr`):
+/// - the PC moves past it (ESR_EL2.IL);
+/// - SS is cleared: a debugger single-stepping the guest gets its step
+///   exception at the next instruction, not one later;
+/// - AArch64: BTYPE is cleared (no emulated instruction is a branch);
+/// - AArch32 Thumb inside an IT block: the IT state advances
+///   (`ITAdvance()`), so the next instruction gets its own condition.
+pub fn skip_instruction(pc: u64, spsr: u64, esr: u64) -> (u64, u64) {
+    let len = instruction_length(esr);
+    let mut spsr = spsr & !SPSR_SS;
+    if spsr & spsr::M_AARCH32 == 0 {
+        return (pc.wrapping_add(len), spsr & !SPSR_BTYPE);
+    }
+    if spsr & SPSR32_T != 0 && spsr & SPSR32_IT != 0 {
+        spsr = it_advance(spsr);
+    }
+    (pc.wrapping_add(len) & 0xffff_ffff, spsr)
+}
+
+/// `ITAdvance()` on an AArch32 SPSR: IT[7:0] is cond (7:5) and mask (4:0);
+/// when the mask's low 3 bits are 0 the block ends, else the mask and the
+/// condition's low bit shift left.
+fn it_advance(spsr: u64) -> u64 {
+    let it = (spsr >> 25 & 0b11) | (spsr >> 10 & 0x3f) << 2;
+    let next = if it & 0b111 == 0 {
+        0
+    } else {
+        it & 0xe0 | (it << 1) & 0x1f
+    };
+    spsr & !SPSR32_IT | (next & 0b11) << 25 | (next >> 2) << 10
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skipping_clears_ss_and_btype_and_moves_the_pc() {
+        let el1h = spsr::M_EL1H | spsr::DAIF | SPSR_SS | 0b10 << 10 | spsr::NZCV;
+        let (pc, s) = skip_instruction(0x4000_1000, el1h, ESR_IL);
+        assert_eq!(pc, 0x4000_1004);
+        assert_eq!(s, spsr::M_EL1H | spsr::DAIF | spsr::NZCV);
+        // AArch32 Thumb, 16-bit, not in an IT block: SS cleared, PC + 2.
+        let t32 = spsr::M_AARCH32 | SPSR32_T | SPSR_SS;
+        let (pc, s) = skip_instruction(0x8000, t32, 0);
+        assert_eq!((pc, s), (0x8002, spsr::M_AARCH32 | SPSR32_T));
+        let (pc, _) = skip_instruction(0xffff_fffe, t32, 0);
+        assert_eq!(pc, 0, "AArch32 PC wraps at 32 bits");
+    }
+
+    /// IT[7:0] into an AArch32 SPSR.
+    fn with_it(it: u64) -> u64 {
+        spsr::M_AARCH32 | SPSR32_T | (it & 0b11) << 25 | (it >> 2) << 10
+    }
+
+    #[test]
+    fn skipping_advances_the_it_state() {
+        // ITE EQ: firstcond 0000, mask 1100 -> IT = 0000_1100; after the
+        // first instruction: 0000_1000 | (cond[0]=0 -> else) ... per
+        // ITAdvance: IT[4:0] shifted left.
+        let ite_eq = 0b0000_1100;
+        let (_, s) = skip_instruction(0x8000, with_it(ite_eq), 0);
+        assert_eq!(s, with_it(0b0001_1000), "second instruction: the else");
+        let (_, s) = skip_instruction(0x8002, s, 0);
+        assert_eq!(s, with_it(0), "the block has ended");
+        // ITT NE (cond 0001, mask 0100 -> IT = 0001_0100... firstcond[0]=1).
+        let itt_ne = 0b0001_0100;
+        let (_, s) = skip_instruction(0x8000, with_it(itt_ne), 0);
+        assert_eq!(s, with_it(0b0000_1000));
+        // A32 (T clear): IT bits are not touched.
+        let a32 = spsr::M_AARCH32 | 0b11 << 25;
+        assert_eq!(skip_instruction(0x8000, a32, ESR_IL).1, a32);
+    }
 
     const ALL: PstateFeatures = PstateFeatures {
         pan: true,

@@ -135,8 +135,8 @@ pub static SUITES: &[SuiteSpec] = &[
     },
     SuiteSpec {
         name: "hostile",
-        min_passed_1: 2,
-        min_passed_n: 5,
+        min_passed_1: 4,
+        min_passed_n: 7,
         required: &[req("system", "system off", 1)],
         end: End::Off,
         timeout_s: 60,

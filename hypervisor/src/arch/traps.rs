@@ -84,7 +84,7 @@ fn synchronous(frame: &mut GuestFrame) {
         EC_SMC64 => {
             // A trapped SMC returns to the SMC itself: step over it first, so
             // whatever the call does with the frame starts from the next PC.
-            frame.elr += exception::instruction_length(esr);
+            skip_instruction(frame, esr);
             hypercall::handle(frame, esr as u16);
         }
         EC_DABT_LOWER => data_abort(frame, esr),
@@ -143,7 +143,7 @@ fn system_register(frame: &mut GuestFrame, esr: u64) {
             frame.x.get(rt).copied().unwrap_or(0)
         };
         vgic::send_sgi(cpu_index(), value);
-        frame.elr += exception::instruction_length(esr);
+        skip_instruction(frame, esr);
         return;
     }
     let why = "system register not emulated";
@@ -158,6 +158,12 @@ fn system_register(frame: &mut GuestFrame, esr: u64) {
     contain(frame, fault, EC_UNKNOWN, 0);
 }
 
+/// The trapped instruction was emulated: the guest continues after it
+/// (PC, single-step state, BTYPE, IT state; see `exception::skip_instruction`).
+fn skip_instruction(frame: &mut GuestFrame, esr: u64) {
+    (frame.elr, frame.spsr) = exception::skip_instruction(frame.elr, frame.spsr, esr);
+}
+
 /// AArch32 register 15 is the PC, not x15: an access that names it is not
 /// emulated (the Arm ARM gives no valid syndrome for it either).
 fn names_aarch32_pc(frame: &GuestFrame, access: &mmio::MmioAccess) -> bool {
@@ -168,14 +174,13 @@ fn names_aarch32_pc(frame: &GuestFrame, access: &mmio::MmioAccess) -> bool {
 /// (ESR_EL2.IL: 2 for a 16-bit Thumb instruction of AArch32 EL0).
 fn data_abort(frame: &mut GuestFrame, esr: u64) {
     let hv = hv();
-    let step = exception::instruction_length(esr);
     match mmio::decode(esr, el2::far(), el2::hpfar()) {
         Ok(access) if names_aarch32_pc(frame, &access) => {
             refuse_access(frame, esr, &access, "AArch32 access naming the PC");
         }
         Ok(access) if gic_mmio::owns(access.ipa) => {
             gic_mmio::access(&access, &mut frame.x);
-            frame.elr += step;
+            skip_instruction(frame, esr);
         }
         Ok(access) if hv.uart.contains(access.ipa) => {
             let offset = (access.ipa - hv.uart.base) as usize;
@@ -186,7 +191,7 @@ fn data_abort(frame: &mut GuestFrame, esr: u64) {
                 let value = super::console_access(offset, None);
                 access.apply_load(&mut frame.x, value.into());
             }
-            frame.elr += step;
+            skip_instruction(frame, esr);
         }
         Ok(access) => refuse_access(frame, esr, &access, classify(access.ipa)),
         Err(e) => {

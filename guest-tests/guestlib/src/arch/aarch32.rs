@@ -38,6 +38,17 @@ pv_thumb_store_step:
     .hword 0x3201           // adds r2, #1        r2 = 2 unless one was skipped
     .hword 0xdf00           // svc  #0
     .balign 4
+    .global pv_thumb_it_store
+    // r0 = PL011 base, r1 = 0, r2 = 0. The store is the "then" of an ITE EQ
+    // block (taken), the add its "else" (skipped): r2 stays 0.
+pv_thumb_it_store:
+    .hword 0x4292           // cmp  r2, r2         Z = 1
+    .hword 0xbf0c           // ite  eq
+    .hword 0x6041           // streq r1, [r0, #4]  emulated by the hypervisor
+    .hword 0x3201           // addne r2, #1        must not run
+    .hword 0xdf00           // svc  #0
+    .hword 0xdf00           // svc  #0             (if the IT state went wrong)
+    .balign 4
     .global pv_thumb_load_abort
     // r0 = an address with nothing behind it.
 pv_thumb_load_abort:
@@ -48,6 +59,7 @@ pv_thumb_load_abort:
 );
 
 unsafe extern "C" {
+    fn pv_thumb_it_store();
     fn pv_thumb_store_step();
     fn pv_thumb_load_abort();
 }
@@ -55,6 +67,11 @@ unsafe extern "C" {
 /// A 16-bit Thumb store to the PL011 at `r0`, then two `adds r2, #1`, then SVC.
 pub fn store_step_program() -> u64 {
     pv_thumb_store_step as *const () as u64
+}
+
+/// `cmp r2, r2; ite eq; streq r1, [r0, #4]; addne r2, #1; svc #0`.
+pub fn it_store_program() -> u64 {
+    pv_thumb_it_store as *const () as u64
 }
 
 /// A 16-bit Thumb load from `r0`, then SVC.
@@ -87,6 +104,51 @@ const SPSR_USR_THUMB: u64 = 0x10 | 1 << 5 | 0x7 << 6;
 /// Runs the Thumb program at `code` at AArch32 EL0 with r0..r3 = `regs`
 /// until its first exception; returns what it was.
 pub fn run_thumb(code: u64, regs: [u32; 4]) -> Exit {
+    run_thumb_spsr(code, regs, SPSR_USR_THUMB)
+}
+
+/// SPSR.SS (bit 21): with MDSCR_EL1.SS set, one instruction runs after the
+/// ERET, then a software step exception is taken.
+const SPSR_SS: u64 = 1 << 21;
+
+/// Like [`run_thumb`], single-stepping: exactly one instruction runs, then
+/// the software step exception (EC 0x32) ends the program, its ELR the
+/// next instruction. Clears the OS lock; MDSCR_EL1.SS is set only for the
+/// run.
+pub fn step_thumb(code: u64, regs: [u32; 4]) -> Exit {
+    const MDSCR_SS: u64 = 1;
+    // SAFETY: debug registers of this CPU: the OS lock is released so that
+    // debug exceptions can be taken, and software step is enabled only
+    // around the one ERET to EL0 below.
+    unsafe {
+        core::arch::asm!(
+            "msr oslar_el1, xzr",
+            "mrs {t}, mdscr_el1",
+            "orr {t}, {t}, {ss}",
+            "msr mdscr_el1, {t}",
+            "isb",
+            t = out(reg) _,
+            ss = const MDSCR_SS,
+            options(nostack),
+        )
+    };
+    let exit = run_thumb_spsr(code, regs, SPSR_USR_THUMB | SPSR_SS);
+    // SAFETY: as above, software step off again.
+    unsafe {
+        core::arch::asm!(
+            "mrs {t}, mdscr_el1",
+            "bic {t}, {t}, {ss}",
+            "msr mdscr_el1, {t}",
+            "isb",
+            t = out(reg) _,
+            ss = const MDSCR_SS,
+            options(nostack),
+        )
+    };
+    exit
+}
+
+fn run_thumb_spsr(code: u64, regs: [u32; 4], spsr: u64) -> Exit {
     // SAFETY: ERET to EL0 runs only the given Thumb code, which cannot touch
     // EL1 state; any exception from it comes back through the vectors, which
     // resume at label 2 with SP_EL1 as it was at the ERET. x18, x19 and x29
@@ -112,7 +174,7 @@ pub fn run_thumb(code: u64, regs: [u32; 4]) -> Exit {
             in("x2") u64::from(regs[2]),
             in("x3") u64::from(regs[3]),
             in("x10") code,
-            in("x11") SPSR_USR_THUMB,
+            in("x11") spsr,
             in("x12") RESUME.as_ptr(),
             out("x20") _, out("x21") _, out("x22") _, out("x23") _, out("x24") _,
             out("x25") _, out("x26") _, out("x27") _, out("x28") _,

@@ -20,13 +20,21 @@
 //!   back to back while CPU 0 writes one byte to the UART: the store takes
 //!   well under a second (it printed trace lines as fast as CPU 1 made
 //!   them, for as long as it made them).
+//! * step_over_emulated_store: single-stepping (MDSCR_EL1.SS) a 16-bit
+//!   Thumb store to the emulated PL011 at AArch32 EL0: the step exception
+//!   comes right after the store (ELR + 2, the next instruction not run).
+//!   SPSR_EL2.SS was left set when the PC was stepped, so one more
+//!   instruction ran.
+//! * it_block_emulated_store: an emulated store as the "then" of an ITE
+//!   block: the "else" instruction must not run (the IT state advances).
 //! * uart_config_is_not_the_guests: writes to UARTCR (disable), LCR_H,
 //!   IBRD, FBRD and DMACR do not reach the UART that carries the
 //!   hypervisor's output: it stays enabled, its baud rate unchanged.
 
 use super::common::{S_RELEASE, release, skip_plain, start_held};
 use core::sync::atomic::Ordering::*;
-use guestlib::arch::{cpu, gic, smp, spi, time, uart, vendor};
+use guestlib::Msg;
+use guestlib::arch::{aarch32, cpu, gic, pstate, smp, spi, time, uart, vendor};
 use guestlib::framework::{Suite, Test};
 use guestlib::{Env, TestResult, ensure, msg};
 
@@ -42,6 +50,8 @@ pub static SUITE: Suite<Env> = Suite {
             .cpus(2)
             .skip_if(skip_plain),
         Test::new("uart_config_is_not_the_guests", uart_config).skip_if(skip_plain),
+        Test::new("step_over_emulated_store", step_over_store).skip_if(no_aarch32_el0),
+        Test::new("it_block_emulated_store", it_block_store).skip_if(no_aarch32_el0),
     ],
 };
 
@@ -299,5 +309,48 @@ fn uart_config(_env: &Env) -> TestResult {
         lcr
     );
     ensure!(after.4 & 0x3 == 0, "UARTDMACR = {:#x}", after.4);
+    Ok(())
+}
+
+fn no_aarch32_el0(_env: &Env) -> Option<Msg> {
+    (!pstate::el0_aarch32()).then(|| msg!("this CPU has no AArch32 EL0"))
+}
+
+const EC_SVC32: u64 = 0x11;
+const EC_SOFTWARE_STEP_LOWER: u64 = 0x32;
+
+fn step_over_store(_env: &Env) -> TestResult {
+    let code = aarch32::store_step_program();
+    let e = aarch32::step_thumb(code, [uart::PL011_BASE as u32, 0, 0, 0]);
+    ensure!(
+        e.ec() == EC_SOFTWARE_STEP_LOWER,
+        "expected a software step exception (EC 0x32), got EC {:#x} ESR {:#x} ELR {:#x}",
+        e.ec(),
+        e.esr,
+        e.elr
+    );
+    ensure!(
+        e.elr == code + 2 && e.regs[2] == 0,
+        "step over the emulated store ended at +{} with r2 = {}: expected +2, r2 = 0",
+        e.elr.wrapping_sub(code),
+        e.regs[2]
+    );
+    Ok(())
+}
+
+fn it_block_store(_env: &Env) -> TestResult {
+    let code = aarch32::it_store_program();
+    let e = aarch32::run_thumb(code, [uart::PL011_BASE as u32, 0, 0, 0]);
+    ensure!(
+        e.ec() == EC_SVC32 && e.elr == code + 10,
+        "expected the SVC after the IT block, got EC {:#x} ELR +{}",
+        e.ec(),
+        e.elr.wrapping_sub(code)
+    );
+    ensure!(
+        e.regs[2] == 0,
+        "r2 = {}: the else-instruction of the IT block ran after the emulated store",
+        e.regs[2]
+    );
     Ok(())
 }
