@@ -75,18 +75,27 @@ pub fn flush(
     vcpu: &Vcpu,
     owners: &Owners,
     cpu: usize,
+    enabled_sgis: impl FnOnce() -> u16,
     priority_of: impl Fn(u32) -> u8,
 ) {
     retire(vif, owners, cpu);
-    let pending = vcpu.pending_sgis.swap(0, Ordering::Acquire);
+    let mut pending = vcpu.pending_sgis.swap(0, Ordering::Acquire);
+    // A disabled SGI stays pending until the guest enables it (it waits
+    // for no list register: no maintenance interrupt for it).
+    let mut disabled = 0u32;
+    if pending != 0 {
+        disabled = pending & !u32::from(enabled_sgis());
+        pending &= !disabled;
+    }
     let mut left = 0u32;
     for sgi in (0..16).filter(|s| pending >> s & 1 == 1) {
         if !place(vif, sgi, priority_of(sgi), false) {
             left |= 1 << sgi;
         }
     }
-    if left != 0 {
-        vcpu.pending_sgis.fetch_or(left, Ordering::AcqRel);
+    if left | disabled != 0 {
+        vcpu.pending_sgis
+            .fetch_or(left | disabled, Ordering::AcqRel);
     }
     let mut queued = vcpu.held_irqs.lock();
     queued.retain(|intid| !place(vif, intid, priority_of(intid), true));
@@ -178,7 +187,7 @@ mod tests {
         let vcpu = &vcpus[0];
         vcpu.pending_sgis.store(1 << 1 | 1 << 5, Ordering::Relaxed);
         vcpu.held_irqs.lock().insert(27);
-        flush(&mut cpu, vcpu, &Owners::new(), 0, priority);
+        flush(&mut cpu, vcpu, &Owners::new(), 0, || 0xffff, priority);
         assert_eq!(cpu.lrs[0], lr_pending(1, 0x81, false));
         assert_eq!(cpu.lrs[1], lr_pending(5, 0x85, false));
         assert_eq!(
@@ -196,7 +205,7 @@ mod tests {
         );
         // Flushing again with nothing new changes nothing.
         let before = cpu.lrs.clone();
-        flush(&mut cpu, vcpu, &Owners::new(), 0, priority);
+        flush(&mut cpu, vcpu, &Owners::new(), 0, || 0xffff, priority);
         assert_eq!(cpu.lrs, before);
     }
 
@@ -207,7 +216,7 @@ mod tests {
         let vcpu = &vcpus[0];
         vcpu.pending_sgis.store(0b111, Ordering::Relaxed);
         vcpu.held_irqs.lock().insert(30);
-        flush(&mut cpu, vcpu, &Owners::new(), 0, priority);
+        flush(&mut cpu, vcpu, &Owners::new(), 0, || 0xffff, priority);
         assert_eq!(lr_vintid(cpu.lrs[0]), 0);
         assert_eq!(lr_vintid(cpu.lrs[1]), 1);
         assert_eq!(
@@ -226,7 +235,7 @@ mod tests {
         cpu.set_lr(1, 0);
         maintenance(&mut cpu, &Owners::new(), 0);
         assert_eq!(el2::read_ich_hcr_el2(), IchHcrEl2::EN);
-        flush(&mut cpu, vcpu, &Owners::new(), 0, priority);
+        flush(&mut cpu, vcpu, &Owners::new(), 0, || 0xffff, priority);
         assert_eq!(lr_vintid(cpu.lrs[0]), 2);
         assert_eq!(lr_vintid(cpu.lrs[1]), 30);
         assert_eq!(el2::read_ich_hcr_el2(), IchHcrEl2::EN);
@@ -239,7 +248,7 @@ mod tests {
         let vcpu = &vcpus[0];
         assert!(place(&mut cpu, 3, 0x80, false));
         vcpu.pending_sgis.store(1 << 3, Ordering::Relaxed);
-        flush(&mut cpu, vcpu, &Owners::new(), 0, priority);
+        flush(&mut cpu, vcpu, &Owners::new(), 0, || 0xffff, priority);
         assert_eq!(lr_state(cpu.lrs[0]), LrState::Pending);
         assert_eq!(cpu.empty, 0b1110, "one register used, not two");
         assert_eq!(vcpu.pending_sgis.load(Ordering::Relaxed), 0, "delivered");
@@ -294,7 +303,7 @@ mod tests {
         assert!(place(&mut cpu, 40, 0xa0, true), "no queueing");
         assert_eq!(lr_state(cpu.lrs[0]), LrState::PendingActive);
         assert!(!crate::vgic::lr_is_hw(cpu.lrs[0]));
-        flush(&mut cpu, vcpu, &owners, 0, priority);
+        flush(&mut cpu, vcpu, &owners, 0, || 0xffff, priority);
         assert_eq!(el2::read_ich_hcr_el2(), IchHcrEl2::EN, "no UIE");
         assert!(cpu.deactivated.is_empty());
         // The guest ends the first activation, takes the second, ends it.
@@ -343,5 +352,21 @@ mod tests {
         let mut n = 0;
         held.drain(|_| n += 1);
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn a_disabled_sgi_stays_pending() {
+        let mut cpu = TestCpu::new(4);
+        let vcpus = one_vcpu();
+        let vcpu = &vcpus[0];
+        vcpu.pending_sgis.store(1 << 2 | 1 << 3, Ordering::Relaxed);
+        flush(&mut cpu, vcpu, &Owners::new(), 0, || 1 << 3, priority);
+        assert_eq!(lr_vintid(cpu.lrs[0]), 3);
+        assert_eq!(cpu.empty, 0b1110, "SGI 2 (disabled) not placed");
+        assert_eq!(vcpu.pending_sgis.load(Ordering::Relaxed), 1 << 2);
+        assert_eq!(el2::read_ich_hcr_el2(), IchHcrEl2::EN, "no UIE for it");
+        flush(&mut cpu, vcpu, &Owners::new(), 0, || 0xffff, priority);
+        assert_eq!(lr_vintid(cpu.lrs[1]), 2, "delivered once enabled");
+        assert_eq!(vcpu.pending_sgis.load(Ordering::Relaxed), 0);
     }
 }

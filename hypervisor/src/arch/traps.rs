@@ -136,13 +136,19 @@ fn system_register(frame: &mut GuestFrame, esr: u64) {
     };
     let is_sgi = (5..=7).any(|op2| iss.sysreg_id() == EsrIssSysregId::new(3, 0, 12, 11, op2));
     if is_sgi && iss.dir() == EsrIssSysregDir::Write {
-        let rt = usize::from(iss.rt());
-        let value = if rt == usize::from(EsrIssSysreg::XZR_REG_NUM) {
-            0
-        } else {
-            frame.x.get(rt).copied().unwrap_or(0)
-        };
-        vgic::send_sgi(cpu_index(), value);
+        // Only ICC_SGI1R_EL1 (op2 5) makes an SGI: the guest's SGIs are all
+        // Group 1 of its own Security state, so ICC_SGI0R_EL1 (Group 0)
+        // and ICC_ASGI1R_EL1 (Group 1 of the other Security state) target
+        // none of them (written, ignored).
+        if iss.sysreg_id() == EsrIssSysregId::new(3, 0, 12, 11, 5) {
+            let rt = usize::from(iss.rt());
+            let value = if rt == usize::from(EsrIssSysreg::XZR_REG_NUM) {
+                0
+            } else {
+                frame.x.get(rt).copied().unwrap_or(0)
+            };
+            vgic::send_sgi(cpu_index(), value);
+        }
         skip_instruction(frame, esr);
         return;
     }

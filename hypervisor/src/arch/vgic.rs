@@ -104,7 +104,6 @@ impl VirtualInterface for Interface {
 /// Hands a physical interrupt (already acknowledged and priority-dropped)
 /// to the guest on this CPU.
 pub fn inject_hw(cpu: usize, intid: u32) {
-    OWNERS.acknowledged(intid, cpu);
     let priority = gic::priority_of(cpu, intid);
     if !list_registers::place(&mut Interface, intid, priority, true) {
         queue(cpu, intid);
@@ -130,6 +129,11 @@ fn queue(cpu: usize, intid: u32) {
 /// interrupt, acknowledged and priority-dropped, goes to `for_guest`.
 pub fn take_interrupts(mut for_guest: impl FnMut(u32)) {
     while let Some(intid) = gic::acknowledge() {
+        if !gic::is_hypervisor_owned(intid) {
+            // At once: the guest may clear this activation and another CPU
+            // take the next one; that CPU's record must come later.
+            OWNERS.acknowledged(u32::from(intid), super::cpu_index());
+        }
         gic::end_of_interrupt(intid);
         if gic::is_hypervisor_owned(intid) {
             if intid == gic::MAINTENANCE {
@@ -156,19 +160,35 @@ fn maintenance() {
 /// active (so it cannot fire again and wake the park loop) until the vCPU's
 /// next life, whose reset deactivates it.
 pub fn hold(cpu: usize, intid: u32) {
-    OWNERS.acknowledged(intid, cpu);
     queue(cpu, intid);
 }
 
 /// Moves this vCPU's pending SGIs and queued interrupts into list registers
 /// (see `list_registers::flush`).
 pub fn flush(cpu: usize) {
-    list_registers::flush(&mut Interface, &hv().vcpus[cpu], &OWNERS, cpu, |intid| {
-        gic::priority_of(cpu, intid)
-    });
+    list_registers::flush(
+        &mut Interface,
+        &hv().vcpus[cpu],
+        &OWNERS,
+        cpu,
+        || enabled_sgis(cpu),
+        |intid| gic::priority_of(cpu, intid),
+    );
 }
 
-/// The guest wrote ICC_SGI1R_EL1 (or SGI0R/ASGI1R): mark the SGI pending on
+/// The SGIs the guest has enabled in `cpu`'s GICR_ISENABLER0 (it programs
+/// the real register through the filtered MMIO path; the SGIs themselves
+/// stay virtual).
+fn enabled_sgis(cpu: usize) -> u16 {
+    let isenabler0 = crate::gic_filter::GICR_SGI_BASE + 0x100;
+    let frame = crate::gic_filter::GicFrame::Redistributor {
+        cpu,
+        offset: isenabler0,
+    };
+    gic::guest_access(frame, 4, None) as u16
+}
+
+/// The guest wrote ICC_SGI1R_EL1: mark the SGI pending on
 /// every targeted running vCPU and kick their CPUs. A target that is not
 /// running (parked, or started but not yet in the guest) never gets it.
 pub fn send_sgi(sender: usize, value: u64) {

@@ -132,6 +132,30 @@ pub fn write_sgi1r(v: u64) {
     unsafe { core::arch::asm!("msr icc_sgi1r_el1, {}", "isb", in(reg) v, options(nostack)) };
 }
 
+/// Writes ICC_SGI0R_EL1 (a Group 0 SGI).
+pub fn write_sgi0r(v: u64) {
+    // SAFETY: generating an SGI (trapped by the hypervisor); no memory.
+    unsafe { core::arch::asm!("msr icc_sgi0r_el1, {}", "isb", in(reg) v, options(nostack)) };
+}
+
+/// Writes ICC_ASGI1R_EL1 (a Group 1 SGI of the other Security state).
+pub fn write_asgi1r(v: u64) {
+    // SAFETY: generating an SGI (trapped by the hypervisor); no memory.
+    unsafe { core::arch::asm!("msr icc_asgi1r_el1, {}", "isb", in(reg) v, options(nostack)) };
+}
+
+/// The ICC_SGI*R_EL1 value that sends SGI `intid` to the CPU with this
+/// MPIDR alone.
+pub const fn sgi_to(mpidr: u64, intid: u32) -> u64 {
+    let aff0 = mpidr & 0xff;
+    (mpidr >> 32 & 0xff) << 48
+        | (mpidr >> 16 & 0xff) << 32
+        | (aff0 / 16) << 44
+        | (intid as u64 & 0xf) << 24
+        | (mpidr >> 8 & 0xff) << 16
+        | 1 << (aff0 % 16)
+}
+
 /// Disables PPI `intid` at the calling CPU's redistributor.
 pub fn disable_ppi(env: &Env, mpidr: u64, intid: u32) {
     if let Some(rd) = redistributor(env, mpidr) {
