@@ -90,6 +90,31 @@ pub const SCTLR_EL1_RESET: SctlrEl1 = SctlrEl1::EOS
     .union(SctlrEl1::LSMAOE);
 
 /// Whether the CPU implements FEAT_RAS (and so VSESR_EL2).
+/// HCR_EL2 for this CPU: [`HCR_GUEST`] plus the enables of registers the
+/// ID registers advertise to the guest (which reads them natively), so
+/// that what it is told exists does not trap:
+/// - EnSCXT with FEAT_CSV2_2 (ID_AA64PFR0_EL1.CSV2 >= 2): SCXTNUM_EL0/EL1;
+/// - ATA with FEAT_MTE2 (ID_AA64PFR1_EL1.MTE >= 2): the allocation tag
+///   registers (GCR_EL1, RGSR_EL1, TFSR*_EL1) and instructions.
+pub fn hcr_guest(regs: &impl Registers) -> HcrEl2 {
+    let mut hcr = HCR_GUEST;
+    if regs.id_aa64pfr0_el1().csv2() >= 2 {
+        hcr |= HcrEl2::ENSCXT;
+    }
+    if regs.id_aa64pfr1_el1().mte() >= 2 {
+        hcr |= HcrEl2::ATA;
+    }
+    hcr
+}
+
+/// HFGRTR_EL2 and HFGWTR_EL2 with FEAT_FGT (their reset value is UNKNOWN):
+/// no fine-grained trap. Most bits trap when 1; these trap when 0 (the
+/// nXXX bits: AMAIR2/MAIR2, S2POR, POR, PIR/PIRE0, RCWMASK, TPIDR2,
+/// SMPRI, GCS, ACCDATA), so they are set. (HFGITR_EL2, HDFGRTR_EL2 and
+/// HDFGWTR_EL2 are written 0: their trap-when-0 bits belong to features
+/// QEMU virt does not offer: BRBE, SPE, ... see docs/hostile-guest.md.)
+pub const HFGXTR_NO_TRAPS: u64 = 0xfff << 52 | 1 << 50;
+
 pub fn has_ras(regs: &impl Registers) -> bool {
     regs.id_aa64pfr0_el1().ras() != 0
 }
@@ -197,6 +222,34 @@ mod tests {
         // CPTR_NVHE_EL2_RES1. Nothing traps either way.
         let old_cptr: u64 = 1 << 13 | 1 << 11 | 1 << 9 | 0xff;
         assert_eq!(CPTR_GUEST.bits(), old_cptr & !(1 << 11));
+    }
+
+    #[test]
+    fn hcr_enables_what_the_id_registers_advertise() {
+        let cpu = TestCpu::new(4);
+        assert_eq!(hcr_guest(&cpu), HCR_GUEST);
+        {
+            let mut fake = EL1.lock().unwrap();
+            fake.id_aa64pfr0_el1 = IdAa64pfr0El1::from_bits_retain(2 << 56);
+            fake.id_aa64pfr1_el1 = IdAa64pfr1El1::from_bits_retain(2 << 8);
+        }
+        assert_eq!(
+            hcr_guest(&cpu),
+            HCR_GUEST | HcrEl2::ENSCXT | HcrEl2::ATA,
+            "SCXTNUM and MTE tag registers reachable"
+        );
+        {
+            let mut fake = EL1.lock().unwrap();
+            fake.id_aa64pfr0_el1 = IdAa64pfr0El1::from_bits_retain(1 << 56);
+            fake.id_aa64pfr1_el1 = IdAa64pfr1El1::from_bits_retain(1 << 8);
+        }
+        assert_eq!(
+            hcr_guest(&cpu),
+            HCR_GUEST,
+            "CSV2 1 / MTE 1: nothing to enable"
+        );
+        assert_eq!(HFGXTR_NO_TRAPS.count_ones(), 13);
+        assert_eq!(HFGXTR_NO_TRAPS >> 50, 0b11_1111_1111_1101);
     }
 
     /// The typed ID register fields are the nibbles the old code shifted out.

@@ -135,8 +135,8 @@ pub static SUITES: &[SuiteSpec] = &[
     },
     SuiteSpec {
         name: "hostile",
-        min_passed_1: 5,
-        min_passed_n: 8,
+        min_passed_1: 6,
+        min_passed_n: 9,
         required: &[req("system", "system off", 1)],
         end: End::Off,
         timeout_s: 60,

@@ -141,7 +141,7 @@ impl Registers for Cpu {
     fn set_hcr_el2(&mut self, value: HcrEl2) {
         // SAFETY: HCR_EL2 only changes how this CPU's EL1/EL0 (the guest)
         // run; EL2's own execution does not depend on it: every value
-        // written is `HCR_GUEST`, with or without VSE, so E2H and TGE stay 0.
+        // written is `hcr_guest`, with or without VSE, so E2H and TGE stay 0.
         unsafe { el2_regs::write_hcr_el2(value) }
     }
     fn set_vsesr_el2(&mut self, value: VsesrEl2) {
@@ -210,7 +210,24 @@ pub fn init_cpu(mpidr: u64) {
         // SAFETY: the register exists because SME is implemented.
         unsafe { asm!("msr S3_4_C1_C2_6, {}", in(reg) SMCR_EL2_FULL) };
     }
-    Cpu.set_hcr_el2(el2_state::HCR_GUEST);
+    Cpu.set_hcr_el2(el2_state::hcr_guest(&Cpu));
+    if el1_regs::read_id_aa64mmfr0_el1().fgt() != 0 {
+        // FEAT_FGT: the fine-grained trap registers reset to UNKNOWN values
+        // (no accessor in either crate).
+        // SAFETY: the registers exist because FEAT_FGT is implemented; the
+        // values trap nothing (see `el2_state::HFGXTR_NO_TRAPS`).
+        unsafe {
+            asm!(
+                "msr S3_4_C1_C1_4, {rw}", // HFGRTR_EL2
+                "msr S3_4_C1_C1_5, {rw}", // HFGWTR_EL2
+                "msr S3_4_C1_C1_6, xzr",  // HFGITR_EL2
+                "msr S3_4_C3_C1_4, xzr",  // HDFGRTR_EL2
+                "msr S3_4_C3_C1_5, xzr",  // HDFGWTR_EL2
+                rw = in(reg) el2_state::HFGXTR_NO_TRAPS,
+                options(nostack),
+            )
+        };
+    }
     el2_regs::write_cnthctl_el2(el2_state::CNTHCTL_GUEST);
     // The virtual counter equals the physical one: one guest, never migrated.
     el2_regs::write_cntvoff_el2(CntvoffEl2::empty());
@@ -389,4 +406,26 @@ pub fn inject_sync(frame: &mut super::vectors::GuestFrame, esr: u64, far: u64) {
     let to = el2_state::inject_sync(&mut Cpu, from, esr, far);
     frame.elr = to.pc;
     frame.spsr = to.pstate;
+}
+
+/// Reads, or writes and reads back, SCXTNUM_EL0 (`el0`) or SCXTNUM_EL1 for
+/// the guest (FEAT_CSV2_2; only called when the guest's access trapped,
+/// so the register exists).
+pub fn scxtnum(el0: bool, write: Option<u64>) -> u64 {
+    let v: u64;
+    // SAFETY: the guest's software context number registers, which only
+    // steer speculation restrictions of its own contexts; EL2 has none.
+    unsafe {
+        match (el0, write) {
+            (false, Some(w)) => asm!("msr S3_0_C13_C0_7, {}", in(reg) w, options(nomem, nostack)),
+            (true, Some(w)) => asm!("msr S3_3_C13_C0_7, {}", in(reg) w, options(nomem, nostack)),
+            _ => {}
+        }
+        if el0 {
+            asm!("mrs {}, S3_3_C13_C0_7", out(reg) v, options(nomem, nostack));
+        } else {
+            asm!("mrs {}, S3_0_C13_C0_7", out(reg) v, options(nomem, nostack));
+        }
+    }
+    v
 }

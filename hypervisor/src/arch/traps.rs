@@ -152,6 +152,24 @@ fn system_register(frame: &mut GuestFrame, esr: u64) {
         skip_instruction(frame, esr);
         return;
     }
+    let scxtnum_el1 = iss.sysreg_id() == EsrIssSysregId::new(3, 0, 13, 0, 7);
+    let scxtnum_el0 = iss.sysreg_id() == EsrIssSysregId::new(3, 3, 13, 0, 7);
+    if scxtnum_el1 || scxtnum_el0 {
+        // FEAT_CSV2_2's context numbers, which the ID registers advertise:
+        // HCR_EL2.EnSCXT is set where the CPU has them, but an emulator
+        // may trap them on SCTLR_EL2.TSCXT (RES1 with E2H = 0) as well.
+        // They are the guest's: done on the real register at EL2.
+        let rt = usize::from(iss.rt());
+        let write = iss.dir() == EsrIssSysregDir::Write;
+        // x31 is XZR here; `frame.x` has x0..x30 only, so `get` covers it.
+        let value = frame.x.get(rt).copied().unwrap_or(0);
+        let read = el2::scxtnum(scxtnum_el0, write.then_some(value));
+        if let (false, Some(x)) = (write, frame.x.get_mut(rt)) {
+            *x = read;
+        }
+        skip_instruction(frame, esr);
+        return;
+    }
     let why = "system register not emulated";
     let write = iss.dir() == EsrIssSysregDir::Write;
     let fault = Fault {

@@ -113,3 +113,39 @@ pub fn real_exception_pstate() -> Option<u64> {
     });
     ab.map(|a| a.pstate)
 }
+
+/// ID_AA64PFR0_EL1 and ID_AA64PFR1_EL1.
+pub fn id_aa64pfr() -> (u64, u64) {
+    let (p0, p1): (u64, u64);
+    // SAFETY: reading ID registers has no side effects.
+    unsafe {
+        asm!("mrs {}, id_aa64pfr0_el1", "mrs {}, id_aa64pfr1_el1", out(reg) p0, out(reg) p1,
+            options(nomem, nostack))
+    };
+    (p0, p1)
+}
+
+/// Writes `v` to SCXTNUM_EL1 (FEAT_CSV2_2) and reads it back.
+pub fn scxtnum_el1_roundtrip(v: u64) -> u64 {
+    let r: u64;
+    // SAFETY: a software context number register of this CPU; only
+    // speculation-restriction hints depend on it.
+    unsafe {
+        asm!("msr S3_0_C13_C0_7, {v}", "isb", "mrs {r}, S3_0_C13_C0_7", v = in(reg) v,
+            r = out(reg) r, options(nomem, nostack))
+    };
+    r
+}
+
+/// Writes `v` to TPIDR2_EL0 (FEAT_SME) and reads it back; restores it.
+pub fn tpidr2_el0_roundtrip(v: u64) -> u64 {
+    let r: u64;
+    // SAFETY: a thread ID register nothing in the guest library uses; the
+    // old value is put back.
+    unsafe {
+        asm!("mrs {old}, S3_3_C13_C0_5", "msr S3_3_C13_C0_5, {v}", "isb",
+            "mrs {r}, S3_3_C13_C0_5", "msr S3_3_C13_C0_5, {old}", v = in(reg) v,
+            r = out(reg) r, old = out(reg) _, options(nomem, nostack))
+    };
+    r
+}

@@ -31,6 +31,11 @@
 //!   stays pending (delivered once enabled); ICC_SGI0R_EL1 (Group 0) and
 //!   ICC_ASGI1R_EL1 (the other Security state) deliver nothing to a guest
 //!   whose SGIs are all Group 1. All three were delivered through IAR1.
+//! * advertised_registers_do_not_trap: SCXTNUM_EL1 (ID_AA64PFR0_EL1.CSV2
+//!   at least 2) and TPIDR2_EL0 (SME) can be written and read back.
+//!   SCXTNUM trapped (HCR_EL2.EnSCXT 0) and was refused with an undefined
+//!   instruction; TPIDR2_EL0 depends on HFGRTR/HFGWTR_EL2, which were
+//!   never initialised.
 //! * uart_config_is_not_the_guests: writes to UARTCR (disable), LCR_H,
 //!   IBRD, FBRD and DMACR do not reach the UART that carries the
 //!   hypervisor's output: it stays enabled, its baud rate unchanged.
@@ -55,6 +60,8 @@ pub static SUITE: Suite<Env> = Suite {
             .skip_if(skip_plain),
         Test::new("uart_config_is_not_the_guests", uart_config).skip_if(skip_plain),
         Test::new("sgi_disabled_or_other_group", sgi_disabled_or_other_group),
+        Test::new("advertised_registers_do_not_trap", advertised_registers)
+            .skip_if(nothing_advertised),
         Test::new("step_over_emulated_store", step_over_store).skip_if(no_aarch32_el0),
         Test::new("it_block_emulated_store", it_block_store).skip_if(no_aarch32_el0),
     ],
@@ -402,5 +409,41 @@ fn sgi_disabled_or_other_group(env: &Env) -> TestResult {
         "after enabling SGI 5, IAR1 = {}: the pending SGI was lost",
         later
     );
+    Ok(())
+}
+
+fn has_csv2_2() -> bool {
+    pstate::id_aa64pfr().0 >> 56 & 0xf >= 2
+}
+
+fn has_sme() -> bool {
+    pstate::id_aa64pfr().1 >> 24 & 0xf != 0
+}
+
+fn nothing_advertised(_env: &Env) -> Option<Msg> {
+    (!has_csv2_2() && !has_sme()).then(|| msg!("neither FEAT_CSV2_2 nor SME"))
+}
+
+fn advertised_registers(_env: &Env) -> TestResult {
+    use guestlib::arch::vectors::expecting_abort;
+    if has_csv2_2() {
+        let (v, abort) = expecting_abort(|| pstate::scxtnum_el1_roundtrip(0x5c7));
+        ensure!(
+            abort.is_none() && v == 0x5c7,
+            "SCXTNUM_EL1 (advertised by CSV2 >= 2): read back {:#x}, exception {:?}",
+            v,
+            abort
+        );
+        pstate::scxtnum_el1_roundtrip(0);
+    }
+    if has_sme() {
+        let (v, abort) = expecting_abort(|| pstate::tpidr2_el0_roundtrip(0x7d2));
+        ensure!(
+            abort.is_none() && v == 0x7d2,
+            "TPIDR2_EL0 (advertised by SME): read back {:#x}, exception {:?}",
+            v,
+            abort
+        );
+    }
     Ok(())
 }
