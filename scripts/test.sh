@@ -331,6 +331,18 @@ options_need_values() {
 }
 step options-need-values options_need_values
 # --- end of the issue 7 follow-up block -----------------------------------------
+# --- audit: guests with more than 4 GiB of RAM ---
+# EL2's own map covers all guest RAM (docs/hostile-guest.md, finding 8): boot
+# and pass psci, fast_stop and ram (SAVE_REGS into areas above 4 GiB) at 8
+# vCPUs with 4 GiB and 16 GiB. The hostile suite runs in bare-metal-suites.
+ram_4g_16g() {
+    local m
+    for m in 4G 16G; do
+        cargo run --release -q -p harness -- --smp 8 --mem "$m" psci fast_stop ram || return 1
+    done
+}
+step ram-4g-16g-8cpu ram_4g_16g
+# --- end audit ---
 
 echo
 echo "wall time: $(($(date +%s) - suite_start)) s"
