@@ -26,6 +26,8 @@ mod dtb;
 mod el2_state;
 mod exception;
 mod gic_filter;
+mod gicd_v2_filter;
+mod gich_format;
 mod image;
 mod list_registers;
 mod mmio;

@@ -1,110 +1,23 @@
-//! The GICv3 virtual CPU interface (ICH_*_EL2) of this CPU: how virtual
-//! interrupts reach the guest. Physical interrupts for the guest arrive at
-//! EL2 (HCR_EL2.IMO) and are put in list registers hardware-linked, so the
-//! guest's deactivation deactivates the physical interrupt without an exit.
-//! Guest SGIs are trapped writes to ICC_SGI1R_EL1 and become pending bits in
-//! the target vCPU's mask, drained into its list registers on its own CPU.
+//! This CPU's virtual CPU interface (the backend's, see `gic`): how
+//! virtual interrupts reach the guest. Physical interrupts for the guest
+//! arrive at EL2 (HCR_EL2.IMO) and are put in list registers
+//! hardware-linked, so the guest's deactivation deactivates the physical
+//! interrupt without an exit. Guest SGIs (trapped ICC_SGI1R_EL1 writes on
+//! GICv3, GICD_SGIR writes on GICv2) become pending bits in the target
+//! vCPU's mask, drained into its list registers on its own CPU.
 
 use super::{emit_here, gic, hv};
-use crate::list_registers::{self, MAX_LRS, VirtualInterface};
+use crate::list_registers;
 use crate::trace::Event;
 use crate::vcpu::PowerState;
 use crate::vgic::SgiRequest;
-use aarch64_cpu::registers::*;
-use arm_sysregs::el2::accessors as sysregs;
-use arm_sysregs::el2::registers::{IchHcrEl2, IchVmcrEl2};
-use core::arch::asm;
 use core::sync::atomic::Ordering;
-
-/// This CPU's virtual CPU interface. ICH_HCR/VMCR_EL2 and ICC_DIR_EL1
-/// through arm-sysregs (which the host tests fake); the list registers,
-/// ICH_VTR and the active-priority registers through aarch64-cpu, the only
-/// crate with accessors for them; ICH_ELRSR_EL2 has none in either.
-struct Interface;
-
-impl VirtualInterface for Interface {
-    fn list_register_count(&self) -> usize {
-        (ICH_VTR_EL2.read(ICH_VTR_EL2::ListRegs) as usize + 1).min(MAX_LRS)
-    }
-
-    fn lr(&self, n: usize) -> u64 {
-        match n {
-            0 => ICH_LR0_EL2.get(),
-            1 => ICH_LR1_EL2.get(),
-            2 => ICH_LR2_EL2.get(),
-            3 => ICH_LR3_EL2.get(),
-            4 => ICH_LR4_EL2.get(),
-            5 => ICH_LR5_EL2.get(),
-            6 => ICH_LR6_EL2.get(),
-            7 => ICH_LR7_EL2.get(),
-            8 => ICH_LR8_EL2.get(),
-            9 => ICH_LR9_EL2.get(),
-            10 => ICH_LR10_EL2.get(),
-            11 => ICH_LR11_EL2.get(),
-            12 => ICH_LR12_EL2.get(),
-            13 => ICH_LR13_EL2.get(),
-            14 => ICH_LR14_EL2.get(),
-            15 => ICH_LR15_EL2.get(),
-            _ => panic!("list register {n} does not exist"),
-        }
-    }
-
-    fn set_lr(&mut self, n: usize, value: u64) {
-        match n {
-            0 => ICH_LR0_EL2.set(value),
-            1 => ICH_LR1_EL2.set(value),
-            2 => ICH_LR2_EL2.set(value),
-            3 => ICH_LR3_EL2.set(value),
-            4 => ICH_LR4_EL2.set(value),
-            5 => ICH_LR5_EL2.set(value),
-            6 => ICH_LR6_EL2.set(value),
-            7 => ICH_LR7_EL2.set(value),
-            8 => ICH_LR8_EL2.set(value),
-            9 => ICH_LR9_EL2.set(value),
-            10 => ICH_LR10_EL2.set(value),
-            11 => ICH_LR11_EL2.set(value),
-            12 => ICH_LR12_EL2.set(value),
-            13 => ICH_LR13_EL2.set(value),
-            14 => ICH_LR14_EL2.set(value),
-            15 => ICH_LR15_EL2.set(value),
-            _ => panic!("list register {n} does not exist"),
-        }
-    }
-
-    fn empty_lrs(&self) -> u64 {
-        let v: u64;
-        // SAFETY: reading ICH_ELRSR_EL2, an EL2 status register, has no side
-        // effects (neither aarch64-cpu nor arm-sysregs has an accessor).
-        unsafe { asm!("mrs {}, S3_4_C12_C11_5", out(reg) v, options(nomem, nostack)) };
-        v
-    }
-
-    fn set_ich_hcr_el2(&mut self, value: IchHcrEl2) {
-        // SAFETY: ICH_HCR_EL2 controls this CPU's virtual CPU interface,
-        // which only the guest's EL1 uses; the values written enable it and
-        // at most ask for the underflow maintenance interrupt.
-        unsafe { sysregs::write_ich_hcr_el2(value) }
-    }
-
-    fn set_ich_vmcr_el2(&mut self, value: IchVmcrEl2) {
-        sysregs::write_ich_vmcr_el2(value);
-    }
-
-    fn clear_active_priorities(&mut self) {
-        ICH_AP0R0_EL2.set(0);
-        ICH_AP1R0_EL2.set(0);
-    }
-
-    fn deactivate(&mut self, intid: u32) {
-        gic::deactivate(intid);
-    }
-}
 
 /// Hands a physical interrupt (already acknowledged and priority-dropped)
 /// to the guest on this CPU.
 pub fn inject_hw(cpu: usize, intid: u32) {
     let priority = gic::priority_of(cpu, intid);
-    if !list_registers::place(&mut Interface, intid, priority, true) {
+    if !gic::with_virtual_interface(|vif| list_registers::place(vif, intid, priority, true)) {
         hv().vcpus[cpu].held_irqs.lock().push(intid);
     }
 }
@@ -113,8 +26,9 @@ pub fn inject_hw(cpu: usize, intid: u32) {
 /// (kick, stop, maintenance) are handled and deactivated here; each guest
 /// interrupt, acknowledged and priority-dropped, goes to `for_guest`.
 pub fn take_interrupts(mut for_guest: impl FnMut(u32)) {
-    while let Some(intid) = gic::acknowledge() {
-        gic::end_of_interrupt(intid);
+    while let Some(irq) = gic::acknowledge() {
+        gic::end_of_interrupt(irq);
+        let intid = irq.intid;
         if gic::is_hypervisor_owned(intid) {
             if intid == gic::MAINTENANCE {
                 maintenance();
@@ -122,7 +36,7 @@ pub fn take_interrupts(mut for_guest: impl FnMut(u32)) {
             if intid == gic::TICK {
                 super::trace_tick();
             }
-            gic::deactivate(u32::from(intid));
+            gic::deactivate(irq);
         } else {
             for_guest(u32::from(intid));
         }
@@ -132,7 +46,7 @@ pub fn take_interrupts(mut for_guest: impl FnMut(u32)) {
 /// The maintenance interrupt: UIE off before it is deactivated (see
 /// `list_registers::maintenance`).
 fn maintenance() {
-    list_registers::maintenance(&mut Interface);
+    gic::with_virtual_interface(|vif| list_registers::maintenance(vif));
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }
 
@@ -146,8 +60,8 @@ pub fn hold(cpu: usize, intid: u32) {
 /// Moves this vCPU's pending SGIs and queued interrupts into list registers
 /// (see `list_registers::flush`).
 pub fn flush(cpu: usize) {
-    list_registers::flush(&mut Interface, &hv().vcpus[cpu], |intid| {
-        gic::priority_of(cpu, intid)
+    gic::with_virtual_interface(|vif| {
+        list_registers::flush(vif, &hv().vcpus[cpu], |intid| gic::priority_of(cpu, intid));
     });
 }
 
@@ -155,22 +69,24 @@ pub fn flush(cpu: usize) {
 /// every targeted running vCPU and kick their CPUs. A target that is not
 /// running (parked, or started but not yet in the guest) never gets it.
 pub fn send_sgi(sender: usize, value: u64) {
-    let hv = hv();
-    let table = hv.table();
+    let table = hv().table();
     let request = SgiRequest::decode(value);
-    for target in request.targets(&table, sender) {
+    deliver_sgi(sender, request.intid, request.targets(&table, sender));
+}
+
+/// Marks SGI `intid` pending on every running vCPU of `targets` and kicks
+/// their CPUs; drops it (traced) for a target that is not running.
+pub fn deliver_sgi(sender: usize, intid: u8, targets: impl Iterator<Item = usize>) {
+    let table = hv().table();
+    for target in targets {
         if table.slot(target).state() != PowerState::On {
-            emit_here(&Event::IpiDrop {
-                sgi: request.intid,
-                target,
-            });
+            emit_here(&Event::IpiDrop { sgi: intid, target });
             continue;
         }
         let vcpu = table.vcpu(target);
-        vcpu.pending_sgis
-            .fetch_or(1 << request.intid, Ordering::Release);
+        vcpu.pending_sgis.fetch_or(1 << intid, Ordering::Release);
         if target != sender {
-            gic::kick(vcpu.mpidr);
+            gic::kick(target);
         }
     }
 }
@@ -179,6 +95,6 @@ pub fn send_sgi(sender: usize, value: u64) {
 /// pending interrupts: nothing virtual survives a park or CPU_ON (see
 /// `list_registers::reset`).
 pub fn reset_cpu(cpu: usize) {
-    list_registers::reset(&mut Interface, &hv().vcpus[cpu]);
+    gic::with_virtual_interface(|vif| list_registers::reset(vif, &hv().vcpus[cpu]));
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }
