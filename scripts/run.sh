@@ -285,14 +285,21 @@ if [[ $scenario == demo && $verbose == 0 ]]; then
     note "terminal shows the trace and the key guest lines (--verbose: everything; all of it is in the log)"
 fi
 t0=$(now_ms)
-"${runner[@]}" "${cmd[@]}" <&3 > >(tee "$log" | "${view[@]}") &
+# The log writer on fd 4, its pid kept: a bare `wait` does not wait for a
+# process substitution, and under load run.sh (and a harness reading its
+# stdout) used to read the log before tee had written the last lines, or
+# before it had created the file at all.
+exec 4> >(tee "$log" | "${view[@]}")
+teepid=$!
+"${runner[@]}" "${cmd[@]}" <&3 >&4 &
 qpid=$!
+exec 4>&-
 set +e
 wait "$qpid"
 status=$?
 set -e
 qpid=""
-wait # for tee to drain the last output into the log
+wait "$teepid" 2>/dev/null || true # tee (and the view) drained the last output
 exec 3<&-
 restore_tty
 secs=$(awk -v ms=$(($(now_ms) - t0)) 'BEGIN { printf "%.1f", ms / 1000 }')
