@@ -276,5 +276,19 @@ mod tests {
         assert!(env.index_of(env.unknown_mpidr()).is_none());
         let sec: Vec<usize> = env.secondaries().collect();
         assert_eq!(sec, vec![1, 2, 3]);
+        assert!(!env.is_gicv2());
+    }
+
+    // QEMU virt gic-version=2,virtualization=on (the hypervisor's fixture,
+    // hypervisor/tests/fixtures/virt-gicv2.dtb).
+    static VIRT_GICV2: &[u8] = include_bytes!("../testdata/virt-gicv2.dtb");
+
+    #[test]
+    fn finds_a_gicv2() {
+        let env = Env::from_fdt(Fdt::new(VIRT_GICV2).unwrap(), 0x4800_0000).unwrap();
+        assert!(env.is_gicv2());
+        assert_eq!(env.gicd, 0x0800_0000);
+        assert_eq!(env.gicc, 0x0801_0000);
+        assert_eq!(env.gicr, 0);
     }
 }
