@@ -37,8 +37,29 @@ need_cmd() {
 pv_load_board() {
     local env="$PV_ROOT/boards/$PV_BOARD/board.env"
     [[ -f $env ]] || die "no board file $env"
+    unset MAX_SMP
     # shellcheck disable=SC1090
     source "$env"
+}
+
+# Board names (run.sh --board, harness --board) name boards/qemu-<name>:
+# virt = boards/qemu-virt (GICv3, the default), virt-gicv2 =
+# boards/qemu-virt-gicv2 (GICv2).
+pv_board_names() {
+    local d names=""
+    for d in "$PV_ROOT"/boards/qemu-*/board.env; do
+        d="${d%/board.env}"
+        names+=" ${d##*/qemu-}"
+    done
+    echo "${names# }"
+}
+
+# pv_select_board NAME: load that board's facts (dies listing the names).
+pv_select_board() {
+    [[ $1 =~ ^[a-z0-9-]+$ && -f $PV_ROOT/boards/qemu-$1/board.env ]] ||
+        die "unknown board '$1' (boards: $(pv_board_names))"
+    PV_BOARD="qemu-$1"
+    pv_load_board
 }
 
 # Seconds since the epoch with milliseconds, for timing steps.

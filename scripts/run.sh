@@ -20,6 +20,8 @@
 #                        shell; adds pv.scenario=NAME (and what it needs) to the
 #                        guest arguments. reboot implies --no-reboot and, under
 #                        the hypervisor, wants a "system reset" trace line
+#   --board NAME         virt (GICv3, default) or virt-gicv2 (GICv2, at most 8
+#                        vCPUs): boards/qemu-NAME/board.env
 #   --smp N              vCPUs = physical CPUs (default from board.env)
 #   --mem SIZE           RAM (default from board.env)
 #   --hv-args "ARGS"     hypervisor command line (QEMU -append)
@@ -54,7 +56,7 @@ usage() {
     exit "${1:-0}"
 }
 
-plot="" kernel="" initrd="" append="" append_set=0 scenario="" smp="$DEFAULT_SMP" mem="$DEFAULT_MEM"
+plot="" kernel="" initrd="" append="" append_set=0 scenario="" smp="" mem="" board=""
 hv_args="" hv_elf="" timeout="" icount=0 qemu_extra="" log="" no_reboot=0
 build=1 hv=1 demo_bm=0 shell=auto verbose=0
 
@@ -64,6 +66,7 @@ while [[ $# -gt 0 ]]; do
     --initrd) need_value "$1" "$#"; initrd="$2"; shift 2 ;;
     --append) need_value "$1" "$#"; append="$2"; append_set=1; shift 2 ;;
     --scenario) need_value "$1" "$#"; scenario="$2"; shift 2 ;;
+    --board) need_value "$1" "$#"; board="$2"; shift 2 ;;
     --smp) need_value "$1" "$#"; smp="$2"; shift 2 ;;
     --mem) need_value "$1" "$#"; mem="$2"; shift 2 ;;
     --hv-args) need_value "$1" "$#"; hv_args="$2"; shift 2 ;;
@@ -85,7 +88,12 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
+[[ -z $board ]] || pv_select_board "$board"
+[[ -n $smp ]] || smp="$DEFAULT_SMP"
+[[ -n $mem ]] || mem="$DEFAULT_MEM"
 [[ $smp =~ ^[1-9][0-9]*$ ]] || die "--smp wants a positive number, got '$smp'"
+[[ -z ${MAX_SMP:-} ]] || ((smp <= MAX_SMP)) ||
+    die "board ${board:-$PV_BOARD} runs at most $MAX_SMP vCPUs (its GIC serves $MAX_SMP CPUs), got --smp $smp"
 [[ -z $timeout || $timeout =~ ^[0-9]+$ ]] || die "--timeout wants seconds, got '$timeout'"
 interactive=0
 [[ -t 0 && -t 1 ]] && interactive=1
@@ -277,14 +285,21 @@ if [[ $scenario == demo && $verbose == 0 ]]; then
     note "terminal shows the trace and the key guest lines (--verbose: everything; all of it is in the log)"
 fi
 t0=$(now_ms)
-"${runner[@]}" "${cmd[@]}" <&3 > >(tee "$log" | "${view[@]}") &
+# The log writer on fd 4, its pid kept: a bare `wait` does not wait for a
+# process substitution, and under load run.sh (and a harness reading its
+# stdout) used to read the log before tee had written the last lines, or
+# before it had created the file at all.
+exec 4> >(tee "$log" | "${view[@]}")
+teepid=$!
+"${runner[@]}" "${cmd[@]}" <&3 >&4 &
 qpid=$!
+exec 4>&-
 set +e
 wait "$qpid"
 status=$?
 set -e
 qpid=""
-wait # for tee to drain the last output into the log
+wait "$teepid" 2>/dev/null || true # tee (and the view) drained the last output
 exec 3<&-
 restore_tty
 secs=$(awk -v ms=$(($(now_ms) - t0)) 'BEGIN { printf "%.1f", ms / 1000 }')

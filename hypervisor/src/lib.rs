@@ -28,6 +28,8 @@ mod el2_map;
 mod el2_state;
 mod exception;
 mod gic_filter;
+mod gicd_v2_filter;
+mod gich_format;
 mod image;
 mod list_registers;
 mod mmio;

@@ -30,9 +30,12 @@ pub struct Env {
     /// RAM ranges `(base, size)` from the `/memory` nodes.
     pub mem: [(u64, u64); MAX_MEM],
     pub nmem: usize,
-    /// GICv3 distributor and redistributor bases (0 when not found).
+    /// GIC distributor base, and the GICv3 redistributors' (0 when not
+    /// found).
     pub gicd: u64,
     pub gicr: u64,
+    /// GICv2 CPU interface base (0 unless the GIC is a GICv2).
+    pub gicc: u64,
     /// `/psci` `method` property (`hvc` or `smc`), if any.
     pub psci_smc: bool,
 }
@@ -46,6 +49,12 @@ pub enum EnvError {
 }
 
 impl Env {
+    /// Whether the GIC is a GICv2 (distributor and memory-mapped CPU
+    /// interface, SGIs through GICD_SGIR).
+    pub fn is_gicv2(&self) -> bool {
+        self.gicc != 0
+    }
+
     /// An empty environment (no CPUs, no RAM).
     pub const fn empty() -> Self {
         Self {
@@ -60,6 +69,7 @@ impl Env {
             nmem: 0,
             gicd: 0,
             gicr: 0,
+            gicc: 0,
             psci_smc: false,
         }
     }
@@ -133,6 +143,16 @@ impl Env {
                 }
                 if let Some((r, _)) = regs.next().and_then(reg_pair) {
                     env.gicr = r;
+                }
+            }
+            if (has_compatible(&node, "arm,cortex-a15-gic") || has_compatible(&node, "arm,gic-400"))
+                && let Ok(Some(mut regs)) = node.reg()
+            {
+                if let Some((d, _)) = regs.next().and_then(reg_pair) {
+                    env.gicd = d;
+                }
+                if let Some((c, _)) = regs.next().and_then(reg_pair) {
+                    env.gicc = c;
                 }
             }
             if name == "psci" {
@@ -256,5 +276,19 @@ mod tests {
         assert!(env.index_of(env.unknown_mpidr()).is_none());
         let sec: Vec<usize> = env.secondaries().collect();
         assert_eq!(sec, vec![1, 2, 3]);
+        assert!(!env.is_gicv2());
+    }
+
+    // QEMU virt gic-version=2,virtualization=on (the hypervisor's fixture,
+    // hypervisor/tests/fixtures/virt-gicv2.dtb).
+    static VIRT_GICV2: &[u8] = include_bytes!("../testdata/virt-gicv2.dtb");
+
+    #[test]
+    fn finds_a_gicv2() {
+        let env = Env::from_fdt(Fdt::new(VIRT_GICV2).unwrap(), 0x4800_0000).unwrap();
+        assert!(env.is_gicv2());
+        assert_eq!(env.gicd, 0x0800_0000);
+        assert_eq!(env.gicc, 0x0801_0000);
+        assert_eq!(env.gicr, 0);
     }
 }

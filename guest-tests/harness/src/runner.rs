@@ -24,6 +24,10 @@ pub struct Setup {
     pub mem: String,
     pub log_dir: PathBuf,
     pub extra_guest_args: String,
+    /// The board name (`scripts/run.sh --board`).
+    pub board: String,
+    /// The board's GIC is a GICv2 (board.env `GIC_VERSION=2`).
+    pub gicv2: bool,
 }
 
 /// One run to make.
@@ -85,6 +89,7 @@ impl Setup {
     pub fn command(&self, job: &Job) -> Command {
         let mut c = Command::new(self.root.join("scripts/run.sh"));
         c.arg("--no-build")
+            .args(["--board", &self.board])
             .args(["--kernel".as_ref(), self.guest.as_os_str()])
             .args(["--append", &self.guest_args(job)])
             .args(["--smp", &job.smp.to_string()])
@@ -253,6 +258,8 @@ mod tests {
             mem: "512M".into(),
             log_dir: PathBuf::from("/tmp/logs"),
             extra_guest_args: String::new(),
+            board: "virt".into(),
+            gicv2: false,
         }
     }
 
@@ -284,7 +291,7 @@ mod tests {
         assert_eq!(c.get_program(), "/repo/scripts/run.sh");
         let a = args(&c);
         let joined = a.join(" ");
-        assert!(joined.contains("--no-build --kernel /repo/g,uest.bin --append test=system_reset --smp 2 --mem 512M --timeout 30"));
+        assert!(joined.contains("--no-build --board virt --kernel /repo/g,uest.bin --append test=system_reset --smp 2 --mem 512M --timeout 30"));
         assert!(a.contains(&"--no-reboot".to_string()));
         assert!(joined.contains("--hv /repo/pv --hv-args trace=calls"));
         let p = setup(Mode::Plain);

@@ -1,20 +1,17 @@
-//! The physical GICv3 as the hypervisor uses it: distributor and
-//! redistributor setup, and the two hypervisor-owned SGIs. The guest never
-//! sees these SGIs (physical IRQs are routed to EL2 by HCR_EL2.IMO).
+//! The interrupt controller as the rest of the hypervisor uses it, whatever
+//! the board has: a GICv3 (`gicv3`) or a GICv2 with virtualization
+//! extensions (`gicv2`), chosen at boot from the firmware's device tree.
+//! Both keep the same interrupts for the hypervisor and give the guest the
+//! same guarantees (see `docs/gic-mediation.md`).
 
+use super::{gicv2, gicv3};
 use crate::dtb::Platform;
-use crate::gic_filter::{GicFilter, GicFrame, GicLayout, Reserved};
-use alloc::vec::Vec;
-use arm_gic::gicv3::registers::{Gicd, GicrSgi, Sgi};
-use arm_gic::gicv3::{
-    GicCpuInterface, GicDistributor, GicRedistributor, SgiTarget, SgiTargetGroup,
-};
-use arm_gic::{IntId, InterruptGroup, UniqueMmioPointer};
-use arm_sysregs::el1::accessors as sysregs;
-use arm_sysregs::el1::registers::{IccCtlrEl1, IccDirEl1};
-use core::mem::offset_of;
-use core::ptr::NonNull;
-use spin::{Mutex, MutexGuard, Once};
+use crate::gic_filter::Reserved;
+use crate::list_registers::VirtualInterface;
+use crate::mmio::MmioAccess;
+use arm_gic::IntId;
+use arm_sysregs::el2::registers::{IchHcrEl2, IchVmcrEl2};
+use spin::Once;
 
 /// Kick a CPU so it re-checks its pending work (virtual interrupts).
 pub const SGI_KICK: IntId = IntId::sgi(8);
@@ -22,231 +19,181 @@ pub const SGI_KICK: IntId = IntId::sgi(8);
 pub const SGI_STOP: IntId = IntId::sgi(9);
 /// The virtual interface's maintenance interrupt (QEMU virt: PPI 9 = INTID 25).
 pub const MAINTENANCE: IntId = IntId::ppi(9);
-
 /// The EL2 physical timer (QEMU virt: PPI 10 = INTID 26): the trace tick.
 pub const TICK: IntId = IntId::ppi(10);
+
+/// The hypervisor's own interrupts, in the order they are set up.
+pub const OWN: [IntId; 4] = [SGI_KICK, SGI_STOP, MAINTENANCE, TICK];
 
 /// INTIDs 0..32 the guest may not touch (see `gic_filter::Reserved`).
 pub const RESERVED: Reserved = Reserved(1 << 8 | 1 << 9 | 1 << 25 | 1 << 26);
 
-/// The decisions on guest GICD/GICR accesses.
-pub static FILTER: GicFilter = GicFilter::new(RESERVED);
-
 /// Whether `intid` is one of the hypervisor's own interrupts.
 pub fn is_hypervisor_owned(intid: IntId) -> bool {
-    intid == SGI_KICK || intid == SGI_STOP || intid == MAINTENANCE || intid == TICK
+    OWN.contains(&intid)
 }
 
-/// The distributor and every redistributor region, with the CPU count.
-static LAYOUT: Once<GicLayout> = Once::new();
-
-pub fn layout() -> &'static GicLayout {
-    LAYOUT.get().expect("GIC not initialised")
+/// A physical interrupt taken by [`acknowledge`]: its INTID and what the
+/// CPU interface returned (a GICv2 SGI carries its source CPU, which the
+/// end of interrupt and the deactivation must repeat).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Acknowledged {
+    pub intid: IntId,
+    pub raw: u32,
 }
 
-/// The GIC's register frames. This module is their only user: the arm-gic
-/// drivers, the priority look-ups and the guest's filtered pass-through
-/// accesses (`gic_mmio`) all go through these pointers, each frame behind
-/// its own lock, so each `UniqueMmioPointer` really is the only access to
-/// its frame while it is used. The guest never maps them (stage 2).
-struct Frames {
-    distributor: Mutex<UniqueMmioPointer<'static, Gicd>>,
-    /// Indexed by CPU; each CPU's own frame is uncontended except while
-    /// the guest touches it from another CPU.
-    redistributors: Vec<Mutex<UniqueMmioPointer<'static, GicrSgi>>>,
-}
-
-static FRAMES: Once<Frames> = Once::new();
-
-fn frames() -> &'static Frames {
-    FRAMES.get().expect("GIC not initialised")
-}
-
-impl Frames {
-    /// Takes ownership of the frames of `layout` (every CPU's redistributor
-    /// exists: `check_capacity` passed).
-    fn new(layout: &GicLayout) -> Self {
-        let gicd = NonNull::new(layout.distributor.base as *mut Gicd).expect("GICD at 0");
-        let redistributors = (0..layout.cpus)
-            .map(|cpu| {
-                let base = layout.redistributor_base(cpu).expect("capacity checked");
-                let regs = NonNull::new(base as *mut GicrSgi).expect("GICR at 0");
-                // SAFETY: `cpu`'s redistributor frames (RD and SGI, the
-                // GicrSgi pair) inside the DTB's GICR regions, identity
-                // mapped as device memory at EL2 and never mapped into the
-                // guest; the only pointer to them (see `Frames`).
-                Mutex::new(unsafe { UniqueMmioPointer::new(regs) })
-            })
-            .collect();
-        Self {
-            // SAFETY: the DTB's distributor, identity mapped as device
-            // memory at EL2 and never mapped into the guest; the only
-            // pointer to it (see `Frames`).
-            distributor: Mutex::new(unsafe { UniqueMmioPointer::new(gicd) }),
-            redistributors,
-        }
-    }
-
-    fn redistributor(&self, cpu: usize) -> MutexGuard<'_, UniqueMmioPointer<'static, GicrSgi>> {
-        self.redistributors[cpu].lock()
+impl Acknowledged {
+    pub fn new(intid: u32, raw: u32) -> Self {
+        let intid = match intid {
+            0..16 => IntId::sgi(intid),
+            16..32 => IntId::ppi(intid - 16),
+            _ => IntId::spi(intid - 32),
+        };
+        Self { intid, raw }
     }
 }
 
-/// The SGI/PPI frame of a redistributor (the second half of `GicrSgi`).
-fn sgi_frame<'a>(rd: &'a mut UniqueMmioPointer<'_, GicrSgi>) -> UniqueMmioPointer<'a, Sgi> {
-    let sgi = rd
-        .ptr_mut()
-        .wrapping_byte_add(offset_of!(GicrSgi, sgi))
-        .cast::<Sgi>();
-    // SAFETY: a field of the `GicrSgi` that `rd` points to, so inside its
-    // frames and aligned; borrowed from `rd` for as long as it is used
-    // (what safe-mmio's `field!` does).
-    unsafe { rd.child(NonNull::new(sgi).expect("inside a non-null frame")) }
+/// What the hypervisor needs from an interrupt controller.
+pub trait InterruptController: Sync {
+    /// This CPU's part of the set-up (after the boot CPU's `init`).
+    fn init_cpu(&self, index: usize);
+    /// The kick SGI to CPU `cpu`.
+    fn kick(&self, cpu: usize);
+    /// The stop SGI to every CPU but this one, in one write.
+    fn broadcast_stop(&self);
+    /// The highest-priority pending physical interrupt, acknowledged.
+    fn acknowledge(&self) -> Option<Acknowledged>;
+    /// Priority drop only (EOImode 1): it stays active until deactivated.
+    fn end_of_interrupt(&self, irq: Acknowledged);
+    /// Deactivates an interrupt this CPU acknowledged.
+    fn deactivate(&self, irq: Acknowledged);
+    /// The priority the guest gave `intid` (as this CPU sees it).
+    fn priority_of(&self, cpu: usize, intid: u32) -> u8;
+    /// The SGIs the guest has enabled for CPU `cpu`, which must be this
+    /// CPU (a GICv2 banks the register): the guest programs the real enable
+    /// register through the filtered MMIO path; its SGIs stay virtual.
+    fn enabled_sgis(&self, cpu: usize) -> u16;
+    /// Runs `f` on this CPU's virtual interface (list registers).
+    fn with_virtual_interface(&self, f: &mut dyn FnMut(&mut dyn VirtualInterface));
+    /// Whether `ipa` is an emulated GIC register address.
+    fn owns(&self, ipa: u64) -> bool;
+    /// Emulates a guest access to an address it [`owns`](Self::owns)
+    /// (the caller steps the PC).
+    fn guest_access(&self, access: &MmioAccess, regs: &mut [u64; 31]);
 }
 
-// The register structs put the priority bytes where the GICv3
-// specification does (GICD_IPRIORITYR<n> at 0x400, GICR_IPRIORITYR<n> at
-// SGI_base + 0x400) and the SGI frame at RD_base + 64 KiB, the layout the
-// guest's filtered accesses (`crate::gic_filter`) are written against.
-const _: () = assert!(offset_of!(Gicd, ipriorityr) == 0x400);
-const _: () = assert!(offset_of!(Sgi, ipriorityr) == 0x400);
-const _: () = assert!(offset_of!(GicrSgi, sgi) as u64 == crate::gic_filter::GICR_SGI_BASE);
-const _: () = assert!(size_of::<GicrSgi>() as u64 == crate::gic_filter::GICR_FRAME);
+static BACKEND: Once<&'static dyn InterruptController> = Once::new();
 
-/// Checks that the GICR regions hold a redistributor for every CPU of the
-/// DTB; ends the boot with a clear message otherwise.
-fn check_capacity(platform: &Platform, layout: &GicLayout) {
-    if layout.capacity() < platform.cpus.len() {
-        super::fatal(format_args!(
-            "unsupported GIC layout: {} CPUs but the {} GICR region(s) hold only {} redistributors",
-            platform.cpus.len(),
-            layout.regions.len(),
-            layout.capacity()
-        ));
-    }
+fn backend() -> &'static dyn InterruptController {
+    *BACKEND.get().expect("GIC not initialised")
 }
 
-/// Checks that every CPU of the DTB has its redistributor, in DT order, in
-/// the GICR regions (QEMU virt puts CPUs 123 and up in a second region),
-/// each a GICv3 one (two 64 KiB frames); ends the boot with a clear
-/// message otherwise.
-fn check_layout(platform: &Platform, layout: &GicLayout) {
-    let fail = |args: core::fmt::Arguments<'_>| -> ! {
-        super::fatal(format_args!("unsupported GIC layout: {args}"))
-    };
-    for (cpu, c) in platform.cpus.iter().enumerate() {
-        let typer = GicRedistributor::new(frames().redistributor(cpu).reborrow()).typer();
-        let base = layout.redistributor_base(cpu).unwrap_or(0);
-        if typer.virtual_lpis_supported() {
-            fail(format_args!(
-                "GICv4 redistributors (4 frames per CPU) at {base:#x}"
-            ));
-        }
-        // GICR_TYPER's affinity, laid out as in MPIDR.
-        let affinity = typer.core_mpidr();
-        if affinity != c.mpidr & crate::vcpu::MPIDR_AFF_MASK {
-            fail(format_args!(
-                "cpu{cpu} (mpidr {:#x}) found the redistributor of affinity {affinity:#x} at {base:#x}",
-                c.mpidr
-            ));
-        }
-    }
-}
-
-/// Boot CPU: initialise distributor and every redistributor, then this CPU.
+/// Boot CPU: sets up the board's GIC (distributor, every CPU's private
+/// part), then this CPU.
 pub fn init(platform: &Platform) {
-    let layout = GicLayout {
-        distributor: platform.gic.distributor,
-        regions: platform.gic.redistributors.clone(),
-        cpus: platform.cpus.len(),
+    let chosen: &'static dyn InterruptController = match platform.gic.v2 {
+        Some(frames) => gicv2::init(platform, frames),
+        None => gicv3::init(platform),
     };
-    check_capacity(platform, &layout);
-    let frames = FRAMES.call_once(|| Frames::new(&layout));
-    check_layout(platform, &layout);
-    LAYOUT.call_once(|| layout);
-    for cpu in 0..platform.cpus.len() {
-        GicRedistributor::new(frames.redistributor(cpu).reborrow()).configure_default_settings();
-    }
-    GicDistributor::new(frames.distributor.lock().reborrow()).configure_default_settings();
+    BACKEND.call_once(|| chosen);
     init_cpu(0);
 }
 
-/// Every CPU: wake its redistributor and enable the hypervisor SGIs.
 pub fn init_cpu(index: usize) {
-    GicCpuInterface::enable_system_register_el1();
-    {
-        let mut frame = frames().redistributor(index);
-        let mut rd = GicRedistributor::new(frame.reborrow());
-        // Already awake is fine.
-        let _ = rd.mark_core_awake();
-        for sgi in [SGI_KICK, SGI_STOP, MAINTENANCE, TICK] {
-            rd.set_interrupt_priority(sgi, 0x80).expect("SGI priority");
-            rd.enable_interrupt(sgi, true).expect("SGI enable");
-        }
-    }
-    // Let EL1 use the ICC system registers (it gets the virtual interface).
-    GicCpuInterface::enable_system_register_el2(true);
-    GicCpuInterface::set_priority_mask(0xff);
-    GicCpuInterface::enable_group1(true);
-    // ICC_CTLR_EL1: EOImode 1, the rest 0: EL2's EOI only drops priority;
-    // the guest's virtual EOI of a hardware-linked interrupt deactivates it.
-    sysregs::write_icc_ctlr_el1(IccCtlrEl1::EOIMODE);
-    isb();
+    backend().init_cpu(index);
 }
 
-fn isb() {
-    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+/// Physical SGI to CPU `cpu` so it picks up new virtual interrupts.
+pub fn kick(cpu: usize) {
+    backend().kick(cpu);
 }
 
-/// Deactivates a physical interrupt (EOImode 1: after its priority drop).
-pub fn deactivate(intid: u32) {
-    sysregs::write_icc_dir_el1(IccDirEl1::empty().with_intid(intid));
-    isb();
+/// One SGI write that reaches every CPU but this one.
+pub fn broadcast_stop() {
+    backend().broadcast_stop();
 }
 
-/// The priority the guest gave `intid` (it programs the real GIC through the
-/// trapped, filtered MMIO path), for the list register: GICR_IPRIORITYR of
-/// `cpu`'s redistributor for an SGI or PPI, GICD_IPRIORITYR for an SPI.
+pub fn acknowledge() -> Option<Acknowledged> {
+    backend().acknowledge()
+}
+
+pub fn end_of_interrupt(irq: Acknowledged) {
+    backend().end_of_interrupt(irq);
+}
+
+pub fn deactivate(irq: Acknowledged) {
+    backend().deactivate(irq);
+}
+
 pub fn priority_of(cpu: usize, intid: u32) -> u8 {
-    let frames = frames();
-    let index = intid as usize;
-    if intid < 32 {
-        let mut rd = frames.redistributor(cpu);
-        let mut sgi = sgi_frame(&mut rd);
-        Sgi::ipriorityr_bytes(&mut sgi).get(index).map(|p| p.read())
-    } else {
-        let mut gicd = frames.distributor.lock();
-        Gicd::ipriorityr_bytes(&mut gicd)
-            .get(index)
-            .map(|p| p.read())
-    }
-    .expect("INTID within the priority registers")
+    backend().priority_of(cpu, intid)
 }
 
-/// A guest access to a GIC register that `crate::gic_filter` let through
-/// (see `gic_mmio`): performed on the real frame, at the guest's offset and
-/// width, under the frame's lock; a write keeps the hardware's bits in
-/// `keep` (one read-modify-write, atomic against other guest accesses).
-pub fn guest_access(frame: GicFrame, size: u8, write: Option<(u64, u64)>) -> u64 {
-    let frames = frames();
-    match frame {
-        GicFrame::Distributor(offset) => {
-            raw_access(&mut frames.distributor.lock(), offset, size, write)
+/// The SGIs the guest has enabled on this CPU, `cpu`.
+pub fn enabled_sgis(cpu: usize) -> u16 {
+    backend().enabled_sgis(cpu)
+}
+
+/// Whether `ipa` is an emulated GIC register address.
+pub fn owns(ipa: u64) -> bool {
+    backend().owns(ipa)
+}
+
+/// Emulates the guest's access to a GIC register (the caller steps the PC).
+pub fn guest_access(access: &MmioAccess, regs: &mut [u64; 31]) {
+    backend().guest_access(access, regs);
+}
+
+/// Runs `f` on this CPU's virtual interface.
+pub fn with_virtual_interface<R>(f: impl FnOnce(&mut Vif<'_>) -> R) -> R {
+    let mut f = Some(f);
+    let mut out = None;
+    backend().with_virtual_interface(&mut |vif| {
+        if let Some(f) = f.take() {
+            out = Some(f(&mut Vif(vif)));
         }
-        GicFrame::Redistributor { cpu, offset } => match frames.redistributors.get(cpu) {
-            Some(rd) => raw_access(&mut rd.lock(), offset, size, write),
-            None => 0,
-        },
-        GicFrame::NoCpu => 0,
+    });
+    out.expect("the backend runs the closure")
+}
+
+/// A backend's virtual interface, as the (generic) list-register code
+/// takes it.
+pub struct Vif<'a>(&'a mut dyn VirtualInterface);
+
+impl VirtualInterface for Vif<'_> {
+    fn list_register_count(&self) -> usize {
+        self.0.list_register_count()
+    }
+    fn lr(&self, n: usize) -> u64 {
+        self.0.lr(n)
+    }
+    fn set_lr(&mut self, n: usize, value: u64) {
+        self.0.set_lr(n, value);
+    }
+    fn empty_lrs(&self) -> u64 {
+        self.0.empty_lrs()
+    }
+    fn set_ich_hcr_el2(&mut self, value: IchHcrEl2) {
+        self.0.set_ich_hcr_el2(value);
+    }
+    fn set_ich_vmcr_el2(&mut self, value: IchVmcrEl2) {
+        self.0.set_ich_vmcr_el2(value);
+    }
+    fn clear_active_priorities(&mut self) {
+        self.0.clear_active_priorities();
+    }
+    fn deactivate(&mut self, intid: u32) {
+        self.0.deactivate(intid);
     }
 }
 
-/// The one access the register structs cannot express: any register the
+/// The one access the register structs cannot express: any register a
 /// filter allows, chosen by the guest at run time, at its width (8, 32 or
-/// 64 bits) -- some of them (GICD_IROUTER at byte width, GICR_TYPER's
-/// halves) with no field of that width in the structs.
-fn raw_access<T>(
-    regs: &mut UniqueMmioPointer<'_, T>,
+/// 64 bits), on the frame `regs` points to; a write keeps the hardware's
+/// bits under `keep` (one read-modify-write, atomic against other guest
+/// accesses since the caller holds the frame's lock).
+pub(super) fn raw_access<T>(
+    regs: &mut safe_mmio::UniqueMmioPointer<'_, T>,
     offset: u64,
     size: u8,
     write: Option<(u64, u64)>,
@@ -260,7 +207,8 @@ fn raw_access<T>(
     let addr = regs.ptr_mut().wrapping_byte_add(offset);
     // SAFETY: `addr` is inside the frame `regs` points to (checked above)
     // and naturally aligned; the caller holds the frame's lock, so this is
-    // its only user; `crate::gic_filter` allowed this register and width
+    // its only user; a filter (`crate::gic_filter`,
+    // `crate::gicd_v2_filter`) allowed this register and width
     // (architected, no side effect on read) and filtered the value.
     unsafe {
         let read = |a: *mut T| match width {
@@ -283,36 +231,4 @@ fn raw_access<T>(
         }
         0
     }
-}
-
-/// Physical SGI to one CPU so it picks up new virtual interrupts.
-pub fn kick(mpidr: u64) {
-    aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::ISHST);
-    let target = SgiTarget::List {
-        affinity3: (mpidr >> 32) as u8,
-        affinity2: (mpidr >> 16) as u8,
-        affinity1: (mpidr >> 8) as u8,
-        target_list: 1 << (mpidr & 0xf),
-    };
-    GicCpuInterface::send_sgi(SGI_KICK, target, SgiTargetGroup::CurrentGroup1)
-        .expect("SGI_KICK is an SGI");
-}
-
-/// Acknowledges the highest-priority pending physical interrupt.
-pub fn acknowledge() -> Option<IntId> {
-    GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1)
-}
-
-/// Priority drop (EOImode 1): the interrupt stays active until deactivated.
-pub fn end_of_interrupt(intid: IntId) {
-    GicCpuInterface::end_interrupt(intid, InterruptGroup::Group1);
-}
-
-/// One SGI write that reaches every CPU but this one (IRM=1).
-pub fn broadcast_stop() {
-    // The caller's preceding stores must be visible to the targets before
-    // they take the interrupt.
-    aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::ISHST);
-    GicCpuInterface::send_sgi(SGI_STOP, SgiTarget::All, SgiTargetGroup::CurrentGroup1)
-        .expect("SGI_STOP is an SGI");
 }

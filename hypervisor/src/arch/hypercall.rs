@@ -108,7 +108,7 @@ fn psci_call(frame: &mut GuestFrame, call: PsciCall) -> Reply {
             };
             match psci::cpu_on(&table, target_mpidr, entry, context_id, ram, announce) {
                 Ok(target) => {
-                    gic::kick(hv.vcpus[target].mpidr);
+                    gic::kick(target);
                     Reply::One(ret::SUCCESS)
                 }
                 Err(e) => Reply::One(e),

@@ -1,15 +1,19 @@
 //! Stage 2: the guest's view of physical memory. Identity map (IPA = PA) of
 //! guest RAM and of the passed-through devices only (`Platform::passthrough`:
-//! RTC, GPIO, flash; none can master memory). Everything else is unmapped:
+//! RTC, GPIO, flash; none can master memory), plus, on a GICv2, the virtual
+//! CPU interface (GICV, both pages) at the guest's GICC address -- the one
+//! frame not mapped at its own address. Everything else is unmapped:
 //! the hypervisor region, the emulated GIC and UART (their accesses trap and
 //! are emulated) and every withheld device (fw_cfg, virtio-mmio, PCIe, ...:
 //! DMA masters without an IOMMU; a guest access is a contained fault).
 
 use crate::dtb::{MemRange, Platform};
 use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, Readable, VTCR_EL2, VTTBR_EL2, Writeable};
+use aarch64_paging::Mapping;
+use aarch64_paging::descriptor::PhysicalAddress;
 use aarch64_paging::descriptor::Stage2Attributes;
-use aarch64_paging::idmap::IdMap;
-use aarch64_paging::paging::{MemoryRegion, Stage2};
+use aarch64_paging::idmap::IdTranslation;
+use aarch64_paging::paging::{Constraints, MemoryRegion, Stage2};
 use core::arch::asm;
 use spin::Once;
 
@@ -33,9 +37,17 @@ const DEVICE: Stage2Attributes = Stage2Attributes::VALID
 
 /// Builds the stage-2 tables (boot CPU, once) and installs them.
 pub fn init(platform: &Platform, guest_ram: &[MemRange]) {
-    let mut map = IdMap::new(0, Stage2);
+    let mut map = Mapping::new(IdTranslation::new(), 0, Stage2);
+    let mut map_at = |r: MemRange, pa: u64, attributes| {
+        map.map_range(
+            &region(r),
+            PhysicalAddress(pa as usize),
+            attributes,
+            Constraints::empty(),
+        )
+    };
     for r in guest_ram {
-        map.map_range(&region(*r), RAM)
+        map_at(*r, r.base, RAM)
             .unwrap_or_else(|e| panic!("stage 2: cannot map guest RAM {r}: {e:?}"));
     }
     for d in &platform.passthrough {
@@ -44,8 +56,12 @@ pub fn init(platform: &Platform, guest_ram: &[MemRange]) {
             d.base & !0xfff,
             ((d.end() + 0xfff) & !0xfff) - (d.base & !0xfff),
         );
-        map.map_range(&region(r), DEVICE)
-            .unwrap_or_else(|e| panic!("stage 2: cannot map MMIO {r}: {e:?}"));
+        map_at(r, r.base, DEVICE).unwrap_or_else(|e| panic!("stage 2: cannot map MMIO {r}: {e:?}"));
+    }
+    if let Some(v2) = platform.gic.v2 {
+        let gicc = MemRange::new(v2.cpu_interface.base, super::gicv2::GICV_SIZE);
+        map_at(gicc, v2.vcpu.base, DEVICE)
+            .unwrap_or_else(|e| panic!("stage 2: cannot map GICV at {gicc}: {e:?}"));
     }
     map.mark_active();
     let root = map.root_address().0 as u64;

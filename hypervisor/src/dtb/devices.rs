@@ -20,11 +20,17 @@ use super::{DtbError, MemRange};
 pub const PASSTHROUGH: &[&str] = &["arm,pl031", "arm,pl061", "cfi-flash"];
 
 /// Emulated by parkvisor at their host addresses (trapped in stage 2).
-pub const EMULATED: &[&str] = &["arm,gic-v3", "arm,pl011"];
+pub const EMULATED: &[&str] = &[
+    "arm,gic-v3",
+    "arm,gic-400",
+    "arm,cortex-a15-gic",
+    "arm,pl011",
+];
 
 /// Children of an emulated node that are withheld all the same: the GICv3
-/// ITS reads and writes its tables in memory.
-const WITHHELD_CHILDREN: &[&str] = &["arm,gic-v3-its"];
+/// ITS reads and writes its tables in memory; a GICv2m frame turns device
+/// writes into SPIs the hypervisor does not mediate.
+const WITHHELD_CHILDREN: &[&str] = &["arm,gic-v3-its", "arm,gic-v2m-frame"];
 
 /// What the guest gets of a node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

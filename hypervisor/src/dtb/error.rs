@@ -32,6 +32,8 @@ pub enum DtbError {
     },
     /// No `arm,gic-v3` interrupt controller.
     NoGicV3,
+    /// A GICv2 whose `reg` does not list GICH and GICV.
+    NoGicVirtualization,
     /// No `/chosen/module@*` with `compatible = "multiboot,kernel"`: QEMU was
     /// started without `-device guest-loader,kernel=...`.
     NoGuestKernel,
@@ -61,7 +63,12 @@ impl fmt::Display for DtbError {
             Self::TooManyCpus { found, max } => {
                 write!(f, "DTB: {found} CPUs, parkvisor supports at most {max}")
             }
-            Self::NoGicV3 => f.write_str("DTB: no arm,gic-v3 interrupt controller"),
+            Self::NoGicV3 => f.write_str(
+                "DTB: no arm,gic-v3, arm,gic-400 or arm,cortex-a15-gic interrupt controller",
+            ),
+            Self::NoGicVirtualization => f.write_str(
+                "DTB: the GICv2 has no virtualization extensions (reg lacks GICH and GICV)",
+            ),
             Self::NoGuestKernel => f.write_str(
                 "DTB: no guest kernel (/chosen/module@* \"multiboot,kernel\"); \
                  add -device guest-loader,addr=...,kernel=...",

@@ -14,6 +14,9 @@
 //!   a GICv3 ITS: anything not on the allow-lists of `dtb::devices`) are
 //!   left out; parkvisor does not map them either.
 //!
+//! - a GICv2 node keeps only its distributor and CPU interface frames and
+//!   loses its maintenance interrupt (no virtualization for the guest).
+//!
 //! Everything else (GIC, UART, RTC, GPIO, flash, timer, PMU, ...) is copied
 //! unchanged: the guest uses the same addresses and parkvisor traps what it
 //! must.
@@ -114,6 +117,7 @@ impl Rewriter<'_, '_> {
                 match child.name() {
                     "cpus" => self.cpus(&child),
                     "chosen" => self.chosen(&child),
+                    _ if is_gic_v2(&child) => self.gic_v2(&root, &child),
                     _ if classify(&child) == Treatment::Withheld => {}
                     _ => self.copy(&child),
                 }
@@ -199,6 +203,23 @@ impl Rewriter<'_, '_> {
         self.w.end_node();
     }
 
+    /// A GICv2 as the guest sees it: distributor and CPU interface only
+    /// (the CPU interface it gets is the virtual one, at the same address).
+    /// GICH, GICV and the maintenance interrupt are left out: the guest is
+    /// not offered the virtualization extensions.
+    fn gic_v2(&mut self, root: &FdtNode<'_>, gic: &FdtNode<'_>) {
+        let cells = root.address_space();
+        let entry = 4 * (cells.address_cells as usize + cells.size_cells as usize);
+        self.w.begin_node(gic.name());
+        self.copy_properties(gic, &["reg", "interrupts"]);
+        if let Some(reg) = gic.property("reg") {
+            let value = reg.value();
+            self.w.property("reg", &value[..value.len().min(2 * entry)]);
+        }
+        self.copy_children(gic);
+        self.w.end_node();
+    }
+
     /// Copies a subtree verbatim, minus multiboot module nodes and withheld
     /// children (a GICv3 ITS).
     fn copy(&mut self, node: &FdtNode<'_>) {
@@ -224,6 +245,12 @@ impl Rewriter<'_, '_> {
             }
         }
     }
+}
+
+fn is_gic_v2(node: &FdtNode<'_>) -> bool {
+    super::platform::GICV2_COMPATIBLE
+        .iter()
+        .any(|c| node.is_compatible(c))
 }
 
 fn is_psci(node: &FdtNode<'_>) -> bool {

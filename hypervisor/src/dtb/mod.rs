@@ -17,5 +17,7 @@ pub use error::DtbError;
 // Used by `arch` alone, which the host build does not have.
 #[cfg_attr(not(target_os = "none"), allow(unused_imports))]
 pub use guest::{GuestConfig, build_guest_dtb};
+#[cfg(target_os = "none")]
+pub use platform::GicV2Frames;
 pub use platform::Platform;
 pub use range::{MemRange, subtract};

@@ -52,14 +52,34 @@ pub struct Cpu {
     pub mpidr: u64,
 }
 
-/// GICv3 register frames and the interrupt the hypervisor needs from it.
+/// The GIC's register frames: a GICv3's distributor and redistributors, or
+/// a GICv2's distributor and the frames of its CPU and virtual interfaces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gic {
     /// GICD.
     pub distributor: MemRange,
-    /// GICR regions (`#redistributor-regions` of them, usually one).
+    /// GICR regions (`#redistributor-regions` of them, usually one); none
+    /// on a GICv2.
     pub redistributors: Vec<MemRange>,
+    /// The GICv2 frames, when the GIC is a GICv2 (`arm,cortex-a15-gic`,
+    /// `arm,gic-400`).
+    pub v2: Option<GicV2Frames>,
 }
+
+/// The GICv2 frames beyond the distributor (the binding's `reg` order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GicV2Frames {
+    /// GICC: the physical CPU interface (the hypervisor's), and the
+    /// address where the guest finds its (virtual) CPU interface.
+    pub cpu_interface: MemRange,
+    /// GICH: the virtual interface control (list registers).
+    pub hyp: MemRange,
+    /// GICV: the virtual CPU interface that stage 2 maps at GICC.
+    pub vcpu: MemRange,
+}
+
+/// The compatibles of a GICv2 with virtualization extensions.
+pub const GICV2_COMPATIBLE: &[&str] = &["arm,gic-400", "arm,cortex-a15-gic"];
 
 /// A PL011 UART.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,6 +280,25 @@ fn intids(node: &FdtNode<'_>) -> Option<Vec<u32>> {
 }
 
 fn gic(nodes: &[Located<'_>]) -> Result<Gic, DtbError> {
+    if let Some(n) = nodes
+        .iter()
+        .find(|n| GICV2_COMPATIBLE.iter().any(|c| n.node.is_compatible(c)))
+    {
+        // reg = GICD, GICC, GICH, GICV (the last two: virtualization).
+        let reg = n.reg()?;
+        let [distributor, cpu_interface, hyp, vcpu, ..] = reg[..] else {
+            return Err(DtbError::NoGicVirtualization);
+        };
+        return Ok(Gic {
+            distributor,
+            redistributors: Vec::new(),
+            v2: Some(GicV2Frames {
+                cpu_interface,
+                hyp,
+                vcpu,
+            }),
+        });
+    }
     let n = nodes
         .iter()
         .find(|n| n.node.is_compatible("arm,gic-v3"))
@@ -278,6 +317,7 @@ fn gic(nodes: &[Located<'_>]) -> Result<Gic, DtbError> {
     Ok(Gic {
         distributor: reg[0],
         redistributors: reg[1..=redist_regions].to_vec(),
+        v2: None,
     })
 }
 

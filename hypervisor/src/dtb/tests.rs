@@ -17,6 +17,7 @@ const VIRT_20CPU: &[u8] = include_bytes!("../../tests/fixtures/virt-20cpu.dtb");
 const VIRT_NO_MODULES: &[u8] = include_bytes!("../../tests/fixtures/virt-nomodules.dtb");
 const VIRT_126CPU: &[u8] = include_bytes!("../../tests/fixtures/virt-126cpu.dtb");
 const VIRT_ITS: &[u8] = include_bytes!("../../tests/fixtures/virt-its.dtb");
+const VIRT_GICV2: &[u8] = include_bytes!("../../tests/fixtures/virt-gicv2.dtb");
 
 const HYPERVISOR: MemRange = MemRange::new(0x4000_0000, 0x400_0000);
 const GIB: u64 = 1 << 30;
@@ -568,5 +569,49 @@ fn parses_every_redistributor_region() {
             .property("reg")
             .unwrap()
             .value()
+    );
+}
+
+#[test]
+fn a_gicv2_is_found_with_its_virtualization_frames() {
+    let p = Platform::parse(VIRT_GICV2).unwrap();
+    assert_eq!(p.gic.distributor, MemRange::new(0x800_0000, 0x1_0000));
+    assert!(p.gic.redistributors.is_empty());
+    let v2 = p.gic.v2.expect("a GICv2");
+    assert_eq!(v2.cpu_interface, MemRange::new(0x801_0000, 0x1_0000));
+    assert_eq!(v2.hyp, MemRange::new(0x803_0000, 0x1_0000));
+    assert_eq!(v2.vcpu, MemRange::new(0x804_0000, 0x1_0000));
+    assert!(Platform::parse(VIRT_4CPU).unwrap().gic.v2.is_none());
+}
+
+#[test]
+fn the_guest_gicv2_node_offers_no_virtualization() {
+    let (_, _, guest) = guest_of(VIRT_GICV2);
+    let fdt = Fdt::new(&guest).unwrap();
+    let gic = fdt
+        .find_node("/intc@8000000")
+        .expect("the GIC is emulated, not withheld");
+    assert_eq!(
+        strs(fdt, "/intc@8000000", "compatible"),
+        ["arm,cortex-a15-gic"]
+    );
+    let reg = gic.property("reg").unwrap();
+    let cells: Vec<u32> = reg
+        .value()
+        .chunks(4)
+        .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(
+        cells,
+        [0, 0x800_0000, 0, 0x1_0000, 0, 0x801_0000, 0, 0x1_0000],
+        "GICD and GICC only: no GICH, no GICV"
+    );
+    assert!(
+        gic.property("interrupts").is_none(),
+        "no maintenance interrupt"
+    );
+    assert!(
+        !paths(fdt).iter().any(|p| p.contains("v2m")),
+        "the GICv2m frame is withheld"
     );
 }

@@ -1,7 +1,25 @@
-//! Just enough GICv3 to let one PPI (the virtual timer) wake a CPU from
-//! WFI/standby while interrupts stay masked at the CPU (DAIF).
+//! Just enough GIC to let one PPI (the virtual timer) wake a CPU from
+//! WFI/standby while interrupts stay masked at the CPU (DAIF), and to send
+//! and take SGIs: GICv3 (redistributors, ICC system registers) or GICv2
+//! (banked distributor registers, memory-mapped CPU interface, GICD_SGIR).
 
 use crate::env::Env;
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+/// The GICv2 CPU interface base once a CPU set it up (0: GICv3).
+static GICC: AtomicU64 = AtomicU64::new(0);
+/// Each CPU's GICv2 interface mask (its banked GICD_ITARGETSR0), learnt
+/// when it sets itself up; 0 until then.
+static CPU_MASK: [AtomicU8; crate::MAX_CPUS] = [const { AtomicU8::new(0) }; crate::MAX_CPUS];
+
+const GICD_ISENABLER0: usize = 0x100;
+const GICD_IPRIORITYR: usize = 0x400;
+const GICD_ITARGETSR: usize = 0x800;
+const GICD_SGIR: usize = 0xf00;
+const GICC_CTLR: usize = 0x0;
+const GICC_PMR: usize = 0x4;
+const GICC_IAR: usize = 0xc;
+const GICC_EOIR: usize = 0x10;
 
 /// The EL1 virtual timer PPI.
 pub const VTIMER_INTID: u32 = 27;
@@ -61,6 +79,9 @@ pub fn enable_ppi(env: &Env, mpidr: u64, intid: u32) -> Result<(), crate::Msg> {
 /// redistributor) and turns on the calling CPU's interface (PMR 0xff,
 /// group 1). Interrupts stay masked in DAIF.
 pub fn enable_private(env: &Env, mpidr: u64, intids: u32) -> Result<(), crate::Msg> {
+    if env.is_gicv2() {
+        return enable_private_v2(env, mpidr, intids);
+    }
     crate::ensure!(env.gicd != 0, "no GICv3 in the DTB");
     let rd = redistributor(env, mpidr)
         .ok_or_else(|| crate::msg!("no redistributor for mpidr {:#x}", mpidr))?;
@@ -94,6 +115,53 @@ pub fn enable_private(env: &Env, mpidr: u64, intids: u32) -> Result<(), crate::M
     Ok(())
 }
 
+/// GICv2: the same for the calling CPU (`mpidr` must be its own: the
+/// distributor's SGI/PPI registers are banked per CPU); group 0, which
+/// GICC_CTLR bit 0 enables.
+fn enable_private_v2(env: &Env, mpidr: u64, intids: u32) -> Result<(), crate::Msg> {
+    let me = super::cpu::mpidr() & 0xFF_00FF_FFFF;
+    crate::ensure!(
+        mpidr & 0xFF_00FF_FFFF == me,
+        "GICv2: cpu {:#x} cannot set up cpu {:#x}'s banked registers",
+        me,
+        mpidr
+    );
+    let d = env.gicd as usize;
+    let c = env.gicc as usize;
+    GICC.store(env.gicc, Ordering::Relaxed);
+    if let Some(idx) = env.index_of(mpidr) {
+        let mask = rd32(d + GICD_ITARGETSR) as u8;
+        CPU_MASK[idx].store(mask, Ordering::Relaxed);
+    }
+    wr32(d, rd32(d) | 1);
+    for intid in (0..32).filter(|i| intids & (1 << i) != 0) {
+        let a = d + GICD_IPRIORITYR + (intid as usize & !3);
+        let sh = (intid & 3) * 8;
+        wr32(a, (rd32(a) & !(0xFF << sh)) | (0x80 << sh));
+    }
+    wr32(d + GICD_ISENABLER0, intids);
+    wr32(c + GICC_PMR, 0xff);
+    wr32(c + GICC_CTLR, rd32(c + GICC_CTLR) | 1);
+    Ok(())
+}
+
+/// GICv2: sends SGI `sgi` to the CPUs in `targets` (bit per linear index)
+/// with one GICD_SGIR write (their interface masks; `1 << index` for a CPU
+/// that has not set itself up yet).
+pub fn send_sgi_v2(env: &Env, sgi: u32, targets: u64) {
+    let mut list = 0u32;
+    for i in (0..env.ncpus.min(8)).filter(|i| targets >> i & 1 == 1) {
+        let mask = CPU_MASK[i].load(Ordering::Relaxed);
+        list |= u32::from(if mask == 0 { 1 << i } else { mask });
+    }
+    wr32(env.gicd as usize + GICD_SGIR, list << 16 | (sgi & 0xf));
+}
+
+/// GICv2: SGI `sgi` to every CPU but this one (TargetListFilter 1).
+pub fn send_sgi_others_v2(env: &Env, sgi: u32) {
+    wr32(env.gicd as usize + GICD_SGIR, 1 << 24 | (sgi & 0xf));
+}
+
 fn write_priority(rd: usize, intid: u32, pri: u8) {
     let a = rd + GICR_IPRIORITYR + (intid as usize & !3);
     let sh = (intid & 3) * 8;
@@ -103,6 +171,20 @@ fn write_priority(rd: usize, intid: u32, pri: u8) {
 /// Sets the priority of SGI/PPI `intid` in the redistributor of the CPU
 /// with this MPIDR; returns the priority it reads back.
 pub fn set_priority(env: &Env, mpidr: u64, intid: u32, pri: u8) -> Result<u8, crate::Msg> {
+    if env.is_gicv2() {
+        // Banked GICD_IPRIORITYR: only the calling CPU's own.
+        let me = super::cpu::mpidr() & 0xFF_00FF_FFFF;
+        crate::ensure!(
+            mpidr & 0xFF_00FF_FFFF == me,
+            "GICv2: cpu {:#x} cannot set cpu {:#x}'s banked priorities",
+            me,
+            mpidr
+        );
+        let a = env.gicd as usize + GICD_IPRIORITYR + (intid as usize & !3);
+        let sh = (intid & 3) * 8;
+        wr32(a, (rd32(a) & !(0xFF << sh)) | ((pri as u32) << sh));
+        return Ok((rd32(a) >> sh) as u8);
+    }
     let rd = redistributor(env, mpidr)
         .ok_or_else(|| crate::msg!("no redistributor for mpidr {:#x}", mpidr))?;
     write_priority(rd, intid, pri);
@@ -113,6 +195,10 @@ pub fn set_priority(env: &Env, mpidr: u64, intid: u32, pri: u8) -> Result<u8, cr
 /// Acknowledges the highest-priority pending group-1 interrupt: returns
 /// ICC_IAR1_EL1 (INTID in bits 0..23; 1020..1023 = none).
 pub fn acknowledge() -> u64 {
+    let gicc = GICC.load(Ordering::Relaxed) as usize;
+    if gicc != 0 {
+        return u64::from(rd32(gicc + GICC_IAR));
+    }
     let iar: u64;
     // SAFETY: CPU interface acknowledge; affects only the GIC's state.
     unsafe { core::arch::asm!("mrs {}, icc_iar1_el1", out(reg) iar, options(nostack)) };
@@ -122,6 +208,11 @@ pub fn acknowledge() -> u64 {
 /// Ends the interrupt `iar` (from [`acknowledge`]); with EOImode 0 this
 /// also deactivates it.
 pub fn end_of_interrupt(iar: u64) {
+    let gicc = GICC.load(Ordering::Relaxed) as usize;
+    if gicc != 0 {
+        wr32(gicc + GICC_EOIR, iar as u32);
+        return;
+    }
     // SAFETY: CPU interface end of interrupt; affects only the GIC's state.
     unsafe { core::arch::asm!("msr icc_eoir1_el1, {}", "isb", in(reg) iar, options(nostack)) };
 }
@@ -158,6 +249,11 @@ pub const fn sgi_to(mpidr: u64, intid: u32) -> u64 {
 
 /// Disables PPI `intid` at the calling CPU's redistributor.
 pub fn disable_ppi(env: &Env, mpidr: u64, intid: u32) {
+    if env.is_gicv2() {
+        // GICD_ICENABLER0, banked: the calling CPU's.
+        wr32(env.gicd as usize + 0x180, 1 << intid);
+        return;
+    }
     if let Some(rd) = redistributor(env, mpidr) {
         wr32(rd + GICR_ICENABLER0, 1 << intid);
     }

@@ -24,6 +24,13 @@ pub fn cookie32() -> u64 {
     0x00C3_0000 | (COOKIE.fetch_add(1, Relaxed) & 0xFFFF)
 }
 
+/// Skips a test of something only a GICv3 has (ICC_SGI1R affinity
+/// routing, redistributors, priorities set from another CPU).
+pub fn skip_gicv2(env: &Env) -> Option<Msg> {
+    env.is_gicv2()
+        .then(|| msg!("GICv3 only (this board has a GICv2)"))
+}
+
 /// Skips tests that need parkvisor when running on plain QEMU (`plain=1`).
 pub fn skip_plain(env: &Env) -> Option<Msg> {
     env.opts()

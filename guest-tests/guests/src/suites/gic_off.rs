@@ -3,6 +3,8 @@
 //! then CPU_ON and FAST_STOP must still work: the hypervisor must not rely
 //! on the guest's GIC configuration to start or stop vCPUs.
 //! Stores the hypervisor refuses with an abort are tolerated (counted).
+//! On a GICv2 the SGI/PPI enables are banked in the distributor: each CPU
+//! disables its own (GICD_ICENABLER0), and there is no WAKER.
 
 use super::busy;
 use super::common::skip_plain;
@@ -37,7 +39,16 @@ fn wr32(addr: u64, v: u32) -> bool {
     probe_store(addr, 4, v.into()).is_err()
 }
 
+/// GICv2 GICD_ICENABLER0 (banked: the calling CPU's SGIs and PPIs).
+const GICD_ICENABLER0: u64 = 0x180;
+
 fn wreck(env: &Env) -> TestResult {
+    if env.is_gicv2() {
+        let aborts =
+            wr32(env.gicd, 0) as u32 + wr32(env.gicd + GICD_ICENABLER0, 0xFFFF_FFFF) as u32;
+        gprintln!("gic_off: {} of 2 GIC stores aborted", aborts);
+        return Ok(());
+    }
     ensure!(env.gicd != 0 && env.gicr != 0, "no GICv3 in the DTB");
     let mut aborts = 0;
     aborts += wr32(env.gicd, 0) as u32; // GICD_CTLR = 0
@@ -70,9 +81,13 @@ fn wreck_gic(env: &Env) -> TestResult {
 /// unmasked.
 fn spin_job(idx: usize, ctx: u64) {
     let env = guestlib::env();
-    let rd = env.gicr + idx as u64 * GICR_STRIDE;
-    wr32(rd + SGI_FRAME + ICENABLER0, 0xFFFF_FFFF);
-    wr32(rd + WAKER, 2);
+    if env.is_gicv2() {
+        wr32(env.gicd + GICD_ICENABLER0, 0xFFFF_FFFF);
+    } else {
+        let rd = env.gicr + idx as u64 * GICR_STRIDE;
+        wr32(rd + SGI_FRAME + ICENABLER0, 0xFFFF_FFFF);
+        wr32(rd + WAKER, 2);
+    }
     busy::unmasked_job(idx, ctx);
 }
 

@@ -1,5 +1,5 @@
-//! `ipi`: trapped SGIs (`ICC_SGI1R_EL1`) become virtual SGIs on exactly the
-//! targeted vCPUs (target list, IRM=1 broadcast); an SGI to a parked vCPU is
+//! `ipi`: trapped SGIs (`ICC_SGI1R_EL1` on GICv3, `GICD_SGIR` on GICv2)
+//! become virtual SGIs on exactly the targeted vCPUs (target list, IRM=1 broadcast); an SGI to a parked vCPU is
 //! dropped (traced as `ipi-drop`), does not hang the sender, and is not
 //! delivered when that vCPU is started again; more pending SGIs than list
 //! registers all arrive; the higher-priority SGI is acknowledged first.
@@ -25,7 +25,9 @@ pub static SUITE: Suite<Env> = Suite {
         Test::new("target_list", target_list).cpus(2),
         Test::new("broadcast_irm", broadcast).cpus(2),
         Test::new("parked_target_dropped", parked).cpus(2),
-        Test::new("priority_order", priority).cpus(2),
+        Test::new("priority_order", priority)
+            .cpus(2)
+            .skip_if(super::common::skip_gicv2),
         Test::new("four_sgis_while_masked", four).cpus(2),
         Test::new("more_than_list_regs", many).cpus(2),
     ],
@@ -98,7 +100,10 @@ fn irq_handler(cpu: usize, _f: &mut Frame) {
 /// Enables SGIs 0..15 (group 1, priority 0x80) for the calling CPU and its
 /// CPU interface (PMR 0xff, group 1 on). IRQs stay masked in DAIF.
 fn setup_this_cpu(env: &Env, idx: usize) -> TestResult {
-    ensure!(env.gicd != 0 && env.gicr != 0, "no GICv3 in the DTB");
+    ensure!(
+        env.gicd != 0 && (env.gicr != 0 || env.is_gicv2()),
+        "no GIC in the DTB"
+    );
     gic::enable_private(env, env.mpidr(idx), 0xFFFF)
 }
 
@@ -119,6 +124,10 @@ fn set_priority(env: &Env, idx: usize, sgi: u32, pri: u8) -> TestResult {
 /// Sends SGI `sgi` to the CPUs in `targets` (bit per linear index), one
 /// ICC_SGI1R_EL1 write per (Aff3, Aff2, Aff1, RS) group.
 fn send_sgi(env: &Env, sgi: u32, targets: u64) {
+    if env.is_gicv2() {
+        gic::send_sgi_v2(env, sgi, targets);
+        return;
+    }
     let mut left = targets;
     while left != 0 {
         let first = left.trailing_zeros() as usize;
@@ -140,7 +149,11 @@ fn send_sgi(env: &Env, sgi: u32, targets: u64) {
     }
 }
 
-fn send_broadcast(sgi: u32) {
+fn send_broadcast(env: &Env, sgi: u32) {
+    if env.is_gicv2() {
+        gic::send_sgi_others_v2(env, sgi);
+        return;
+    }
     gic::write_sgi1r((sgi as u64 & 0xF) << 24 | 1 << 40);
 }
 
@@ -285,7 +298,7 @@ fn broadcast(env: &Env) -> TestResult {
         start_sgi(env, idx, true)?;
     }
     let sec: u64 = env.secondaries().fold(0, |m, i| m | 1 << i);
-    send_broadcast(5);
+    send_broadcast(env, 5);
     for c in env.secondaries() {
         ensure!(wait_count(c, 5, 1), "cpu{} never got broadcast SGI 5", c);
     }

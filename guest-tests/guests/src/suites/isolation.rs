@@ -14,9 +14,14 @@
 //!   at every width in every frame (own, other CPUs', past the last CPU),
 //!   reads then all-ones then zeros, after which CPU_ON, FAST_STOP and IPIs
 //!   still work.
+//! * On a GICv2 board the same attacks aim at the GICv2 frames: each
+//!   secondary activates the hypervisor's SGIs and PPIs in its own banked
+//!   GICD_ISACTIVER0; the sweep covers GICD and the guest's GICC past the
+//!   two pages of GICV mapped there; GICH and GICV's own address are not
+//!   reachable (a load aborts at EL1).
 
 use super::busy;
-use super::common::skip_plain;
+use super::common::{skip_gicv2, skip_plain};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use dtoolkit::{Node, Property, ToCellInt};
 use guestlib::abi::*;
@@ -33,7 +38,8 @@ pub static SUITE: Suite<Env> = Suite {
         Test::new("withheld_devices_abort", withheld_devices_abort).skip_if(skip_plain),
         Test::new("passthrough_devices_answer", passthrough_devices_answer),
         Test::new("fw_cfg_dma_attack", fw_cfg_dma_attack).skip_if(skip_plain),
-        Test::new("load_past_last_redistributor", load_past_last_redistributor).skip_if(skip_plain),
+        Test::new("load_past_last_redistributor", load_past_last_redistributor)
+            .skip_if(|e| skip_plain(e).or_else(|| skip_gicv2(e))),
         Test::new("gicd_ctlr_keeps_group1_and_are", gicd_ctlr).skip_if(skip_plain),
         Test::new("kick_sgi_made_active", kick_sgi_made_active)
             .cpus(2)
@@ -45,6 +51,8 @@ pub static SUITE: Suite<Env> = Suite {
             .cpus(2)
             .skip_if(skip_plain),
         Test::new("gic_sweep", gic_sweep).skip_if(skip_plain),
+        Test::new("gich_gicv_unreachable", gich_gicv_unreachable)
+            .skip_if(|e| skip_plain(e).or_else(|| skip_gicv3(e))),
         Test::new("after_sweep_on_stop", on_and_stop)
             .cpus(2)
             .skip_if(skip_plain),
@@ -109,7 +117,7 @@ fn gicr(env: &Env, idx: usize) -> u64 {
 // DMA isolation
 // ---------------------------------------------------------------------------
 
-fn dtb_has_no_dma_masters(_env: &Env) -> TestResult {
+fn dtb_has_no_dma_masters(env: &Env) -> TestResult {
     let blob = guestlib::boot_fdt().data();
     let size = blob.len();
     ensure!((64..=(2 << 20)).contains(&size), "DTB size {}", size);
@@ -119,6 +127,7 @@ fn dtb_has_no_dma_masters(_env: &Env) -> TestResult {
         "pci-host-ecam-generic",
         "qemu,platform",
         "arm,gic-v3-its",
+        "arm,gic-v2m-frame",
     ] {
         ensure!(
             !blob.windows(needle.len()).any(|w| w == needle.as_bytes()),
@@ -131,7 +140,11 @@ fn dtb_has_no_dma_masters(_env: &Env) -> TestResult {
         "arm,pl061",
         "cfi-flash",
         "arm,pl011",
-        "arm,gic-v3",
+        if env.is_gicv2() {
+            "arm,cortex-a15-gic"
+        } else {
+            "arm,gic-v3"
+        },
     ] {
         ensure!(
             blob.windows(needle.len()).any(|w| w == needle.as_bytes()),
@@ -266,23 +279,51 @@ fn load_past_last_redistributor(env: &Env) -> TestResult {
 }
 
 fn gicd_ctlr(env: &Env) -> TestResult {
-    ensure!(env.gicd != 0, "no GICv3 in the DTB");
+    ensure!(env.gicd != 0, "no GIC in the DTB");
+    // GICv3: EnableGrp1 and ARE; GICv2: group 0 and group 1 forwarding.
+    let kept = if env.is_gicv2() { 0x3 } else { 0x12 };
     let before =
         probe_load(env.gicd, 4).map_err(|a| msg!("GICD_CTLR load aborted: {:#x}", a.esr))?;
     let _ = probe_store(env.gicd, 4, 0);
     let after =
         probe_load(env.gicd, 4).map_err(|a| msg!("GICD_CTLR load aborted: {:#x}", a.esr))?;
     ensure!(
-        after & 0x12 == 0x12,
-        "GICD_CTLR {:#x} after writing 0 (was {:#x}): group 1 or ARE gone",
+        after & kept == kept,
+        "GICD_CTLR {:#x} after writing 0 (was {:#x}): enable bits {:#x} gone",
         after,
-        before
+        before,
+        kept
     );
     Ok(())
 }
 
-/// Sets `bits` in every secondary's GICR_ISACTIVER0 (other CPUs' frames).
+/// GICv2: the bits the attack job sets in its own GICD_ISACTIVER0, and
+/// where that register is.
+static ATTACK_BITS: AtomicU32 = AtomicU32::new(0);
+static ATTACK_AT: AtomicU64 = AtomicU64::new(0);
+
+/// GICv2 job: set [`ATTACK_BITS`] in this CPU's banked GICD_ISACTIVER0,
+/// then go OFF.
+fn activate_own_job(_idx: usize, _ctx: u64) {
+    let _ = probe_store(ATTACK_AT.load(Acquire), 4, ATTACK_BITS.load(Acquire).into());
+}
+
+/// Sets `bits` in every secondary's GICR_ISACTIVER0 (other CPUs' frames);
+/// on a GICv2, whose GICD_ISACTIVER0 is banked, each secondary sets them
+/// in its own and goes OFF.
 fn activate_on_secondaries(env: &Env, bits: u32) {
+    if env.is_gicv2() {
+        ATTACK_BITS.store(bits, Release);
+        ATTACK_AT.store(env.gicd + 0x300, Release);
+        for idx in env.secondaries() {
+            let started =
+                guestlib::arch::smp::start(env, idx, activate_own_job, super::common::cookie());
+            if started.is_ok() {
+                let _ = guestlib::arch::smp::wait_off(env, idx, 1_000_000);
+            }
+        }
+        return;
+    }
     for idx in env.secondaries() {
         let _ = probe_store(gicr(env, idx) + GICR_ISACTIVER0, 4, bits.into());
     }
@@ -403,6 +444,9 @@ fn sweep_pass(frames: &[u64], write: Option<u64>) -> Result<u64, Msg> {
 }
 
 fn gic_sweep(env: &Env) -> TestResult {
+    if env.is_gicv2() {
+        return gic_sweep_v2(env);
+    }
     ensure!(env.gicd != 0 && env.gicr != 0, "no GICv3 in the DTB");
     let mut all = [0u64; MAX_FRAMES];
     let n = frames(env, &mut all);
@@ -428,6 +472,71 @@ fn gic_sweep(env: &Env) -> TestResult {
     still_served()
 }
 
+/// GICv2: the distributor frame (64 KiB, as on GICv3), then the guest's
+/// GICC past GICV's two pages (trapped, RAZ/WI) at every width, every
+/// 256 bytes.
+fn gic_sweep_v2(env: &Env) -> TestResult {
+    let t0 = time::now_ns();
+    let mut count = 0;
+    for write in [None, Some(u64::MAX), Some(0)] {
+        count += sweep_pass(&[env.gicd], write)?;
+        for o in (GICV_PAGES..GICC_FRAME).step_by(0x100) {
+            for size in [8u8, 4, 2, 1] {
+                let a = env.gicc + o;
+                match write {
+                    None => match probe_load(a, size) {
+                        Ok(0) => {}
+                        Ok(v) => {
+                            return Err(msg!("{} bytes at {:#x} read {:#x}, not 0", size, a, v));
+                        }
+                        Err(ab) => return Err(msg!("load at {:#x} aborted: ESR {:#x}", a, ab.esr)),
+                    },
+                    Some(v) => probe_store(a, size, v)
+                        .map_err(|ab| msg!("store at {:#x} aborted: ESR {:#x}", a, ab.esr))?,
+                }
+                count += 1;
+            }
+        }
+    }
+    gprintln!(
+        "isolation: swept GICD and GICC+{:#x}.., {} accesses in {} ms",
+        GICV_PAGES,
+        count,
+        (time::now_ns() - t0) / 1_000_000
+    );
+    still_served()
+}
+
+/// QEMU virt's GICv2 virtualization frames (not in the guest's DTB).
+const GICH: u64 = 0x0803_0000;
+const GICV: u64 = 0x0804_0000;
+/// GICV's two pages mapped at the guest's GICC; the rest of its 64 KiB.
+const GICV_PAGES: u64 = 0x2000;
+const GICC_FRAME: u64 = 0x1_0000;
+
+fn skip_gicv3(env: &Env) -> Option<Msg> {
+    (!env.is_gicv2()).then(|| msg!("GICv2 only"))
+}
+
+/// GICH (the list registers) and GICV at its own address are not mapped
+/// for the guest: a load or store aborts at EL1, and the hypervisor
+/// keeps serving.
+fn gich_gicv_unreachable(_env: &Env) -> TestResult {
+    for base in [GICH, GICH + 0x100, GICV, GICV + 0x1000] {
+        ensure!(
+            probe_load(base, 4).is_err(),
+            "a load at {:#x} did not abort",
+            base
+        );
+        ensure!(
+            probe_store(base, 4, u64::MAX).is_err(),
+            "a store at {:#x} did not abort",
+            base
+        );
+    }
+    still_served()
+}
+
 fn after_sweep_ipis(env: &Env) -> TestResult {
     super::ipi::target_list(env)
 }
@@ -448,7 +557,7 @@ pub static SCALE: Suite<Env> = Suite {
             "every_cpu_has_its_redistributor",
             every_cpu_has_its_redistributor,
         )
-        .skip_if(skip_plain),
+        .skip_if(|e| skip_plain(e).or_else(|| skip_gicv2(e))),
         Test::new("last_cpus_on_and_stop", last_cpus_on_and_stop)
             .cpus(2)
             .skip_if(skip_plain),
