@@ -341,6 +341,38 @@ icount_default() {
 step icount-default-4cpu icount_default 4
 step icount-default-8cpu icount_default 8
 step icount-default-64cpu icount_default 64
+# Debian 13's guest ingredients through the private apt root (setup.sh linux
+# --debian 13): kernel 6.12, busybox and kexec under /usr, headers; the
+# host's apt sources and dpkg architectures must not change.
+debian13_fetch() {
+    local before after d13
+    host_apt_state() { cat /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null | md5sum; dpkg --print-foreign-architectures; }
+    before=$(host_apt_state)
+    scripts/setup.sh linux --debian 13 || return 1
+    after=$(host_apt_state)
+    d13=$(source scripts/lib.sh && pv_linux_dir 13)
+    cat "$d13/READY"
+    [[ $before == "$after" ]] &&
+        grep -q '^kernel=linux-image-6\.12\.' "$d13/READY" &&
+        [[ -x $d13/sysroot/usr/bin/busybox && -x $d13/sysroot/usr/sbin/kexec ]] &&
+        [[ $(cat "$d13/headers/VERSION") == 6.12.* ]]
+}
+step debian13-fetch debian13_fetch
+# Debian 13's 6.12 under parkvisor to init and power-off (Debian 12's
+# busybox in the mini initramfs). 6.12 advertises FEAT_MOPS and glibc's
+# memcpy then uses it: without HCRX_EL2.MSCEn init died of SIGILL (panic=-1
+# and --no-reboot make that a quick failure instead of a timeout).
+debian13_boot() {
+    local out="$logs/debian13-boot-2.serial" d12 d13
+    d12=$(source scripts/lib.sh && pv_linux_dir 12)
+    d13=$(source scripts/lib.sh && pv_linux_dir 13)
+    scripts/run.sh --no-build --hv "$hv_elf" --kernel "$d13/Image" --initrd "$d12/initramfs-mini.cpio" \
+        --append "console=ttyAMA0 printk.time=1 panic=-1" --no-reboot \
+        --scenario boot --smp 2 --timeout 180 --no-shell --log "$out" || return 1
+    grep -a -E 'PVTEST|Linux version' "$out"
+    grep -a -q 'PVTEST boot online=0-1' "$out" && grep -a -q 'kernel=6\.12\.' "$out"
+}
+step debian13-boot-2cpu debian13_boot
 # --- end qemu10 -------------------------------------------------------------------
 
 echo
