@@ -146,7 +146,7 @@ elif ((default_linux)); then
     [[ -f $PV_LINUX/READY ]] || die "no cached guest kernel in $PV_LINUX: run 'scripts/setup.sh linux --debian $PV_DEBIAN' (or drop --no-build)"
 fi
 pv_check_qemu
-if ((default_linux)); then
+if ((default_linux)) && [[ $initrd == "$PV_LINUX/initramfs.cpio" ]]; then
     # Cheap when up to date; keeps the initramfs in step with guest-tests/linux/init.
     "$PV_ROOT/guest-tests/linux/build-initramfs.sh"
 fi
