@@ -13,7 +13,9 @@
 #                             architectures stay untouched) and cached under
 #                             .cache/linux; what building the guest module needs
 #                             (the aarch64 cross gcc and libc and linux-kbuild
-#                             from the host's apt, the guest kernel's own headers
+#                             from the host's apt; a host without kbuild 6.1
+#                             gets Debian 12's amd64 package in .cache/linux/
+#                             kbuild; the guest kernel's own headers
 #                             under .cache/linux/headers); and the test initramfs
 #                             with that module (guest-tests/linux/build-initramfs.sh)
 #   scripts/setup.sh module   the same as linux
@@ -32,7 +34,7 @@ while [[ $# -gt 0 ]]; do
     linux | module) want_linux=1 want_module=1; shift ;;
     --debian) need_value "$1" "$#"; pv_set_debian "$2"; shift 2 ;;
     -h | --help)
-        sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *) die "unknown argument '$1' (expected: base, linux, module, --debian N)" ;;
@@ -170,6 +172,7 @@ ensure_qemu() {
 ensure_qemu
 
 # --- host packages ----------------------------------------------------------
+kbuild_from_guest=0
 # command it provides -> Debian package
 declare -A host_pkgs=(
     [dtc]=device-tree-compiler
@@ -184,9 +187,19 @@ if ((want_module)); then
     host_pkgs[aarch64-linux-gnu-gcc]=gcc-aarch64-linux-gnu
     host_pkgs[/usr/aarch64-linux-gnu/lib/libc.a]=libc6-dev-arm64-cross
     # kbuild of the guest kernel's series, from the host's apt: Debian 12 has
-    # 6.1 (the default guest). Another release's kernel may need a kbuild the
+    # 6.1 (the default guest). Debian 13 has no 6.1: then the guest release's
+    # own amd64 package, through the private apt root (below; also forced by
+    # PV_KBUILD_FROM_GUEST=1). Another release's kernel may need a kbuild the
     # host does not have (building its modules is not set up here).
-    [[ $PV_DEBIAN == 12 ]] && host_pkgs[/usr/lib/linux-kbuild-6.1/scripts/basic/fixdep]=linux-kbuild-6.1
+    if [[ $PV_DEBIAN == 12 && ! -e /usr/lib/linux-kbuild-6.1/scripts/basic/fixdep ]]; then
+        if [[ -z ${PV_KBUILD_FROM_GUEST:-} ]] &&
+            apt-cache policy linux-kbuild-6.1 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+            host_pkgs[/usr/lib/linux-kbuild-6.1/scripts/basic/fixdep]=linux-kbuild-6.1
+        else
+            kbuild_from_guest=1
+        fi
+    fi
+    [[ -n ${PV_KBUILD_FROM_GUEST:-} && $PV_DEBIAN == 12 ]] && kbuild_from_guest=1
 fi
 missing=()
 for cmd in "${!host_pkgs[@]}"; do
@@ -235,10 +248,15 @@ fi
 # host's sources, lists and dpkg architectures stay as they were, and it needs
 # no root.
 code=$(pv_debian_codename "$PV_DEBIAN")
-gapt="$PV_CACHE/apt/$code"
+gapt="$PV_CACHE/apt/$code" garch=arm64
 gapt_updated=0
+# guest_apt_init [ARCH]: the root for ARCH (default arm64; another one, e.g.
+# the host's amd64 for kbuild, lives in .cache/apt/<codename>-<arch>).
 guest_apt_init() {
     local host_code src="" u s k suffix
+    garch=${1:-arm64}
+    if [[ $garch == arm64 ]]; then gapt="$PV_CACHE/apt/$code"; else gapt="$PV_CACHE/apt/$code-$garch"; fi
+    gapt_updated=0
     host_code=$(host_codename)
     [[ -n $host_code ]] || die "cannot read the host's codename from /etc/os-release"
     while read -r u s k; do
@@ -249,7 +267,7 @@ guest_apt_init() {
         *) continue ;;
         esac
         src+="Types: deb"$'\n'"URIs: $u"$'\n'"Suites: $code$suffix"$'\n'
-        src+="Components: main"$'\n'"Architectures: arm64"$'\n'
+        src+="Components: main"$'\n'"Architectures: $garch"$'\n'
         [[ $k == - ]] || src+="Signed-By: $k"$'\n'
         src+=$'\n'
     done < <(host_apt_sources | sort -u)
@@ -265,9 +283,9 @@ guest_apt_init() {
         rm -f "$gapt"/lists/*Packages* "$gapt"/lists/*Release*
     fi
     cat >"$gapt/apt.conf" <<EOF
-// Written by scripts/setup.sh: Debian $code arm64 packages for the guest.
-APT::Architecture "arm64";
-APT::Architectures { "arm64"; };
+// Written by scripts/setup.sh: Debian $code $garch packages for the guest.
+APT::Architecture "$garch";
+APT::Architectures { "$garch"; };
 Dir::Etc::sourcelist "$gapt/sources.list";
 Dir::Etc::sourceparts "$gapt/sources.list.d/";
 Dir::Etc::preferences "$gapt/preferences";
@@ -285,7 +303,7 @@ gapt_get() { APT_CONFIG="$gapt/apt.conf" apt-get -q "$@"; }
 gapt_cache() { APT_CONFIG="$gapt/apt.conf" apt-cache "$@"; }
 gapt_update() {
     if ((gapt_updated == 0)); then
-        note "apt-get update (private root $gapt: Debian $code arm64)"
+        note "apt-get update (private root $gapt: Debian $code $garch)"
         gapt_get update -qq >/dev/null || die "apt-get update of $gapt failed"
         gapt_updated=1
     fi
@@ -406,7 +424,7 @@ extract_linux() {
 # live in /usr/src with kbuild in /usr/lib: two paths are repointed.
 headers_dir="$PV_LINUX/headers"
 fetch_headers() {
-    local kver hpkg cpkg deb series
+    local kver hpkg cpkg deb
     kver=$(sed -n 's/^kernel=linux-image-\([^ ]*\) .*/\1/p' "$ready")
     [[ -n $kver ]] || die "no kernel version in $ready"
     hpkg="linux-headers-$kver"
@@ -431,32 +449,56 @@ fetch_headers() {
     done
     [[ -f $headers_dir/usr/src/$hpkg/Makefile && -d $headers_dir/usr/src/$cpkg ]] ||
         die "unexpected layout in $hpkg / $cpkg"
-    # scripts/ and tools/ are relative links into ../../lib/linux-kbuild-<series>.
-    [[ $kver =~ ^([0-9]+\.[0-9]+) ]] || die "cannot read the kernel series from '$kver'"
-    series=${BASH_REMATCH[1]}
-    local l
-    for l in "$headers_dir/usr/src/$hpkg"/{scripts,tools} "$headers_dir/usr/src/$cpkg"/{scripts,tools}; do
-        if [[ -L $l ]]; then
-            ln -sfn "/usr/lib/linux-kbuild-$series/$(basename "$l")" "$l"
-        fi
-    done
     echo "$kver" >"$headers_dir/VERSION"
 }
 # The arm64 Makefile includes the common tree by absolute path: /usr/src/...
 # as packaged, or wherever this cache was when it was last repointed (a moved
 # or shared checkout). Point it at this cache's copy on every run.
 repoint_headers() {
-    local kver=$1 cpkg hdir cdir
+    local kver=$1 cpkg hdir cdir series l
     cpkg="linux-headers-${kver%-arm64}-common"
     hdir="$headers_dir/usr/src/linux-headers-$kver" cdir="$headers_dir/usr/src/$cpkg"
+    # scripts/ and tools/ are relative links into ../../lib/linux-kbuild-<series>:
+    # point them at the host's kbuild, or the one cached from the guest release.
+    [[ $kver =~ ^([0-9]+\.[0-9]+) ]] || die "cannot read the kernel series from '$kver'"
+    series=${BASH_REMATCH[1]}
+    local kb="/usr/lib/linux-kbuild-$series"
+    ((kbuild_from_guest)) && kb="$PV_LINUX/kbuild/usr/lib/linux-kbuild-$series"
+    for l in "$hdir"/{scripts,tools} "$cdir"/{scripts,tools}; do
+        if [[ -L $l && $(readlink "$l") != "$kb/$(basename "$l")" ]]; then
+            ln -sfn "$kb/$(basename "$l")" "$l"
+        fi
+    done
     grep -q "^include $cdir/Makefile\$" "$hdir/Makefile" ||
         sed -i "s|^include [^ ]*/usr/src/$cpkg/Makefile\$|include $cdir/Makefile|" "$hdir/Makefile"
     grep -q "^include $cdir/Makefile\$" "$hdir/Makefile" ||
         die "cannot point $hdir/Makefile at $cdir"
 }
+# kbuild of the kernel's series from the guest release (host arch), when the
+# host's apt has none: .cache/linux/kbuild/usr/lib/linux-kbuild-<series>.
+fetch_kbuild() {
+    local kver=$1 series pkg hostarch
+    [[ $kver =~ ^([0-9]+\.[0-9]+) ]] || die "cannot read the kernel series from '$kver'"
+    series=${BASH_REMATCH[1]} pkg="linux-kbuild-${BASH_REMATCH[1]}"
+    [[ -e $PV_LINUX/kbuild/usr/lib/$pkg/scripts/basic/fixdep ]] && return 0
+    hostarch=$(dpkg --print-architecture)
+    mkdir -p "$debs"
+    if ! compgen -G "$debs/${pkg}_*_$hostarch.deb" >/dev/null; then
+        guest_apt_init "$hostarch"
+        gapt_cache show "$pkg" >/dev/null 2>&1 || gapt_update
+        note "downloading $pkg ($hostarch, Debian $code: the host's apt has none)"
+        gapt_download "$debs" "$pkg"
+        guest_apt_init
+        compgen -G "$debs/${pkg}_*_$hostarch.deb" >/dev/null || die "apt-get download $pkg failed"
+    fi
+    rm -rf "$PV_LINUX/kbuild"
+    dpkg-deb -x "$(ls "$debs/${pkg}"_*_"$hostarch".deb | tail -n1)" "$PV_LINUX/kbuild"
+    [[ -e $PV_LINUX/kbuild/usr/lib/$pkg/scripts/basic/fixdep ]] || die "$pkg has no scripts/basic/fixdep"
+}
 if ((want_module)); then
     kver_ready=$(sed -n 's/^kernel=linux-image-\([^ ]*\) .*/\1/p' "$ready")
     [[ -f $headers_dir/VERSION && $(cat "$headers_dir/VERSION") == "$kver_ready" ]] || fetch_headers
+    ((kbuild_from_guest)) && fetch_kbuild "$kver_ready"
     repoint_headers "$kver_ready"
 fi
 
