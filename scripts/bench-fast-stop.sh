@@ -32,9 +32,6 @@
 #                        for the trace-cost table alone)
 #   --no-build           do not build; use the existing release ELFs
 #   --out DIR            logs and results (default .cache/bench-fast-stop/<time>)
-# Under icount the hypervisor runs with trace-tick=off: QEMU 7.2's round
-# robin can starve the boot CPU behind its trace tick at 4 or more vCPUs
-# (docs/trace.md, "Limits").
 # Prints per-boot summary lines on stderr and a Markdown table per mode on
 # stdout. Exit status non-zero if any boot failed its sanity checks.
 set -euo pipefail
@@ -113,10 +110,6 @@ boot() {
     [[ -n $methods_opt ]] && methods=" methods=$methods_opt"
     local hv_args
     hv_args=$(cfg_args "$cfg")
-    # QEMU 7.2's icount round robin can starve the boot CPU behind the trace
-    # tick at 4+ vCPUs (docs/trace.md, "Limits"); the tick prints outside the
-    # measured windows, so switching it off changes no figure.
-    [[ $mode == icount ]] && hv_args+=" trace-tick=off"
     [[ -n ${hv_args// /} ]] && extra+=(--hv-args "${hv_args# }")
     local t0 rc=0 load
     load=$(cut -d' ' -f1 /proc/loadavg)

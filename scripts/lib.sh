@@ -6,10 +6,38 @@
 PV_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PV_CACHE="${PV_CACHE:-$PV_ROOT/.cache}"
 PV_BOARD="${PV_BOARD:-qemu-virt}"
-# Where the Linux guest ingredients and initramfs images live (used by the
-# scripts that source this file).
-# shellcheck disable=SC2034
-PV_LINUX="$PV_CACHE/linux"
+# The Debian release whose arm64 packages make the Linux guest: 12 (bookworm,
+# kernel 6.1, the default) or 13 (trixie, kernel 6.12). run.sh/setup.sh
+# --debian N set it; exported, so the scripts they start follow.
+PV_DEBIAN="${PV_DEBIAN:-12}"
+
+# pv_debian_codename N: the codename of Debian release N (12 -> bookworm).
+pv_debian_codename() {
+    case "$1" in
+    12) echo bookworm ;;
+    13) echo trixie ;;
+    *) return 1 ;;
+    esac
+}
+
+# pv_linux_dir [N]: where Debian N's guest ingredients live (default
+# $PV_DEBIAN): Image, READY, sysroot/ (busybox, kexec and its libraries),
+# headers/, kernel/, the initramfs images and the guest module. Debian 12 keeps
+# .cache/linux; any other release is .cache/linux-<codename> with the same
+# layout inside.
+pv_linux_dir() {
+    local n="${1:-$PV_DEBIAN}" code
+    code=$(pv_debian_codename "$n") || die "unknown Debian release '$n' (expected 12 or 13)"
+    if [[ $n == 12 ]]; then echo "$PV_CACHE/linux"; else echo "$PV_CACHE/linux-$code"; fi
+}
+
+# pv_set_debian N: switch this script (and what it starts) to Debian N's guest.
+pv_set_debian() {
+    pv_debian_codename "$1" >/dev/null || die "unknown Debian release '$1' (expected 12 or 13)"
+    export PV_DEBIAN="$1"
+    # shellcheck disable=SC2034
+    PV_LINUX=$(pv_linux_dir "$1")
+}
 
 pv_prog="$(basename "$0")"
 
@@ -82,4 +110,32 @@ size_to_bytes() {
     esac
 }
 
+# The oldest QEMU the project runs on: 8.1 fixed -icount's round robin
+# (the hypervisor's trace tick starved the boot vCPU under 7.2), and the
+# raspi4b board needs 9.0. setup.sh installs 10.0 (Debian 13, or Debian 12's
+# bookworm-backports).
+PV_QEMU_MIN=10.0
+
+# pv_qemu_version [BIN]: "MAJOR.MINOR.PATCH" of QEMU (empty when missing).
+pv_qemu_version() {
+    "${1:-${QEMU_BIN:-qemu-system-aarch64}}" --version 2>/dev/null |
+        sed -n 's/^QEMU emulator version \([0-9][0-9.]*\).*/\1/p' | head -n1
+}
+
+# pv_version_ge A B: version A >= version B (dotted numbers).
+pv_version_ge() {
+    [[ $(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1) == "$2" ]]
+}
+
+# pv_check_qemu: die unless the board's QEMU is there and >= PV_QEMU_MIN.
+pv_check_qemu() {
+    local v
+    v=$(pv_qemu_version "$QEMU_BIN")
+    [[ -n $v ]] || die "'$QEMU_BIN' not found or not runnable: run scripts/setup.sh"
+    pv_version_ge "$v" "$PV_QEMU_MIN" ||
+        die "$(command -v "$QEMU_BIN") is QEMU $v; parkvisor needs QEMU >= $PV_QEMU_MIN (scripts/setup.sh installs it)"
+}
+
 pv_load_board
+# shellcheck disable=SC2034
+PV_LINUX=$(pv_linux_dir "$PV_DEBIAN")

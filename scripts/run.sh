@@ -12,6 +12,9 @@
 #
 # Usage: scripts/run.sh [options]
 #   --kernel IMAGE       guest kernel (default: the cached Debian arm64 Image)
+#   --debian N           the Debian release of the default guest kernel and its
+#                        initramfs: 12 (bookworm, 6.1, default) or 13 (trixie,
+#                        6.12; cached by 'scripts/setup.sh linux --debian 13')
 #   --initrd FILE        guest initrd (default with the default kernel: the test initramfs)
 #   --append "ARGS"      guest kernel command line (default: console=ttyAMA0
 #                        printk.time=1 pv.scenario=<scenario>)
@@ -63,6 +66,7 @@ build=1 hv=1 demo_bm=0 shell=auto verbose=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
     --kernel) need_value "$1" "$#"; kernel="$2"; shift 2 ;;
+    --debian) need_value "$1" "$#"; pv_set_debian "$2"; shift 2 ;;
     --initrd) need_value "$1" "$#"; initrd="$2"; shift 2 ;;
     --append) need_value "$1" "$#"; append="$2"; append_set=1; shift 2 ;;
     --scenario) need_value "$1" "$#"; scenario="$2"; shift 2 ;;
@@ -147,9 +151,10 @@ if ((build)); then
             die "building the test guests failed"
     fi
 elif ((default_linux)); then
-    [[ -f $PV_LINUX/READY ]] || die "no cached guest kernel: run 'scripts/setup.sh linux' (or drop --no-build)"
+    [[ -f $PV_LINUX/READY ]] || die "no cached guest kernel in $PV_LINUX: run 'scripts/setup.sh linux --debian $PV_DEBIAN' (or drop --no-build)"
 fi
-if ((default_linux)); then
+pv_check_qemu
+if ((default_linux)) && [[ $initrd == "$PV_LINUX/initramfs.cpio" ]]; then
     # Cheap when up to date; keeps the initramfs in step with guest-tests/linux/init.
     "$PV_ROOT/guest-tests/linux/build-initramfs.sh"
 fi

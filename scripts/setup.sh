@@ -1,31 +1,43 @@
 #!/usr/bin/env bash
-# Install what parkvisor needs on a Debian 12 amd64 machine (run as root).
+# Install what parkvisor needs on a Debian 12 or 13 amd64 machine (run as root).
 #
-#   scripts/setup.sh          host tools: QEMU, dtc, aarch64 binutils, cpio, shellcheck,
-#                             Rust targets (and rustfmt/clippy: rust-toolchain.toml)
+#   scripts/setup.sh          host tools: QEMU >= 10.0 (Debian 12: from
+#                             bookworm-backports, added as a suite of the mirror
+#                             the host's apt already uses; Debian 13: main), dtc,
+#                             aarch64 binutils, cpio, shellcheck, Rust targets
+#                             (and rustfmt/clippy: rust-toolchain.toml)
 #   scripts/setup.sh linux    also the Debian arm64 guest kernel, busybox and
-#                             kexec-tools, cached under .cache/linux; what
-#                             building the guest module needs (the aarch64
-#                             cross gcc and libc, linux-kbuild-6.1, the guest
-#                             kernel's own headers under .cache/linux/headers);
-#                             and the test initramfs with that module
-#                             (guest-tests/linux/build-initramfs.sh)
+#                             kexec-tools, fetched through a private apt root
+#                             (.cache/apt/<codename>: its own arm64-only sources,
+#                             lists and status; the host's apt and dpkg
+#                             architectures stay untouched) and cached under
+#                             .cache/linux; what building the guest module needs
+#                             (the aarch64 cross gcc and libc and linux-kbuild
+#                             from the host's apt; a host without kbuild 6.1
+#                             gets Debian 12's amd64 package in .cache/linux/
+#                             kbuild; the guest kernel's own headers
+#                             under .cache/linux/headers); and the test initramfs
+#                             with that module (guest-tests/linux/build-initramfs.sh)
 #   scripts/setup.sh module   the same as linux
+#   --debian N                the guest's Debian release: 12 (bookworm, kernel
+#                             6.1, default) or 13 (trixie, kernel 6.12, cached
+#                             under .cache/linux-trixie)
 #
 # Idempotent and silent when everything is already there.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 want_linux=0 want_module=0
-for arg in "$@"; do
-    case "$arg" in
-    base) ;;
-    linux | module) want_linux=1 want_module=1 ;;
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+    base) shift ;;
+    linux | module) want_linux=1 want_module=1; shift ;;
+    --debian) need_value "$1" "$#"; pv_set_debian "$2"; shift 2 ;;
     -h | --help)
-        sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
-    *) die "unknown argument '$arg' (expected: base, linux, module)" ;;
+    *) die "unknown argument '$1' (expected: base, linux, module, --debian N)" ;;
     esac
 done
 
@@ -49,10 +61,120 @@ as_root() {
     [[ $(id -u) == 0 ]] || die "$* needs root (run setup.sh as root, or install it yourself)"
 }
 
+# --- the host's apt sources -------------------------------------------------
+# The host's codename (bookworm, trixie, ...).
+host_codename() {
+    (
+        # shellcheck disable=SC1091
+        . /etc/os-release && echo "${VERSION_CODENAME:-}"
+    )
+}
+
+# Every enabled "deb" source of the host's apt, one "URI SUITE SIGNED-BY" line
+# per URI and suite (SIGNED-BY "-" when the source names no key file): deb822
+# *.sources files and one-line *.list files.
+host_apt_sources() {
+    local f
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [[ -f $f ]] || continue
+        awk '
+            function flush(  i, j) {
+                if (types ~ /(^|[ \t])deb([ \t]|$)/ && enabled != "no")
+                    for (i = 1; i <= nu; i++) for (j = 1; j <= ns; j++)
+                        print u[i], s[j], (sb ~ /^\// ? sb : "-")
+                types = ""; enabled = ""; sb = ""; nu = 0; ns = 0
+            }
+            /^[ \t]*#/ { next }
+            /^[ \t]*$/ { flush(); next }
+            /^[A-Za-z-]+:/ {
+                key = tolower($1); sub(/:$/, "", key)
+                val = $0; sub(/^[^:]*:[ \t]*/, "", val); sub(/[ \t]+$/, "", val)
+                if (key == "types") types = val
+                else if (key == "enabled") enabled = tolower(val)
+                else if (key == "signed-by") sb = val
+                else if (key == "uris") nu = split(val, u, /[ \t]+/)
+                else if (key == "suites") ns = split(val, s, /[ \t]+/)
+            }
+            END { flush() }' "$f"
+    done
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [[ -f $f ]] || continue
+        # deb [opt=value ...] URI SUITE COMPONENT...
+        awk '$1 == "deb" {
+            sb = "-"; i = 2
+            if ($2 ~ /^\[/) {
+                for (; i <= NF; i++) {
+                    t = $i; sub(/^\[/, "", t); last = sub(/\]$/, "", t)
+                    if (t ~ /^signed-by=\//) { sb = t; sub(/^signed-by=/, "", sb) }
+                    if (last) { i++; break }
+                }
+            }
+            if (i + 1 <= NF) print $i, $(i + 1), sb
+        }' "$f"
+    done
+}
+
+# --- QEMU >= PV_QEMU_MIN ------------------------------------------------------
+# Debian 12's own QEMU is 7.2: add bookworm-backports as another suite of the
+# mirror the host already uses for bookworm (its URI and key read from the
+# host's sources), unless some source has that suite already.
+ensure_backports() {
+    local code=$1 uri="" sb="" u s k
+    while read -r u s k; do
+        [[ $s == "$code-backports" ]] && return 0
+        [[ -z $uri && $s == "$code" ]] && uri=$u sb=$k
+    done < <(host_apt_sources)
+    [[ -n $uri ]] || die "no '$code' source in the host's apt sources: cannot derive the mirror for $code-backports"
+    local f=/etc/apt/sources.list.d/parkvisor-backports.sources
+    note "adding $code-backports ($uri) to the host's apt: $f"
+    {
+        echo "# Added by parkvisor's scripts/setup.sh for QEMU >= $PV_QEMU_MIN (qemu-system-arm only)."
+        echo "Types: deb"
+        echo "URIs: $uri"
+        echo "Suites: $code-backports"
+        echo "Components: main"
+        [[ $sb == - ]] || echo "Signed-By: $sb"
+    } >"$f"
+    apt_updated=0
+}
+
+ensure_qemu() {
+    local v
+    v=$(pv_qemu_version "$QEMU_BIN")
+    if [[ -n $v ]] && pv_version_ge "$v" "$PV_QEMU_MIN"; then
+        return 0
+    fi
+    as_root "installing QEMU >= $PV_QEMU_MIN (found: ${v:-none})"
+    local code target=()
+    code=$(host_codename)
+    case "$code" in
+    bookworm)
+        ensure_backports "$code"
+        # -t for this one install: qemu-system-arm and what it needs at the
+        # versions it needs; nothing else comes from backports.
+        target=(-t "$code-backports")
+        ;;
+    *) ;; # Debian 13 and later: QEMU 10 is in the main archive.
+    esac
+    apt_update
+    note "apt-get install ${target[*]} qemu-system-arm (QEMU ${v:-none} -> >= $PV_QEMU_MIN)"
+    out=$(DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y -qq \
+        --no-install-recommends "${target[@]}" qemu-system-arm 2>&1) || {
+        echo "$out" >&2
+        die "apt-get install qemu-system-arm failed"
+    }
+    hash -r
+    v=$(pv_qemu_version "$QEMU_BIN")
+    pv_version_ge "${v:-0}" "$PV_QEMU_MIN" ||
+        die "after installing qemu-system-arm, $QEMU_BIN is QEMU '${v:-none}', not >= $PV_QEMU_MIN (host '$code')"
+    note "QEMU $v"
+}
+ensure_qemu
+
 # --- host packages ----------------------------------------------------------
+kbuild_from_guest=0
 # command it provides -> Debian package
 declare -A host_pkgs=(
-    [qemu-system-aarch64]=qemu-system-arm
     [dtc]=device-tree-compiler
     [aarch64-linux-gnu-readelf]=binutils-aarch64-linux-gnu
     [cpio]=cpio
@@ -63,8 +185,25 @@ declare -A host_pkgs=(
 if ((want_module)); then
     # Cross-building a module for the guest kernel, and the static vmcore checker.
     host_pkgs[aarch64-linux-gnu-gcc]=gcc-aarch64-linux-gnu
-    host_pkgs[/usr/lib/linux-kbuild-6.1/scripts/basic/fixdep]=linux-kbuild-6.1
     host_pkgs[/usr/aarch64-linux-gnu/lib/libc.a]=libc6-dev-arm64-cross
+    # kbuild of the guest kernel's series, from the host's apt: Debian 12 has
+    # 6.1 (the default guest). Debian 13 has no 6.1: then the guest release's
+    # own amd64 package, through the private apt root (below; also forced by
+    # PV_KBUILD_FROM_GUEST=1). Another release's kernel may need a kbuild the
+    # host does not have (building its modules is not set up here).
+    host_has_kbuild() { apt-cache policy linux-kbuild-6.1 2>/dev/null | grep -q 'Candidate: [0-9]'; }
+    if [[ $PV_DEBIAN == 12 && ! -e /usr/lib/linux-kbuild-6.1/scripts/basic/fixdep ]]; then
+        # Lists may be missing on a fresh machine: refresh them before deciding.
+        if [[ -z ${PV_KBUILD_FROM_GUEST:-} ]] && ! host_has_kbuild && [[ $(id -u) == 0 ]]; then
+            apt_update
+        fi
+        if [[ -z ${PV_KBUILD_FROM_GUEST:-} ]] && host_has_kbuild; then
+            host_pkgs[/usr/lib/linux-kbuild-6.1/scripts/basic/fixdep]=linux-kbuild-6.1
+        else
+            kbuild_from_guest=1
+        fi
+    fi
+    [[ -n ${PV_KBUILD_FROM_GUEST:-} && $PV_DEBIAN == 12 ]] && kbuild_from_guest=1
 fi
 missing=()
 for cmd in "${!host_pkgs[@]}"; do
@@ -104,41 +243,110 @@ fi
 
 ((want_linux)) || exit 0
 
+# --- the private apt root for the guest's arm64 packages ---------------------
+# .cache/apt/<codename>: an apt configuration of its own (APT_CONFIG) with
+# arm64 as its only architecture, sources for Debian <codename> on the mirrors
+# the host's apt uses (<host>, <host>-updates and <host>-security become
+# <codename>, -updates, -security; the host's key files), its own lists, an
+# empty dpkg status and its own cache. It only resolves and downloads: the
+# host's sources, lists and dpkg architectures stay as they were, and it needs
+# no root.
+code=$(pv_debian_codename "$PV_DEBIAN")
+gapt="$PV_CACHE/apt/$code" garch=arm64
+gapt_updated=0
+# guest_apt_init [ARCH]: the root for ARCH (default arm64; another one, e.g.
+# the host's amd64 for kbuild, lives in .cache/apt/<codename>-<arch>).
+guest_apt_init() {
+    local host_code src="" u s k suffix
+    garch=${1:-arm64}
+    if [[ $garch == arm64 ]]; then gapt="$PV_CACHE/apt/$code"; else gapt="$PV_CACHE/apt/$code-$garch"; fi
+    gapt_updated=0
+    host_code=$(host_codename)
+    [[ -n $host_code ]] || die "cannot read the host's codename from /etc/os-release"
+    while read -r u s k; do
+        case "$s" in
+        "$host_code") suffix="" ;;
+        "$host_code-updates") suffix=-updates ;;
+        "$host_code-security") suffix=-security ;;
+        *) continue ;;
+        esac
+        src+="Types: deb"$'\n'"URIs: $u"$'\n'"Suites: $code$suffix"$'\n'
+        src+="Components: main"$'\n'"Architectures: $garch"$'\n'
+        [[ $k == - ]] || src+="Signed-By: $k"$'\n'
+        src+=$'\n'
+    done < <(host_apt_sources | sort -u)
+    [[ -n $src ]] || die "no '$host_code' source in the host's apt sources: cannot derive a mirror for Debian $code"
+    mkdir -p "$gapt"/{lists/partial,cache/archives/partial,sources.list.d,preferences.d}
+    [[ -f $gapt/status ]] || : >"$gapt/status"
+    : >"$gapt/sources.list"
+    local f="$gapt/sources.list.d/debian.sources"
+    src=$(printf '%s' "$src") # without the trailing blank line, as $(cat) reads it back
+    if [[ ! -f $f || $(cat "$f") != "$src" ]]; then
+        echo "$src" >"$f"
+        # New sources: the old lists no longer describe them.
+        rm -f "$gapt"/lists/*Packages* "$gapt"/lists/*Release*
+    fi
+    cat >"$gapt/apt.conf" <<EOF
+// Written by scripts/setup.sh: Debian $code $garch packages for the guest.
+APT::Architecture "$garch";
+APT::Architectures { "$garch"; };
+Dir::Etc::sourcelist "$gapt/sources.list";
+Dir::Etc::sourceparts "$gapt/sources.list.d/";
+Dir::Etc::preferences "$gapt/preferences";
+Dir::Etc::preferencesparts "$gapt/preferences.d/";
+Dir::State::lists "$gapt/lists/";
+Dir::State::status "$gapt/status";
+Dir::State::extended_states "$gapt/extended_states";
+Dir::Cache "$gapt/cache/";
+Dir::Cache::archives "$gapt/cache/archives/";
+APT::Sandbox::User "root";
+Acquire::Languages "none";
+EOF
+}
+gapt_get() { APT_CONFIG="$gapt/apt.conf" apt-get -q "$@"; }
+gapt_cache() { APT_CONFIG="$gapt/apt.conf" apt-cache "$@"; }
+gapt_update() {
+    if ((gapt_updated == 0)); then
+        note "apt-get update (private root $gapt: Debian $code $garch)"
+        gapt_get update -qq >/dev/null || die "apt-get update of $gapt failed"
+        gapt_updated=1
+    fi
+}
+# apt-get download into DIR; as root apt says _apt cannot write there (harmless).
+gapt_download() {
+    local dir=$1
+    shift
+    (cd "$dir" && gapt_get download -qq "$@" 2>&1 | grep -v 'unsandboxed' >&2 || true)
+}
+
 # --- Debian arm64 guest ingredients -----------------------------------------
-debs="$PV_CACHE/debs"
+# Debian 12's .debs stay in .cache/debs (the layout before releases were
+# selectable); any other release's go to .cache/linux-<codename>/debs.
+if [[ $PV_DEBIAN == 12 ]]; then debs="$PV_CACHE/debs"; else debs="$PV_LINUX/debs"; fi
 sysroot="$PV_LINUX/sysroot"
 ready="$PV_LINUX/READY"
 
 kpkg="" pkgs=()
 fetch_linux() {
-    as_root "fetching the Debian arm64 guest packages"
-    if ! dpkg --print-foreign-architectures | grep -qx arm64; then
-        note "dpkg --add-architecture arm64"
-        dpkg --add-architecture arm64
-        # The lists fetched for the host packages have no arm64 entries yet.
-        apt_updated=0
-        apt_update
-    fi
-    if ! apt-cache show linux-image-arm64:arm64 >/dev/null 2>&1; then
-        apt_update
-    fi
+    guest_apt_init
+    gapt_cache show linux-image-arm64 >/dev/null 2>&1 || gapt_update
     # Package lists older than the mirror name files that are gone: on a failed
     # download, update once and resolve again.
     if ! resolve_and_download; then
-        ((apt_updated)) && die "apt-get download failed"
+        ((gapt_updated)) && die "apt-get download failed"
         note "download failed; refreshing the package lists"
-        apt_update
+        gapt_update
         resolve_and_download || die "apt-get download failed"
     fi
     extract_linux
 }
 
-# Sets kpkg and pkgs; downloads what .cache/debs lacks. Fails if a download did.
+# Sets kpkg and pkgs; downloads what $debs lacks. Fails if a download did.
 resolve_and_download() {
     # The kernel package behind the linux-image-arm64 metapackage (never hard-coded).
-    kpkg=$(apt-cache depends linux-image-arm64:arm64 |
+    kpkg=$(gapt_cache depends linux-image-arm64 |
         sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-arm64\)\(:arm64\)\{0,1\}$/\1/p' | head -n1)
-    [[ -n $kpkg ]] || die "cannot resolve the kernel package from 'apt-cache depends linux-image-arm64:arm64'"
+    [[ -n $kpkg ]] || die "cannot resolve the kernel package from 'apt-cache depends linux-image-arm64' (Debian $code)"
 
     # kexec-tools plus the shared libraries it pulls in: follow Depends/Pre-Depends
     # through library packages only (skipping debconf and friends), one
@@ -152,8 +360,8 @@ resolve_and_download() {
             seen[$p]=1
             pkgs+=("$p")
         done
-        for dep in $(apt-cache depends --no-recommends --no-suggests --no-conflicts \
-            --no-breaks --no-replaces --no-enhances "${level[@]/%/:arm64}" 2>/dev/null |
+        for dep in $(gapt_cache depends --no-recommends --no-suggests --no-conflicts \
+            --no-breaks --no-replaces --no-enhances "${level[@]}" 2>/dev/null |
             sed -n 's/^ *|\{0,1\}\(Pre\)\{0,1\}Depends: \([^<][^ ]*\)$/\2/p' | sed 's/:arm64$//' | sort -u); do
             case "$dep" in
             lib* | zlib*) [[ -n ${seen[$dep]:-} ]] || next+=("$dep") ;;
@@ -166,14 +374,13 @@ resolve_and_download() {
     mkdir -p "$debs"
     local -a need=()
     for p in "$kpkg" "${pkgs[@]}"; do
-        compgen -G "$debs/${p}_*_arm64.deb" >/dev/null || need+=("$p:arm64")
+        compgen -G "$debs/${p}_*_arm64.deb" >/dev/null || need+=("$p")
     done
     if ((${#need[@]})); then
-        note "downloading ${need[*]} (the kernel is ~60 MB)"
-        # As root, apt warns that _apt cannot write here; that is harmless.
-        (cd "$debs" && apt-get download -qq "${need[@]}" 2>&1 | grep -v 'unsandboxed' >&2 || true)
+        note "downloading ${need[*]} (Debian $code arm64; the kernel is ~60 MB)"
+        gapt_download "$debs" "${need[@]}"
         for p in "${need[@]}"; do
-            compgen -G "$debs/${p%:arm64}_*_arm64.deb" >/dev/null || return 1
+            compgen -G "$debs/${p}_*_arm64.deb" >/dev/null || return 1
         done
     fi
 }
@@ -202,13 +409,14 @@ extract_linux() {
     [[ $(dd if="$img" bs=1 skip=56 count=4 2>/dev/null | od -An -c | tr -d ' ') == 'ARMd' ]] ||
         die "$img is not an arm64 Image"
     cp "$img" "$PV_LINUX/Image"
-    [[ -x $sysroot/bin/busybox ]] || die "busybox-static did not provide bin/busybox"
-    [[ -x $sysroot/sbin/kexec ]] || die "kexec-tools did not provide sbin/kexec"
+    # Debian 12 ships them in /bin and /sbin, Debian 13 in /usr/bin and /usr/sbin.
+    [[ -x $sysroot/bin/busybox || -x $sysroot/usr/bin/busybox ]] || die "busybox-static did not provide busybox"
+    [[ -x $sysroot/sbin/kexec || -x $sysroot/usr/sbin/kexec ]] || die "kexec-tools did not provide kexec"
     {
         echo "kernel=$kpkg $(basename "$kdeb")"
         for p in "${pkgs[@]}"; do echo "pkg=$(basename "$debs/${p}"_*_arm64.deb)"; done
     } >"$ready"
-    note "guest kernel: $(basename "$img") ($((($(stat -c %s "$img") + 1048575) >> 20)) MiB)"
+    note "guest kernel (Debian $code): $(basename "$img") ($((($(stat -c %s "$img") + 1048575) >> 20)) MiB)"
 }
 
 [[ -f $ready && -f $PV_LINUX/Image ]] || fetch_linux
@@ -220,7 +428,6 @@ extract_linux() {
 # live in /usr/src with kbuild in /usr/lib: two paths are repointed.
 headers_dir="$PV_LINUX/headers"
 fetch_headers() {
-    as_root "fetching the guest kernel headers"
     local kver hpkg cpkg deb
     kver=$(sed -n 's/^kernel=linux-image-\([^ ]*\) .*/\1/p' "$ready")
     [[ -n $kver ]] || die "no kernel version in $ready"
@@ -228,13 +435,14 @@ fetch_headers() {
     cpkg="linux-headers-${kver%-arm64}-common"
     mkdir -p "$debs"
     local -a need=()
-    compgen -G "$debs/${hpkg}_*_arm64.deb" >/dev/null || need+=("$hpkg:arm64")
+    compgen -G "$debs/${hpkg}_*_arm64.deb" >/dev/null || need+=("$hpkg")
     compgen -G "$debs/${cpkg}_*_all.deb" >/dev/null || need+=("$cpkg")
     if ((${#need[@]})); then
-        apt-cache show "$hpkg:arm64" >/dev/null 2>&1 || apt_update
+        guest_apt_init
+        gapt_cache show "$hpkg" >/dev/null 2>&1 || gapt_update
         note "downloading ${need[*]} (~12 MB)"
-        (cd "$debs" && apt-get download -qq "${need[@]}" 2>&1 | grep -v 'unsandboxed' >&2 || true)
-        compgen -G "$debs/${hpkg}_*_arm64.deb" >/dev/null || die "apt-get download $hpkg:arm64 failed"
+        gapt_download "$debs" "${need[@]}"
+        compgen -G "$debs/${hpkg}_*_arm64.deb" >/dev/null || die "apt-get download $hpkg failed"
         compgen -G "$debs/${cpkg}_*_all.deb" >/dev/null || die "apt-get download $cpkg failed"
     fi
     note "extracting the headers of $kver into $headers_dir"
@@ -245,31 +453,63 @@ fetch_headers() {
     done
     [[ -f $headers_dir/usr/src/$hpkg/Makefile && -d $headers_dir/usr/src/$cpkg ]] ||
         die "unexpected layout in $hpkg / $cpkg"
-    # scripts/ and tools/ are relative links into ../../lib/linux-kbuild-6.1.
-    local l
-    for l in "$headers_dir/usr/src/$hpkg"/{scripts,tools} "$headers_dir/usr/src/$cpkg"/{scripts,tools}; do
-        if [[ -L $l ]]; then
-            ln -sfn "/usr/lib/linux-kbuild-6.1/$(basename "$l")" "$l"
-        fi
-    done
     echo "$kver" >"$headers_dir/VERSION"
 }
 # The arm64 Makefile includes the common tree by absolute path: /usr/src/...
 # as packaged, or wherever this cache was when it was last repointed (a moved
 # or shared checkout). Point it at this cache's copy on every run.
 repoint_headers() {
-    local kver=$1 cpkg hdir cdir
+    local kver=$1 cpkg hdir cdir series l
     cpkg="linux-headers-${kver%-arm64}-common"
     hdir="$headers_dir/usr/src/linux-headers-$kver" cdir="$headers_dir/usr/src/$cpkg"
+    # scripts/ and tools/ are relative links into ../../lib/linux-kbuild-<series>:
+    # point them at the host's kbuild, or the one cached from the guest release.
+    [[ $kver =~ ^([0-9]+\.[0-9]+) ]] || die "cannot read the kernel series from '$kver'"
+    series=${BASH_REMATCH[1]}
+    local kb="/usr/lib/linux-kbuild-$series"
+    ((kbuild_from_guest)) && kb="$PV_LINUX/kbuild/usr/lib/linux-kbuild-$series"
+    for l in "$hdir"/{scripts,tools} "$cdir"/{scripts,tools}; do
+        if [[ -L $l && $(readlink "$l") != "$kb/$(basename "$l")" ]]; then
+            ln -sfn "$kb/$(basename "$l")" "$l"
+        fi
+    done
     grep -q "^include $cdir/Makefile\$" "$hdir/Makefile" ||
         sed -i "s|^include [^ ]*/usr/src/$cpkg/Makefile\$|include $cdir/Makefile|" "$hdir/Makefile"
     grep -q "^include $cdir/Makefile\$" "$hdir/Makefile" ||
         die "cannot point $hdir/Makefile at $cdir"
 }
+# kbuild of the kernel's series from the guest release (host arch), when the
+# host's apt has none: .cache/linux/kbuild/usr/lib/linux-kbuild-<series>.
+fetch_kbuild() {
+    local kver=$1 series pkg hostarch
+    [[ $kver =~ ^([0-9]+\.[0-9]+) ]] || die "cannot read the kernel series from '$kver'"
+    series=${BASH_REMATCH[1]} pkg="linux-kbuild-${BASH_REMATCH[1]}"
+    [[ -e $PV_LINUX/kbuild/usr/lib/$pkg/scripts/basic/fixdep ]] && return 0
+    hostarch=$(dpkg --print-architecture)
+    mkdir -p "$debs"
+    if ! compgen -G "$debs/${pkg}_*_$hostarch.deb" >/dev/null; then
+        guest_apt_init "$hostarch"
+        gapt_cache show "$pkg" >/dev/null 2>&1 || gapt_update
+        note "downloading $pkg ($hostarch, Debian $code: the host's apt has none)"
+        gapt_download "$debs" "$pkg"
+        guest_apt_init
+        compgen -G "$debs/${pkg}_*_$hostarch.deb" >/dev/null || die "apt-get download $pkg failed"
+    fi
+    rm -rf "$PV_LINUX/kbuild"
+    dpkg-deb -x "$(ls "$debs/${pkg}"_*_"$hostarch".deb | tail -n1)" "$PV_LINUX/kbuild"
+    [[ -e $PV_LINUX/kbuild/usr/lib/$pkg/scripts/basic/fixdep ]] || die "$pkg has no scripts/basic/fixdep"
+}
 if ((want_module)); then
     kver_ready=$(sed -n 's/^kernel=linux-image-\([^ ]*\) .*/\1/p' "$ready")
     [[ -f $headers_dir/VERSION && $(cat "$headers_dir/VERSION") == "$kver_ready" ]] || fetch_headers
+    ((kbuild_from_guest)) && fetch_kbuild "$kver_ready"
     repoint_headers "$kver_ready"
 fi
 
-"$PV_ROOT/guest-tests/linux/build-initramfs.sh"
+if [[ $PV_DEBIAN == 12 ]]; then
+    "$PV_ROOT/guest-tests/linux/build-initramfs.sh"
+else
+    # The test initramfs carries the guest module, built against this kernel's
+    # headers with its own kbuild series, which the host may not have.
+    note "Debian $code: kernel, sysroot and headers are in $PV_LINUX; the initramfs with the guest module is not built for this release yet"
+fi

@@ -28,6 +28,10 @@ mini="$PV_LINUX/initramfs-mini.cpio"
 stampf="$PV_LINUX/initramfs.stamp"
 
 [[ -f $ready && -f $PV_LINUX/Image ]] || die "guest ingredients missing: run 'scripts/setup.sh linux' first"
+# Debian 12 ships busybox and kexec in /bin and /sbin, Debian 13 in /usr/bin and /usr/sbin.
+busybox="$sysroot/bin/busybox" kexec="$sysroot/sbin/kexec"
+[[ -e $busybox ]] || busybox="$sysroot/usr/bin/busybox"
+[[ -e $kexec ]] || kexec="$sysroot/usr/sbin/kexec"
 need_cmd cpio
 need_cmd aarch64-linux-gnu-readelf "apt-get install binutils-aarch64-linux-gnu"
 
@@ -61,7 +65,7 @@ mkcpio() { # mkcpio DIR OUT
 # --- mini: busybox + init ------------------------------------------------------
 m="$work/mini"
 mkdir -p "$m"/{bin,sbin,dev,proc,sys,tmp,lib,etc}
-cp "$sysroot/bin/busybox" "$m/bin/busybox"
+cp "$busybox" "$m/bin/busybox"
 ln -s busybox "$m/bin/sh"
 cp "$here/init" "$m/init"
 mkdir -p "$m/lib/parkvisor"
@@ -78,7 +82,7 @@ mkcpio "$m" "$mini"
 # --- full: + kexec, its libraries, the Image and the mini initrd --------------
 f="$work/full"
 cp -a "$m" "$f"
-cp "$sysroot/sbin/kexec" "$f/sbin/kexec"
+cp "$kexec" "$f/sbin/kexec"
 cp "$PV_LINUX/Image" "$f/Image"
 cp "$mini" "$f/initrd-mini.cpio"
 
@@ -86,7 +90,7 @@ cp "$mini" "$f/initrd-mini.cpio"
 libdirs=("$sysroot/lib/aarch64-linux-gnu" "$sysroot/usr/lib/aarch64-linux-gnu")
 mkdir -p "$f/lib/aarch64-linux-gnu"
 declare -A done_libs=()
-queue=("$sysroot/sbin/kexec")
+queue=("$kexec")
 while ((${#queue[@]})); do
     elf="${queue[0]}"
     queue=("${queue[@]:1}")
@@ -105,7 +109,7 @@ while ((${#queue[@]})); do
         queue+=("$found")
     done
 done
-interp=$(aarch64-linux-gnu-readelf -l "$sysroot/sbin/kexec" | sed -n 's/.*interpreter: \(.*\)\]/\1/p')
+interp=$(aarch64-linux-gnu-readelf -l "$kexec" | sed -n 's/.*interpreter: \(.*\)\]/\1/p')
 [[ $interp == /lib/ld-linux-aarch64.so.1 ]] || die "unexpected ELF interpreter '$interp' for kexec"
 ln -sf aarch64-linux-gnu/ld-linux-aarch64.so.1 "$f/lib/ld-linux-aarch64.so.1"
 [[ -f $f/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1 ]] || die "dynamic loader missing from kexec's closure"

@@ -10,7 +10,7 @@ use arm_sysregs::el1::registers::{
     ElrEl1, EsrEl1, FarEl1, IdAa64mmfr1El1, IdAa64pfr0El1, IdAa64pfr1El1, SctlrEl1, SpsrEl1,
     VbarEl1,
 };
-use arm_sysregs::el2::registers::{CnthctlEl2, CptrEl2, EsrEl2, HcrEl2, VsesrEl2};
+use arm_sysregs::el2::registers::{CnthctlEl2, CptrEl2, EsrEl2, HcrEl2, HcrxEl2, VsesrEl2};
 
 /// The accessor layer: the registers the logic below reads and writes.
 pub trait Registers {
@@ -67,6 +67,15 @@ const BSU_INNER_SHAREABLE: u8 = 0b01;
 /// CPTR_EL2 (E2H=0): RES1 bits only, so FP/SIMD, SVE and SME are not
 /// trapped (TFP, TZ, TSM, TTA, TAM, TCPAC all 0: the vCPU owns its CPU).
 pub const CPTR_GUEST: CptrEl2 = CptrEl2::RES1;
+
+/// HCRX_EL2 (with FEAT_HCX), the enables a kernel booted at EL2 gives
+/// itself and that a guest kernel expects when its ID registers show the
+/// feature (Linux's HCRX_HOST_FLAGS): MSCEn (the MOPS memcpy/memset
+/// instructions at EL1/EL0; with 0 they are UNDEFINED, and Debian's glibc
+/// uses them once the kernel advertises HWCAP2_MOPS), TCR2En and EnFPM
+/// (TCR2_EL1 and FPMR are EL1/EL0 state). MCE2 stays 0: MOPS exceptions go
+/// to EL1. Every other bit 0 (no trap, nothing enabled).
+pub const HCRX_GUEST: HcrxEl2 = HcrxEl2::MSCEN.union(HcrxEl2::TCR2EN).union(HcrxEl2::ENFPM);
 
 /// CNTHCTL_EL2 (E2H=0): EL1 may read the physical counter and use the
 /// physical timer (EL1PCTEN, bit 0, which arm-sysregs names by its E2H=1

@@ -228,6 +228,11 @@ pub fn init_cpu(mpidr: u64) {
             )
         };
     }
+    if el1_regs::read_id_aa64mmfr1_el1().hcx() != 0 {
+        // SAFETY: HCRX_EL2 exists (FEAT_HCX); the value only enables EL1/EL0
+        // instructions and registers of the guest's own (no trap to EL2).
+        unsafe { el2_regs::write_hcrx_el2(el2_state::HCRX_GUEST) };
+    }
     el2_regs::write_cnthctl_el2(el2_state::CNTHCTL_GUEST);
     // The virtual counter equals the physical one: one guest, never migrated.
     el2_regs::write_cntvoff_el2(CntvoffEl2::empty());
