@@ -31,6 +31,11 @@ pub fn skip_gicv2(env: &Env) -> Option<Msg> {
         .then(|| msg!("GICv3 only (this board has a GICv2)"))
 }
 
+/// Both of the above: a GICv3-only test that needs parkvisor.
+pub fn skip_plain_or_gicv2(env: &Env) -> Option<Msg> {
+    skip_plain(env).or_else(|| skip_gicv2(env))
+}
+
 /// Skips tests that need parkvisor when running on plain QEMU (`plain=1`).
 pub fn skip_plain(env: &Env) -> Option<Msg> {
     env.opts()

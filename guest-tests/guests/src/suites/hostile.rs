@@ -40,7 +40,7 @@
 //!   IBRD, FBRD and DMACR do not reach the UART that carries the
 //!   hypervisor's output: it stays enabled, its baud rate unchanged.
 
-use super::common::{S_RELEASE, release, skip_plain, start_held};
+use super::common::{S_RELEASE, release, skip_gicv2, skip_plain, skip_plain_or_gicv2, start_held};
 use core::sync::atomic::Ordering::*;
 use guestlib::Msg;
 use guestlib::arch::{aarch32, cpu, gic, pstate, smp, spi, time, uart, vendor};
@@ -50,16 +50,18 @@ use guestlib::{Env, TestResult, ensure, msg};
 pub static SUITE: Suite<Env> = Suite {
     name: "hostile",
     tests: &[
-        Test::new("spi_second_activation", spi_second_activation),
-        Test::new("cpu_on_keeps_another_cpus_spi", cpu_on_keeps_spi).cpus(2),
+        Test::new("spi_second_activation", spi_second_activation).skip_if(skip_gicv2),
+        Test::new("cpu_on_keeps_another_cpus_spi", cpu_on_keeps_spi)
+            .cpus(2)
+            .skip_if(skip_gicv2),
         Test::new("held_spi_cleared_and_repended", held_spi_repended)
             .cpus(2)
-            .skip_if(skip_plain),
+            .skip_if(skip_plain_or_gicv2),
         Test::new("uart_store_bounded_under_trace_marks", uart_store_bounded)
             .cpus(2)
             .skip_if(skip_plain),
         Test::new("uart_config_is_not_the_guests", uart_config).skip_if(skip_plain),
-        Test::new("sgi_disabled_or_other_group", sgi_disabled_or_other_group),
+        Test::new("sgi_disabled_or_other_group", sgi_disabled_or_other_group).skip_if(skip_gicv2),
         Test::new("advertised_registers_do_not_trap", advertised_registers)
             .skip_if(nothing_advertised),
         Test::new("step_over_emulated_store", step_over_store).skip_if(no_aarch32_el0),
