@@ -527,7 +527,14 @@ fn stub_op(c: &mut Ctx<'_>) {
     }
     let code = s.code();
     if TRACE.load(Relaxed) {
-        gprintln!("fz cpu{} stub {:?} {:?} step={} regs={:#x?}", c.idx, s, level, step, regs);
+        gprintln!(
+            "fz cpu{} stub {:?} {:?} step={} regs={:#x?}",
+            c.idx,
+            s,
+            level,
+            step,
+            regs
+        );
     }
     let e = stub::run(code, level, regs, step);
     if !emulated || e.vector == 0 {
@@ -813,7 +820,10 @@ fn fast_stop_op(c: &mut Ctx<'_>) {
     let r = hvc5(VENDOR_FAST_STOP, timeout, flags, area, size);
     let st = status(r[0]);
     // INTERNAL_FAILURE: the deadline passed first (a random timeout).
-    if !matches!(st, SUCCESS | INTERNAL_FAILURE | INVALID_PARAMETERS | INVALID_ADDRESS | DENIED) {
+    if !matches!(
+        st,
+        SUCCESS | INTERNAL_FAILURE | INVALID_PARAMETERS | INVALID_ADDRESS | DENIED
+    ) {
         CALL_BAD.record(c.idx, u64::from(VENDOR_FAST_STOP), r[0], flags);
     }
     resync(c.env, c.idx);
@@ -940,8 +950,8 @@ pub fn gic_and_calls(env: &Env) -> TestResult {
         seed
     );
     reset_all(env);
-    for i in 0..env.ncpus {
-        RNG[i].store(cpu_seed(seed, i), SeqCst);
+    for (i, rng) in RNG.iter().enumerate().take(env.ncpus) {
+        rng.store(cpu_seed(seed, i), SeqCst);
     }
     set_irq_handler(Some(irq_handler));
     // Every secondary STARTING before the first starts: the running ones
