@@ -35,6 +35,10 @@ fifo="$work/stdin"
 sent="$work/sent"
 mkdir -p "$(dirname "$log")"
 mkfifo "$fifo"
+# A log left by an earlier run holds the prompt marker: the wait below
+# would find it at once and type before this guest even booted (its
+# PL011 start-up then drains the bytes and the line is lost).
+rm -f "$log"
 run_pid=""
 cleanup() {
     [[ -z $run_pid ]] || kill -TERM "$run_pid" 2>/dev/null || true
