@@ -997,12 +997,12 @@ pub fn gic_and_calls(env: &Env) -> TestResult {
     STOP.store(true, SeqCst);
     let total: u64 = (0..env.ncpus).map(|i| PROGRESS[i].load(Relaxed)).sum();
     gprintln!(
-        "fuzz: {} ms, boot cpu {} ops, all cpus {} ops, irqs taken {}; seed={:#x}",
+        "fuzz: seed={:#x} {} ms, ops boot={} all={}, irqs {}",
+        seed,
         (time::now_ns() - t0) / 1_000_000,
         ops,
         total,
-        (0..env.ncpus).map(|i| IRQS[i].load(Relaxed)).sum::<u64>(),
-        seed
+        (0..env.ncpus).map(|i| IRQS[i].load(Relaxed)).sum::<u64>()
     );
     let mut line = heapless_line();
     for (i, n) in OP_COUNT.iter().enumerate() {
