@@ -345,7 +345,7 @@ console_load() { # console_load NAME run.sh-options...
     local name=$1
     shift
     env PV_LOAD_LOG="$logs/linux-console-load-$name.serial" \
-        guest-tests/linux/console-load.sh --no-build --timeout 300 "$@"
+        guest-tests/linux/console-load.sh --no-build --timeout 600 "$@"
 }
 step linux-console-load-4cpu console_load 4 --hv "$hv_elf" --smp 4
 step linux-console-load-8cpu console_load 8 --hv "$hv_elf" --smp 8
