@@ -438,6 +438,26 @@ debian13_boot() {
 step debian13-boot-2cpu debian13_boot
 # --- end qemu10 -------------------------------------------------------------------
 
+# --- fuzz: console input under load (issue 19) ---------------------------------
+# guest-tests/linux/console-load.sh: 300 lines typed in lock step into the
+# Linux console while every CPU runs a busy loop and secondaries cycle
+# through hotplug, the PL011 interrupt's affinity moved to the CPU going
+# down and to the one coming up; the guest must read every line, in order
+# (MD5 of all it read). At 4 and 8 vCPUs under parkvisor, and at 4 on
+# plain QEMU as the baseline; under a minute each on an otherwise idle host.
+# (The GIC and hypercall fuzzer is the fuzz suite's gic_and_calls test: it
+# runs in bare-metal-suites and fast-stop-suites.)
+console_load() { # console_load NAME run.sh-options...
+    local name=$1
+    shift
+    env PV_LOAD_LOG="$logs/linux-console-load-$name.serial" \
+        guest-tests/linux/console-load.sh --no-build --timeout 600 "$@"
+}
+step linux-console-load-4cpu console_load 4 --hv "$hv_elf" --smp 4
+step linux-console-load-8cpu console_load 8 --hv "$hv_elf" --smp 8
+step linux-console-load-plain-qemu-4cpu console_load plain-4 --no-hv --smp 4
+# --- end fuzz ---------------------------------------------------------------------
+
 echo
 echo "wall time: $(($(date +%s) - suite_start)) s"
 if [[ $failed -gt 0 ]]; then

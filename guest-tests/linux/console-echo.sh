@@ -23,6 +23,10 @@ fifo="$work/stdin"
 log="${PV_ECHO_LOG:-$PV_CACHE/logs/console-echo-$$.serial}"
 mkdir -p "$(dirname "$log")"
 mkfifo "$fifo"
+# A log left by an earlier run holds the prompt marker: the wait below
+# would find it at once and type before this guest even booted (its
+# PL011 start-up then drains the bytes and the line is lost).
+rm -f "$log"
 run_pid=""
 cleanup() {
     [[ -z $run_pid ]] || kill -TERM "$run_pid" 2>/dev/null || true

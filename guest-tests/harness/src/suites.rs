@@ -123,8 +123,8 @@ pub static SUITES: &[SuiteSpec] = &[
     },
     SuiteSpec {
         name: "fuzz",
-        min_passed_1: 2,
-        min_passed_n: 2,
+        min_passed_1: 3,
+        min_passed_n: 3,
         required: &[
             req("fast-stop", "end result=0", 1),
             req("system", "system off", 1),

@@ -220,6 +220,11 @@ extern "C" fn guest_exception(kind: u64, frame: &mut Frame) {
     } else {
         None
     };
+    // A stub (`stub::run`) on this CPU ends with its first synchronous
+    // exception, whatever it is.
+    if matches!(kind, 4 | 8 | 12) && super::stub::exit(kind, sysreg_esr(), frame) {
+        return;
+    }
     match kind {
         4 => {
             if let Some(slot) = slot

@@ -21,6 +21,7 @@ pub static SUITE: Suite<Env> = Suite {
     name: "fuzz",
     tests: &[
         Test::new("fuzz_all_cpus", fuzz_all).skip_if(skip_plain),
+        Test::new("gic_and_calls", super::fuzz_gic::gic_and_calls).skip_if(skip_plain),
         Test::new("still_works_after_fuzz", still_works).skip_if(skip_plain),
     ],
 };

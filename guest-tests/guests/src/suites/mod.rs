@@ -15,6 +15,7 @@ pub mod demo;
 pub mod exception;
 pub mod fast_stop;
 pub mod fuzz;
+pub mod fuzz_gic;
 pub mod gic_off;
 pub mod hostile;
 pub mod ipi;
