@@ -221,14 +221,14 @@ module_kexec_busy() { # every CPU busy; all CPUs back in the second kernel
     local smp=$1
     module_run kexec-busy "$smp" kexec "pv.busy=1" || return 1
     grep -a -E 'parkvisor_stop: kexec|Starting new kernel|Bye!|fast-stop|second kernel online' "$mlog"
-    grep -a -q "parkvisor_stop: kexec: FAST_STOP parked $((smp - 1)) CPUs" "$mlog" &&
+    grep -a -q "parkvisor_stop: kexec: stopped $((smp - 1)) CPUs" "$mlog" &&
         grep -a -q "PVTEST kexec second kernel online=0-$((smp - 1))" "$mlog" && no_stock_teardown
 }
 module_multikexec() { # three kexecs from CPUs 1, 2, 3 under a console flood
     local smp=$1
     module_run multikexec "$smp" multikexec "" || return 1
     grep -a -E 'parkvisor_stop: kexec|multikexec (stage|done)' "$mlog"
-    [[ $(grep -a -c "parkvisor_stop: kexec: FAST_STOP parked $((smp - 1)) CPUs" "$mlog") == 3 ]] &&
+    [[ $(grep -a -c "parkvisor_stop: kexec: stopped $((smp - 1)) CPUs" "$mlog") == 3 ]] &&
         grep -a -q "PVTEST multikexec done online=0-$((smp - 1))" "$mlog" && no_stock_teardown
 }
 module_crashspin() { # a CPU spinning with IRQs masked; notes checked in the capture kernel
@@ -237,7 +237,7 @@ module_crashspin() { # a CPU spinning with IRQs masked; notes checked in the cap
     local rc=$?
     grep -a -E 'parkvisor_stop: crash|crashspin|failed to stop|may be stale|Starting crashdump' "$mlog"
     ((rc == 0)) && grep -a -q "PVTEST crashspin notes=$smp cpus=$smp spinner_pc_in=.*:1" "$mlog" &&
-        ! grep -a -q -E 'failed to stop secondary CPUs|Some CPUs may be stale' "$mlog"
+        grep -a -q "parkvisor_stop: crash: $((smp - 2)) CPUs took the crash IPI; FAST_STOP parked 1 more .*registers of 1 saved" "$mlog"
 }
 module_plain_qemu() { # not parkvisor: the module says so and kexec stays stock
     module_run plain-qemu 4 kexec "" --no-hv || return 1
@@ -245,7 +245,7 @@ module_plain_qemu() { # not parkvisor: the module says so and kexec stays stock
     grep -a -q "PVTEST module not running under parkvisor" "$mlog" &&
         grep -a -q "PVTEST kexec second kernel online=0-3" "$mlog" &&
         [[ $(grep -a -c -E 'psci: CPU[0-9]+ killed' "$mlog") == 3 ]] &&
-        ! grep -a -q "FAST_STOP parked" "$mlog"
+        ! grep -a -q "parkvisor_stop: kexec: stopped" "$mlog"
 }
 for smp in 4 8; do
     step "linux-module-kexec-busy-${smp}cpu" module_kexec_busy "$smp"
@@ -287,16 +287,16 @@ icount_4cpu_no_tick() {
         grep -a -q 'GUEST DONE bench passed=2 failed=0' "$out"
 }
 step icount-4cpu-no-tick icount_4cpu_no_tick
-# fail_once=1: the module's FAST_STOP "fails" (status -6, nothing parked); it
-# must say why, hand over to the stock hotplug teardown (three "psci: CPUn
-# killed"), and the second kernel must bring every CPU online.
+# fail_once=1 with no stop IPI: the module's FAST_STOP "fails" (status -6,
+# nothing parked); it must say why, hand over to the stock hotplug teardown
+# (three "psci: CPUn killed"), and the second kernel must bring every CPU online.
 module_fallback() {
-    module_run fallback 4 kexec "pv.modargs=fail_once=1" || return 1
+    module_run fallback 4 kexec "pv.modargs=fail_once=1,ipi_wait_us=0" || return 1
     grep -a -E 'parkvisor_stop: kexec|psci: CPU[0-9]+ killed|Bye!|second kernel online' "$mlog"
-    grep -a -q -E 'parkvisor_stop: kexec: FAST_STOP failed \(status -6, .*\): stock CPU teardown' "$mlog" &&
+    grep -a -q -E 'parkvisor_stop: kexec: FAST_STOP failed \(status -6, .*parked 0\): stock CPU teardown' "$mlog" &&
         [[ $(grep -a -c -E 'psci: CPU[0-9]+ killed' "$mlog") == 3 ]] &&
         grep -a -q "PVTEST kexec second kernel online=0-3" "$mlog" &&
-        ! grep -a -q "FAST_STOP parked" "$mlog"
+        ! grep -a -q "parkvisor_stop: kexec: stopped" "$mlog"
 }
 step linux-module-fallback-4cpu module_fallback
 # A CPU spinning with interrupts masked under -icount at 2 vCPUs: the other
@@ -309,7 +309,8 @@ module_crashspin_icount_2cpu() {
     module_run crashspin-icount 2 crashspin "pv.spin=1" --icount --timeout 400
     local rc=$?
     grep -a -E 'parkvisor_stop: crash|crashspin|failed to stop|Starting crashdump' "$mlog"
-    ((rc == 0)) && grep -a -q "PVTEST crashspin notes=2 cpus=2 spinner_pc_in=.*:1" "$mlog"
+    ((rc == 0)) && grep -a -q "PVTEST crashspin notes=2 cpus=2 spinner_pc_in=.*:1" "$mlog" &&
+        grep -a -q "parkvisor_stop: crash: 0 CPUs took the crash IPI; FAST_STOP parked 1 more" "$mlog"
 }
 step linux-module-crashspin-icount-2cpu module_crashspin_icount_2cpu
 # Not a step: the console hazard without the module's precautions

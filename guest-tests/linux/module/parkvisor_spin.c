@@ -66,7 +66,7 @@ static noinline void pv_spin_masked(void)
 static int spin_thread(void *unused)
 {
 	while (!READ_ONCE(go))
-		msleep(1);
+		usleep_range(1000, 2000);
 	local_irq_disable();
 	pv_spin_masked();
 	return 0;
