@@ -396,7 +396,7 @@ mod tests {
         let stop = FastStop::new();
         let fake = Fake::new(&table, &stop, vec![]);
         assert_eq!(
-            stop.run(&table, 0, 0, 2, 0, &fake).result,
+            stop.run(&table, 0, 0, 4, 0, &fake).result,
             -2,
             "unknown flag"
         );
