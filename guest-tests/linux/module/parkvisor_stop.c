@@ -28,11 +28,14 @@
 #include <linux/cpu.h>
 #include <linux/cpuhotplug.h>
 #include <linux/cpumask.h>
+#include <linux/device.h>
 #include <linux/crash_core.h>
 #include <linux/delay.h>
 #include <linux/elf.h>
 #include <linux/elfcore.h>
+#include <linux/gfp.h>
 #include <linux/irqflags.h>
+#include <linux/kernel.h>
 #include <linux/kexec.h>
 #include <linux/kprobes.h>
 #include <linux/ktime.h>
@@ -121,7 +124,7 @@ static u64 save_flags;		/* the SAVE_* flags this hypervisor accepts */
 static struct pv_saved_cpu *save_area;
 static size_t save_entries, entry_bytes;
 static void (*crash_save_cpu_fn)(struct pt_regs *regs, int cpu);
-static note_buf_t __percpu **crash_notes_ptr;
+static DEFINE_PER_CPU(void *, note_buf);	/* each CPU's crash note */
 
 /*
  * MPIDR of each Linux CPU, to match the hypervisor's entries (its vCPU order
@@ -261,11 +264,10 @@ static pid_t stopped_pid(const struct pv_saved_cpu *e)
 static void fix_note_pid(unsigned int cpu, pid_t pid)
 {
 	struct elf_prstatus *prs;
-	char *buf;
+	char *buf = per_cpu(note_buf, cpu);
 
-	if (!crash_notes_ptr || !*crash_notes_ptr)
+	if (!buf)
 		return;
-	buf = (char *)per_cpu_ptr(*crash_notes_ptr, cpu);
 	prs = (void *)(buf + sizeof(struct elf_note) + ALIGN(sizeof(KEXEC_CORE_NOTE_NAME), 4));
 	prs->common.pr_pid = pid;
 }
@@ -484,8 +486,9 @@ static void fast_shutdown_nonboot_cpus(unsigned int primary_cpu)
 			 cpumask_pr_args(&left), t.attempts, t.last_status);
 		return;
 	}
-	pr_info("kexec: stopped %u CPUs in %llu us: %u by the stop IPI, %lu by FAST_STOP (%u attempts, first: status %ld parked %lu)\n",
-		n, (t1 - t0) / 1000, by_ipi, t.parked, t.attempts, t.first_status, t.first_parked);
+	pr_info("kexec: stopped %u CPUs in %llu us: %u by the stop IPI, %u by FAST_STOP (%u attempts; first: status %ld, parked %lu)\n",
+		n, (t1 - t0) / 1000, by_ipi, n - by_ipi, t.attempts, t.first_status,
+		t.first_parked);
 }
 
 /* Marks the CPUs whose note is written, by the crash IPI or by us. */
@@ -539,7 +542,7 @@ static void fast_crash_smp_send_stop(void)
 	if (!cpumask_empty(&left))
 		pr_emerg("crash: CPUs %*pbl still running after %u FAST_STOP attempts (status %ld)\n",
 			 cpumask_pr_args(&left), t.attempts, t.last_status);
-	pr_info("crash: %u CPUs took the crash IPI; FAST_STOP parked %lu more (%u attempts, first: status %ld parked %lu), registers of %u saved\n",
+	pr_info("crash: %u CPUs took the crash IPI; FAST_STOP parked %lu more (%u attempts; first: status %ld, parked %lu), registers of %u saved\n",
 		answered, t.parked, t.attempts, t.first_status, t.first_parked, t.saved);
 }
 
@@ -588,16 +591,46 @@ static unsigned int dt_cpus(void)
 	return max(n, nr_cpu_ids);
 }
 
+/*
+ * Each CPU's crash note buffer, from what its sysfs attribute "crash_notes"
+ * shows (the buffer's physical address; the crash_notes variable itself is
+ * neither exported nor, without CONFIG_KALLSYMS_ALL, in kallsyms).
+ */
+static void find_note_buffers(void)
+{
+	char *page = (char *)__get_free_page(GFP_KERNEL);
+	const struct attribute_group **g;
+	struct device_attribute *da;
+	struct attribute **a;
+	struct device *dev;
+	unsigned int cpu;
+	u64 phys;
+
+	if (!page)
+		return;
+	for_each_possible_cpu(cpu) {
+		dev = get_cpu_device(cpu);
+		for (g = dev ? dev->groups : NULL; g && *g; g++) {
+			for (a = (*g)->attrs; a && *a; a++) {
+				if (strcmp((*a)->name, "crash_notes"))
+					continue;
+				da = container_of(*a, struct device_attribute, attr);
+				if (da->show && da->show(dev, da, page) > 0 &&
+				    !kstrtoull(strim(page), 16, &phys))
+					per_cpu(note_buf, cpu) = phys_to_virt(phys);
+			}
+		}
+	}
+	free_page((unsigned long)page);
+}
+
 static void setup_kdump_notes(void)
 {
-	unsigned long (*lookup)(const char *name);
-
 	if (!save_flags)
 		return;
 	crash_save_cpu_fn = symbol_address("crash_save_cpu");
-	lookup = symbol_address("kallsyms_lookup_name");
-	if (lookup && (save_flags & PV_STOP_SAVE_SP_EL0))
-		crash_notes_ptr = (void *)lookup("crash_notes");
+	if (save_flags & PV_STOP_SAVE_SP_EL0)
+		find_note_buffers();
 	entry_bytes = save_flags & PV_STOP_SAVE_SP_EL0 ? 296 : 288;
 	save_entries = dt_cpus();
 	save_area = kcalloc(save_entries, entry_bytes, GFP_KERNEL);
