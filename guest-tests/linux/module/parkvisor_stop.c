@@ -318,6 +318,8 @@ static bool fast_stop_rest(struct cpumask *left, bool notes, struct stop_tally *
 	u64 flags = notes ? save_flags : 0;
 	struct stop_result r;
 
+	if (cpumask_empty(left))
+		return true;
 	if (fail_once) {
 		/* As if every attempt missed its deadline with nothing parked. */
 		fail_once = false;
@@ -445,6 +447,12 @@ static void fast_shutdown_nonboot_cpus(unsigned int primary_cpu)
 	cpumask_clear_cpu(self, &others);
 	cpumask_copy(&left, &others);
 	n = cpumask_weight(&others);
+	/*
+	 * From the first IPI on, this CPU neither sleeps nor takes interrupts:
+	 * another task, a handler or a softirq here could spin on a plain or
+	 * _bh spinlock that a CPU parked by the IPI holds.
+	 */
+	local_irq_disable();
 	t0 = ktime_get_mono_fast_ns();
 	if (ipi_wait_us) {
 		u64 end = t0 + ipi_wait_us * 1000ULL;
@@ -455,11 +463,10 @@ static void fast_shutdown_nonboot_cpus(unsigned int primary_cpu)
 			drop_parked(&left);
 			if (cpumask_empty(&left))
 				break;
-			usleep_range(10, 20);
+			cpu_relax();
 		} while (ktime_get_mono_fast_ns() < end);
 	}
 	by_ipi = n - cpumask_weight(&left);
-	local_irq_disable();
 	fast_stop_rest(&left, false, &t);
 	t1 = ktime_get_mono_fast_ns();
 
