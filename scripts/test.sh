@@ -15,7 +15,10 @@
 #      console flood, a crash dump with a CPU spinning with interrupts masked
 #      (vmcore notes checked in the capture kernel), and on plain QEMU; the
 #      module's fallback at 4, and under -icount at 2 vCPUs a bare-metal boot
-#      and the crash dump; options given without their value.
+#      and the crash dump; options given without their value; checkpatch on
+#      the module, and at 4 and 8 vCPUs kexecs under a /dev/kmsg flood, a
+#      crash dump with a CPU taking an irq_desc lock in a loop (vmcore online
+#      mask and pids checked), a partial FAST_STOP retried.
 # Installs what is missing first (scripts/setup.sh linux). Each step's output
 # goes to .cache/logs/test-<step>.log; a failing step shows its tail.
 set -euo pipefail
