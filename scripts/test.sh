@@ -354,12 +354,15 @@ module_checkpatch() {
 }
 # Three kexecs from CPUs 1, 2, 3 while every other CPU floods /dev/kmsg: the
 # flooders own console_sem and print, so each kexec must either take it
-# (then stop IPI, FAST_STOP for the rest) or go stock; no hang either way.
+# (then stop IPI, FAST_STOP for the rest) or go stock; no hang either way:
+# the fourth kernel must come up with every CPU. The module's own lines are
+# only shown: the flood can overrun the log buffer before they are printed
+# (seen at 8 vCPUs).
 module_kmsgstorm() {
     local smp=$1
     module_run kmsgstorm "$smp" multikexec "printk.devkmsg=on pv.flood=kmsg" || return 1
-    grep -a -E 'parkvisor_stop: kexec|multikexec (stage|done)|psci: CPU[0-9]+ killed' "$mlog"
-    [[ $(grep -a -c -E 'parkvisor_stop: kexec: (stopped|console_sem stayed busy)' "$mlog") == 3 ]] &&
+    grep -a -E 'parkvisor_stop: kexec|multikexec (stage|done)|psci: CPU[0-9]+ killed|messages dropped' "$mlog"
+    grep -a -q "PVTEST multikexec stage=4 online=0-$((smp - 1))" "$mlog" &&
         grep -a -q "PVTEST multikexec done online=0-$((smp - 1))" "$mlog"
 }
 # A CPU taking the UART's irq_desc lock in a loop (parkvisor_lock.ko) and
