@@ -470,8 +470,12 @@ static void fast_shutdown_nonboot_cpus(unsigned int primary_cpu)
 	fast_stop_rest(&left, false, &t);
 	t1 = ktime_get_mono_fast_ns();
 
-	if (!cpumask_empty(&left) && !by_ipi && !t.parked) {
-		/* Nothing parked: the stock teardown is still safe. */
+	if (cpumask_equal(&left, &others)) {
+		/*
+		 * Nothing parked, by VCPU_STATE (a vCPU that acknowledges after a
+		 * missed deadline parks without being counted in x1): the stock
+		 * teardown is still safe.
+		 */
 		local_irq_enable();
 		if (console_held)
 			console_unlock();
