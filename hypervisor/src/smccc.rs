@@ -78,7 +78,7 @@ pub mod vendor {
             /// at x3 (size in x4); see `crate::stop_context`.
             const SAVE_REGS = 1 << 0;
             /// With SAVE_REGS: each entry also carries the stopped context's
-            /// SP_EL0 (296-byte entries). Ignored without SAVE_REGS.
+            /// SP_EL0 (296-byte entries). Refused without SAVE_REGS.
             const SAVE_SP_EL0 = 1 << 1;
         }
     }
