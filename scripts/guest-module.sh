@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
 # Build parkvisor's guest kernel module for the cached Debian arm64 kernel.
 #
-# Usage: scripts/guest-module.sh [--force] [--no-setup]
+# Usage: scripts/guest-module.sh [--force] [--no-setup] [RELEASE]
+#
+# RELEASE (e.g. 6.12.117+deb13-arm64, 6.1.0-57-arm64): build for that Debian
+# 12 or 13 arm64 kernel instead, in a Debian build root of that release
+# (debootstrap under .cache/buildroot-<codename>: its own cross compiler and
+# linux-kbuild, the kernel's headers extracted at /usr/src as Debian means
+# them); the modules land in .cache/linux/module-<RELEASE>/. Without it,
+# unchanged:
 #
 # Installs what is missing first (scripts/setup.sh module: the aarch64 cross
 # compiler, linux-kbuild-6.1 and the kernel's own headers; --no-setup skips
@@ -13,15 +20,82 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-force=0 setup=1
+force=0 setup=1 release=""
 for arg in "$@"; do
     case "$arg" in
     --force) force=1 ;;
     --no-setup) setup=0 ;;
-    -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) die "unknown argument '$arg' (see --help)" ;;
+    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -*) die "unknown argument '$arg' (see --help)" ;;
+    *) release=$arg ;;
     esac
 done
+
+src="$PV_ROOT/guest-tests/linux/module"
+
+# A Debian build root for RELEASE: Debian 13 kernels (+deb13) need trixie's
+# gcc-14 and kbuild, which a Debian 12 host does not have.
+build_in_root() {
+    local rel=$1 code abi kbuild root out ko mirror want got
+    case "$rel" in
+    *+deb13-arm64) code=trixie ;;
+    6.1.*-arm64) code=bookworm ;;
+    *) die "release '$rel': expected a Debian 12 (6.1.*-arm64) or 13 (*+deb13-arm64) arm64 kernel" ;;
+    esac
+    abi=${rel%-arm64}
+    root="$PV_CACHE/buildroot-$code"
+    out="$PV_LINUX/module-$rel"
+    ko="$out/parkvisor_stop.ko"
+    mirror=${PV_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+    mkdir -p "$out"
+    exec 9>"$root.lock"
+    flock 9
+    if [[ ! -f $root/.ready ]]; then
+        need_cmd debootstrap "apt-get install debootstrap"
+        note "debootstrap $code into $root"
+        rm -rf "$root"
+        debootstrap --variant=minbase \
+            --include=gcc-aarch64-linux-gnu,make,libc6-dev-arm64-cross,bc,kmod,xz-utils \
+            "$code" "$root" "$mirror" >&2 || die "debootstrap $code failed"
+        printf 'deb %s %s main\ndeb %s %s-updates main\ndeb %s-security %s-security main\n' \
+            "$mirror" "$code" "$mirror" "$code" "${mirror%/debian}/debian" "$code" >"$root/etc/apt/sources.list"
+        chroot "$root" dpkg --add-architecture arm64
+        touch "$root/.ready"
+    fi
+    if [[ ! -d $root/usr/src/linux-headers-$rel ]]; then
+        note "headers and kbuild for $rel in $root"
+        chroot "$root" apt-get update -qq >&2 || die "apt-get update in $root failed"
+        kbuild=linux-kbuild-$abi
+        chroot "$root" apt-cache show "$kbuild" >/dev/null 2>&1 || kbuild=linux-kbuild-$(cut -d. -f1,2 <<<"$rel")
+        chroot "$root" apt-get install -y -qq --no-install-recommends "$kbuild" >&2 ||
+            die "installing $kbuild in $root failed"
+        rm -rf "$root/tmp/headers" && mkdir -p "$root/tmp/headers"
+        chroot "$root" sh -c "cd /tmp/headers && apt-get download -qq linux-headers-$rel:arm64 linux-headers-$abi-common" >&2 ||
+            die "no headers for $rel in Debian $code"
+        chroot "$root" sh -c 'for d in /tmp/headers/*.deb; do dpkg -x "$d" /; done' || die "extracting the headers failed"
+    fi
+    local stamp
+    stamp=$(cat "$src"/*.c "$src/Makefile" "$0"; echo "$rel")
+    stamp=$(sha256sum <<<"$stamp" | cut -d' ' -f1)
+    if ((force)) || [[ ! -f $ko || ! -f $out/stamp || $(cat "$out/stamp") != "$stamp" ]]; then
+        note "building the guest module for $rel in $root"
+        rm -rf "$root/build" && mkdir -p "$root/build"
+        cp "$src"/*.c "$src/Makefile" "$root/build/"
+        chroot "$root" make -s -C "/usr/src/linux-headers-$rel" M=/build ARCH=arm64 \
+            CROSS_COMPILE=aarch64-linux-gnu- modules >&2 || die "module build for $rel failed"
+        cp "$root/build/"*.ko "$out/"
+        echo "$stamp" >"$out/stamp"
+    fi
+    want="$rel SMP mod_unload modversions aarch64"
+    got=$(aarch64-linux-gnu-objcopy -O binary --only-section=.modinfo "$ko" /dev/stdout |
+        tr '\0' '\n' | sed -n 's/^vermagic=//p')
+    [[ $got == "$want" ]] || die "vermagic '$got' is not the kernel's '$want'"
+    echo "$ko"
+}
+if [[ -n $release ]]; then
+    build_in_root "$release"
+    exit 0
+fi
 
 if ((setup)); then
     "$PV_ROOT/scripts/setup.sh" module >&2
@@ -29,7 +103,6 @@ fi
 [[ -f $PV_LINUX/headers/VERSION ]] || die "no guest kernel headers: run 'scripts/setup.sh module'"
 need_cmd aarch64-linux-gnu-gcc "run 'scripts/setup.sh module'"
 
-src="$PV_ROOT/guest-tests/linux/module"
 kver=$(cat "$PV_LINUX/headers/VERSION")
 kdir="$PV_LINUX/headers/usr/src/linux-headers-$kver"
 out="$PV_LINUX/module"

@@ -321,12 +321,12 @@ teardowns=$(tr -d '\r' <"$log" | awk '
     function stamp(l) { return substr(l, index(l, "[") + 1, index(l, "]") - index(l, "[") - 1) + 0 }
     /kexec_core: Starting new kernel/ { t = stamp($0); killed = 0; fast = ""; hv = ""; open = 1; next }
     open && /psci: CPU[0-9]+ killed/ { killed++ }
-    open && /parkvisor_stop: kexec: FAST_STOP parked/ { fast = $0; sub(/.*FAST_STOP /, "", fast) }
+    open && /parkvisor_stop: kexec: (FAST_STOP parked|stopped)/ { fast = $0; sub(/.*kexec: /, "", fast) }
     open && /parkvisor_stop: kexec: FAST_STOP failed/ { fast = "failed" }
     open && /^\[hv .*fast-stop end/ { hv = $0; sub(/.*elapsed_ns=/, "", hv) }
     open && /Bye!/ {
         ms = (stamp($0) - t) * 1000; n++
-        if (fast != "" && fast != "failed") how = "parkvisor_stop module: FAST_STOP"
+        if (fast != "" && fast != "failed") how = "parkvisor_stop module: stop IPI, FAST_STOP for the rest"
         else how = "stock Linux: CPU hotplug, " killed " CPUs one at a time"
         printf "%d %.3f %s\n", n, ms, how
         open = 0

@@ -4,8 +4,12 @@
  * /proc/vmcore, counts its NT_PRSTATUS notes (one per CPU whose registers the
  * crashed kernel saved) and prints each note's PC. With "RANGE=start-end"
  * (hex addresses) it also reports whether some note's PC lies in [start, end).
+ * With a second argument, the physical address of the crashed kernel's
+ * cpu_online_mask, it reads that mask's first word out of the PT_LOAD
+ * segment that holds it.
  *
  * Output, one line each:  note cpu_index=I pid=P pc=0x...
+ *                         online_mask=0x... (or online_mask=unmapped)
  *                         prstatus=N in_range=0|1
  * Exit status 0 when the core could be parsed. Static, no dependencies, so it
  * runs from the tiny capture initramfs.
@@ -28,14 +32,34 @@ static int read_at(int fd, void *buf, size_t len, off_t off)
 	return pread(fd, buf, len, off) == (ssize_t)len ? 0 : -1;
 }
 
+/* The word at physical address @pa, from the PT_LOAD that holds it. */
+static int read_pa(int fd, const Elf64_Ehdr *eh, uint64_t pa, uint64_t *word)
+{
+	int i;
+
+	for (i = 0; i < eh->e_phnum; i++) {
+		Elf64_Phdr ph;
+
+		if (read_at(fd, &ph, sizeof(ph), eh->e_phoff + (off_t)i * eh->e_phentsize))
+			return -1;
+		if (ph.p_type == PT_LOAD && pa >= ph.p_paddr && pa + 8 <= ph.p_paddr + ph.p_filesz) {
+			if (!read_at(fd, word, sizeof(*word), ph.p_offset + (pa - ph.p_paddr)))
+				return 0;
+			printf("load %d: read at 0x%lx failed\n", i, ph.p_offset + (pa - ph.p_paddr));
+		}
+	}
+	return -1;
+}
+
 int main(int argc, char **argv)
 {
-	uint64_t lo = 0, hi = 0;
+	uint64_t lo = 0, hi = 0, mask_pa = 0, mask;
 	int fd, i, count = 0, in_range = 0;
 	Elf64_Ehdr eh;
 
-	if (argc > 1 && sscanf(argv[1], "%lx-%lx", &lo, &hi) != 2) {
-		fprintf(stderr, "usage: %s [START-END]\n", argv[0]);
+	if ((argc > 1 && argv[1][0] && sscanf(argv[1], "%lx-%lx", &lo, &hi) != 2) ||
+	    (argc > 2 && sscanf(argv[2], "%lx", &mask_pa) != 1)) {
+		fprintf(stderr, "usage: %s [START-END [ONLINE_MASK_ADDR]]\n", argv[0]);
 		return 2;
 	}
 	fd = open("/proc/vmcore", O_RDONLY);
@@ -80,6 +104,18 @@ int main(int argc, char **argv)
 			pos = next;
 		}
 		free(notes);
+	}
+	if (mask_pa && !read_pa(fd, &eh, mask_pa, &mask))
+		printf("online_mask=0x%lx\n", mask);
+	else if (mask_pa)
+		printf("online_mask=unmapped\n");
+	for (i = 0; mask_pa && i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+
+		if (!read_at(fd, &ph, sizeof(ph), eh.e_phoff + (off_t)i * eh.e_phentsize) &&
+		    ph.p_type == PT_LOAD)
+			printf("load %d offset=0x%lx vaddr=0x%lx paddr=0x%lx size=0x%lx\n",
+			       i, ph.p_offset, ph.p_vaddr, ph.p_paddr, ph.p_filesz);
 	}
 	printf("prstatus=%d in_range=%d\n", count, in_range);
 	return 0;

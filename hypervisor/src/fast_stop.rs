@@ -140,7 +140,11 @@ impl FastStop {
         entry_ns: u64,
         platform: &impl StopPlatform,
     ) -> StopReport {
-        if FastStopFlags::from_bits(flags).is_none() {
+        // SAVE_SP_EL0 only qualifies SAVE_REGS.
+        let valid = FastStopFlags::from_bits(flags).filter(|f| {
+            !f.contains(FastStopFlags::SAVE_SP_EL0) || f.contains(FastStopFlags::SAVE_REGS)
+        });
+        if valid.is_none() {
             return StopReport::refused(ret::INVALID_PARAMETERS);
         }
         if self
@@ -396,9 +400,14 @@ mod tests {
         let stop = FastStop::new();
         let fake = Fake::new(&table, &stop, vec![]);
         assert_eq!(
-            stop.run(&table, 0, 0, 2, 0, &fake).result,
+            stop.run(&table, 0, 0, 4, 0, &fake).result,
             -2,
             "unknown flag"
+        );
+        assert_eq!(
+            stop.run(&table, 0, 0, 2, 0, &fake).result,
+            -2,
+            "SAVE_SP_EL0 without SAVE_REGS"
         );
         stop.owner.store(1, Ordering::SeqCst);
         assert_eq!(stop.run(&table, 0, 0, 0, 0, &fake).result, -3);

@@ -77,6 +77,9 @@ pub mod vendor {
             /// Record each stopped vCPU's guest registers into the save area
             /// at x3 (size in x4); see `crate::stop_context`.
             const SAVE_REGS = 1 << 0;
+            /// With SAVE_REGS: each entry also carries the stopped context's
+            /// SP_EL0 (296-byte entries). Refused without SAVE_REGS.
+            const SAVE_SP_EL0 = 1 << 1;
         }
     }
 

@@ -13,8 +13,10 @@ use crate::smccc::ret;
 
 /// Size of one entry of the guest's save area, in bytes.
 pub const ENTRY_BYTES: u64 = 288;
-/// u64 words of one entry.
-const ENTRY_WORDS: usize = (ENTRY_BYTES / 8) as usize;
+/// Size of one entry with flag `SAVE_SP_EL0`: SP_EL0 follows at +288.
+pub const ENTRY_BYTES_SP_EL0: u64 = ENTRY_BYTES + 8;
+/// u64 words of the larger entry.
+const ENTRY_WORDS: usize = (ENTRY_BYTES_SP_EL0 / 8) as usize;
 /// Entry status: no registers (already OFF, never ran, the caller, or not
 /// confirmed by the deadline).
 pub const STATUS_EMPTY: u64 = 0;
@@ -53,28 +55,39 @@ pub struct StopContext {
     /// Its guest registers, or `None` when it left no guest context (a vCPU
     /// started during the stop parks before running any guest code).
     pub regs: Option<UserRegs>,
+    /// Its SP_EL0 (in a Linux kernel context: the running task), with `regs`.
+    pub sp_el0: u64,
 }
 
-/// A validated guest save area: `vcpus` entries from `base`, all in one
-/// range of guest RAM.
+/// A validated guest save area: `vcpus` entries of `entry_bytes` from
+/// `base`, all in one range of guest RAM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SaveArea {
     pub base: u64,
     pub vcpus: usize,
+    pub entry_bytes: u64,
 }
 
 impl SaveArea {
     /// Checks the guest's x3 (address) and x4 (size in bytes) for `vcpus`
-    /// entries. INVALID_PARAMETERS unless the area is 8-byte aligned, large
-    /// enough and inside a single range of guest RAM: the hypervisor must
-    /// never write its own memory or a device on the guest's behalf.
+    /// entries (of [`ENTRY_BYTES_SP_EL0`] with `with_sp_el0`, else
+    /// [`ENTRY_BYTES`]). INVALID_PARAMETERS unless the area is 8-byte
+    /// aligned, large enough and inside a single range of guest RAM: the
+    /// hypervisor must never write its own memory or a device on the guest's
+    /// behalf.
     pub fn validate(
         base: u64,
         len: u64,
         vcpus: usize,
+        with_sp_el0: bool,
         guest_ram: &[MemRange],
     ) -> Result<Self, i64> {
-        let need = ENTRY_BYTES
+        let entry_bytes = if with_sp_el0 {
+            ENTRY_BYTES_SP_EL0
+        } else {
+            ENTRY_BYTES
+        };
+        let need = entry_bytes
             .checked_mul(vcpus as u64)
             .ok_or(ret::INVALID_PARAMETERS)?;
         let end = base.checked_add(need).ok_or(ret::INVALID_PARAMETERS)?;
@@ -82,22 +95,33 @@ impl SaveArea {
         if !base.is_multiple_of(8) || len < need || !inside {
             return Err(ret::INVALID_PARAMETERS);
         }
-        Ok(Self { base, vcpus })
+        Ok(Self {
+            base,
+            vcpus,
+            entry_bytes,
+        })
     }
 
     /// Guest physical address of vCPU `index`'s entry.
     pub fn entry_addr(&self, index: usize) -> u64 {
-        self.base + ENTRY_BYTES * index as u64
+        self.base + self.entry_bytes * index as u64
+    }
+
+    /// u64 words of one entry.
+    pub fn entry_words(&self) -> usize {
+        (self.entry_bytes / 8) as usize
     }
 }
 
-/// The words of one entry: MPIDR, status, then the registers.
-pub fn entry_words(mpidr: u64, regs: Option<&UserRegs>) -> [u64; ENTRY_WORDS] {
+/// The words of the larger entry: MPIDR, status, the registers, SP_EL0. An
+/// area without SP_EL0 takes the first [`ENTRY_BYTES`] of them.
+pub fn entry_words(mpidr: u64, regs: Option<(&UserRegs, u64)>) -> [u64; ENTRY_WORDS] {
     let mut words = [0; ENTRY_WORDS];
     words[0] = mpidr;
-    if let Some(regs) = regs {
+    if let Some((regs, sp_el0)) = regs {
         words[1] = STATUS_SAVED;
-        words[2..].copy_from_slice(&regs.0);
+        words[2..36].copy_from_slice(&regs.0);
+        words[36] = sp_el0;
     } else {
         words[1] = STATUS_EMPTY;
     }
@@ -123,8 +147,8 @@ mod tests {
     fn entry_layout_is_user_pt_regs_after_two_words() {
         let x: [u64; 31] = core::array::from_fn(|i| i as u64 + 100);
         let regs = UserRegs::new(&x, 0xffff_8000_1234, 0x3c5, 0xe0, 0xe1);
-        let w = entry_words(0x103, Some(&regs));
-        assert_eq!(w.len() * 8, ENTRY_BYTES as usize);
+        let w = entry_words(0x103, Some((&regs, 0xffff_0000_cafe)));
+        assert_eq!(w.len() * 8, ENTRY_BYTES_SP_EL0 as usize);
         assert_eq!((w[0], w[1]), (0x103, STATUS_SAVED));
         assert_eq!(w[2], 100, "x0 at +16");
         assert_eq!(w[32], 130, "x30 at +256");
@@ -134,9 +158,10 @@ mod tests {
             (0xffff_8000_1234, 0x3c5),
             "pc at +272, pstate at +280"
         );
+        assert_eq!(w[36], 0xffff_0000_cafe, "SP_EL0 at +288");
         assert_eq!(
             entry_words(7, None)[1..],
-            [0; 35],
+            [0; 36],
             "no registers: status 0 and zeros"
         );
     }
@@ -155,36 +180,45 @@ mod tests {
 
     #[test]
     fn save_areas_must_be_aligned_large_enough_and_in_guest_ram() {
-        let ok = SaveArea::validate(0x4400_1000, 4 * ENTRY_BYTES, 4, &RAM).unwrap();
+        let ok = SaveArea::validate(0x4400_1000, 4 * ENTRY_BYTES, 4, false, &RAM).unwrap();
         assert_eq!(ok.entry_addr(3), 0x4400_1000 + 3 * 288);
+        assert_eq!(ok.entry_words(), 36);
+        let with_sp = SaveArea::validate(0x4400_1000, 4 * 296, 4, true, &RAM).unwrap();
+        assert_eq!(with_sp.entry_addr(3), 0x4400_1000 + 3 * 296);
+        assert_eq!(with_sp.entry_words(), 37);
+        assert_eq!(
+            SaveArea::validate(0x4400_1000, 4 * ENTRY_BYTES, 4, true, &RAM),
+            Err(ret::INVALID_PARAMETERS),
+            "too small for entries with SP_EL0"
+        );
         let bad = Err(ret::INVALID_PARAMETERS);
         assert_eq!(
-            SaveArea::validate(0x4400_1004, 4 * ENTRY_BYTES, 4, &RAM),
+            SaveArea::validate(0x4400_1004, 4 * ENTRY_BYTES, 4, false, &RAM),
             bad,
             "misaligned"
         );
         assert_eq!(
-            SaveArea::validate(0x4400_1000, 4 * ENTRY_BYTES - 1, 4, &RAM),
+            SaveArea::validate(0x4400_1000, 4 * ENTRY_BYTES - 1, 4, false, &RAM),
             bad,
             "too small"
         );
         assert_eq!(
-            SaveArea::validate(0x4000_0000, 4 * ENTRY_BYTES, 4, &RAM),
+            SaveArea::validate(0x4000_0000, 4 * ENTRY_BYTES, 4, false, &RAM),
             bad,
             "hypervisor memory"
         );
         assert_eq!(
-            SaveArea::validate(0x53ff_ff00, 4 * ENTRY_BYTES, 4, &RAM),
+            SaveArea::validate(0x53ff_ff00, 4 * ENTRY_BYTES, 4, false, &RAM),
             bad,
             "runs off the end of RAM"
         );
         assert_eq!(
-            SaveArea::validate(0x8000_0000, 16 * ENTRY_BYTES, 16, &RAM),
+            SaveArea::validate(0x8000_0000, 16 * ENTRY_BYTES, 16, false, &RAM),
             bad,
             "spans past a small range"
         );
         assert_eq!(
-            SaveArea::validate(u64::MAX - 15, u64::MAX, 4, &RAM),
+            SaveArea::validate(u64::MAX - 15, u64::MAX, 4, false, &RAM),
             bad,
             "wraps"
         );

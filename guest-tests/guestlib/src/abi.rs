@@ -36,6 +36,8 @@ pub const VENDOR_TRACE_MARK: u32 = 0x8600_0003;
 pub const VENDOR_FAST_STOP_FLAGS: u32 = 0x8600_0004;
 /// FAST_STOP flag: save each stopped vCPU's registers (x3 = area, x4 = size).
 pub const FAST_STOP_SAVE_REGS: u64 = 1 << 0;
+/// FAST_STOP flag, with SAVE_REGS: entries also carry SP_EL0 (296 bytes).
+pub const FAST_STOP_SAVE_SP_EL0: u64 = 1 << 1;
 /// One entry of the SAVE_REGS area: mpidr, status, x0..x30, sp, pc, pstate.
 pub const SAVE_ENTRY_WORDS: usize = 36;
 /// CALL_UID result words (x0..x3).

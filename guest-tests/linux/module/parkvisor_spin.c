@@ -21,6 +21,7 @@
 #include <linux/err.h>
 #include <linux/irqflags.h>
 #include <linux/kthread.h>
+#include <linux/mm.h>
 #include <linux/module.h>
 
 static unsigned int cpu = 1;
@@ -34,6 +35,15 @@ MODULE_PARM_DESC(go, "Write 1 to start spinning (the thread waits until then)");
 static bool spinning;
 module_param(spinning, bool, 0444);
 MODULE_PARM_DESC(spinning, "Reads 1 once the CPU spins with interrupts masked");
+
+/*
+ * For the capture kernel's check of cpu_online_mask in /proc/vmcore: its
+ * physical address (the vmcore's PT_LOAD segments give theirs). Debian
+ * builds without CONFIG_KALLSYMS_ALL: /proc/kallsyms has no data symbols.
+ */
+static unsigned long online_mask;
+module_param(online_mask, ulong, 0444);
+MODULE_PARM_DESC(online_mask, "Physical address of cpu_online_mask");
 
 /*
  * Its own function, kept out of line, so that a PC inside it identifies the
@@ -66,7 +76,7 @@ static noinline void pv_spin_masked(void)
 static int spin_thread(void *unused)
 {
 	while (!READ_ONCE(go))
-		msleep(1);
+		usleep_range(1000, 2000);
 	local_irq_disable();
 	pv_spin_masked();
 	return 0;
@@ -78,6 +88,7 @@ static int __init parkvisor_spin_init(void)
 
 	if (cpu >= nr_cpu_ids || !cpu_online(cpu))
 		return -EINVAL;
+	online_mask = __pa_symbol(cpu_online_mask);
 	t = kthread_create_on_cpu(spin_thread, NULL, cpu, "pv_spin/%u");
 	if (IS_ERR(t))
 		return PTR_ERR(t);

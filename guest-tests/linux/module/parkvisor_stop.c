@@ -1,22 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * parkvisor_stop: let an unmodified Linux stop its secondary CPUs with
- * parkvisor's FAST_STOP hypercall when it kexecs or takes a crash dump.
+ * parkvisor_stop: let an unmodified Linux stop the secondary CPUs that do
+ * not answer the usual stop IPI with parkvisor's FAST_STOP hypercall, when
+ * it kexecs or takes a crash dump.
  *
- * Stock 6.1 takes the secondaries down one at a time through CPU hotplug on
- * kexec (smp_shutdown_nonboot_cpus), and on a panic gives up after one second
- * on a CPU that spins with interrupts masked (crash_smp_send_stop), leaving
- * that CPU's registers out of the vmcore. parkvisor can park every other vCPU
- * at once, at whatever instruction it is executing, and (with the SAVE_REGS
- * flag) hand back the registers each one had at that moment.
+ * Both paths follow arm64's IPI-then-NMI pattern: the stop IPI first, which
+ * a CPU only takes where its interrupts are enabled (so never inside an
+ * IRQ-masked spinlock section), then FAST_STOP for the CPUs still running
+ * once the wait is over. FAST_STOP parks a vCPU wherever it is, interrupts
+ * masked or not, and (flag SAVE_REGS) hands back the registers it had, which
+ * become its crash note. Stock 6.1 has no NMI on Debian's kernels: a CPU
+ * spinning with interrupts masked is simply left running on a panic, and its
+ * registers miss from the vmcore.
  *
- * Neither function is exported or has a hook, so this module puts a kprobe on
- * the first instruction of each and has the pre-handler move the PC to a
- * replacement here ("Changing Execution Path" in
+ * Neither stock function is exported or has a hook, so this module puts a
+ * kprobe on the first instruction of each and has the pre-handler move the PC
+ * to a replacement here ("Changing Execution Path" in
  * Documentation/trace/kprobes.rst). The replacement runs as if it had been
  * called instead: same arguments, returns to the same caller.
  *
- * Loaded anywhere but under parkvisor it logs so and registers nothing.
+ * Loaded anywhere but under parkvisor it logs why and refuses to load.
  */
 #define pr_fmt(fmt) "parkvisor_stop: " fmt
 
@@ -25,42 +28,75 @@
 #include <linux/cpu.h>
 #include <linux/cpuhotplug.h>
 #include <linux/cpumask.h>
+#include <linux/device.h>
 #include <linux/crash_core.h>
 #include <linux/delay.h>
+#include <linux/elf.h>
+#include <linux/elfcore.h>
+#include <linux/gfp.h>
 #include <linux/irqflags.h>
+#include <linux/kernel.h>
 #include <linux/kexec.h>
 #include <linux/kprobes.h>
 #include <linux/ktime.h>
 #include <linux/module.h>
+#include <linux/of.h>
 #include <linux/percpu.h>
 #include <linux/printk.h>
+#include <linux/sched.h>
 #include <linux/slab.h>
+#include <linux/smp.h>
 #include <linux/string.h>
+#include <linux/uaccess.h>
+#include <uapi/linux/psci.h>
+#include <asm/barrier.h>
 #include <asm/cputype.h>
 #include <asm/ptrace.h>
 
 /* Vendor hypervisor service, docs/abi.md (owner 6). */
-#define PV_CALL_UID		0x8600FF01
-#define PV_FEATURES		0x86000000
-#define PV_FAST_STOP		0xC6000001
-#define PV_FAST_STOP_FLAGS	0x86000004
+#define PV_FN(cc, n) \
+	ARM_SMCCC_CALL_VAL(ARM_SMCCC_FAST_CALL, cc, ARM_SMCCC_OWNER_VENDOR_HYP, n)
+#define PV_FEATURES		PV_FN(ARM_SMCCC_SMC_32, 0)
+#define PV_FAST_STOP		PV_FN(ARM_SMCCC_SMC_64, 1)
+#define PV_VCPU_STATE		PV_FN(ARM_SMCCC_SMC_64, 2)
+#define PV_FAST_STOP_FLAGS	PV_FN(ARM_SMCCC_SMC_32, 4)
 #define PV_FEAT_FAST_STOP	BIT(1)
+#define PV_FEAT_VCPU_STATE	BIT(2)
 #define PV_FEAT_FAST_STOP_FLAGS	BIT(4)
 #define PV_STOP_SAVE_REGS	BIT(0)
+#define PV_STOP_SAVE_SP_EL0	BIT(1)
+#define PV_VCPU_OFF		1
+#define PV_DEADLINE		(-6)
 /* UUID f98411cd-4dea-4c9d-973e-208eee288f9b as CALL_UID returns it. */
 static const u32 pv_uid[4] = { 0xCD1184F9, 0x9D4CEA4D, 0x8E203E97, 0x9B8F28EE };
 
-/* One SAVE_REGS entry (SAVE_REGS ABI): mpidr, status, then user_pt_regs. */
+/* FAST_STOP attempts for the CPUs the stop IPI left running. */
+#define PV_STOP_ATTEMPTS	3
+/* No MPIDR recorded yet: matches no hypervisor entry. */
+#define PV_NO_MPIDR		(~0ULL)
+
+/*
+ * One SAVE_REGS entry (docs/abi.md): mpidr, status, user_pt_regs, and with
+ * SAVE_SP_EL0 the stopped context's SP_EL0 (the running task, in EL1).
+ */
 struct pv_saved_cpu {
 	u64 mpidr;
 	u64 status;
 	struct user_pt_regs regs;
+	u64 sp_el0;
 };
-static_assert(sizeof(struct pv_saved_cpu) == 288);
+
+static_assert(offsetof(struct pv_saved_cpu, sp_el0) == 288);
+static_assert(sizeof(struct pv_saved_cpu) == 296);
 
 static unsigned int timeout_us = 500000;
 module_param(timeout_us, uint, 0644);
 MODULE_PARM_DESC(timeout_us, "FAST_STOP deadline in microseconds (default 500000)");
+
+static unsigned int ipi_wait_us = 1000000;
+module_param(ipi_wait_us, uint, 0644);
+MODULE_PARM_DESC(ipi_wait_us,
+		 "kexec: how long the stop IPI is given before FAST_STOP (default 1 s, 0: no IPI)");
 
 static bool kexec = true;
 module_param(kexec, bool, 0444);
@@ -68,29 +104,40 @@ MODULE_PARM_DESC(kexec, "Replace the kexec CPU teardown (default on)");
 
 static bool kdump = true;
 module_param(kdump, bool, 0444);
-MODULE_PARM_DESC(kdump, "Replace the crash-dump CPU stop (default on)");
+MODULE_PARM_DESC(kdump, "Add FAST_STOP to the crash-dump CPU stop (default on)");
 
 static bool fail_once;
 module_param(fail_once, bool, 0644);
-MODULE_PARM_DESC(fail_once, "Test only: pretend the next FAST_STOP failed, to exercise the fallback");
+MODULE_PARM_DESC(fail_once, "Test only: the next FAST_STOP pretends to fail, parking nothing");
+
+static unsigned int first_deadline_us;
+module_param(first_deadline_us, uint, 0644);
+MODULE_PARM_DESC(first_deadline_us,
+		 "Test only: deadline of the first FAST_STOP attempt, to provoke a partial stop");
 
 static bool console_guard = true;
 module_param(console_guard, bool, 0644);
-MODULE_PARM_DESC(console_guard, "Test only: 0 drops the console precautions around the kexec stop, to show the hazard they prevent");
+MODULE_PARM_DESC(console_guard,
+		 "Test only: 0 drops the console precautions around the kexec stop");
 
-static bool save_regs;		/* the hypervisor offers SAVE_REGS */
+static u64 save_flags;		/* the SAVE_* flags this hypervisor accepts */
 static struct pv_saved_cpu *save_area;
-static size_t save_area_size;
+static size_t save_entries, entry_bytes;
 static void (*crash_save_cpu_fn)(struct pt_regs *regs, int cpu);
+static DEFINE_PER_CPU(void *, note_buf);	/* each CPU's crash note */
 
-/* MPIDR of each Linux CPU, to match the hypervisor's entries (its vCPU order
- * need not be Linux's logical order). Filled as CPUs come online. */
-static DEFINE_PER_CPU(u64, cpu_mpidr);
+/*
+ * MPIDR of each Linux CPU, to match the hypervisor's entries (its vCPU order
+ * need not be Linux's logical order). Filled as CPUs come online.
+ */
+static DEFINE_PER_CPU(u64, cpu_mpidr) = PV_NO_MPIDR;
 static enum cpuhp_state mpidr_state;
-
-/* Set while the stock function runs as our fallback, so the probe lets it be. */
-static bool in_fallback;
-static bool kexec_probed, kdump_probed;
+/* Set on the CPU that runs the stock function, so the probe lets it be. */
+static DEFINE_PER_CPU(bool, in_stock);
+/* The CPU's crash note was written (by the crash IPI or by us). */
+static DEFINE_PER_CPU(bool, noted);
+static DEFINE_PER_CPU(call_single_data_t, stop_csd);
+static bool kexec_probed, kdump_probed, noted_probed;
 
 static int note_mpidr(unsigned int cpu)
 {
@@ -98,10 +145,11 @@ static int note_mpidr(unsigned int cpu)
 	return 0;
 }
 
-/* SMCCC discovery: a 1.1 HVC conduit, the vendor UID, the FEATURES bit. */
+/* SMCCC discovery: a 1.1 HVC conduit, the vendor UID, the FEATURES bits. */
 static bool parkvisor_present(char *why, size_t len)
 {
 	struct arm_smccc_res res;
+	s32 features, flags;
 
 	if (arm_smccc_get_version() < ARM_SMCCC_VERSION_1_1) {
 		snprintf(why, len, "SMCCC %#x < 1.1", arm_smccc_get_version());
@@ -111,21 +159,26 @@ static bool parkvisor_present(char *why, size_t len)
 		snprintf(why, len, "SMCCC conduit is not HVC");
 		return false;
 	}
-	arm_smccc_1_1_hvc(PV_CALL_UID, &res);
+	arm_smccc_1_1_hvc(ARM_SMCCC_VENDOR_HYP_CALL_UID_FUNC_ID, &res);
 	if ((u32)res.a0 != pv_uid[0] || (u32)res.a1 != pv_uid[1] ||
 	    (u32)res.a2 != pv_uid[2] || (u32)res.a3 != pv_uid[3]) {
 		snprintf(why, len, "hypervisor UID %08x-%08x-%08x-%08x is not parkvisor's",
 			 (u32)res.a0, (u32)res.a1, (u32)res.a2, (u32)res.a3);
 		return false;
 	}
+	/* SMC32 functions: the result is the low 32 bits of x0. */
 	arm_smccc_1_1_hvc(PV_FEATURES, &res);
-	if ((long)res.a0 < 0 || !(res.a0 & PV_FEAT_FAST_STOP)) {
-		snprintf(why, len, "parkvisor without FAST_STOP (features %#lx)", res.a0);
+	features = (s32)res.a0;
+	if (features < 0 || !(features & PV_FEAT_FAST_STOP) || !(features & PV_FEAT_VCPU_STATE)) {
+		snprintf(why, len, "parkvisor without FAST_STOP and VCPU_STATE (features %#x)",
+			 features);
 		return false;
 	}
-	if (res.a0 & PV_FEAT_FAST_STOP_FLAGS) {
+	if (features & PV_FEAT_FAST_STOP_FLAGS) {
 		arm_smccc_1_1_hvc(PV_FAST_STOP_FLAGS, &res);
-		save_regs = (long)res.a0 > 0 && (res.a0 & PV_STOP_SAVE_REGS);
+		flags = (s32)res.a0;
+		if (flags > 0 && (flags & PV_STOP_SAVE_REGS))
+			save_flags = flags & (PV_STOP_SAVE_REGS | PV_STOP_SAVE_SP_EL0);
 	}
 	return true;
 }
@@ -137,58 +190,210 @@ struct stop_result {
 	unsigned long ns;	/* x3: hypervisor-timed duration */
 };
 
-static struct stop_result fast_stop(bool with_regs)
+static struct stop_result fast_stop(u64 flags, unsigned int deadline_us)
 {
 	struct arm_smccc_res res;
-	struct stop_result r;
 
-	if (fail_once) {
-		/* Nothing is stopped: the caller must take the stock path. */
-		fail_once = false;
-		return (struct stop_result){ .status = -6 };
-	}
-	if (with_regs)
-		arm_smccc_1_1_hvc(PV_FAST_STOP, timeout_us, PV_STOP_SAVE_REGS,
-				  virt_to_phys(save_area), save_area_size, &res);
+	if (flags)
+		arm_smccc_1_1_hvc(PV_FAST_STOP, deadline_us, flags, virt_to_phys(save_area),
+				  save_entries * entry_bytes, &res);
 	else
-		arm_smccc_1_1_hvc(PV_FAST_STOP, timeout_us, 0, &res);
-	r.status = res.a0;
-	r.stopped = res.a1;
-	r.missed = res.a2;
-	r.ns = res.a3;
-	return r;
+		arm_smccc_1_1_hvc(PV_FAST_STOP, deadline_us, 0, &res);
+	return (struct stop_result){ res.a0, res.a1, res.a2, res.a3 };
 }
 
-#define PV_VCPU_STATE		0xC6000002
-#define PV_VCPU_OFF		1
+static bool vcpu_off(unsigned int cpu)
+{
+	struct arm_smccc_res res;
+	u64 mpidr = per_cpu(cpu_mpidr, cpu);
+
+	if (mpidr == PV_NO_MPIDR)
+		return false;
+	arm_smccc_1_1_hvc(PV_VCPU_STATE, mpidr, &res);
+	return (long)res.a0 == PV_VCPU_OFF;
+}
+
+/* Drops from @cpus every CPU the hypervisor reports OFF (parked). */
+static void drop_parked(struct cpumask *cpus)
+{
+	unsigned int cpu;
+
+	for_each_cpu(cpu, cpus)
+		if (vcpu_off(cpu))
+			cpumask_clear_cpu(cpu, cpus);
+}
+
+static int cpu_of_mpidr(u64 mpidr)
+{
+	unsigned int cpu;
+
+	for_each_possible_cpu(cpu)
+		if (per_cpu(cpu_mpidr, cpu) == mpidr)
+			return cpu;
+	return -1;
+}
+
+static struct pv_saved_cpu *entry(size_t i)
+{
+	return (struct pv_saved_cpu *)((char *)save_area + i * entry_bytes);
+}
 
 /*
- * Take the CPUs that are no longer running out of the online mask, as each
- * CPU's own teardown would have (set_cpu_online() is not exported in 6.1).
- * After a successful stop that is every other CPU; after a failed one, those
- * the hypervisor reports parked (VCPU_STATE), so that the stock path that
- * follows only waits for CPUs that can still answer.
+ * The pid of the task a CPU stopped in EL1 was running: arm64 keeps
+ * `current` in SP_EL0 while in the kernel. 0 (the idle task's) when unknown:
+ * stopped in EL0, no SP_EL0 from the hypervisor, or not a readable task.
  */
-static void offline_stopped_cpus(bool all_stopped)
+static pid_t stopped_pid(const struct pv_saved_cpu *e)
 {
-	unsigned int cpu, self = smp_processor_id();
+	const struct task_struct *task = (const void *)e->sp_el0;
+	u64 mode = e->regs.pstate & PSR_MODE_MASK;
+	pid_t pid;
+
+	if (!(save_flags & PV_STOP_SAVE_SP_EL0) || (mode != PSR_MODE_EL1h && mode != PSR_MODE_EL1t))
+		return 0;
+	if ((long)e->sp_el0 >= 0 || copy_from_kernel_nofault(&pid, &task->pid, sizeof(pid)))
+		return 0;
+	return pid;
+}
+
+/*
+ * crash_save_cpu() writes the calling task's pid into the note; put the
+ * stopped CPU's own there. The note: Elf64_Nhdr, "CORE" padded to 8, then
+ * struct elf_prstatus.
+ */
+static void fix_note_pid(unsigned int cpu, pid_t pid)
+{
+	struct elf_prstatus *prs;
+	char *buf = per_cpu(note_buf, cpu);
+
+	if (!buf)
+		return;
+	prs = (void *)(buf + sizeof(struct elf_note) + ALIGN(sizeof(KEXEC_CORE_NOTE_NAME), 4));
+	prs->common.pr_pid = pid;
+}
+
+/*
+ * Writes a crash note for every CPU the last FAST_STOP saved registers of
+ * and that has none yet, exactly as the crash IPI handler would have. Any
+ * result: a stop that missed its deadline still saved those it parked.
+ */
+static unsigned int save_notes(void)
+{
+	unsigned int saved = 0, self = smp_processor_id();
+	struct pt_regs regs;
+	size_t i;
+	int cpu;
+
+	for (i = 0; i < save_entries; i++) {
+		struct pv_saved_cpu *e = entry(i);
+
+		if (e->status != 1)
+			continue;
+		cpu = cpu_of_mpidr(e->mpidr);
+		if (cpu < 0 || cpu == self || per_cpu(noted, cpu))
+			continue;
+		memset(&regs, 0, sizeof(regs));
+		regs.user_regs = e->regs;
+		crash_save_cpu_fn(&regs, cpu);
+		fix_note_pid(cpu, stopped_pid(e));
+		per_cpu(noted, cpu) = true;
+		saved++;
+	}
+	return saved;
+}
+
+struct stop_tally {
+	unsigned int attempts, saved;
+	long first_status, last_status;
+	unsigned long parked, first_parked;
+};
+
+/*
+ * FAST_STOP for the CPUs in @left, again for those a missed deadline left
+ * running (the ones parked stay parked: a retry only asks those still ON).
+ * Interrupts masked. Clears @left as CPUs park; true when it is empty.
+ */
+static bool fast_stop_rest(struct cpumask *left, bool notes, struct stop_tally *t)
+{
+	u64 flags = notes ? save_flags : 0;
+	struct stop_result r;
+
+	if (cpumask_empty(left))
+		return true;
+	if (fail_once) {
+		/* As if every attempt missed its deadline with nothing parked. */
+		fail_once = false;
+		t->attempts = PV_STOP_ATTEMPTS;
+		t->first_status = PV_DEADLINE;
+		t->last_status = PV_DEADLINE;
+		return false;
+	}
+	while (!cpumask_empty(left) && t->attempts < PV_STOP_ATTEMPTS) {
+		unsigned int deadline = t->attempts || !first_deadline_us ?
+					timeout_us : first_deadline_us;
+
+		if (flags)
+			memset(save_area, 0, save_entries * entry_bytes);
+		r = fast_stop(flags, deadline);
+		if (!t->attempts) {
+			t->first_status = r.status;
+			t->first_parked = r.stopped;
+		}
+		t->attempts++;
+		t->last_status = r.status;
+		t->parked += r.stopped;
+		if (flags)
+			t->saved += save_notes();
+		if (r.status == 0)
+			cpumask_clear(left);
+		else
+			drop_parked(left);
+		if (r.status != 0 && r.status != PV_DEADLINE)
+			break;	/* bad flags or another stop: a retry does not help */
+	}
+	return cpumask_empty(left);
+}
+
+/*
+ * Takes the CPUs in @stopped out of the online mask, as each CPU's own
+ * teardown would have (set_cpu_online() is not exported in 6.1).
+ */
+static void mark_offline(const struct cpumask *stopped)
+{
+	unsigned int cpu;
+
+	for_each_cpu(cpu, stopped) {
+		if (cpumask_test_and_clear_cpu(cpu, &__cpu_online_mask))
+			atomic_dec(&__num_online_cpus);
+	}
+}
+
+/*
+ * The kexec stop IPI: what a CPU the stock crash IPI stops does, minus the
+ * note. It runs in interrupt context, so the CPU it stops holds no lock
+ * taken with interrupts masked. PSCI CPU_OFF parks it in parkvisor.
+ */
+static void park_self(void *unused)
+{
 	struct arm_smccc_res res;
 
-	for_each_online_cpu(cpu) {
-		if (cpu == self)
-			continue;
-		if (!all_stopped) {
-			arm_smccc_1_1_hvc(PV_VCPU_STATE, per_cpu(cpu_mpidr, cpu), &res);
-			if (res.a0 != PV_VCPU_OFF)
-				continue;
-		}
-		cpumask_clear_cpu(cpu, &__cpu_online_mask);
-		atomic_dec(&__num_online_cpus);
+	arm_smccc_1_1_hvc(PSCI_0_2_FN_CPU_OFF, &res);
+	for (;;) {
+		wfe();
+		wfi();
 	}
 }
 
 static struct kprobe kexec_probe = { .symbol_name = "smp_shutdown_nonboot_cpus" };
 static struct kprobe crash_probe = { .symbol_name = "crash_smp_send_stop" };
+
+static void stock_shutdown_nonboot_cpus(unsigned int primary_cpu)
+{
+	/* Through the probe, which lets the stock code run on this CPU. */
+	this_cpu_write(in_stock, true);
+	((void (*)(unsigned int))kexec_probe.addr)(primary_cpu);
+	this_cpu_write(in_stock, false);
+}
 
 /*
  * Replaces smp_shutdown_nonboot_cpus(primary_cpu) on kexec. Called from
@@ -196,126 +401,170 @@ static struct kprobe crash_probe = { .symbol_name = "crash_smp_send_stop" };
  * bound to it), after device_shutdown(). machine_kexec() then wants exactly
  * one CPU online and CPU hotplug disabled.
  *
- * The other CPUs stop at an arbitrary instruction and may hold any lock
- * forever. What this CPU still does afterwards is therefore limited to:
- * clearing bits in the online mask, printing through the console, and what
- * kernel_kexec() does next (kmsg_dump, the "Bye!" printk, the jump), all with
- * interrupts masked so that no handler (a timer, a scheduler tick balancing
- * runqueues, an RCU callback) can spin on a lock a stopped CPU holds. Nothing
- * on that path waits for another CPU. The console hazards:
- *  - console_sem held by a stopped CPU would keep every later message in the
- *    buffer: take it ourselves (bounded wait) before the stop, so no stopped
- *    CPU can own it, and release it after, which prints what is pending;
- *  - the UART port lock held by a stopped CPU mid tty write would deadlock the
- *    console write: oops_in_progress makes the PL011 console write use a
- *    trylock and print regardless, as it does in an oops.
+ * The stock path (hotplug, one CPU at a time) is taken whenever nothing is
+ * parked yet and the stop cannot be made safe: this is not the reboot CPU,
+ * or console_sem stays busy (its owner, stopped inside a console driver,
+ * would make every later printk spin in console_trylock_spinning()).
+ *
+ * Otherwise, holding console_sem so that no stopped CPU can own it or be
+ * printing: the stop IPI, then FAST_STOP (retried) for those that did not
+ * answer in ipi_wait_us. What this CPU does afterwards (console_unlock,
+ * printk, kmsg_dump, machine_kexec) takes no lock a CPU stopped by the IPI
+ * can hold, since all of those are taken with interrupts masked; with
+ * oops_in_progress the PL011 console write only trylocks its port lock.
+ * Interrupts stay masked (machine_kexec() masks them first anyway), so no
+ * handler runs that could wait for a stopped CPU.
  */
 static void fast_shutdown_nonboot_cpus(unsigned int primary_cpu)
 {
+	static struct cpumask others, left;	/* kexec is serialised */
+	unsigned int self = smp_processor_id(), cpu, n, by_ipi;
+	struct stop_tally t = { 0 };
 	bool console_held = false;
-	struct stop_result r;
-	u64 t_entry = ktime_get_mono_fast_ns(), t0, t1;
+	u64 t0, t1;
 	int i;
 
-	/* What smp_shutdown_nonboot_cpus() ends with; a mutex, so taken before
-	 * the stop, while no stopped CPU can be holding it. */
-	cpu_hotplug_disable();
-
-	for (i = 0; console_guard && i < 1000 && !(console_held = console_trylock()); i++)
-		udelay(100);
-
-	local_irq_disable();
-	t0 = ktime_get_mono_fast_ns();
-	r = fast_stop(false);
-	t1 = ktime_get_mono_fast_ns();
-	if (r.status == 0) {
-		offline_stopped_cpus(true);
-		if (console_guard)
-			oops_in_progress = 1;
-		if (console_held)
-			console_unlock();
-		/* Interrupts stay masked; machine_kexec() masks them anyway. */
-		pr_info("kexec: FAST_STOP parked %lu CPUs in %lu ns (hypervisor clock); %llu us in the call, %llu us before it%s\n",
-			r.stopped, r.ns, (t1 - t0) / 1000, (t0 - t_entry) / 1000,
-			console_held ? "" : " (console_sem stayed busy)");
+	if (!cpu_online(primary_cpu))
+		primary_cpu = cpumask_first(cpu_online_mask);
+	if (primary_cpu != self) {
+		pr_info("kexec: reboot CPU %u is not this CPU %u: stock CPU teardown\n",
+			primary_cpu, self);
+		stock_shutdown_nonboot_cpus(primary_cpu);
 		return;
 	}
-	offline_stopped_cpus(false);
-	local_irq_enable();
+	/* What smp_shutdown_nonboot_cpus() ends with; a mutex: before any stop. */
+	cpu_hotplug_disable();
+	for (i = 0; console_guard && i < 1000 && !(console_held = console_trylock()); i++)
+		usleep_range(100, 200);
+	if (console_guard && !console_held) {
+		cpu_hotplug_enable();
+		pr_info("kexec: console_sem stayed busy for 100 ms: stock CPU teardown\n");
+		stock_shutdown_nonboot_cpus(primary_cpu);
+		return;
+	}
+
+	cpumask_copy(&others, cpu_online_mask);
+	cpumask_clear_cpu(self, &others);
+	cpumask_copy(&left, &others);
+	n = cpumask_weight(&others);
+	/*
+	 * From the first IPI on, this CPU neither sleeps nor takes interrupts:
+	 * another task, a handler or a softirq here could spin on a plain or
+	 * _bh spinlock that a CPU parked by the IPI holds.
+	 */
+	local_irq_disable();
+	t0 = ktime_get_mono_fast_ns();
+	if (ipi_wait_us) {
+		u64 end = t0 + ipi_wait_us * 1000ULL;
+
+		for_each_cpu(cpu, &left)
+			smp_call_function_single_async(cpu, per_cpu_ptr(&stop_csd, cpu));
+		do {
+			drop_parked(&left);
+			if (cpumask_empty(&left))
+				break;
+			cpu_relax();
+		} while (ktime_get_mono_fast_ns() < end);
+	}
+	by_ipi = n - cpumask_weight(&left);
+	fast_stop_rest(&left, false, &t);
+	t1 = ktime_get_mono_fast_ns();
+
+	if (cpumask_equal(&left, &others)) {
+		/*
+		 * Nothing parked, by VCPU_STATE (a vCPU that acknowledges after a
+		 * missed deadline parks without being counted in x1): the stock
+		 * teardown is still safe.
+		 */
+		local_irq_enable();
+		if (console_held)
+			console_unlock();
+		cpu_hotplug_enable();
+		pr_warn("kexec: FAST_STOP failed (status %ld, %u attempts, parked 0): stock CPU teardown\n",
+			t.last_status, t.attempts);
+		stock_shutdown_nonboot_cpus(primary_cpu);
+		return;
+	}
+	cpumask_andnot(&others, &others, &left);
+	mark_offline(&others);
+	if (console_guard)
+		oops_in_progress = 1;
 	if (console_held)
 		console_unlock();
-	cpu_hotplug_enable();
-	pr_warn("kexec: FAST_STOP failed (status %ld, parked %lu, %lu missed the %u us deadline, %llu us): stock CPU teardown\n",
-		r.status, r.stopped, r.missed, timeout_us, (t1 - t0) / 1000);
-	/* Through the probe, which lets the stock code run this time. */
-	WRITE_ONCE(in_fallback, true);
-	((void (*)(unsigned int))kexec_probe.addr)(primary_cpu);
-	WRITE_ONCE(in_fallback, false);
+	if (!cpumask_empty(&left)) {
+		/* machine_kexec() will refuse, as after a failed stock cpu_down(). */
+		pr_emerg("kexec: CPUs %*pbl still running after %u FAST_STOP attempts (status %ld)\n",
+			 cpumask_pr_args(&left), t.attempts, t.last_status);
+		return;
+	}
+	pr_info("kexec: stopped %u CPUs in %llu us: %u by the stop IPI, %u by FAST_STOP (%u attempts; first: status %ld, parked %lu)\n",
+		n, (t1 - t0) / 1000, by_ipi, n - by_ipi, t.attempts, t.first_status,
+		t.first_parked);
 }
 
+/* Marks the CPUs whose note is written, by the crash IPI or by us. */
+static int note_written(struct kprobe *p, struct pt_regs *regs)
+{
+	unsigned long cpu = regs->regs[1];
+
+	if (cpu < nr_cpu_ids)
+		per_cpu(noted, cpu) = true;
+	return 0;
+}
+
+static struct kprobe noted_probe = { .symbol_name = "crash_save_cpu", .pre_handler = note_written };
+
 /*
- * Replaces crash_smp_send_stop() in machine_crash_shutdown(): the panicking
- * CPU, interrupts masked. Stock sends the crash IPI and waits up to 1 s; a
- * CPU spinning with interrupts masked never takes it, and its registers
- * never reach the vmcore. FAST_STOP parks every CPU wherever it is and, with
- * SAVE_REGS, returns the registers it had; crash_save_cpu() writes them into
- * that CPU's ELF note exactly as the crash IPI handler would have.
+ * Wraps crash_smp_send_stop() in machine_crash_shutdown(): the panicking
+ * CPU, interrupts masked. The stock function runs first, unchanged: the
+ * crash IPI, up to 1 s of wait, each CPU that takes it writing its own note
+ * and parking itself with CPU_OFF, the SDEI masking. A CPU spinning with
+ * interrupts masked never takes it; FAST_STOP then parks it wherever it is
+ * and, with SAVE_REGS, its registers become its note. The online mask is
+ * left as the stock crash stop leaves it: crash(8) reads it.
  */
 static void fast_crash_smp_send_stop(void)
 {
 	static bool done;	/* the panic path may call this twice */
-	bool with_regs = save_regs && save_area && crash_save_cpu_fn;
-	unsigned int cpu, saved = 0, i, n;
-	struct stop_result r;
+	static struct cpumask left;
+	bool notes = save_flags && save_area && crash_save_cpu_fn && noted_probed;
+	unsigned int self = smp_processor_id(), cpu, answered = 0;
+	struct stop_tally t = { 0 };
 
 	if (done)
 		return;
 	done = true;
-	if (num_online_cpus() == 1)
-		return;
-	if (with_regs)
-		memset(save_area, 0, save_area_size);
-	r = fast_stop(with_regs);
-	if (r.status == 0 && with_regs) {
-		n = save_area_size / sizeof(*save_area);
-		for (i = 0; i < n; i++) {
-			struct pv_saved_cpu *e = &save_area[i];
-			struct pt_regs regs;
+	this_cpu_write(in_stock, true);
+	((void (*)(void))crash_probe.addr)();
+	this_cpu_write(in_stock, false);
 
-			if (e->status != 1)
-				continue;
-			for_each_online_cpu(cpu) {
-				if (per_cpu(cpu_mpidr, cpu) != e->mpidr ||
-				    cpu == smp_processor_id())
-					continue;
-				memset(&regs, 0, sizeof(regs));
-				regs.user_regs = e->regs;
-				crash_save_cpu_fn(&regs, cpu);
-				saved++;
-				break;
-			}
+	cpumask_copy(&left, cpu_online_mask);
+	cpumask_clear_cpu(self, &left);
+	for_each_cpu(cpu, &left) {
+		if (noted_probed && per_cpu(noted, cpu)) {
+			cpumask_clear_cpu(cpu, &left);
+			answered++;
 		}
 	}
-	if (r.status == 0) {
-		offline_stopped_cpus(true);
-		pr_info("crash: FAST_STOP parked %lu CPUs in %lu ns, registers of %u saved\n",
-			r.stopped, r.ns, saved);
+	if (cpumask_empty(&left))
 		return;
-	}
-	offline_stopped_cpus(false);
-	pr_warn("crash: FAST_STOP failed (status %ld, parked %lu, %lu missed the deadline): stock crash IPI for CPUs %*pbl\n",
-		r.status, r.stopped, r.missed, cpumask_pr_args(cpu_online_mask));
-	WRITE_ONCE(in_fallback, true);
-	((void (*)(void))crash_probe.addr)();
-	WRITE_ONCE(in_fallback, false);
+	/* CPUs that took the IPI keep their note even if FAST_STOP parks them. */
+	fast_stop_rest(&left, notes, &t);
+	if (!cpumask_empty(&left))
+		pr_emerg("crash: CPUs %*pbl still running after %u FAST_STOP attempts (status %ld)\n",
+			 cpumask_pr_args(&left), t.attempts, t.last_status);
+	pr_info("crash: %u CPUs took the crash IPI; FAST_STOP parked %lu more (%u attempts; first: status %ld, parked %lu), registers of %u saved\n",
+		answered, t.parked, t.attempts, t.first_status, t.first_parked, t.saved);
 }
 
-/* Pre-handler: run the replacement instead of the probed function. The probe
+/*
+ * Pre-handler: run the replacement instead of the probed function. The probe
  * sits on its first instruction, so x0..x7 and the link register still hold
- * the call's arguments and return address. */
+ * the call's arguments and return address.
+ */
 static int redirect(struct kprobe *p, struct pt_regs *regs)
 {
-	if (READ_ONCE(in_fallback))
+	if (this_cpu_read(in_stock))
 		return 0;	/* single-step the original and go on */
 	if (p == &kexec_probe)
 		instruction_pointer_set(regs, (unsigned long)fast_shutdown_nonboot_cpus);
@@ -342,54 +591,116 @@ static void *symbol_address(const char *name)
 	return addr;
 }
 
+/* The hypervisor's vCPU count: cpu nodes in the DT, which nr_cpus= may cut. */
+static unsigned int dt_cpus(void)
+{
+	struct device_node *dn;
+	unsigned int n = 0;
+
+	for_each_of_cpu_node(dn)
+		n++;
+	return max(n, nr_cpu_ids);
+}
+
+/*
+ * Each CPU's crash note buffer, from what its sysfs attribute "crash_notes"
+ * shows (the buffer's physical address; the crash_notes variable itself is
+ * neither exported nor, without CONFIG_KALLSYMS_ALL, in kallsyms).
+ */
+static void find_note_buffers(void)
+{
+	char *page = (char *)__get_free_page(GFP_KERNEL);
+	const struct attribute_group **g;
+	struct device_attribute *da;
+	struct attribute **a;
+	struct device *dev;
+	unsigned int cpu;
+	u64 phys;
+
+	if (!page)
+		return;
+	for_each_possible_cpu(cpu) {
+		dev = get_cpu_device(cpu);
+		for (g = dev ? dev->groups : NULL; g && *g; g++) {
+			for (a = (*g)->attrs; a && *a; a++) {
+				if (strcmp((*a)->name, "crash_notes"))
+					continue;
+				da = container_of(*a, struct device_attribute, attr);
+				if (da->show && da->show(dev, da, page) > 0 &&
+				    !kstrtoull(strim(page), 16, &phys))
+					per_cpu(note_buf, cpu) = phys_to_virt(phys);
+			}
+		}
+	}
+	free_page((unsigned long)page);
+}
+
+static void setup_kdump_notes(void)
+{
+	if (!save_flags)
+		return;
+	crash_save_cpu_fn = symbol_address("crash_save_cpu");
+	if (save_flags & PV_STOP_SAVE_SP_EL0)
+		find_note_buffers();
+	entry_bytes = save_flags & PV_STOP_SAVE_SP_EL0 ? 296 : 288;
+	save_entries = dt_cpus();
+	save_area = kcalloc(save_entries, entry_bytes, GFP_KERNEL);
+	noted_probed = crash_save_cpu_fn && !register_kprobe(&noted_probe);
+}
+
 static int __init parkvisor_stop_init(void)
 {
 	char why[96] = "";
+	unsigned int cpu;
 	int ret;
 
 	if (!parkvisor_present(why, sizeof(why))) {
-		pr_info("not running under parkvisor (%s): nothing changed\n", why);
-		return 0;
+		pr_info("not running under parkvisor (%s): not loaded\n", why);
+		return -ENODEV;
 	}
+	for_each_possible_cpu(cpu)
+		INIT_CSD(per_cpu_ptr(&stop_csd, cpu), park_self, NULL);
 	ret = cpuhp_setup_state(CPUHP_AP_ONLINE_DYN, "parkvisor_stop:mpidr", note_mpidr, NULL);
 	if (ret < 0)
 		return ret;
 	mpidr_state = ret;
 
-	if (kdump && save_regs) {
-		crash_save_cpu_fn = symbol_address("crash_save_cpu");
-		save_area_size = nr_cpu_ids * sizeof(*save_area);
-		save_area = kzalloc(save_area_size, GFP_KERNEL);
-	}
+	if (kdump)
+		setup_kdump_notes();
 	if (kexec) {
 		kexec_probe.pre_handler = redirect;
 		ret = register_kprobe(&kexec_probe);
 		if (ret)
-			pr_warn("cannot probe %s (%d): kexec stays stock\n", kexec_probe.symbol_name, ret);
+			pr_warn("cannot probe %s (%d): kexec stays stock\n",
+				kexec_probe.symbol_name, ret);
 		kexec_probed = !ret;
 	}
 	if (kdump) {
 		crash_probe.pre_handler = redirect;
 		ret = register_kprobe(&crash_probe);
 		if (ret)
-			pr_warn("cannot probe %s (%d): kdump stays stock\n", crash_probe.symbol_name, ret);
+			pr_warn("cannot probe %s (%d): kdump stays stock\n",
+				crash_probe.symbol_name, ret);
 		kdump_probed = !ret;
 	}
-	pr_info("parkvisor found (SMCCC %#x, FAST_STOP%s): kexec %s, kdump %s%s\n",
-		arm_smccc_get_version(), save_regs ? " + SAVE_REGS" : "",
+	/* The probes enter this module's text at any time from now on. */
+	if (kexec_probed || kdump_probed)
+		__module_get(THIS_MODULE);
+	pr_info("parkvisor found (SMCCC %#x, FAST_STOP%s%s): kexec %s, kdump %s%s\n",
+		arm_smccc_get_version(), save_flags ? " + SAVE_REGS" : "",
+		save_flags & PV_STOP_SAVE_SP_EL0 ? " + SP_EL0" : "",
 		kexec_probed ? "via FAST_STOP" : "stock",
 		kdump_probed ? "via FAST_STOP" : "stock",
-		kdump_probed && !(save_area && crash_save_cpu_fn) ?
-			" (no register save: stopped CPUs get no vmcore note)" : "");
+		kdump_probed && !(save_area && noted_probed) ?
+			" (no register save: CPUs it parks get no vmcore note)" : "");
 	return 0;
 }
 
+/* Only reached when no probe was registered (see the __module_get above). */
 static void __exit parkvisor_stop_exit(void)
 {
-	if (kexec_probed)
-		unregister_kprobe(&kexec_probe);
-	if (kdump_probed)
-		unregister_kprobe(&crash_probe);
+	if (noted_probed)
+		unregister_kprobe(&noted_probe);
 	if (mpidr_state > 0)
 		cpuhp_remove_state(mpidr_state);
 	kfree(save_area);

@@ -199,7 +199,14 @@ fn vendor_call(call: VendorCall, entry_ns: u64) -> Reply {
             let save = if flags & FastStopFlags::SAVE_REGS.bits() == 0 {
                 None
             } else {
-                match SaveArea::validate(save_area, save_len, hv.vcpus.len(), &hv.guest_ram) {
+                let with_sp_el0 = flags & FastStopFlags::SAVE_SP_EL0.bits() != 0;
+                match SaveArea::validate(
+                    save_area,
+                    save_len,
+                    hv.vcpus.len(),
+                    with_sp_el0,
+                    &hv.guest_ram,
+                ) {
                     Ok(area) => Some(area),
                     Err(e) => return Reply::One(e),
                 }

@@ -15,8 +15,13 @@ use aarch64_cpu::registers::{Readable, SP_EL0, SP_EL1};
 /// CPU, before the release store that acknowledges the stop, so the caller
 /// sees it once it sees the acknowledgement.
 pub fn record(index: usize, generation: u64, frame: Option<&GuestFrame>) {
-    let regs = frame.map(|f| UserRegs::new(&f.x, f.elr, f.spsr, SP_EL0.get(), SP_EL1.get()));
-    *hv().vcpus[index].stop_context.lock() = StopContext { generation, regs };
+    let sp_el0 = SP_EL0.get();
+    let regs = frame.map(|f| UserRegs::new(&f.x, f.elr, f.spsr, sp_el0, SP_EL1.get()));
+    *hv().vcpus[index].stop_context.lock() = StopContext {
+        generation,
+        regs,
+        sp_el0,
+    };
 }
 
 /// Writes every vCPU's entry into `area` after stop `generation` ended:
@@ -31,8 +36,13 @@ pub fn copy_to_guest(area: &SaveArea, generation: u64) {
             && context.generation == generation;
         let words = entry_words(
             table.mpidr(index),
-            context.regs.as_ref().filter(|_| confirmed),
+            context
+                .regs
+                .as_ref()
+                .filter(|_| confirmed)
+                .map(|regs| (regs, context.sp_el0)),
         );
+        let words = &words[..area.entry_words()];
         let addr = area.entry_addr(index);
         // SAFETY: `SaveArea::validate` put every entry inside one range of
         // guest RAM, which EL2 maps as normal memory and which is never the

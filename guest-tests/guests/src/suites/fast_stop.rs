@@ -709,8 +709,8 @@ fn save_regs_bad_areas_inner(env: &Env) -> TestResult {
     );
     let flags = vendor::fast_stop_flags();
     ensure!(
-        flags == FAST_STOP_SAVE_REGS,
-        "FAST_STOP_FLAGS = {:#x}, expected SAVE_REGS (1)",
+        flags == FAST_STOP_SAVE_REGS | FAST_STOP_SAVE_SP_EL0,
+        "FAST_STOP_FLAGS = {:#x}, expected SAVE_REGS | SAVE_SP_EL0 (3)",
         flags
     );
     let n = start_marked_spinners(env)?;
