@@ -8,7 +8,7 @@
 //! hyp 6) returns NOT_SUPPORTED (-1); afterwards PSCI, CPU_ON and FAST_STOP
 //! still work.
 
-use super::common::skip_plain;
+use super::common::{skip_plain, skip_plain_or_gicv2};
 use core::sync::atomic::{AtomicU64, Ordering::*};
 use guestlib::abi::*;
 use guestlib::arch::call::{Conduit, call};
@@ -21,7 +21,7 @@ pub static SUITE: Suite<Env> = Suite {
     name: "fuzz",
     tests: &[
         Test::new("fuzz_all_cpus", fuzz_all).skip_if(skip_plain),
-        Test::new("gic_and_calls", super::fuzz_gic::gic_and_calls).skip_if(skip_plain),
+        Test::new("gic_and_calls", super::fuzz_gic::gic_and_calls).skip_if(skip_plain_or_gicv2),
         Test::new("still_works_after_fuzz", still_works).skip_if(skip_plain),
     ],
 };
