@@ -2,7 +2,7 @@
 # FAST_STOP vs CPU_OFF: how long the boot vCPU needs to get every secondary
 # out of the guest with confirmed exit, per vCPU count, by (a) one FAST_STOP,
 # (b) serial CPU_OFF + AFFINITY_INFO polling (what a stock kernel does),
-# (c) every CPU_OFF requested at once + AFFINITY_INFO polling; and (issue 9)
+# (c) every CPU_OFF requested at once + AFFINITY_INFO polling; and
 # what the trace costs: FAST_STOP, CPU_ON -> ON and CPU_OFF -> OFF latency
 # with the default trace and with trace=off, each with and without a real
 # UART's speed (console-baud=115200), ratios against trace=off measured in

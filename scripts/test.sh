@@ -85,7 +85,7 @@ step bare-metal-suites cargo run --release -q -p harness -- --smp 1,2,4,8
 grep -E '^harness: ' "$logs/test-bare-metal-suites.log" || true
 step fast-stop-suites cargo run --release -q -p harness -- --smp 2,8,32 fast_stop fuzz gic_off
 
-# --- isolation (issue 8: DMA masters withheld, GIC mediation, every GICR
+# --- isolation (DMA masters withheld, GIC mediation, every GICR
 # region). The isolation suite also runs in bare-metal-suites (1, 2, 4, 8
 # vCPUs); the DTB filter and GIC decision tests are in host-unit-tests.
 # Past 123 vCPUs QEMU virt opens a second redistributor region: the last
@@ -93,7 +93,7 @@ step fast-stop-suites cargo run --release -q -p harness -- --smp 2,8,32 fast_sto
 step isolation-scale-126cpu cargo run --release -q -p harness -- --smp 126 scale
 # --- end isolation
 
-# --- Issue 8: conformance and stress (exception entry, PSCI, EL2 hygiene) ---
+# --- conformance and stress (exception entry, PSCI, EL2 hygiene) ---
 # The `exception`, `psci` and `system_off2` suites already run above in
 # bare-metal-suites (every default suite at 1, 2, 4, 8 vCPUs). `stress`
 # (1000 all-core CPU_OFF/CPU_ON rounds, 1000 random hotplug operations, the
@@ -114,7 +114,7 @@ linux_soak() { # linux_soak SECONDS SMP
     grep -q "PVTEST PASS soak" "$logs/linux-soak-$2.serial"
 }
 step linux-soak-8cpu linux_soak 60 8
-# --- end of issue 8 block ---
+# --- end of the conformance block ---
 
 # A hypervisor panic must never look like success: the deliberate panic of
 # debug=panic must print its panic line, make run.sh fail, and (with the
@@ -133,7 +133,7 @@ hypervisor_panic_fails_the_run() {
 }
 step hypervisor-panic hypervisor_panic_fails_the_run
 
-# --- trace off the critical path (issue 9) ---------------------------------
+# --- trace off the critical path ---
 # The panic above happens with the boot banner recorded in cpu0's trace ring
 # but not yet printed: the panic must print it first, then the panic line.
 panic_prints_pending_trace_first() {
@@ -177,7 +177,7 @@ stress_trace_has_no_drops() {
     ((states > 1000)) && ! grep -a "trace buffer full" "$serial"
 }
 step stress-8cpu-trace-no-drops stress_trace_has_no_drops
-# --- end of issue 9 block ----------------------------------------------------
+# --- end of the trace block ---
 
 # Linux scenarios: each one judged by run.sh (PVTEST PASS, clean power-off,
 # no hypervisor panic) and by the kernel's own CPU list lines.
@@ -198,7 +198,7 @@ step linux-poweroff-4cpu linux poweroff 4
 step linux-reboot-4cpu linux reboot 4
 step linux-echo-4cpu env PV_ECHO_LOG="$logs/linux-echo-4.serial" guest-tests/linux/console-echo.sh --no-build --hv "$hv_elf" --smp 4 --timeout 120
 
-# --- parkvisor's guest module on stock Debian Linux (issue 7) -------------------
+# --- parkvisor's guest module on stock Debian Linux ---
 # scripts/guest-module.sh must print the module's absolute path last. Every
 # check below fails without the module's effect: stock kexec takes CPUs down
 # one by one ("psci: CPUn killed" lines, no "FAST_STOP parked"); stock kdump
@@ -258,7 +258,7 @@ done
 step linux-module-plain-qemu-4cpu module_plain_qemu
 # --- end of the guest module block ---------------------------------------------
 
-# --- issue 7 follow-up: icount at 2 vCPUs, the module's fallback, options -----
+# --- icount at 2 vCPUs, the module's fallback, options -----
 # Under QEMU -icount (one host thread running the vCPUs round-robin) the boot
 # CPU's wait for the secondaries must hand its turn over (WFE, woken by the
 # secondary's SEV); a YIELD spin kept CPU1 from ever running at -smp 2
@@ -319,9 +319,9 @@ options_need_values() {
     done
 }
 step options-need-values options_need_values
-# --- end of the issue 7 follow-up block -----------------------------------------
+# --- end of the icount and fallback block ---
 # --- audit: guests with more than 4 GiB of RAM ---
-# EL2's own map covers all guest RAM (docs/hostile-guest.md, finding 8): boot
+# EL2's own map covers all guest RAM (docs/hostile-guest.md, RAM above 4 GiB): boot
 # and pass psci, fast_stop and ram (SAVE_REGS into areas above 4 GiB) at 8
 # vCPUs with 4 GiB and 16 GiB. The hostile suite runs in bare-metal-suites.
 ram_4g_16g() {
@@ -442,7 +442,7 @@ debian13_boot() {
 step debian13-boot-2cpu debian13_boot
 # --- end qemu10 -------------------------------------------------------------------
 
-# --- fuzz: console input under load (issue 19) ---------------------------------
+# --- console input under load ---
 # guest-tests/linux/console-load.sh: 300 lines typed in lock step into the
 # Linux console while every CPU runs a busy loop and secondaries cycle
 # through hotplug, the PL011 interrupt's affinity moved to the CPU going
@@ -462,7 +462,7 @@ step linux-console-load-8cpu console_load 8 --hv "$hv_elf" --smp 8
 step linux-console-load-plain-qemu-4cpu console_load plain-4 --no-hv --smp 4
 # --- end fuzz ---------------------------------------------------------------------
 
-# --- module: issue 18, the guest module's stop and crash paths ---
+# --- module: the guest module's stop and crash paths ---
 # checkpatch --strict on the guest modules (checkpatch.pl from Debian's
 # linux-source-6.1, cached under .cache/checkpatch).
 module_checkpatch() {

@@ -112,7 +112,7 @@ impl FastStop {
     /// Deliberately not "unless `me` already acknowledged it": a vCPU that
     /// parked for this stop and was started again by a CPU_ON that raced
     /// with it must park again, or it would run guest code while (or after)
-    /// the caller is told everyone stopped (found by the loom model
+    /// the caller is told everyone stopped (checked by the loom model
     /// `fast_stop_vs_cpu_on_from_a_cpu_being_stopped`).
     pub fn pending_for(&self, me: usize) -> Option<u64> {
         let generation = self.active.load(Ordering::SeqCst);
@@ -193,8 +193,8 @@ impl FastStop {
         // not stopped yet, CPU_ONs i and then parks. Every CPU_ON issued
         // during the stop comes from a vCPU before it parks (a vCPU started
         // during the stop parks before running guest code), so a second scan
-        // sees each such target (which parks again: `pending_for`). Found by
-        // the loom model `fast_stop_vs_cpu_on_from_a_cpu_being_stopped`.
+        // sees each such target (which parks again: `pending_for`); the loom
+        // model `fast_stop_vs_cpu_on_from_a_cpu_being_stopped` checks it.
         let mut all_off_at = None;
         let observed = loop {
             let now = platform.now_ns();

@@ -198,13 +198,15 @@ impl GicV2 {
                     );
                 }
                 DistributorWrite::Sgi(sgi) => {
-                    let masks: Vec<u8> = self
-                        .masks
-                        .iter()
-                        .map(|m| m.load(Ordering::Relaxed))
-                        .collect();
+                    // A GICv2 has at most 8 CPU interfaces (checked at
+                    // boot): no allocation on this guest-driven path.
+                    let mut masks = [0u8; 8];
+                    for (m, learnt) in masks.iter_mut().zip(&self.masks) {
+                        *m = learnt.load(Ordering::Relaxed);
+                    }
+                    let masks = &masks[..self.masks.len().min(8)];
                     let me = super::cpu_index();
-                    super::vgic::deliver_sgi(me, sgi.intid, sgi.targets(me, &masks));
+                    super::vgic::deliver_sgi(me, sgi.intid, sgi.targets(me, masks));
                 }
             }
         } else {

@@ -9,7 +9,7 @@
 //!   sees it), poll AFFINITY_INFO until OFF, then the next one.
 //! * `parallel_cpu_off`: every flag set at once, then AFFINITY_INFO polled
 //!   round-robin over the secondaries until all are OFF.
-//! * `cpu_on_off` (issue 9, the cost of the trace on the power calls): one
+//! * `cpu_on_off` (the cost of the trace on the power calls): one
 //!   secondary at a time, CPU_ON → ON latency (the boot vCPU's counter just
 //!   before `smp::cpu_on` to the target's first counter read in its job,
 //!   guestlib's entry trampoline included) and CPU_OFF → OFF latency (the

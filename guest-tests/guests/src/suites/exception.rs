@@ -1,4 +1,4 @@
-//! Architectural guest view (issue 8): the identity registers the guest
+//! Architectural guest view: the identity registers the guest
 //! reads, and exceptions the hypervisor injects entering exactly as real ones
 //! do: PSTATE (PAN per SPAN, SSBS per DSSBS, DIT kept), vector offset by
 //! source (AArch32 EL0 → 0x600), and emulated MMIO stepping the PC by the

@@ -58,7 +58,7 @@ static TESTS: [Test<Env>; 36] = [
     Test::new("cpu_suspend_powerdown", cpu_suspend_powerdown)
         .cpus(2)
         .skip_if(skip_plain),
-    // Issue 8: FEATURES agrees with behaviour over the whole PSCI range,
+    // FEATURES agrees with behaviour over the whole PSCI range,
     // SYSTEM_OFF2, reserved power_state bits, the caller's endianness.
     Test::new("features_agree_every_psci_id", features_agree_every_psci_id).skip_if(skip_plain),
     Test::new("system_off2_arguments", system_off2_arguments).skip_if(skip_plain),

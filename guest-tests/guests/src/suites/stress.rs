@@ -1,5 +1,5 @@
-//! Stress, the way TF-A's TFTF "extensive" tests and kvm-unit-tests do it
-//! (issue 8): rounds of all-core CPU_OFF/CPU_ON, random hotplug operations,
+//! Stress, the way TF-A's TFTF "extensive" tests and kvm-unit-tests do it:
+//! rounds of all-core CPU_OFF/CPU_ON, random hotplug operations,
 //! the CPU_ON race, and FAST_STOP in the middle of CPU_ON/CPU_OFF storms.
 //! Each test prints `GUEST STRESS <test> cycles=<n> lost=<n>`; a lost CPU
 //! (one that never reaches OFF, or cannot be started again) fails the test.
