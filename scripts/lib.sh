@@ -118,7 +118,9 @@ PV_QEMU_MIN=10.0
 
 # pv_qemu_version [BIN]: "MAJOR.MINOR.PATCH" of QEMU (empty when missing).
 pv_qemu_version() {
-    "${1:-${QEMU_BIN:-qemu-system-aarch64}}" --version 2>/dev/null |
+    # Empty, not a failure, when QEMU is missing: callers run under set -e
+    # and pipefail, and a missing QEMU is what setup.sh then installs.
+    { "${1:-${QEMU_BIN:-qemu-system-aarch64}}" --version 2>/dev/null || true; } |
         sed -n 's/^QEMU emulator version \([0-9][0-9.]*\).*/\1/p' | head -n1
 }
 
