@@ -191,7 +191,13 @@ if ((want_module)); then
     # own amd64 package, through the private apt root (below; also forced by
     # PV_KBUILD_FROM_GUEST=1). Another release's kernel may need a kbuild the
     # host does not have (building its modules is not set up here).
-    host_has_kbuild() { apt-cache policy linux-kbuild-6.1 2>/dev/null | grep -q 'Candidate: [0-9]'; }
+    # Not `| grep -q`: under pipefail, grep leaving early can fail the
+    # pipeline with apt-cache's SIGPIPE.
+    host_has_kbuild() {
+        local policy
+        policy=$(apt-cache policy linux-kbuild-6.1 2>/dev/null) || true
+        [[ $policy == *"Candidate: "[0-9]* ]]
+    }
     if [[ $PV_DEBIAN == 12 && ! -e /usr/lib/linux-kbuild-6.1/scripts/basic/fixdep ]]; then
         # Lists may be missing on a fresh machine: refresh them before deciding.
         if [[ -z ${PV_KBUILD_FROM_GUEST:-} ]] && ! host_has_kbuild && [[ $(id -u) == 0 ]]; then
