@@ -378,6 +378,15 @@ grep -E '^harness: ' "$logs/test-gicv2-bare-metal-suites.log" || true
 step gicv2-linux-boot-8cpu gicv2_linux boot 8
 step gicv2-linux-hotplug-4cpu gicv2_linux hotplug 4
 step gicv2-linux-kdump-4cpu gicv2_linux kdump 4
+# Stock kexec with every CPU busy: the CPU hotplug teardown through
+# parkvisor's PSCI on GICv2, and all CPUs back in the second kernel.
+gicv2_kexec_busy() {
+    gicv2_linux kexec 4 --append "console=ttyAMA0 printk.time=1 pv.busy=1" || return 1
+    grep -a -E 'psci: CPU[0-9]+ killed|second kernel online' "$glog"
+    [[ $(grep -a -c -E 'psci: CPU[0-9]+ killed' "$glog") == 3 ]] &&
+        grep -a -q "PVTEST kexec second kernel online=0-3" "$glog"
+}
+step gicv2-linux-kexec-busy-4cpu gicv2_kexec_busy
 step gicv2-linux-module-kexec-busy-4cpu gicv2_module_kexec_busy
 step gicv2-linux-module-crashspin-4cpu gicv2_module_crashspin
 step gicv2-linux-echo-4cpu env PV_ECHO_LOG="$logs/gicv2-linux-echo-4.serial" \
