@@ -45,7 +45,7 @@ fn xorshift(s: &mut u64) -> u64 {
 
 /// Calls that would end, suspend or restart a CPU or the system (checked on
 /// the owner and the low 16 bits, whatever bits 31/30 say).
-fn forbidden(fid: u32) -> bool {
+pub(super) fn forbidden(fid: u32) -> bool {
     let owner = (fid >> 24) & 0x3F;
     let num = fid & 0xFFFF;
     match owner {

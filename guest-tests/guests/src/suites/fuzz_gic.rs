@@ -33,6 +33,9 @@
 //! fail on, the stepping and IT-block properties; strict by default).
 
 use super::common::cookie;
+// The calls random IDs avoid (they end, suspend or restart a CPU or the
+// system, or flood the console); the power calls have operations of their own.
+use super::fuzz::forbidden;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use guestlib::abi::*;
 use guestlib::arch::call::{Conduit, call, hvc5};
@@ -352,19 +355,6 @@ fn sgi_op(c: &mut Ctx<'_>) {
         0 => icc::write(Icc::Sgi1r, v),
         1 => icc::write(Icc::Sgi0r, v),
         _ => icc::write(Icc::Asgi1r, v),
-    }
-}
-
-/// Calls that end, suspend or restart a CPU or the system, or flood the
-/// console (TRACE_MARK): the random IDs avoid them (the power calls have
-/// their own operations).
-fn forbidden(fid: u32) -> bool {
-    let owner = (fid >> 24) & 0x3F;
-    let num = fid & 0xFFFF;
-    match owner {
-        4 => matches!(num, 1 | 2 | 3 | 8 | 9 | 0xB | 0xC | 0xE | 0x12 | 0x15),
-        6 => matches!(num, 1 | 3),
-        _ => false,
     }
 }
 
