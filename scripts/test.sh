@@ -21,6 +21,10 @@
 #      mask and pids checked), a partial FAST_STOP retried.
 # Installs what is missing first (scripts/setup.sh linux). Each step's output
 # goes to .cache/logs/test-<step>.log; a failing step shows its tail.
+# PV_TEST_ONLY=REGEX runs only the steps whose names match (bash regex), e.g.
+# PV_TEST_ONLY='^gicv2-' scripts/test.sh; a step that reads an earlier
+# step's output (the trace checks after the panic and stress steps) wants
+# that step in the selection too.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
@@ -36,6 +40,7 @@ suite_start=$(date +%s)
 step() {
     local name=$1
     shift
+    [[ -z ${PV_TEST_ONLY:-} || $name =~ $PV_TEST_ONLY ]] || return 0
     local log="$logs/test-$name.log" start rc
     start=$(date +%s)
     echo "=== $name"
@@ -350,7 +355,7 @@ gicv2_linux() { # gicv2_linux SCENARIO SMP [run.sh options...]
 gicv2_module_kexec_busy() {
     gicv2_linux kexec 4 --append "console=ttyAMA0 printk.time=1 pv.module=1 pv.busy=1" || return 1
     grep -a -E 'parkvisor_stop: kexec|fast-stop|second kernel online' "$glog"
-    grep -a -q "parkvisor_stop: kexec: FAST_STOP parked 3 CPUs" "$glog" &&
+    grep -a -q "parkvisor_stop: kexec: stopped 3 CPUs" "$glog" &&
         grep -a -q "PVTEST kexec second kernel online=0-3" "$glog" &&
         ! grep -a -E 'psci: CPU[0-9]+ killed' "$glog"
 }
@@ -358,7 +363,7 @@ gicv2_module_crashspin() {
     gicv2_linux crashspin 4 --append "console=ttyAMA0 printk.time=1 pv.module=1 pv.spin=3" || return 1
     grep -a -E 'parkvisor_stop: crash|crashspin notes|failed to stop' "$glog"
     grep -a -q "PVTEST crashspin notes=4 cpus=4 spinner_pc_in=.*:1" "$glog" &&
-        ! grep -a -q -E 'failed to stop secondary CPUs|Some CPUs may be stale' "$glog"
+        grep -a -q "parkvisor_stop: crash: 2 CPUs took the crash IPI; FAST_STOP parked 1 more .*registers of 1 saved" "$glog"
 }
 gicv2_limits() {
     local out
