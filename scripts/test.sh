@@ -539,7 +539,7 @@ done
 
 # --- debian13: Debian 13's kernel 6.12, stock and with the guest module ---
 # setup.sh linux --debian 13 fetches the kernel and, the first time,
-# debootstraps the trixie build root its module needs (about 75 s with a
+# debootstraps the trixie build root its module needs (48-72 s, 816 MB, with a
 # warm mirror); guest-module.sh RELEASE must print the 6.12 module's path
 # last. Then, at 4 vCPUs: stock kexec, the module's kexec with every CPU
 # busy, and the masked-spinner kdump, which only the module makes complete
