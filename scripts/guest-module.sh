@@ -36,17 +36,23 @@ src="$PV_ROOT/guest-tests/linux/module"
 # A Debian build root for RELEASE: Debian 13 kernels (+deb13) need trixie's
 # gcc-14 and kbuild, which a Debian 12 host does not have.
 build_in_root() {
-    local rel=$1 code abi kbuild root out ko mirror want got
+    local rel=$1 n code abi kbuild root out ko mirror want got
     case "$rel" in
-    *+deb13-arm64) code=trixie ;;
-    6.1.*-arm64) code=bookworm ;;
+    *+deb13-arm64) code=trixie n=13 ;;
+    6.1.*-arm64) code=bookworm n=12 ;;
     *) die "release '$rel': expected a Debian 12 (6.1.*-arm64) or 13 (*+deb13-arm64) arm64 kernel" ;;
     esac
     abi=${rel%-arm64}
     root="$PV_CACHE/buildroot-$code"
     out="$PV_LINUX/module-$rel"
     ko="$out/parkvisor_stop.ko"
-    mirror=${PV_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+    # The mirrors of setup.sh's private apt root for this release (those the
+    # host's apt uses): "URI SUITE" lines, the first one the release itself.
+    local gsrc="$PV_CACHE/apt/$code/sources.list.d/debian.sources" suites
+    [[ -f $gsrc ]] || die "no $gsrc: run 'scripts/setup.sh linux --debian $n' first"
+    suites=$(awk '/^URIs:/ { u = $2 } /^Suites:/ { for (i = 2; i <= NF; i++) print u, $i }' "$gsrc")
+    mirror=$(awk -v c="$code" '$2 == c { print $1; exit }' <<<"$suites")
+    [[ -n $mirror ]] || die "$gsrc has no '$code' suite"
     mkdir -p "$out"
     exec 9>"$root.lock"
     flock 9
@@ -57,8 +63,7 @@ build_in_root() {
         debootstrap --variant=minbase \
             --include=gcc-aarch64-linux-gnu,make,libc6-dev-arm64-cross,bc,kmod,xz-utils \
             "$code" "$root" "$mirror" >&2 || die "debootstrap $code failed"
-        printf 'deb %s %s main\ndeb %s %s-updates main\ndeb %s-security %s-security main\n' \
-            "$mirror" "$code" "$mirror" "$code" "${mirror%/debian}/debian" "$code" >"$root/etc/apt/sources.list"
+        awk '{ print "deb", $1, $2, "main" }' <<<"$suites" >"$root/etc/apt/sources.list"
         chroot "$root" dpkg --add-architecture arm64
         touch "$root/.ready"
     fi

@@ -17,7 +17,9 @@
 #                             gets Debian 12's amd64 package in .cache/linux/
 #                             kbuild; the guest kernel's own headers
 #                             under .cache/linux/headers); and the test initramfs
-#                             with that module (guest-tests/linux/build-initramfs.sh)
+#                             with that module (guest-tests/linux/build-initramfs.sh;
+#                             Debian 13: the module is built in a trixie root,
+#                             .cache/buildroot-trixie, debootstrapped once)
 #   scripts/setup.sh module   the same as linux
 #   --debian N                the guest's Debian release: 12 (bookworm, kernel
 #                             6.1, default) or 13 (trixie, kernel 6.12, cached
@@ -512,10 +514,18 @@ if ((want_module)); then
     repoint_headers "$kver_ready"
 fi
 
-if [[ $PV_DEBIAN == 12 ]]; then
-    "$PV_ROOT/guest-tests/linux/build-initramfs.sh"
-else
-    # The test initramfs carries the guest module, built against this kernel's
-    # headers with its own kbuild series, which the host may not have.
-    note "Debian $code: kernel, sysroot and headers are in $PV_LINUX; the initramfs with the guest module is not built for this release yet"
+if [[ $PV_DEBIAN != 12 ]]; then
+    # The test initramfs carries the guest module, which this kernel's gcc and
+    # kbuild must build: scripts/guest-module.sh builds it in a Debian $code
+    # root (.cache/buildroot-$code), debootstrapped from the mirrors of the
+    # private apt root above when missing.
+    if ! command -v debootstrap >/dev/null; then
+        as_root "installing debootstrap"
+        apt_update
+        note "apt-get install debootstrap"
+        DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y -qq \
+            --no-install-recommends debootstrap >/dev/null || die "apt-get install debootstrap failed"
+    fi
+    [[ -f $PV_CACHE/buildroot-$code/.ready ]] || as_root "debootstrapping Debian $code"
 fi
+"$PV_ROOT/guest-tests/linux/build-initramfs.sh"

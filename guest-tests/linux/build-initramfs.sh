@@ -40,7 +40,15 @@ exec 9>"$PV_LINUX/initramfs.lock"
 flock 9
 
 # The module (rebuilt only when its sources changed) goes into both images.
-ko=$("$PV_ROOT/scripts/guest-module.sh" --no-setup | tail -n1)
+# Debian 12's builds with the host's tools; any other release's in a build root
+# of that release (scripts/guest-module.sh RELEASE).
+if [[ $PV_DEBIAN == 12 ]]; then
+    ko=$("$PV_ROOT/scripts/guest-module.sh" --no-setup | tail -n1)
+else
+    rel=$(sed -n 's/^kernel=linux-image-\([^ ]*\) .*/\1/p' "$ready")
+    [[ -n $rel ]] || die "$ready names no kernel"
+    ko=$("$PV_ROOT/scripts/guest-module.sh" --no-setup "$rel" | tail -n1)
+fi
 need_cmd aarch64-linux-gnu-gcc "run 'scripts/setup.sh linux'"
 
 stamp=$(

@@ -521,13 +521,16 @@ static struct kprobe noted_probe = { .symbol_name = "crash_save_cpu", .pre_handl
  * and parking itself with CPU_OFF, the SDEI masking. A CPU spinning with
  * interrupts masked never takes it; FAST_STOP then parks it wherever it is
  * and, with SAVE_REGS, its registers become its note. The online mask is
- * left as the stock crash stop leaves it: crash(8) reads it.
+ * left as the stock crash stop leaves it (6.1: every CPU online; 6.12: only
+ * the panicking one, when the CPUs that took the IPI went offline): crash(8)
+ * reads it, and 6.12's machine_kexec() warns when more than one is online.
  */
 static void fast_crash_smp_send_stop(void)
 {
 	static bool done;	/* the panic path may call this twice */
-	static struct cpumask left;
+	static struct cpumask left, stuck;
 	bool notes = save_flags && save_area && crash_save_cpu_fn && noted_probed;
+	bool ipi_offlines = false;
 	unsigned int self = smp_processor_id(), cpu, answered = 0;
 	struct stop_tally t = { 0 };
 
@@ -540,16 +543,25 @@ static void fast_crash_smp_send_stop(void)
 
 	cpumask_copy(&left, cpu_online_mask);
 	cpumask_clear_cpu(self, &left);
-	for_each_cpu(cpu, &left) {
-		if (noted_probed && per_cpu(noted, cpu)) {
-			cpumask_clear_cpu(cpu, &left);
-			answered++;
-		}
+	for_each_possible_cpu(cpu) {
+		if (cpu == self || !noted_probed || !per_cpu(noted, cpu))
+			continue;
+		answered++;
+		/* 6.12's crash IPI takes its CPU offline; 6.1's leaves it online. */
+		if (!cpu_online(cpu))
+			ipi_offlines = true;
+		cpumask_clear_cpu(cpu, &left);
 	}
 	if (cpumask_empty(&left))
 		return;
+	cpumask_copy(&stuck, &left);
 	/* CPUs that took the IPI keep their note even if FAST_STOP parks them. */
 	fast_stop_rest(&left, notes, &t);
+	/* Those parked leave the online mask as the ones that took the IPI did. */
+	if (ipi_offlines) {
+		cpumask_andnot(&stuck, &stuck, &left);
+		mark_offline(&stuck);
+	}
 	if (!cpumask_empty(&left))
 		pr_emerg("crash: CPUs %*pbl still running after %u FAST_STOP attempts (status %ld)\n",
 			 cpumask_pr_args(&left), t.attempts, t.last_status);
