@@ -388,9 +388,9 @@ struct Options {
     /// byte 10 bit times on the wire, behind a 32-byte FIFO); 0: instant.
     console_baud: u64,
     /// `trace-tick=off`: the boot CPU's EL2 timer never prints; lines then
-    /// reach the UART only when a guest uses it and at power-off. For
-    /// QEMU 7.2 under `-icount` with busy-waiting guests, whose round robin
-    /// can starve the boot CPU behind its own tick (`docs/trace.md`, "Limits").
+    /// reach the UART only when a guest uses it and at power-off (for a
+    /// run that wants no EL2 timer at all; QEMU 7.2's `-icount` round robin
+    /// needed it, QEMU 10 does not: `docs/trace.md`).
     trace_tick: bool,
     /// `debug=panic` (tests only): panic once the boot events are recorded
     /// but not yet printed, to show that a panic prints them first.
