@@ -132,19 +132,7 @@ pub mod vendor {
     /// `area` (`SAVE_ENTRY_WORDS` words per vCPU).
     pub fn fast_stop_save(timeout_us: u64, area: &mut [u64]) -> FastStop {
         let bytes = core::mem::size_of_val(area) as u64;
-        let r = crate::arch::call::hvc5(
-            VENDOR_FAST_STOP,
-            timeout_us,
-            FAST_STOP_SAVE_REGS,
-            area.as_mut_ptr() as u64,
-            bytes,
-        );
-        FastStop {
-            status: status(r[0]),
-            stopped: r[1],
-            missed: r[2],
-            elapsed_ns: r[3],
-        }
+        fast_stop_save_at(timeout_us, area.as_mut_ptr() as u64, bytes)
     }
 
     /// FAST_STOP with SAVE_REGS into `bytes` of guest memory at `addr`
