@@ -194,11 +194,13 @@ if ((want_module)); then
     # PV_KBUILD_FROM_GUEST=1). Another release's kernel may need a kbuild the
     # host does not have (building its modules is not set up here).
     # Not `| grep -q`: under pipefail, grep leaving early can fail the
-    # pipeline with apt-cache's SIGPIPE.
+    # pipeline with apt-cache's SIGPIPE. The name must head the answer: with
+    # no package of exactly that name, apt reads it as a regex, and on
+    # Debian 13 "linux-kbuild-6.1" then matches linux-kbuild-6.12.*.
     host_has_kbuild() {
         local policy
         policy=$(apt-cache policy linux-kbuild-6.1 2>/dev/null) || true
-        [[ $policy == *"Candidate: "[0-9]* ]]
+        [[ $policy == "linux-kbuild-6.1:"$'\n'*"Candidate: "[0-9]* ]]
     }
     if [[ $PV_DEBIAN == 12 && ! -e /usr/lib/linux-kbuild-6.1/scripts/basic/fixdep ]]; then
         # Lists may be missing on a fresh machine: refresh them before deciding.
