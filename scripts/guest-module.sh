@@ -4,7 +4,8 @@
 # Usage: scripts/guest-module.sh [--force] [--no-setup] [RELEASE]
 #
 # RELEASE (e.g. 6.12.117+deb13-arm64, 6.1.0-57-arm64): build for that Debian
-# 12 or 13 arm64 kernel instead, in a Debian build root of that release
+# 12 or 13 arm64 kernel instead, in a Debian build root of that release (as
+# also without RELEASE on a host that is not Debian 12)
 # (debootstrap under .cache/buildroot-<codename>: its own cross compiler and
 # linux-kbuild, the kernel's headers extracted at /usr/src as Debian means
 # them); the modules land in .cache/linux/module-<RELEASE>/. Without it,
@@ -104,6 +105,13 @@ fi
 
 if ((setup)); then
     "$PV_ROOT/scripts/setup.sh" module >&2
+fi
+if ! pv_host_builds_modules "$PV_DEBIAN"; then
+    kver=$(sed -n 's/^kernel=linux-image-\([^ ]*\) .*/\1/p' "$PV_LINUX/READY" 2>/dev/null) || true
+    [[ -n $kver ]] || die "no guest kernel in $PV_LINUX/READY: run 'scripts/setup.sh module'"
+    note "this host ($(pv_host_codename)) has no kbuild and gcc of $kver: building in a Debian build root"
+    build_in_root "$kver"
+    exit 0
 fi
 [[ -f $PV_LINUX/headers/VERSION ]] || die "no guest kernel headers: run 'scripts/setup.sh module'"
 need_cmd aarch64-linux-gnu-gcc "run 'scripts/setup.sh module'"

@@ -12,6 +12,23 @@ PV_BOARD="${PV_BOARD:-qemu-virt}"
 PV_DEBIAN="${PV_DEBIAN:-12}"
 
 # pv_debian_codename N: the codename of Debian release N (12 -> bookworm).
+# The host's Debian codename (bookworm, trixie, ...; empty when unknown).
+pv_host_codename() {
+    (
+        # shellcheck disable=SC1091
+        . /etc/os-release && echo "${VERSION_CODENAME:-}"
+    )
+}
+
+# Whether guest modules for Debian release $1 (12, 13) build with the host's
+# own cross compiler and kbuild: only Debian 12's on a Debian 12 host (its
+# kernel Makefile names gcc-12, and linux-kbuild-6.1 is Debian 12's). Any
+# other pairing builds them in a build root of the guest's release
+# (scripts/guest-module.sh RELEASE).
+pv_host_builds_modules() {
+    [[ $1 == 12 && $(pv_host_codename) == bookworm ]]
+}
+
 pv_debian_codename() {
     case "$1" in
     12) echo bookworm ;;

@@ -64,13 +64,6 @@ as_root() {
 }
 
 # --- the host's apt sources -------------------------------------------------
-# The host's codename (bookworm, trixie, ...).
-host_codename() {
-    (
-        # shellcheck disable=SC1091
-        . /etc/os-release && echo "${VERSION_CODENAME:-}"
-    )
-}
 
 # Every enabled "deb" source of the host's apt, one "URI SUITE SIGNED-BY" line
 # per URI and suite (SIGNED-BY "-" when the source names no key file): deb822
@@ -148,7 +141,7 @@ ensure_qemu() {
     fi
     as_root "installing QEMU >= $PV_QEMU_MIN (found: ${v:-none})"
     local code target=()
-    code=$(host_codename)
+    code=$(pv_host_codename)
     case "$code" in
     bookworm)
         ensure_backports "$code"
@@ -174,7 +167,6 @@ ensure_qemu() {
 ensure_qemu
 
 # --- host packages ----------------------------------------------------------
-kbuild_from_guest=0
 # command it provides -> Debian package
 declare -A host_pkgs=(
     [dtc]=device-tree-compiler
@@ -188,32 +180,12 @@ if ((want_module)); then
     # Cross-building a module for the guest kernel, and the static vmcore checker.
     host_pkgs[aarch64-linux-gnu-gcc]=gcc-aarch64-linux-gnu
     host_pkgs[/usr/aarch64-linux-gnu/lib/libc.a]=libc6-dev-arm64-cross
-    # kbuild of the guest kernel's series, from the host's apt: Debian 12 has
-    # 6.1 (the default guest). Debian 13 has no 6.1: then the guest release's
-    # own amd64 package, through the private apt root (below; also forced by
-    # PV_KBUILD_FROM_GUEST=1). Another release's kernel may need a kbuild the
-    # host does not have (building its modules is not set up here).
-    # Not `| grep -q`: under pipefail, grep leaving early can fail the
-    # pipeline with apt-cache's SIGPIPE. The name must head the answer: with
-    # no package of exactly that name, apt reads it as a regex, and on
-    # Debian 13 "linux-kbuild-6.1" then matches linux-kbuild-6.12.*.
-    host_has_kbuild() {
-        local policy
-        policy=$(apt-cache policy linux-kbuild-6.1 2>/dev/null) || true
-        [[ $policy == "linux-kbuild-6.1:"$'\n'*"Candidate: "[0-9]* ]]
-    }
-    if [[ $PV_DEBIAN == 12 && ! -e /usr/lib/linux-kbuild-6.1/scripts/basic/fixdep ]]; then
-        # Lists may be missing on a fresh machine: refresh them before deciding.
-        if [[ -z ${PV_KBUILD_FROM_GUEST:-} ]] && ! host_has_kbuild && [[ $(id -u) == 0 ]]; then
-            apt_update
-        fi
-        if [[ -z ${PV_KBUILD_FROM_GUEST:-} ]] && host_has_kbuild; then
-            host_pkgs[/usr/lib/linux-kbuild-6.1/scripts/basic/fixdep]=linux-kbuild-6.1
-        else
-            kbuild_from_guest=1
-        fi
+    # The guest kernel's kbuild, from the host's apt when the host is the
+    # guest's Debian release (Debian 12: linux-kbuild-6.1). Any other pairing
+    # builds modules in a build root of the guest's release (below).
+    if pv_host_builds_modules "$PV_DEBIAN"; then
+        host_pkgs[/usr/lib/linux-kbuild-6.1/scripts/basic/fixdep]=linux-kbuild-6.1
     fi
-    [[ -n ${PV_KBUILD_FROM_GUEST:-} && $PV_DEBIAN == 12 ]] && kbuild_from_guest=1
 fi
 missing=()
 for cmd in "${!host_pkgs[@]}"; do
@@ -264,14 +236,10 @@ fi
 code=$(pv_debian_codename "$PV_DEBIAN")
 gapt="$PV_CACHE/apt/$code" garch=arm64
 gapt_updated=0
-# guest_apt_init [ARCH]: the root for ARCH (default arm64; another one, e.g.
-# the host's amd64 for kbuild, lives in .cache/apt/<codename>-<arch>).
+# guest_apt_init: the private apt root for the guest release's arm64 packages.
 guest_apt_init() {
     local host_code src="" u s k suffix
-    garch=${1:-arm64}
-    if [[ $garch == arm64 ]]; then gapt="$PV_CACHE/apt/$code"; else gapt="$PV_CACHE/apt/$code-$garch"; fi
-    gapt_updated=0
-    host_code=$(host_codename)
+    host_code=$(pv_host_codename)
     [[ -n $host_code ]] || die "cannot read the host's codename from /etc/os-release"
     while read -r u s k; do
         case "$s" in
@@ -473,11 +441,10 @@ repoint_headers() {
     cpkg="linux-headers-${kver%-arm64}-common"
     hdir="$headers_dir/usr/src/linux-headers-$kver" cdir="$headers_dir/usr/src/$cpkg"
     # scripts/ and tools/ are relative links into ../../lib/linux-kbuild-<series>:
-    # point them at the host's kbuild, or the one cached from the guest release.
+    # point them at the host's kbuild.
     [[ $kver =~ ^([0-9]+\.[0-9]+) ]] || die "cannot read the kernel series from '$kver'"
     series=${BASH_REMATCH[1]}
     local kb="/usr/lib/linux-kbuild-$series"
-    ((kbuild_from_guest)) && kb="$PV_LINUX/kbuild/usr/lib/linux-kbuild-$series"
     for l in "$hdir"/{scripts,tools} "$cdir"/{scripts,tools}; do
         if [[ -L $l && $(readlink "$l") != "$kb/$(basename "$l")" ]]; then
             ln -sfn "$kb/$(basename "$l")" "$l"
@@ -488,37 +455,16 @@ repoint_headers() {
     grep -q "^include $cdir/Makefile\$" "$hdir/Makefile" ||
         die "cannot point $hdir/Makefile at $cdir"
 }
-# kbuild of the kernel's series from the guest release (host arch), when the
-# host's apt has none: .cache/linux/kbuild/usr/lib/linux-kbuild-<series>.
-fetch_kbuild() {
-    local kver=$1 series pkg hostarch
-    [[ $kver =~ ^([0-9]+\.[0-9]+) ]] || die "cannot read the kernel series from '$kver'"
-    series=${BASH_REMATCH[1]} pkg="linux-kbuild-${BASH_REMATCH[1]}"
-    [[ -e $PV_LINUX/kbuild/usr/lib/$pkg/scripts/basic/fixdep ]] && return 0
-    hostarch=$(dpkg --print-architecture)
-    mkdir -p "$debs"
-    if ! compgen -G "$debs/${pkg}_*_$hostarch.deb" >/dev/null; then
-        guest_apt_init "$hostarch"
-        gapt_cache show "$pkg" >/dev/null 2>&1 || gapt_update
-        note "downloading $pkg ($hostarch, Debian $code: the host's apt has none)"
-        gapt_download "$debs" "$pkg"
-        guest_apt_init
-        compgen -G "$debs/${pkg}_*_$hostarch.deb" >/dev/null || die "apt-get download $pkg failed"
-    fi
-    rm -rf "$PV_LINUX/kbuild"
-    dpkg-deb -x "$(ls "$debs/${pkg}"_*_"$hostarch".deb | tail -n1)" "$PV_LINUX/kbuild"
-    [[ -e $PV_LINUX/kbuild/usr/lib/$pkg/scripts/basic/fixdep ]] || die "$pkg has no scripts/basic/fixdep"
-}
-if ((want_module)); then
+if ((want_module)) && pv_host_builds_modules "$PV_DEBIAN"; then
     kver_ready=$(sed -n 's/^kernel=linux-image-\([^ ]*\) .*/\1/p' "$ready")
     [[ -f $headers_dir/VERSION && $(cat "$headers_dir/VERSION") == "$kver_ready" ]] || fetch_headers
-    ((kbuild_from_guest)) && fetch_kbuild "$kver_ready"
     repoint_headers "$kver_ready"
 fi
 
-if [[ $PV_DEBIAN != 12 ]]; then
+if ((want_module)) && ! pv_host_builds_modules "$PV_DEBIAN"; then
     # The test initramfs carries the guest module, which this kernel's gcc and
-    # kbuild must build: scripts/guest-module.sh builds it in a Debian $code
+    # kbuild must build, and this host is another Debian release:
+    # scripts/guest-module.sh builds it in a Debian $code
     # root (.cache/buildroot-$code), debootstrapped from the mirrors of the
     # private apt root above when missing.
     if ! command -v debootstrap >/dev/null; then
