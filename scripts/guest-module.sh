@@ -78,7 +78,11 @@ build_in_root() {
         rm -rf "$root/tmp/headers" && mkdir -p "$root/tmp/headers"
         chroot "$root" sh -c "cd /tmp/headers && apt-get download -qq linux-headers-$rel:arm64 linux-headers-$abi-common" >&2 ||
             die "no headers for $rel in Debian $code"
-        chroot "$root" sh -c 'for d in /tmp/headers/*.deb; do dpkg -x "$d" /; done' || die "extracting the headers failed"
+        # Only usr/src: extracting a whole package at / would replace a
+        # merged-/usr root's lib symlink with the package's lib/modules
+        # directory (Debian 12's dpkg does), and the root would stop working.
+        chroot "$root" sh -c 'for d in /tmp/headers/*.deb; do dpkg -x "$d" /tmp/headers/x; done &&
+            cp -a /tmp/headers/x/usr/src/. /usr/src/' || die "extracting the headers failed"
     fi
     local stamp
     stamp=$(cat "$src"/*.c "$src/Makefile" "$0"; echo "$rel")
