@@ -36,6 +36,18 @@ impl ParkReason {
     }
 }
 
+/// What a trap handler decided: the guest goes on, or this vCPU leaves it
+/// for the park loop. Handlers return it; only the trap entry acts on a park,
+/// so a parked vCPU never sits inside a handler, and its next life starts on
+/// a fresh EL2 stack instead of returning through the old call's frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Return to the guest (with whatever the handler put in its frame).
+    Resume,
+    /// Leave the guest for the park loop.
+    Park(ParkReason),
+}
+
 /// What the park loop needs from the machine.
 pub trait ParkPlatform {
     /// Leaves guest context for good (list registers, timers, TLBs) and then
@@ -68,6 +80,17 @@ impl Parker<'_> {
     /// exit (`Some(g)`: leave with [`ParkReason::FastStop`]).
     pub fn stop_requested(&self) -> Option<u64> {
         self.stop.pending_for(self.me)
+    }
+
+    /// The trap exit's decision: a handler's park stands; otherwise a
+    /// fast-stop that wants this vCPU parks it instead of resuming.
+    pub fn trap_exit(&self, handled: Exit) -> Exit {
+        match handled {
+            Exit::Resume => self
+                .stop_requested()
+                .map_or(Exit::Resume, |g| Exit::Park(ParkReason::FastStop(g))),
+            park => park,
+        }
     }
 
     /// Parks (first leaving the guest for `reason`, if given) until a CPU_ON

@@ -2,11 +2,10 @@
 //! calls and parkvisor's vendor service. Decoding is `smccc`, PSCI rules are
 //! `psci`, the stop protocol is `fast_stop`; this module acts on them.
 
-use super::park;
 use super::vectors::GuestFrame;
 use super::{cpu_index, el2, emit, emit_here, firmware, gic, hv, stop_save, timer};
 use crate::fast_stop::StopPlatform;
-use crate::park::ParkReason;
+use crate::park::{Exit, ParkReason};
 use crate::psci::{self, Suspend};
 use crate::smccc::vendor::FastStopFlags;
 use crate::smccc::{self, ArchCall, Call, PsciCall, VendorCall, ret, vendor};
@@ -20,13 +19,16 @@ enum Reply {
     One(i64),
     /// x0..x3.
     Four([u64; 4]),
-    /// The frame was replaced (the vCPU parked or restarted); nothing to write.
+    /// The frame was replaced (the vCPU restarted); nothing to write.
     Replaced,
+    /// SUCCESS, and the vCPU leaves the guest: nothing to write.
+    Park(ParkReason),
 }
 
 /// Handles the call in `frame` (x0 = function ID). `imm` is the HVC/SMC
 /// immediate: SMCCC uses 0, anything else is not a call parkvisor knows.
-pub fn handle(frame: &mut GuestFrame, imm: u16) {
+/// The call's trace line is printed before the vCPU parks for it.
+pub fn handle(frame: &mut GuestFrame, imm: u16) -> Exit {
     let entry_ns = timer::now_ns();
     let call = smccc::decode_regs(&[frame.x[0], frame.x[1], frame.x[2], frame.x[3], frame.x[4]]);
     let reply = if imm != 0 {
@@ -39,18 +41,20 @@ pub fn handle(frame: &mut GuestFrame, imm: u16) {
             Call::Unknown(_) => Reply::One(ret::NOT_SUPPORTED),
         }
     };
-    let x0 = match reply {
+    let (x0, exit) = match reply {
         Reply::One(x0) => {
             frame.x[0] = x0 as u64;
-            x0
+            (x0, Exit::Resume)
         }
         Reply::Four(regs) => {
             frame.x[..4].copy_from_slice(&regs);
-            regs[0] as i64
+            (regs[0] as i64, Exit::Resume)
         }
-        Reply::Replaced => 0,
+        Reply::Replaced => (ret::SUCCESS, Exit::Resume),
+        Reply::Park(reason) => (ret::SUCCESS, Exit::Park(reason)),
     };
     emit_here(&Event::call(&call, x0));
+    exit
 }
 
 fn psci_call(frame: &mut GuestFrame, call: PsciCall) -> Reply {
@@ -80,10 +84,7 @@ fn psci_call(frame: &mut GuestFrame, call: PsciCall) -> Reply {
                 Err(e) => Reply::One(e),
             }
         }
-        PsciCall::CpuOff => {
-            *frame = park::park_until_boot(me, Some(ParkReason::CpuOff));
-            Reply::Replaced
-        }
+        PsciCall::CpuOff => Reply::Park(ParkReason::CpuOff),
         PsciCall::CpuOn {
             target_mpidr,
             entry,
