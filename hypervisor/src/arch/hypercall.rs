@@ -6,12 +6,12 @@ use super::vectors::GuestFrame;
 use super::{cpu_index, el2, emit, emit_here, firmware, gic, hv, stop_save, timer};
 use crate::fast_stop::StopPlatform;
 use crate::park::{Exit, ParkReason};
-use crate::psci::{self, Suspend};
+use crate::psci::{self, CpuOnPlatform, Suspend};
 use crate::smccc::vendor::FastStopFlags;
 use crate::smccc::{self, ArchCall, Call, PsciCall, VendorCall, ret, vendor};
 use crate::stop_context::SaveArea;
 use crate::trace::{Event, Reason};
-use crate::vcpu::PowerState;
+use crate::vcpu::{BootRequest, PowerState};
 
 /// How a call answers.
 enum Reply {
@@ -71,13 +71,12 @@ fn psci_call(frame: &mut GuestFrame, call: PsciCall) -> Reply {
             context_id,
             ..
         } => {
-            match psci::suspend(power_state.into(), entry, context_id, ram) {
+            let big_endian = el2::guest_big_endian();
+            match psci::suspend(power_state.into(), entry, context_id, big_endian, ram) {
                 // A standby that wakes at once is a valid standby.
                 Ok(Suspend::Standby) => Reply::One(ret::SUCCESS),
                 Ok(Suspend::Powerdown(request)) => {
-                    // The resumed context starts with the caller's endianness.
-                    el2::set_boot_endianness(me, el2::guest_big_endian());
-                    el2::reset_guest_el1();
+                    el2::reset_guest_el1(request.big_endian);
                     *frame = GuestFrame::cold_boot(request.entry, request.context_id);
                     Reply::Replaced
                 }
@@ -91,27 +90,14 @@ fn psci_call(frame: &mut GuestFrame, call: PsciCall) -> Reply {
             context_id,
             ..
         } => {
-            let caller_big_endian = el2::guest_big_endian();
-            let announce = |target| {
-                // Published with the boot request: the target starts with
-                // the caller's endianness (PSCI CPU_ON).
-                el2::set_boot_endianness(target, caller_big_endian);
-                hv.live.claimed();
-                let reason = Reason::CpuOnBy(me);
-                emit(
-                    target,
-                    &Event::State {
-                        from: PowerState::Off,
-                        to: PowerState::OnPending,
-                        reason,
-                    },
-                );
+            let request = BootRequest {
+                entry,
+                context_id,
+                big_endian: el2::guest_big_endian(),
             };
-            match psci::cpu_on(&table, target_mpidr, entry, context_id, ram, announce) {
-                Ok(target) => {
-                    gic::kick(target);
-                    Reply::One(ret::SUCCESS)
-                }
+            let caller = CpuOnCaller { me };
+            match psci::cpu_on(&table, &hv.live, target_mpidr, request, ram, &caller) {
+                Ok(_) => Reply::One(ret::SUCCESS),
                 Err(e) => Reply::One(e),
             }
         }
@@ -154,6 +140,27 @@ fn psci_call(frame: &mut GuestFrame, call: PsciCall) -> Reply {
             Err(e) => Reply::One(e),
         },
         PsciCall::Unimplemented(_) => Reply::One(ret::NOT_SUPPORTED),
+    }
+}
+
+/// CPU_ON's machine: vCPU `me` called it.
+struct CpuOnCaller {
+    me: usize,
+}
+
+impl CpuOnPlatform for CpuOnCaller {
+    /// Traced on the target's ring while it cannot start yet, so the line
+    /// precedes anything the target prints.
+    fn claimed(&self, target: usize) {
+        let event = Event::State {
+            from: PowerState::Off,
+            to: PowerState::OnPending,
+            reason: Reason::CpuOnBy(self.me),
+        };
+        emit(target, &event);
+    }
+    fn kick(&self, target: usize) {
+        gic::kick(target);
     }
 }
 

@@ -55,12 +55,13 @@ impl ParkPlatform for Machine<'_> {
         );
         // A FAST_STOP caller may be waiting for this in WFE.
         el2::signal_event();
-        // Only a running vCPU can CPU_ON another: once none is, none ever runs
-        // again. Say so and end, rather than idle silently forever.
-        if hv().live.parked() {
-            log::error!("every vCPU is OFF; nothing can run any more: powering off");
-            super::firmware::system_off();
-        }
+    }
+
+    /// Only a running vCPU can CPU_ON another: once none is, none ever runs
+    /// again. Say so and end, rather than idle silently forever.
+    fn all_off(&self) {
+        log::error!("every vCPU is OFF; nothing can run any more: powering off");
+        super::firmware::system_off();
     }
 
     fn enter(&self, request: &BootRequest, mark_on: &dyn Fn()) {
@@ -90,6 +91,7 @@ pub fn parker(index: usize) -> Parker<'static> {
         me: index,
         slot: hv.table().slot(index),
         stop: &hv.fast_stop,
+        live: &hv.live,
     }
 }
 
@@ -118,7 +120,7 @@ fn next_life(index: usize, reason: Option<ParkReason>, trapped: Option<&GuestFra
     let Some(request) = parker(index).park_until_boot(reason, &machine) else {
         unreachable!("the machine's wait never gives up")
     };
-    el2::reset_guest_el1();
+    el2::reset_guest_el1(request.big_endian);
     // What reached it while parked does not reach the new life.
     super::vgic::release_parked(index);
     GuestFrame::cold_boot(request.entry, request.context_id)
