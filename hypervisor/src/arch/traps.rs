@@ -7,6 +7,9 @@
 use super::park;
 use super::vectors::{GuestFrame, LowerKind};
 use super::{HV_REGION, cpu_index, el2, emit_here, gic_mmio, hv, hypercall, vgic};
+use crate::esr::{
+    self, EC_DABT_LOWER, EC_DABT_SAME, EC_IABT_LOWER, EC_IABT_SAME, EC_UNKNOWN, Trap,
+};
 use crate::exception;
 use crate::mmio;
 use crate::park::{Exit, ParkReason};
@@ -15,18 +18,8 @@ use arm_sysregs::el1::registers::EsrEl1;
 use arm_sysregs::el2::registers::EsrEl2;
 use arm_sysregs::types::{EsrIssSysreg, EsrIssSysregDir, EsrIssSysregId};
 
-// Exception classes (ESR_ELx.EC); the crates give the field, not the codes.
-const EC_UNKNOWN: u64 = 0x00;
-const EC_HVC64: u64 = 0x16;
-const EC_SMC64: u64 = 0x17;
-const EC_SYSREG: u64 = 0x18;
-const EC_IABT_LOWER: u64 = 0x20;
-const EC_IABT_SAME: u64 = 0x21;
-const EC_DABT_LOWER: u64 = 0x24;
-const EC_DABT_SAME: u64 = 0x25;
 /// Fault status "synchronous external abort, not on a table walk".
-const FSC_EXTERNAL_ABORT: u64 = 0x10;
-const ISS_WNR: u64 = 1 << 6;
+const FSC_EXTERNAL_ABORT: u32 = 0x10;
 
 /// Entry from the vectors for every exception taken from the guest.
 /// It either returns (the vectors restore `frame` and ERET) or parks the
@@ -83,16 +76,16 @@ pub extern "C" fn handle_current(frame: &mut GuestFrame, kind: u64) {
 
 fn synchronous(frame: &mut GuestFrame) -> Exit {
     let esr = el2::esr();
-    match u64::from(EsrEl2::from_bits_retain(esr).ec()) {
-        EC_HVC64 => hypercall::handle(frame, esr as u16),
-        EC_SMC64 => {
+    match Trap::decode(esr) {
+        Trap::Hvc { imm } => hypercall::handle(frame, imm),
+        Trap::Smc { imm } => {
             // A trapped SMC returns to the SMC itself: step over it first, so
             // whatever the call does with the frame starts from the next PC.
             skip_instruction(frame, esr);
-            hypercall::handle(frame, esr as u16)
+            hypercall::handle(frame, imm)
         }
-        EC_DABT_LOWER => data_abort(frame, esr),
-        EC_IABT_LOWER => {
+        Trap::DataAbort => data_abort(frame, esr),
+        Trap::InstructionAbort => {
             let ipa = el2::fault_ipa();
             let fault = Fault {
                 kind: "iabt",
@@ -103,14 +96,14 @@ fn synchronous(frame: &mut GuestFrame) -> Exit {
             };
             contain(frame, fault, EC_IABT_SAME, FSC_EXTERNAL_ABORT)
         }
-        EC_SYSREG => system_register(frame, esr),
-        ec => {
+        Trap::SystemRegister => system_register(frame, esr),
+        Trap::Other(ec) => {
             let why = "exception class not handled";
             contain(
                 frame,
                 Fault {
                     kind: "undef",
-                    addr: ec,
+                    addr: ec.into(),
                     write: false,
                     size: 0,
                     why,
@@ -236,7 +229,7 @@ fn data_abort(frame: &mut GuestFrame, esr: u64) -> Exit {
                 frame,
                 fault,
                 EC_DABT_SAME,
-                FSC_EXTERNAL_ABORT | esr & ISS_WNR,
+                FSC_EXTERNAL_ABORT | esr::iss(esr) & esr::ISS_WNR,
             )
         }
     }
@@ -256,7 +249,7 @@ fn refuse_access(frame: &mut GuestFrame, esr: u64, access: &mmio::MmioAccess, wh
         frame,
         fault,
         EC_DABT_SAME,
-        FSC_EXTERNAL_ABORT | esr & ISS_WNR,
+        FSC_EXTERNAL_ABORT | esr::iss(esr) & esr::ISS_WNR,
     )
 }
 
@@ -281,7 +274,7 @@ struct Fault<'a> {
 /// Traces a guest fault and hands it back to the guest as an exception, or,
 /// when the faulting instruction is inside the guest's own exception vectors
 /// (so it could never get out of the loop), stops the vCPU instead.
-fn contain(frame: &mut GuestFrame, fault: Fault<'_>, same_el_ec: u64, iss: u64) -> Exit {
+fn contain(frame: &mut GuestFrame, fault: Fault<'_>, same_el_ec: u8, iss: u32) -> Exit {
     let in_own_vectors = frame.elr.wrapping_sub(el2::guest_vbar()) < 0x800;
     let action = if in_own_vectors {
         "vcpu stopped (fault inside its own vectors)"
@@ -308,7 +301,7 @@ fn contain(frame: &mut GuestFrame, fault: Fault<'_>, same_el_ec: u64, iss: u64) 
 /// Delivers a synchronous exception to the guest's EL1 vectors. `same_el_ec`
 /// is the class as seen from EL1; it becomes the "lower EL" class when the
 /// guest was at EL0.
-fn inject(frame: &mut GuestFrame, same_el_ec: u64, iss: u64, far: u64) {
+fn inject(frame: &mut GuestFrame, same_el_ec: u8, iss: u32, far: u64) {
     let from_el0 = exception::from_el0(frame.spsr);
     let ec = match same_el_ec {
         EC_DABT_SAME if from_el0 => EC_DABT_LOWER,
@@ -317,7 +310,7 @@ fn inject(frame: &mut GuestFrame, same_el_ec: u64, iss: u64, far: u64) {
     };
     // IL is 1, as the Arm ARM requires for an instruction abort, a data
     // abort without a valid syndrome and an unknown reason.
-    let esr = EsrEl1::empty().with_ec(ec as u8).with_iss(iss as u32) | EsrEl1::IL;
+    let esr = EsrEl1::empty().with_ec(ec).with_iss(iss) | EsrEl1::IL;
     el2::inject_sync(frame, esr.bits(), far);
 }
 
