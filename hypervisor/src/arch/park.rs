@@ -65,6 +65,9 @@ impl ParkPlatform for Machine<'_> {
     }
 
     fn enter(&self, request: &BootRequest, mark_on: &dyn Fn()) {
+        // What reached it while parked does not reach the new life; done
+        // before it turns ON, so an SGI sent to it once ON is kept.
+        super::vgic::release_parked(self.index);
         let entered = Event::State {
             from: PowerState::OnPending,
             to: PowerState::On,
@@ -121,7 +124,5 @@ fn next_life(index: usize, reason: Option<ParkReason>, trapped: Option<&GuestFra
         unreachable!("the machine's wait never gives up")
     };
     el2::reset_guest_el1(request.big_endian);
-    // What reached it while parked does not reach the new life.
-    super::vgic::release_parked(index);
     GuestFrame::cold_boot(request.entry, request.context_id)
 }
