@@ -585,6 +585,16 @@ step debian13-linux-module-kexec-busy-4cpu d13_module_kexec_busy
 step debian13-linux-module-crashspin-4cpu d13_module_crashspin
 # --- end debian13 ---
 
+# --- park: trace order of CPU_OFF ---
+# Under trace=calls the judge fails a run whose `psci CPU_OFF() = SUCCESS`
+# line does not precede the `ON -> OFF (psci CPU_OFF)` line it caused (the
+# answer belongs to the life that called, never after the next life's ON).
+# Only psci: its DONE line is printed by CPU0 alone. In suites where one CPU
+# polls while another prints it (demo, stress), call lines split the line.
+step bare-metal-cpu-off-trace-order cargo run --release -q -p harness -- \
+    --hv-args trace=calls --smp 2,4 psci
+# --- end park ---
+
 echo
 echo "wall time: $(($(date +%s) - suite_start)) s"
 if [[ $failed -gt 0 ]]; then

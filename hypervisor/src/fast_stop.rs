@@ -425,6 +425,7 @@ mod tests {
         v[2].slot.publish_boot(BootRequest {
             entry: 0,
             context_id: 0,
+            big_endian: false,
         });
         assert_eq!(stop.pending_for(2), Some(1));
         assert_eq!(stop.pending_for(0), None, "never the owner");
@@ -434,6 +435,7 @@ mod tests {
         v[2].slot.publish_boot(BootRequest {
             entry: 0,
             context_id: 0,
+            big_endian: false,
         });
         assert_eq!(stop.pending_for(2), Some(1), "a restarted vCPU parks again");
     }

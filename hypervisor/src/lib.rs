@@ -26,6 +26,7 @@ pub mod vcpu;
 mod dtb;
 mod el2_map;
 mod el2_state;
+mod esr;
 mod exception;
 mod gic_filter;
 mod gicd_v2_filter;

@@ -155,6 +155,13 @@ pub fn reset(vif: &mut impl VirtualInterface, vcpu: &Vcpu, owners: &Owners, cpu:
     vif.clear_active_priorities();
     vif.set_ich_vmcr_el2(IchVmcrEl2::empty());
     vif.set_ich_hcr_el2(ICH_HCR_IDLE);
+    release_parked(vif, vcpu, owners, cpu);
+}
+
+/// What reached vCPU `cpu` after `reset` (while it was parked): interrupts
+/// held active are deactivated, and SGIs a sender marked pending just as it
+/// parked are dropped, so its next life starts with none of them.
+pub fn release_parked(vif: &mut impl VirtualInterface, vcpu: &Vcpu, owners: &Owners, cpu: usize) {
     vcpu.held_irqs.lock().drain(|intid| {
         if owners.release(intid, cpu) {
             vif.deactivate(intid);

@@ -31,10 +31,8 @@
 //! [`MmioErrorKind::NoSyndrome`] and the caller injects an abort and traces a
 //! `fault` line.
 
+use crate::esr::{EC_DABT_LOWER, ISS_WNR, exception_class, iss};
 use core::fmt;
-
-/// `ESR_ELx.EC` for a Data Abort from a lower Exception level.
-pub const EC_DABT_LOWER: u8 = 0x24;
 
 const ISS_ISV: u32 = 1 << 24;
 const ISS_SAS_SHIFT: u32 = 22;
@@ -45,21 +43,10 @@ const ISS_AR: u32 = 1 << 14;
 const ISS_FNV: u32 = 1 << 10;
 const ISS_CM: u32 = 1 << 8;
 const ISS_S1PTW: u32 = 1 << 7;
-const ISS_WNR: u32 = 1 << 6;
 const ISS_DFSC_MASK: u32 = 0x3F;
 
 /// `HPFAR_EL2.FIPA`: bits 47:4 (IPA bits 55:12).
 const HPFAR_FIPA_MASK: u64 = ((1 << 44) - 1) << 4;
-
-/// The exception class of an ESR_EL2 value.
-pub const fn exception_class(esr: u64) -> u8 {
-    ((esr >> 26) & 0x3F) as u8
-}
-
-/// The 25-bit ISS field of an ESR_EL2 value.
-pub const fn iss(esr: u64) -> u32 {
-    (esr & 0x1FF_FFFF) as u32
-}
 
 /// The faulting IPA from HPFAR_EL2 (page) and FAR_EL2 (offset in the page).
 pub const fn fault_ipa(far: u64, hpfar: u64) -> u64 {
@@ -310,10 +297,8 @@ impl MmioAccess {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::esr::EC_DABT_SAME as EC_DABT_CURRENT;
     use crate::exception::ESR_IL;
-
-    /// `ESR_ELx.EC` for a Data Abort taken without a change in Exception level.
-    const EC_DABT_CURRENT: u8 = 0x25;
 
     /// Builds an ESR for a lower-EL data abort (IL = 1).
     fn esr(iss: u32) -> u64 {

@@ -10,7 +10,7 @@
 //! here before any guest instruction runs.
 
 use crate::fast_stop::FastStop;
-use crate::vcpu::{BootRequest, VcpuSlot};
+use crate::vcpu::{BootRequest, LiveCount, VcpuSlot};
 
 /// Why a vCPU leaves the guest (or a pending boot) for the park loop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +36,18 @@ impl ParkReason {
     }
 }
 
+/// What a trap handler decided: the guest goes on, or this vCPU leaves it
+/// for the park loop. Handlers return it; only the trap entry acts on a park,
+/// so a parked vCPU never sits inside a handler, and its next life starts on
+/// a fresh EL2 stack instead of returning through the old call's frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Return to the guest (with whatever the handler put in its frame).
+    Resume,
+    /// Leave the guest for the park loop.
+    Park(ParkReason),
+}
+
 /// What the park loop needs from the machine.
 pub trait ParkPlatform {
     /// Leaves guest context for good (list registers, timers, TLBs) and then
@@ -48,6 +60,9 @@ pub trait ParkPlatform {
     /// Waits for CPU_ON's kick. False when no kick can ever come (only the
     /// bounded models end that way; the machine waits forever).
     fn wait(&self) -> bool;
+    /// This vCPU was the last live one: no vCPU can ever CPU_ON another
+    /// again (the machine says so and powers off).
+    fn all_off(&self);
     /// Models only: skip the stop check after `mark_on`, to show that the
     /// models catch the missing check.
     #[cfg(loom)]
@@ -61,6 +76,8 @@ pub struct Parker<'a> {
     pub me: usize,
     pub slot: &'a VcpuSlot,
     pub stop: &'a FastStop,
+    /// Live vCPUs (ON or ON_PENDING); `psci::cpu_on` counts them in.
+    pub live: &'a LiveCount,
 }
 
 impl Parker<'_> {
@@ -68,6 +85,26 @@ impl Parker<'_> {
     /// exit (`Some(g)`: leave with [`ParkReason::FastStop`]).
     pub fn stop_requested(&self) -> Option<u64> {
         self.stop.pending_for(self.me)
+    }
+
+    /// The trap exit's decision: a handler's park stands; otherwise a
+    /// fast-stop that wants this vCPU parks it instead of resuming.
+    pub fn trap_exit(&self, handled: Exit) -> Exit {
+        match handled {
+            Exit::Resume => self
+                .stop_requested()
+                .map_or(Exit::Resume, |g| Exit::Park(ParkReason::FastStop(g))),
+            park => park,
+        }
+    }
+
+    /// Leaves the guest for `reason` and publishes OFF; the last live vCPU
+    /// to do so tells the platform that nothing can run any more.
+    pub fn leave(&self, reason: ParkReason, platform: &impl ParkPlatform) {
+        platform.leave_guest(reason);
+        if self.live.parked() {
+            platform.all_off();
+        }
     }
 
     /// Parks (first leaving the guest for `reason`, if given) until a CPU_ON
@@ -79,18 +116,18 @@ impl Parker<'_> {
         platform: &impl ParkPlatform,
     ) -> Option<BootRequest> {
         if let Some(reason) = reason {
-            platform.leave_guest(reason);
+            self.leave(reason, platform);
         }
         loop {
             if let Some(request) = self.slot.boot_request() {
                 // A fast-stop in progress cancels the boot before any guest code runs.
                 if let Some(generation) = self.stop_requested() {
-                    platform.leave_guest(ParkReason::BootCancelled(generation));
+                    self.leave(ParkReason::BootCancelled(generation), platform);
                     continue;
                 }
                 platform.enter(&request, &|| self.slot.mark_on());
                 if let Some(generation) = self.post_entry_check(platform) {
-                    platform.leave_guest(ParkReason::BootCancelled(generation));
+                    self.leave(ParkReason::BootCancelled(generation), platform);
                     continue;
                 }
                 return Some(request);
@@ -149,11 +186,15 @@ mod tests {
             (self.on_wait)();
             true
         }
+        fn all_off(&self) {
+            self.log.borrow_mut().push("all off");
+        }
     }
 
     const REQ: BootRequest = BootRequest {
         entry: 0x4800_0000,
         context_id: 9,
+        big_endian: false,
     };
 
     fn cpu_on(slot: &VcpuSlot) {
@@ -171,10 +212,13 @@ mod tests {
             waits_left: Cell::new(1),
             on_wait: &|| cpu_on(&slot),
         };
+        // CPU0 stays on.
+        let live = LiveCount::new(2);
         let parker = Parker {
             me: 1,
             slot: &slot,
             stop: &stop,
+            live: &live,
         };
         assert_eq!(
             parker.park_until_boot(Some(ParkReason::CpuOff), &fake),
@@ -194,10 +238,12 @@ mod tests {
             waits_left: Cell::new(2),
             on_wait: &|| {},
         };
+        let live = LiveCount::new(1);
         let parker = Parker {
             me: 1,
             slot: &slot,
             stop: &stop,
+            live: &live,
         };
         assert_eq!(parker.park_until_boot(None, &fake), None);
         assert_eq!(*fake.log.borrow(), ["wait", "wait", "wait"]);
@@ -217,10 +263,12 @@ mod tests {
             waits_left: Cell::new(0),
             on_wait: &|| {},
         };
+        let live = LiveCount::new(2);
         let parker = Parker {
             me: 1,
             slot: &slots[1],
             stop: &stop,
+            live: &live,
         };
         assert_eq!(parker.park_until_boot(None, &fake), None);
         assert_eq!(*fake.log.borrow(), ["leave boot_cancelled", "wait"]);
@@ -229,5 +277,48 @@ mod tests {
             (PowerState::Off, 1),
             "parked with the acknowledgement"
         );
+    }
+
+    #[test]
+    fn the_last_live_vcpu_to_park_says_nothing_can_run() {
+        let slot = VcpuSlot::new_on();
+        let stop = FastStop::new();
+        let fake = Fake {
+            slot: &slot,
+            log: RefCell::new(vec![]),
+            waits_left: Cell::new(0),
+            on_wait: &|| {},
+        };
+        let live = LiveCount::new(1);
+        let parker = Parker {
+            me: 0,
+            slot: &slot,
+            stop: &stop,
+            live: &live,
+        };
+        assert_eq!(parker.park_until_boot(Some(ParkReason::Fault), &fake), None);
+        assert_eq!(*fake.log.borrow(), ["leave fault", "all off", "wait"]);
+    }
+
+    #[test]
+    fn a_trap_exit_parks_for_the_handler_or_for_a_pending_stop() {
+        let slots = [VcpuSlot::new_on(), VcpuSlot::new_on()];
+        let stop = FastStop::new();
+        let live = LiveCount::new(2);
+        let parker = Parker {
+            me: 1,
+            slot: &slots[1],
+            stop: &stop,
+            live: &live,
+        };
+        let off = Exit::Park(ParkReason::CpuOff);
+        assert_eq!(parker.trap_exit(Exit::Resume), Exit::Resume);
+        assert_eq!(parker.trap_exit(off), off);
+        stop.begin_for_test(0, 3);
+        assert_eq!(
+            parker.trap_exit(Exit::Resume),
+            Exit::Park(ParkReason::FastStop(3))
+        );
+        assert_eq!(parker.trap_exit(off), off, "the handler's park stands");
     }
 }

@@ -1,10 +1,12 @@
 //! PSCI 1.1 semantics (plus PSCI 1.3's SYSTEM_OFF2) for the guest: which functions exist, what each answers,
 //! and the CPU_ON / AFFINITY_INFO rules over the vCPU table. Decoding of the
 //! raw call lives in `smccc`; acting on the hardware (parking, waking, calling
-//! the firmware) lives in `arch`. Everything here is portable and host-tested.
+//! the firmware) lives in `arch`, behind [`CpuOnPlatform`] for CPU_ON.
+//! Everything here is portable and host-tested, and CPU_ON is model-checked
+//! with the park loop (`tests/loom.rs`).
 
 use crate::smccc::ret;
-use crate::vcpu::{BootRequest, PowerState, VcpuTable};
+use crate::vcpu::{BootRequest, LiveCount, PowerState, VcpuTable};
 use smccc::psci as ids;
 
 /// PSCI_VERSION answer: major 1, minor 1.
@@ -75,10 +77,12 @@ const POWER_STATE_TYPE_POWERDOWN: u64 = 1 << 16;
 pub const POWER_STATE_RESERVED: u64 = 0xFCFE_0000;
 
 /// Decodes CPU_SUSPEND's arguments; `Err` is the PSCI error to return.
+/// A powerdown resumes with the caller's endianness (`big_endian`).
 pub fn suspend(
     power_state: u64,
     entry: u64,
     context_id: u64,
+    big_endian: bool,
     is_guest_ram: impl Fn(u64) -> bool,
 ) -> Result<Suspend, i64> {
     if power_state & POWER_STATE_RESERVED != 0 || power_state > u64::from(u32::MAX) {
@@ -90,21 +94,40 @@ pub fn suspend(
     if !is_guest_ram(entry) {
         return Err(ret::INVALID_ADDRESS);
     }
-    Ok(Suspend::Powerdown(BootRequest { entry, context_id }))
+    Ok(Suspend::Powerdown(BootRequest {
+        entry,
+        context_id,
+        big_endian,
+    }))
 }
 
-/// CPU_ON(target, entry, context_id). On success `claimed(target)` runs
-/// while the target is claimed but cannot start yet (so a trace line it
-/// prints precedes anything the target prints), then the boot request is
-/// published and the target's index returned; the caller must then wake the
-/// target's physical CPU.
+/// What CPU_ON needs from the machine.
+pub trait CpuOnPlatform {
+    /// The target is claimed (and counted live) but cannot start yet, so a
+    /// trace line printed here precedes anything the target prints.
+    fn claimed(&self, target: usize);
+    /// Wakes the target's physical CPU; its boot request is published.
+    fn kick(&self, target: usize);
+    /// Models only: count the target live after publishing its request
+    /// instead of before, to show that the models catch it.
+    #[cfg(loom)]
+    fn count_after_publish(&self) -> bool {
+        false
+    }
+}
+
+/// CPU_ON(target, request). On success the target is claimed, counted in
+/// `live` before it can run (only a live vCPU can CPU_ON another, so the
+/// caller is still counted: the count cannot reach zero in between), told to
+/// the platform, then its request is published and its CPU kicked; returns
+/// the target's index.
 pub fn cpu_on(
     table: &VcpuTable<'_>,
+    live: &LiveCount,
     target_mpidr: u64,
-    entry: u64,
-    context_id: u64,
+    request: BootRequest,
     is_guest_ram: impl Fn(u64) -> bool,
-    claimed: impl FnOnce(usize),
+    platform: &impl CpuOnPlatform,
 ) -> Result<usize, i64> {
     let Some(target) = table.index_of(target_mpidr) else {
         return Err(ret::INVALID_PARAMETERS);
@@ -113,14 +136,25 @@ pub fn cpu_on(
         // Only affinity fields may be set in the target argument.
         return Err(ret::INVALID_PARAMETERS);
     }
-    if !is_guest_ram(entry) {
+    if !is_guest_ram(request.entry) {
         return Err(ret::INVALID_ADDRESS);
     }
     let slot = table.slot(target);
     match slot.try_claim() {
         Ok(()) => {
-            claimed(target);
-            slot.publish_boot(BootRequest { entry, context_id });
+            #[cfg(loom)]
+            let late = platform.count_after_publish();
+            #[cfg(not(loom))]
+            let late = false;
+            if !late {
+                live.claimed();
+            }
+            platform.claimed(target);
+            slot.publish_boot(request);
+            platform.kick(target);
+            if late {
+                live.claimed();
+            }
             Ok(target)
         }
         Err(PowerState::On) => Err(ret::ALREADY_ON),
@@ -183,6 +217,42 @@ mod tests {
         (0x4400_0000..0x8000_0000).contains(&addr)
     }
 
+    /// Records what CPU_ON asked of the machine, and whether the target
+    /// could already start when it was told of the claim.
+    #[derive(Default)]
+    struct Fake {
+        log: std::cell::RefCell<Vec<String>>,
+    }
+
+    impl CpuOnPlatform for Fake {
+        fn claimed(&self, target: usize) {
+            self.log.borrow_mut().push(format!("claimed {target}"));
+        }
+        fn kick(&self, target: usize) {
+            self.log.borrow_mut().push(format!("kick {target}"));
+        }
+    }
+
+    fn req(entry: u64, context_id: u64) -> BootRequest {
+        BootRequest {
+            entry,
+            context_id,
+            big_endian: false,
+        }
+    }
+
+    /// CPU_ON with a fresh live count of 1 and a platform that records.
+    fn on(t: &VcpuTable<'_>, mpidr: u64, entry: u64, context_id: u64) -> Result<usize, i64> {
+        cpu_on(
+            t,
+            &LiveCount::new(1),
+            mpidr,
+            req(entry, context_id),
+            ram,
+            &Fake::default(),
+        )
+    }
+
     /// `n` vCPUs in clusters of 4, vCPU 0 ON.
     fn vcpus(n: usize) -> Vcpus {
         let mpidrs: Vec<u64> = (0..n as u64).map(|i| (i / 4) << 8 | (i % 4)).collect();
@@ -216,40 +286,72 @@ mod tests {
     fn cpu_on_rules() {
         let v = vcpus(4);
         let t = v.table();
-        assert_eq!(
-            cpu_on(&t, 0, 0x4800_0000, 0, ram, |_| {}),
-            Err(-4),
-            "boot CPU is on"
-        );
-        assert_eq!(
-            cpu_on(&t, 0x7, 0x4800_0000, 0, ram, |_| {}),
-            Err(-2),
-            "no such CPU"
-        );
-        assert_eq!(cpu_on(&t, 1 << 40, 0x4800_0000, 0, ram, |_| {}), Err(-2));
-        assert_eq!(
-            cpu_on(&t, 1, 0x4000_0000, 0, ram, |_| {}),
-            Err(-9),
-            "hypervisor memory"
-        );
-        assert_eq!(cpu_on(&t, 1, 0, 0, ram, |_| {}), Err(-9));
+        assert_eq!(on(&t, 0, 0x4800_0000, 0), Err(-4), "boot CPU is on");
+        assert_eq!(on(&t, 0x7, 0x4800_0000, 0), Err(-2), "no such CPU");
+        assert_eq!(on(&t, 1 << 40, 0x4800_0000, 0), Err(-2));
+        assert_eq!(on(&t, 1, 0x4000_0000, 0), Err(-9), "hypervisor memory");
+        assert_eq!(on(&t, 1, 0, 0), Err(-9));
         assert_eq!(
             v[1].slot.state(),
             PowerState::Off,
             "failed calls change nothing"
         );
-        assert_eq!(cpu_on(&t, 1, 0x4800_0000, 42, ram, |_| {}), Ok(1));
-        assert_eq!(cpu_on(&t, 1, 0x4800_0000, 43, ram, |_| {}), Err(-5));
+        assert_eq!(on(&t, 1, 0x4800_0000, 42), Ok(1));
+        assert_eq!(on(&t, 1, 0x4800_0000, 43), Err(-5));
         assert_eq!(
             v[1].slot.boot_request(),
-            Some(BootRequest {
-                entry: 0x4800_0000,
-                context_id: 42
-            }),
+            Some(req(0x4800_0000, 42)),
             "the losing call must not overwrite the winner's request"
         );
         v[1].slot.mark_on();
-        assert_eq!(cpu_on(&t, 1, 0x4800_0000, 0, ram, |_| {}), Err(-4));
+        assert_eq!(on(&t, 1, 0x4800_0000, 0), Err(-4));
+    }
+
+    #[test]
+    fn cpu_on_counts_the_target_live_and_announces_it_before_it_can_start() {
+        let v = vcpus(2);
+        let t = v.table();
+        let live = LiveCount::new(1);
+        /// Sees the target's slot when CPU_ON talks to the machine.
+        struct Watch<'a> {
+            slot: &'a crate::vcpu::VcpuSlot,
+            log: std::cell::RefCell<Vec<(&'static str, Option<BootRequest>)>>,
+        }
+        impl CpuOnPlatform for Watch<'_> {
+            fn claimed(&self, _: usize) {
+                self.log
+                    .borrow_mut()
+                    .push(("claimed", self.slot.boot_request()));
+            }
+            fn kick(&self, _: usize) {
+                self.log
+                    .borrow_mut()
+                    .push(("kick", self.slot.boot_request()));
+            }
+        }
+        let watch = Watch {
+            slot: &v[1].slot,
+            log: Default::default(),
+        };
+        let big = BootRequest {
+            entry: 0x4800_0000,
+            context_id: 5,
+            big_endian: true,
+        };
+        assert_eq!(cpu_on(&t, &live, 1, big, ram, &watch), Ok(1));
+        assert_eq!(
+            *watch.log.borrow(),
+            [("claimed", None), ("kick", Some(big))],
+            "announced while it cannot start; kicked once the whole request is out"
+        );
+        assert!(!live.parked(), "the caller parks: the target still counts");
+        assert!(live.parked(), "the target parks: nobody is left");
+        assert_eq!(cpu_on(&t, &live, 1, big, ram, &watch), Err(-5));
+        assert_eq!(
+            watch.log.borrow().len(),
+            2,
+            "a lost race tells the machine nothing"
+        );
     }
 
     #[test]
@@ -261,7 +363,7 @@ mod tests {
         assert_eq!(affinity_info(&t, 0x100, 0), 1);
         assert_eq!(affinity_info(&t, 0x100, 1), 1, "cluster 1 is all off");
         assert_eq!(affinity_info(&t, 0x3, 1), 0, "cluster 0 has CPU0 on");
-        cpu_on(&t, 0x102, 0x4800_0000, 0, ram, |_| {}).unwrap();
+        on(&t, 0x102, 0x4800_0000, 0).unwrap();
         assert_eq!(affinity_info(&t, 0x102, 0), 2);
         assert_eq!(affinity_info(&t, 0x100, 1), 2);
         assert_eq!(affinity_info(&t, 0, 2), 0);
@@ -273,28 +375,29 @@ mod tests {
 
     #[test]
     fn suspend_and_reset2_arguments() {
-        assert_eq!(suspend(0, 0, 0, ram), Ok(Suspend::Standby));
+        assert_eq!(suspend(0, 0, 0, false, ram), Ok(Suspend::Standby));
         assert_eq!(
-            suspend(1 << 16, 0x4800_0000, 9, ram),
+            suspend(1 << 16, 0x4800_0000, 9, true, ram),
             Ok(Suspend::Powerdown(BootRequest {
                 entry: 0x4800_0000,
-                context_id: 9
+                context_id: 9,
+                big_endian: true,
             }))
         );
-        assert_eq!(suspend(1 << 16, 0x100, 9, ram), Err(-9));
+        assert_eq!(suspend(1 << 16, 0x100, 9, false, ram), Err(-9));
         assert_eq!(
-            suspend(3 << 24 | 0xFFFF, 0, 0, ram),
+            suspend(3 << 24 | 0xFFFF, 0, 0, false, ram),
             Ok(Suspend::Standby),
             "power level and state id are valid"
         );
         for bit in (17..24).chain(26..32) {
             assert_eq!(
-                suspend(1 << bit, 0x4800_0000, 0, ram),
+                suspend(1 << bit, 0x4800_0000, 0, false, ram),
                 Err(-2),
                 "reserved bit {bit}"
             );
             assert_eq!(
-                suspend(1 << 16 | 1 << bit, 0x4800_0000, 0, ram),
+                suspend(1 << 16 | 1 << bit, 0x4800_0000, 0, false, ram),
                 Err(-2),
                 "reserved bit {bit}"
             );

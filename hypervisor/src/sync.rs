@@ -3,10 +3,10 @@
 //! exhaustively explored on the host by the `loom` tests.
 
 #[cfg(loom)]
-pub use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
+pub use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 
 #[cfg(not(loom))]
-pub use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
+pub use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 
 /// Spin-wait hint: lets loom switch threads, and is a plain spin elsewhere.
 #[inline]

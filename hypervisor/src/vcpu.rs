@@ -17,7 +17,7 @@
 
 use crate::physical_irqs::IntidSet;
 use crate::stop_context::StopContext;
-use crate::sync::{AtomicU64, Ordering, fence};
+use crate::sync::{AtomicBool, AtomicU64, Ordering, fence};
 use crate::trace_buffer::TraceRing;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64 as AtomicU64Plain};
@@ -87,18 +87,25 @@ const fn decode(word: u64) -> PowerState {
     }
 }
 
-/// Where a vCPU starts executing when CPU_ON brings it up.
+/// How a vCPU starts when CPU_ON (or CPU_SUSPEND's powerdown) brings it up:
+/// where, with which x0, and with the caller's endianness (PSCI enters the
+/// new context with the endianness of the caller's EL1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BootRequest {
     pub entry: u64,
     pub context_id: u64,
+    /// SCTLR_EL1.EE of the new context.
+    pub big_endian: bool,
 }
 
 /// The shared, lock-free part of one vCPU.
 pub struct VcpuSlot {
     word: AtomicU64,
+    /// The boot request, published as one record by the release store of
+    /// ON_PENDING in `word` (written only while the claim excludes readers).
     entry: AtomicU64,
     context_id: AtomicU64,
+    big_endian: AtomicBool,
 }
 
 impl Default for VcpuSlot {
@@ -114,6 +121,7 @@ impl VcpuSlot {
             word: AtomicU64::new(OFF),
             entry: AtomicU64::new(0),
             context_id: AtomicU64::new(0),
+            big_endian: AtomicBool::new(false),
         }
     }
 
@@ -165,9 +173,10 @@ impl VcpuSlot {
     pub fn publish_boot(&self, request: BootRequest) {
         self.entry.store(request.entry, Ordering::Relaxed);
         self.context_id.store(request.context_id, Ordering::Relaxed);
+        self.big_endian.store(request.big_endian, Ordering::Relaxed);
         let cur = self.word.load(Ordering::Relaxed);
         debug_assert_eq!(cur & STATE_MASK, CLAIMED, "publish_boot without a claim");
-        // Release: the entry point and context id are visible before ON_PENDING.
+        // Release: the whole request is visible before ON_PENDING.
         self.word
             .store((cur & !STATE_MASK) | ON_PENDING, Ordering::Release);
     }
@@ -180,6 +189,7 @@ impl VcpuSlot {
         Some(BootRequest {
             entry: self.entry.load(Ordering::Relaxed),
             context_id: self.context_id.load(Ordering::Relaxed),
+            big_endian: self.big_endian.load(Ordering::Relaxed),
         })
     }
 
@@ -420,6 +430,7 @@ mod tests {
         let req = BootRequest {
             entry: 0x4800_1000,
             context_id: 7,
+            big_endian: true,
         };
         slot.publish_boot(req);
         assert_eq!(slot.boot_request(), Some(req));
@@ -441,6 +452,7 @@ mod tests {
         slot.publish_boot(BootRequest {
             entry: 0,
             context_id: 0,
+            big_endian: false,
         });
         slot.mark_on();
         slot.park(None);

@@ -23,16 +23,19 @@
 //! which tests fail for which break):
 //! * `no-post-check`: enter the guest without the stop check that follows
 //!   `mark_on` (`Parker::park_until_boot`, through the platform's test seam);
-//! * `off-before-leave`: publish OFF before leaving guest context.
+//! * `off-before-leave`: publish OFF before leaving guest context;
+//! * `count-after-publish`: CPU_ON counts the target live only after
+//!   publishing its boot request and kicking it (`psci::cpu_on`, through the
+//!   platform's test seam).
 #![cfg(loom)]
 
 use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use loom::sync::{Arc, Notify};
 use loom::thread;
 use parkvisor::fast_stop::{FastStop, StopPlatform, StopReport};
-use parkvisor::park::{ParkPlatform, ParkReason, Parker};
-use parkvisor::psci;
-use parkvisor::vcpu::{BootRequest, PowerState, VcpuSlot, VcpuTable, Vcpus};
+use parkvisor::park::{Exit, ParkPlatform, ParkReason, Parker};
+use parkvisor::psci::{self, CpuOnPlatform};
+use parkvisor::vcpu::{BootRequest, LiveCount, PowerState, VcpuSlot, VcpuTable, Vcpus};
 use std::cell::Cell;
 
 const SUCCESS: i64 = 0;
@@ -61,6 +64,7 @@ fn request(n: u64) -> BootRequest {
     BootRequest {
         entry: 0x4800_0000 + n * 0x1000,
         context_id: 100 + n,
+        big_endian: n % 2 == 1,
     }
 }
 
@@ -70,6 +74,7 @@ enum Break {
     None,
     NoPostCheck,
     OffBeforeLeave,
+    CountAfterPublish,
 }
 
 fn sabotage() -> Break {
@@ -77,6 +82,7 @@ fn sabotage() -> Break {
         Err(_) | Ok("") => Break::None,
         Ok("no-post-check") => Break::NoPostCheck,
         Ok("off-before-leave") => Break::OffBeforeLeave,
+        Ok("count-after-publish") => Break::CountAfterPublish,
         Ok(other) => panic!("unknown PARKVISOR_LOOM_BREAK={other}"),
     }
 }
@@ -87,6 +93,10 @@ struct Machine {
     /// vCPU i has MPIDR i.
     vcpus: Vcpus,
     stop: FastStop,
+    /// The real live count (`psci::cpu_on` and `Parker::leave` keep it).
+    live: LiveCount,
+    /// Ghost: how often the park loop said every vCPU is OFF.
+    all_off: AtomicUsize,
     /// Ghost: CPU i is executing guest code.
     in_guest: Vec<AtomicBool>,
     /// Hardware: SGI_STOP is pending at CPU i.
@@ -114,6 +124,8 @@ impl Machine {
         Arc::new(Self {
             vcpus: Vcpus::new(&(0..n as u64).collect::<Vec<_>>(), |i| on[i]),
             stop: FastStop::new(),
+            live: LiveCount::new(on.iter().filter(|&&on| on).count()),
+            all_off: AtomicUsize::new(0),
             in_guest: on.iter().map(|&on| AtomicBool::new(on)).collect(),
             sgi: (0..n).map(|_| AtomicBool::new(false)).collect(),
             acked: (0..n).map(|_| AtomicU64::new(0)).collect(),
@@ -219,12 +231,14 @@ impl Cpu<'_> {
             me: self.me,
             slot: self.slot(),
             stop: &self.m.stop,
+            live: &self.m.live,
         }
     }
 
-    /// PSCI CPU_OFF or a stop from a trap: leave the guest and park.
+    /// PSCI CPU_OFF or a stop from a trap: the trap entry leaves the guest
+    /// (`Parker::leave`, as the machine's park does first).
     fn leave_guest(&self, reason: ParkReason) {
-        ParkPlatform::leave_guest(self, reason);
+        self.parker().leave(reason, self);
     }
 
     /// `Parker::park_until_boot` with no reason (already parked), bounded:
@@ -237,14 +251,15 @@ impl Cpu<'_> {
         Some(req)
     }
 
-    /// traps::stop_if_requested. True if the vCPU parked.
+    /// The trap exit after a handler that resumes (`traps::handle_lower`'s
+    /// `Parker::trap_exit`). True if the vCPU parked.
     fn stop_if_requested(&self) -> bool {
-        match self.parker().stop_requested() {
-            Some(g) => {
-                self.leave_guest(ParkReason::FastStop(g));
+        match self.parker().trap_exit(Exit::Resume) {
+            Exit::Park(reason) => {
+                self.leave_guest(reason);
                 true
             }
-            None => false,
+            Exit::Resume => false,
         }
     }
 
@@ -310,20 +325,13 @@ impl Cpu<'_> {
         }
     }
 
+    /// The real `psci::cpu_on`, with this CPU as its platform.
     fn cpu_on(&self, target: usize, req: BootRequest) -> i64 {
         let table = self.m.table();
-        match psci::cpu_on(
-            &table,
-            self.m.vcpus[target].mpidr,
-            req.entry,
-            req.context_id,
-            guest_ram,
-            |_| {},
-        ) {
+        let mpidr = self.m.vcpus[target].mpidr;
+        match psci::cpu_on(&table, &self.m.live, mpidr, req, guest_ram, self) {
             Ok(t) => {
                 assert_eq!(t, target);
-                // gic::kick: DSB, then an SGI that wakes the target's WFI.
-                self.m.wake(target);
                 SUCCESS
             }
             Err(e) => e,
@@ -401,6 +409,38 @@ impl ParkPlatform for Cpu<'_> {
     fn skip_post_entry_check(&self) -> bool {
         self.m.brk == Break::NoPostCheck
     }
+
+    /// The last live vCPU parked: from here on no vCPU may be live, and
+    /// none may ever be again (checked at the end of each model).
+    fn all_off(&self) {
+        self.m.all_off.fetch_add(1, Ordering::Relaxed);
+        for (j, vcpu) in (0..self.m.vcpus.len()).map(|j| (j, &self.m.vcpus[j])) {
+            assert_eq!(
+                vcpu.slot.state(),
+                PowerState::Off,
+                "cpu{} says every vCPU is OFF, but cpu{j} is live",
+                self.me
+            );
+        }
+    }
+}
+
+/// The model machine under the real CPU_ON (arch/hypercall.rs's `CpuOnCaller`).
+impl CpuOnPlatform for Cpu<'_> {
+    /// The trace line goes out here: the target must not be able to start.
+    fn claimed(&self, target: usize) {
+        assert_eq!(self.m.vcpus[target].slot.boot_request(), None);
+        assert!(!self.m.in_guest(target));
+    }
+
+    /// gic::kick: DSB, then an SGI that wakes the target's WFI.
+    fn kick(&self, target: usize) {
+        self.m.wake(target);
+    }
+
+    fn count_after_publish(&self) -> bool {
+        self.m.brk == Break::CountAfterPublish
+    }
 }
 
 /// Explores `f` exhaustively with at most `max_preemptions` preemptions.
@@ -473,12 +513,43 @@ fn park_cpu_on_cpu_off_affinity_info() {
                 // The guest runs, then calls CPU_OFF (trap -> park).
                 assert!(!cpu.guest_step());
                 cpu.leave_guest(ParkReason::CpuOff);
-                assert_eq!(cpu.slot().state(), PowerState::Off);
+                // OFF, or already claimed by CPU0's next CPU_ON.
+                assert_ne!(cpu.slot().state(), PowerState::On);
             }
             assert_eq!(cpu.park_loop(), None);
         });
         run_cpus(&m, vec![cpu0, cpu1]);
         assert_eq!(m.vcpus[1].slot.state(), PowerState::Off);
+    });
+}
+
+/// CPU_ON's power decision: CPU0 CPU_ONs the parked CPU1 and then CPU_OFFs
+/// itself while CPU1 boots and CPU_OFFs too. Whichever parks last, and only
+/// it, finds that nothing can run any more, and then every vCPU is OFF: the
+/// target counts as live from its claim on, before it can start and park.
+#[test]
+fn cpu_on_then_both_cpu_off_ends_exactly_once() {
+    model(3, || {
+        let m = Machine::new(&[true, false], 1);
+        let cpu0: CpuFn<()> = Box::new(|cpu| {
+            assert_eq!(cpu.hypercall(|| cpu.cpu_on(1, request(1))), Some(SUCCESS));
+            cpu.leave_guest(ParkReason::CpuOff);
+            cpu.m.program_done();
+            assert_eq!(cpu.park_loop(), None);
+        });
+        let cpu1: CpuFn<()> = Box::new(|cpu| {
+            let req = cpu.park_loop().expect("CPU0 boots me");
+            assert_eq!(req, request(1), "the whole request, endianness included");
+            assert!(!cpu.guest_step());
+            cpu.leave_guest(ParkReason::CpuOff);
+            assert_eq!(cpu.park_loop(), None);
+        });
+        run_cpus(&m, vec![cpu0, cpu1]);
+        assert_eq!(
+            m.all_off.load(Ordering::Relaxed),
+            1,
+            "exactly the last park finds every vCPU OFF"
+        );
     });
 }
 

@@ -121,6 +121,49 @@ pub fn state_chain_problems(lines: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// Checks that a vCPU's `psci CPU_OFF()` call line (printed only under
+/// `trace=calls`) is that vCPU's last call line before the `ON -> OFF (psci
+/// CPU_OFF)` state line it caused: the call's answer belongs to the life
+/// that made it, never after the next life's lines. Without call lines in
+/// the log, or with dropped trace events (a "trace buffer full" line), there
+/// is nothing to check. One message per vCPU, with the first offending line.
+pub fn cpu_off_order_problems(lines: &[&str]) -> Vec<String> {
+    use std::collections::BTreeMap;
+    let traces: Vec<(usize, TraceLine<'_>)> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(n, l)| Some((n, parse_line(l)?)))
+        .collect();
+    let dropped = traces.iter().any(|(_, t)| {
+        matches!(t.event(), Some(Event::Log { message, .. })
+            if message.to_string().starts_with("trace buffer full:"))
+    });
+    if dropped || !traces.iter().any(|(_, t)| t.word == "psci") {
+        return Vec::new();
+    }
+    // Per vCPU: whether its last call line since its last state line was CPU_OFF.
+    let mut called_off: BTreeMap<usize, bool> = BTreeMap::new();
+    let mut bad: BTreeMap<usize, String> = BTreeMap::new();
+    for (n, t) in &traces {
+        if t.word == "psci" {
+            called_off.insert(t.cpu, t.details.starts_with("CPU_OFF("));
+        } else if t.word == "state" {
+            let off = t.details.ends_with("-> OFF (psci CPU_OFF)");
+            if off && !called_off.get(&t.cpu).copied().unwrap_or(false) {
+                bad.entry(t.cpu).or_insert_with(|| {
+                    format!(
+                        "trace: cpu{}'s 'state ... -> OFF (psci CPU_OFF)' (serial line {}) does not follow its 'psci CPU_OFF()' line",
+                        t.cpu,
+                        n + 1
+                    )
+                });
+            }
+            called_off.insert(t.cpu, false);
+        }
+    }
+    bad.into_values().collect()
+}
+
 /// The least number of passed tests a run must show: the suite's minimum
 /// under parkvisor, 1 on plain QEMU (where the guest skips what needs
 /// parkvisor) or when the guest ran a single test (`only=`).
@@ -262,6 +305,7 @@ pub fn judge_min(
                 });
             }
         }
+        v.reasons.extend(cpu_off_order_problems(&lines));
         v.warnings = state_chain_problems(&lines);
         if spec.end == End::Off
             && traces
@@ -348,6 +392,42 @@ mod tests {
         let v = judge(psci(), 4, Mode::Hv, &Exit::Code(0), &log);
         assert!(v.ok(), "{:?}", v.reasons);
         assert_eq!(v.warnings.len(), 1);
+    }
+
+    #[test]
+    fn cpu_off_call_precedes_its_state_line() {
+        let new_order = [
+            "[hv 1.000000] cpu1 state ON_PENDING -> ON (entered guest at 0x40080000)",
+            "[hv 1.100000] cpu1 psci AFFINITY_INFO(0x0, 0) = 0",
+            "[hv 1.200000] cpu1 psci CPU_OFF() = SUCCESS",
+            "[hv 1.300000] cpu0 psci AFFINITY_INFO(0x1, 0) = 0",
+            "[hv 1.300001] cpu1 state ON -> OFF (psci CPU_OFF)",
+            "[hv 1.400000] cpu1 state OFF -> ON_PENDING (cpu_on by cpu0)",
+            "[hv 1.500000] cpu1 state ON_PENDING -> ON (entered guest at 0x40080000)",
+            "[hv 1.600000] cpu1 psci CPU_OFF() = SUCCESS",
+            "[hv 1.700000] cpu1 state ON -> OFF (psci CPU_OFF)",
+        ];
+        assert_eq!(cpu_off_order_problems(&new_order), Vec::<String>::new());
+        // The answer printed by the next life, after its ON line.
+        let old_order = [
+            "[hv 1.000000] cpu1 state ON_PENDING -> ON (entered guest at 0x40080000)",
+            "[hv 1.100000] cpu1 psci AFFINITY_INFO(0x0, 0) = 0",
+            "[hv 1.300001] cpu1 state ON -> OFF (psci CPU_OFF)",
+            "[hv 1.400000] cpu1 state OFF -> ON_PENDING (cpu_on by cpu0)",
+            "[hv 1.500000] cpu1 state ON_PENDING -> ON (entered guest at 0x40080000)",
+            "[hv 1.500001] cpu1 psci CPU_OFF() = SUCCESS",
+            "[hv 1.700000] cpu1 state ON -> OFF (psci CPU_OFF)",
+        ];
+        let problems = cpu_off_order_problems(&old_order);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("cpu1") && problems[0].contains("line 3"));
+        // No call lines traced (the default): nothing to check.
+        let untraced = [old_order[0], old_order[2], old_order[4]];
+        assert_eq!(cpu_off_order_problems(&untraced), Vec::<String>::new());
+        // A dropped call line is not a wrong order.
+        let mut dropped = old_order.to_vec();
+        dropped.push("[hv 1.800000] cpu0 log WARN trace buffer full: 4 events dropped on cpu0");
+        assert_eq!(cpu_off_order_problems(&dropped), Vec::<String>::new());
     }
 
     #[test]

@@ -16,8 +16,6 @@ use arm_sysregs::el2::registers::{
     CntvoffEl2, HcrEl2, MairEl2, MdcrEl2, VmpidrEl2, VpidrEl2, VsesrEl2,
 };
 use core::arch::asm;
-use core::sync::atomic::{AtomicBool, Ordering};
-
 /// MAIR_EL2 attribute encodings: Device-nGnRE, and Normal memory
 /// write-back (read/write-allocate, non-transient) inner and outer.
 const MAIR_DEVICE_NGNRE: u8 = 0x04;
@@ -277,34 +275,16 @@ fn isb() {
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }
 
-/// Per vCPU: whether its next cold boot starts big-endian (SCTLR_EL1.EE),
-/// because PSCI enters the new context with the endianness of the caller.
-/// Written by the caller of CPU_ON while it holds the claim, before the boot
-/// request is published (Release); read by the target after it saw the
-/// request (Acquire): Relaxed is enough here.
-static BOOT_BIG_ENDIAN: [AtomicBool; crate::vcpu::MAX_VCPUS] =
-    [const { AtomicBool::new(false) }; crate::vcpu::MAX_VCPUS];
-
 /// True when this CPU's EL1 runs big-endian (SCTLR_EL1.EE).
 pub fn guest_big_endian() -> bool {
     Cpu.sctlr_el1().bits() & crate::exception::sctlr::EE != 0
 }
 
-/// Records the endianness vCPU `index` starts with at its next cold boot.
-pub fn set_boot_endianness(index: usize, big: bool) {
-    if let Some(flag) = BOOT_BIG_ENDIAN.get(index) {
-        flag.store(big, Ordering::Relaxed);
-    }
-}
-
 /// Puts this CPU's EL1 into the cold-boot state PSCI CPU_ON promises (see
-/// `el2_state::reset_el1`), with no stale TLB entries or instructions for
-/// the new code.
-pub fn reset_guest_el1() {
-    let big = BOOT_BIG_ENDIAN
-        .get(super::cpu_index())
-        .is_some_and(|f| f.load(Ordering::Relaxed));
-    el2_state::reset_el1(&mut Cpu, big);
+/// `el2_state::reset_el1`), big-endian if `big_endian` (the boot request's
+/// endianness), with no stale TLB entries or instructions for the new code.
+pub fn reset_guest_el1(big_endian: bool) {
+    el2_state::reset_el1(&mut Cpu, big_endian);
     // SAFETY: local TLB and I-cache maintenance for the guest's VMID, which
     // is current in VTTBR_EL2; no hypervisor mapping is affected.
     unsafe {

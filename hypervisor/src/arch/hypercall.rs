@@ -2,17 +2,16 @@
 //! calls and parkvisor's vendor service. Decoding is `smccc`, PSCI rules are
 //! `psci`, the stop protocol is `fast_stop`; this module acts on them.
 
-use super::park;
 use super::vectors::GuestFrame;
 use super::{cpu_index, el2, emit, emit_here, firmware, gic, hv, stop_save, timer};
 use crate::fast_stop::StopPlatform;
-use crate::park::ParkReason;
-use crate::psci::{self, Suspend};
+use crate::park::{Exit, ParkReason};
+use crate::psci::{self, CpuOnPlatform, Suspend};
 use crate::smccc::vendor::FastStopFlags;
 use crate::smccc::{self, ArchCall, Call, PsciCall, VendorCall, ret, vendor};
 use crate::stop_context::SaveArea;
 use crate::trace::{Event, Reason};
-use crate::vcpu::PowerState;
+use crate::vcpu::{BootRequest, PowerState};
 
 /// How a call answers.
 enum Reply {
@@ -20,13 +19,16 @@ enum Reply {
     One(i64),
     /// x0..x3.
     Four([u64; 4]),
-    /// The frame was replaced (the vCPU parked or restarted); nothing to write.
+    /// The frame was replaced (the vCPU restarted); nothing to write.
     Replaced,
+    /// SUCCESS, and the vCPU leaves the guest: nothing to write.
+    Park(ParkReason),
 }
 
 /// Handles the call in `frame` (x0 = function ID). `imm` is the HVC/SMC
 /// immediate: SMCCC uses 0, anything else is not a call parkvisor knows.
-pub fn handle(frame: &mut GuestFrame, imm: u16) {
+/// The call's trace line is printed before the vCPU parks for it.
+pub fn handle(frame: &mut GuestFrame, imm: u16) -> Exit {
     let entry_ns = timer::now_ns();
     let call = smccc::decode_regs(&[frame.x[0], frame.x[1], frame.x[2], frame.x[3], frame.x[4]]);
     let reply = if imm != 0 {
@@ -39,18 +41,20 @@ pub fn handle(frame: &mut GuestFrame, imm: u16) {
             Call::Unknown(_) => Reply::One(ret::NOT_SUPPORTED),
         }
     };
-    let x0 = match reply {
+    let (x0, exit) = match reply {
         Reply::One(x0) => {
             frame.x[0] = x0 as u64;
-            x0
+            (x0, Exit::Resume)
         }
         Reply::Four(regs) => {
             frame.x[..4].copy_from_slice(&regs);
-            regs[0] as i64
+            (regs[0] as i64, Exit::Resume)
         }
-        Reply::Replaced => 0,
+        Reply::Replaced => (ret::SUCCESS, Exit::Resume),
+        Reply::Park(reason) => (ret::SUCCESS, Exit::Park(reason)),
     };
     emit_here(&Event::call(&call, x0));
+    exit
 }
 
 fn psci_call(frame: &mut GuestFrame, call: PsciCall) -> Reply {
@@ -67,50 +71,33 @@ fn psci_call(frame: &mut GuestFrame, call: PsciCall) -> Reply {
             context_id,
             ..
         } => {
-            match psci::suspend(power_state.into(), entry, context_id, ram) {
+            let big_endian = el2::guest_big_endian();
+            match psci::suspend(power_state.into(), entry, context_id, big_endian, ram) {
                 // A standby that wakes at once is a valid standby.
                 Ok(Suspend::Standby) => Reply::One(ret::SUCCESS),
                 Ok(Suspend::Powerdown(request)) => {
-                    // The resumed context starts with the caller's endianness.
-                    el2::set_boot_endianness(me, el2::guest_big_endian());
-                    el2::reset_guest_el1();
+                    el2::reset_guest_el1(request.big_endian);
                     *frame = GuestFrame::cold_boot(request.entry, request.context_id);
                     Reply::Replaced
                 }
                 Err(e) => Reply::One(e),
             }
         }
-        PsciCall::CpuOff => {
-            *frame = park::park_until_boot(me, Some(ParkReason::CpuOff));
-            Reply::Replaced
-        }
+        PsciCall::CpuOff => Reply::Park(ParkReason::CpuOff),
         PsciCall::CpuOn {
             target_mpidr,
             entry,
             context_id,
             ..
         } => {
-            let caller_big_endian = el2::guest_big_endian();
-            let announce = |target| {
-                // Published with the boot request: the target starts with
-                // the caller's endianness (PSCI CPU_ON).
-                el2::set_boot_endianness(target, caller_big_endian);
-                hv.live.claimed();
-                let reason = Reason::CpuOnBy(me);
-                emit(
-                    target,
-                    &Event::State {
-                        from: PowerState::Off,
-                        to: PowerState::OnPending,
-                        reason,
-                    },
-                );
+            let request = BootRequest {
+                entry,
+                context_id,
+                big_endian: el2::guest_big_endian(),
             };
-            match psci::cpu_on(&table, target_mpidr, entry, context_id, ram, announce) {
-                Ok(target) => {
-                    gic::kick(target);
-                    Reply::One(ret::SUCCESS)
-                }
+            let caller = CpuOnCaller { me };
+            match psci::cpu_on(&table, &hv.live, target_mpidr, request, ram, &caller) {
+                Ok(_) => Reply::One(ret::SUCCESS),
                 Err(e) => Reply::One(e),
             }
         }
@@ -153,6 +140,27 @@ fn psci_call(frame: &mut GuestFrame, call: PsciCall) -> Reply {
             Err(e) => Reply::One(e),
         },
         PsciCall::Unimplemented(_) => Reply::One(ret::NOT_SUPPORTED),
+    }
+}
+
+/// CPU_ON's machine: vCPU `me` called it.
+struct CpuOnCaller {
+    me: usize,
+}
+
+impl CpuOnPlatform for CpuOnCaller {
+    /// Traced on the target's ring while it cannot start yet, so the line
+    /// precedes anything the target prints.
+    fn claimed(&self, target: usize) {
+        let event = Event::State {
+            from: PowerState::Off,
+            to: PowerState::OnPending,
+            reason: Reason::CpuOnBy(self.me),
+        };
+        emit(target, &event);
+    }
+    fn kick(&self, target: usize) {
+        gic::kick(target);
     }
 }
 

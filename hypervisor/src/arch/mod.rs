@@ -246,7 +246,7 @@ fn boot_main(x0: u64, _x1: u64, _x2: u64, _x3: u64) -> ! {
         timer::arm_tick(timer::tick_period());
     }
     let frame = vectors::GuestFrame::cold_boot(entry.pc, entry.dtb);
-    el2::reset_guest_el1();
+    el2::reset_guest_el1(false);
     vgic::reset_cpu(0);
     // SAFETY: the boot stack top is this CPU's stack and nothing on it is
     // needed after entering the guest.

@@ -1,43 +1,50 @@
 //! What happens when the guest traps to EL2: decode ESR_EL2, handle the
 //! exception, and before returning check whether a fast-stop wants this vCPU.
+//! Handlers return an [`Exit`]; only `handle_lower` parks.
 //! Anything the guest does that parkvisor does not emulate is contained: the
 //! guest gets an exception, the trace says what happened, EL2 carries on.
 
 use super::park;
 use super::vectors::{GuestFrame, LowerKind};
-use super::{HV_REGION, cpu_index, el2, emit_here, gic_mmio, hv, hypercall, stop_save, vgic};
+use super::{HV_REGION, cpu_index, el2, emit_here, gic_mmio, hv, hypercall, vgic};
+use crate::esr::{
+    self, EC_DABT_LOWER, EC_DABT_SAME, EC_IABT_LOWER, EC_IABT_SAME, EC_UNKNOWN, Trap,
+};
 use crate::exception;
 use crate::mmio;
-use crate::park::ParkReason;
+use crate::park::{Exit, ParkReason};
 use crate::trace::Event;
 use arm_sysregs::el1::registers::EsrEl1;
 use arm_sysregs::el2::registers::EsrEl2;
 use arm_sysregs::types::{EsrIssSysreg, EsrIssSysregDir, EsrIssSysregId};
 
-// Exception classes (ESR_ELx.EC); the crates give the field, not the codes.
-const EC_UNKNOWN: u64 = 0x00;
-const EC_HVC64: u64 = 0x16;
-const EC_SMC64: u64 = 0x17;
-const EC_SYSREG: u64 = 0x18;
-const EC_IABT_LOWER: u64 = 0x20;
-const EC_IABT_SAME: u64 = 0x21;
-const EC_DABT_LOWER: u64 = 0x24;
-const EC_DABT_SAME: u64 = 0x25;
 /// Fault status "synchronous external abort, not on a table walk".
-const FSC_EXTERNAL_ABORT: u64 = 0x10;
-const ISS_WNR: u64 = 1 << 6;
+const FSC_EXTERNAL_ABORT: u32 = 0x10;
 
 /// Entry from the vectors for every exception taken from the guest.
+/// It either returns (the vectors restore `frame` and ERET) or parks the
+/// vCPU, whose next life then starts on a fresh stack.
 pub extern "C" fn handle_lower(frame: &mut GuestFrame, kind: u64) {
-    match kind {
+    let handled = match kind {
         k if k == LowerKind::Sync as u64 => synchronous(frame),
-        k if k == LowerKind::Irq as u64 || k == LowerKind::Fiq as u64 => interrupt(),
-        k if k == LowerKind::SError as u64 => serror(frame),
+        k if k == LowerKind::Irq as u64 || k == LowerKind::Fiq as u64 => {
+            interrupt();
+            Exit::Resume
+        }
+        k if k == LowerKind::SError as u64 => {
+            serror(frame);
+            Exit::Resume
+        }
         // The vector table passes only the four kinds above.
-        _ => {}
+        _ => Exit::Resume,
+    };
+    // FAST_STOP's SGI may be pending, or the stop may have started while
+    // this CPU was at EL2: either way the vCPU parks instead of re-entering.
+    let me = cpu_index();
+    match park::parker(me).trap_exit(handled) {
+        Exit::Resume => vgic::flush(me),
+        Exit::Park(reason) => park::park(me, reason, frame),
     }
-    stop_if_requested(frame);
-    vgic::flush(cpu_index());
 }
 
 /// A physical SError taken while the guest ran (HCR_EL2.AMO) is the guest's:
@@ -67,28 +74,18 @@ pub extern "C" fn handle_current(frame: &mut GuestFrame, kind: u64) {
     );
 }
 
-/// FAST_STOP's SGI may be pending, or the stop may have started while this
-/// CPU was at EL2: either way the vCPU parks here instead of re-entering.
-fn stop_if_requested(frame: &mut GuestFrame) {
-    let me = cpu_index();
-    if let Some(generation) = park::parker(me).stop_requested() {
-        stop_save::record(me, generation, Some(frame));
-        *frame = park::park_until_boot(me, Some(ParkReason::FastStop(generation)));
-    }
-}
-
-fn synchronous(frame: &mut GuestFrame) {
+fn synchronous(frame: &mut GuestFrame) -> Exit {
     let esr = el2::esr();
-    match u64::from(EsrEl2::from_bits_retain(esr).ec()) {
-        EC_HVC64 => hypercall::handle(frame, esr as u16),
-        EC_SMC64 => {
+    match Trap::decode(esr) {
+        Trap::Hvc { imm } => hypercall::handle(frame, imm),
+        Trap::Smc { imm } => {
             // A trapped SMC returns to the SMC itself: step over it first, so
             // whatever the call does with the frame starts from the next PC.
             skip_instruction(frame, esr);
-            hypercall::handle(frame, esr as u16);
+            hypercall::handle(frame, imm)
         }
-        EC_DABT_LOWER => data_abort(frame, esr),
-        EC_IABT_LOWER => {
+        Trap::DataAbort => data_abort(frame, esr),
+        Trap::InstructionAbort => {
             let ipa = el2::fault_ipa();
             let fault = Fault {
                 kind: "iabt",
@@ -97,23 +94,23 @@ fn synchronous(frame: &mut GuestFrame) {
                 size: 0,
                 why: classify(ipa),
             };
-            contain(frame, fault, EC_IABT_SAME, FSC_EXTERNAL_ABORT);
+            contain(frame, fault, EC_IABT_SAME, FSC_EXTERNAL_ABORT)
         }
-        EC_SYSREG => system_register(frame, esr),
-        ec => {
+        Trap::SystemRegister => system_register(frame, esr),
+        Trap::Other(ec) => {
             let why = "exception class not handled";
             contain(
                 frame,
                 Fault {
                     kind: "undef",
-                    addr: ec,
+                    addr: ec.into(),
                     write: false,
                     size: 0,
                     why,
                 },
                 EC_UNKNOWN,
                 0,
-            );
+            )
         }
     }
 }
@@ -121,7 +118,7 @@ fn synchronous(frame: &mut GuestFrame) {
 /// The guest's IPIs: writes to ICC_SGI1R_EL1, ICC_ASGI1R_EL1 and
 /// ICC_SGI0R_EL1 (op0=3, op1=0, CRn=12, CRm=11, op2=5/6/7). Other trapped
 /// registers are refused.
-fn system_register(frame: &mut GuestFrame, esr: u64) {
+fn system_register(frame: &mut GuestFrame, esr: u64) -> Exit {
     let Some(iss) = EsrEl2::from_bits_retain(esr).iss_sysreg() else {
         // Not reachable for EC 0x18, but an unexpected syndrome is the
         // guest's problem, never a reason to stop EL2.
@@ -150,7 +147,7 @@ fn system_register(frame: &mut GuestFrame, esr: u64) {
             vgic::send_sgi(cpu_index(), value);
         }
         skip_instruction(frame, esr);
-        return;
+        return Exit::Resume;
     }
     let scxtnum_el1 = iss.sysreg_id() == EsrIssSysregId::new(3, 0, 13, 0, 7);
     let scxtnum_el0 = iss.sysreg_id() == EsrIssSysregId::new(3, 3, 13, 0, 7);
@@ -168,7 +165,7 @@ fn system_register(frame: &mut GuestFrame, esr: u64) {
             *x = read;
         }
         skip_instruction(frame, esr);
-        return;
+        return Exit::Resume;
     }
     let why = "system register not emulated";
     let write = iss.dir() == EsrIssSysregDir::Write;
@@ -179,7 +176,7 @@ fn system_register(frame: &mut GuestFrame, esr: u64) {
         size: 8,
         why,
     };
-    contain(frame, fault, EC_UNKNOWN, 0);
+    contain(frame, fault, EC_UNKNOWN, 0)
 }
 
 /// The trapped instruction was emulated: the guest continues after it
@@ -196,15 +193,16 @@ fn names_aarch32_pc(frame: &GuestFrame, access: &mmio::MmioAccess) -> bool {
 
 /// Emulated accesses step over the trapped instruction by its length
 /// (ESR_EL2.IL: 2 for a 16-bit Thumb instruction of AArch32 EL0).
-fn data_abort(frame: &mut GuestFrame, esr: u64) {
+fn data_abort(frame: &mut GuestFrame, esr: u64) -> Exit {
     let hv = hv();
     match mmio::decode(esr, el2::far(), el2::hpfar()) {
         Ok(access) if names_aarch32_pc(frame, &access) => {
-            refuse_access(frame, esr, &access, "AArch32 access naming the PC");
+            refuse_access(frame, esr, &access, "AArch32 access naming the PC")
         }
         Ok(access) if gic_mmio::owns(access.ipa) => {
             gic_mmio::access(&access, &mut frame.x);
             skip_instruction(frame, esr);
+            Exit::Resume
         }
         Ok(access) if hv.uart.contains(access.ipa) => {
             let offset = (access.ipa - hv.uart.base) as usize;
@@ -216,6 +214,7 @@ fn data_abort(frame: &mut GuestFrame, esr: u64) {
                 access.apply_load(&mut frame.x, value.into());
             }
             skip_instruction(frame, esr);
+            Exit::Resume
         }
         Ok(access) => refuse_access(frame, esr, &access, classify(access.ipa)),
         Err(e) => {
@@ -230,15 +229,15 @@ fn data_abort(frame: &mut GuestFrame, esr: u64) {
                 frame,
                 fault,
                 EC_DABT_SAME,
-                FSC_EXTERNAL_ABORT | esr & ISS_WNR,
-            );
+                FSC_EXTERNAL_ABORT | esr::iss(esr) & esr::ISS_WNR,
+            )
         }
     }
 }
 
 /// Contains a guest data access parkvisor will not perform: traced, and an
 /// external abort for the guest.
-fn refuse_access(frame: &mut GuestFrame, esr: u64, access: &mmio::MmioAccess, why: &str) {
+fn refuse_access(frame: &mut GuestFrame, esr: u64, access: &mmio::MmioAccess, why: &str) -> Exit {
     let fault = Fault {
         kind: "dabt",
         addr: access.ipa,
@@ -250,8 +249,8 @@ fn refuse_access(frame: &mut GuestFrame, esr: u64, access: &mmio::MmioAccess, wh
         frame,
         fault,
         EC_DABT_SAME,
-        FSC_EXTERNAL_ABORT | esr & ISS_WNR,
-    );
+        FSC_EXTERNAL_ABORT | esr::iss(esr) & esr::ISS_WNR,
+    )
 }
 
 /// Why a guest access to `ipa` has no backing.
@@ -275,7 +274,7 @@ struct Fault<'a> {
 /// Traces a guest fault and hands it back to the guest as an exception, or,
 /// when the faulting instruction is inside the guest's own exception vectors
 /// (so it could never get out of the loop), stops the vCPU instead.
-fn contain(frame: &mut GuestFrame, fault: Fault<'_>, same_el_ec: u64, iss: u64) {
+fn contain(frame: &mut GuestFrame, fault: Fault<'_>, same_el_ec: u8, iss: u32) -> Exit {
     let in_own_vectors = frame.elr.wrapping_sub(el2::guest_vbar()) < 0x800;
     let action = if in_own_vectors {
         "vcpu stopped (fault inside its own vectors)"
@@ -292,16 +291,17 @@ fn contain(frame: &mut GuestFrame, fault: Fault<'_>, same_el_ec: u64, iss: u64) 
         action,
     });
     if in_own_vectors {
-        *frame = park::park_until_boot(cpu_index(), Some(ParkReason::Fault));
+        Exit::Park(ParkReason::Fault)
     } else {
         inject(frame, same_el_ec, iss, el2::far());
+        Exit::Resume
     }
 }
 
 /// Delivers a synchronous exception to the guest's EL1 vectors. `same_el_ec`
 /// is the class as seen from EL1; it becomes the "lower EL" class when the
 /// guest was at EL0.
-fn inject(frame: &mut GuestFrame, same_el_ec: u64, iss: u64, far: u64) {
+fn inject(frame: &mut GuestFrame, same_el_ec: u8, iss: u32, far: u64) {
     let from_el0 = exception::from_el0(frame.spsr);
     let ec = match same_el_ec {
         EC_DABT_SAME if from_el0 => EC_DABT_LOWER,
@@ -310,7 +310,7 @@ fn inject(frame: &mut GuestFrame, same_el_ec: u64, iss: u64, far: u64) {
     };
     // IL is 1, as the Arm ARM requires for an instruction abort, a data
     // abort without a valid syndrome and an unknown reason.
-    let esr = EsrEl1::empty().with_ec(ec as u8).with_iss(iss as u32) | EsrEl1::IL;
+    let esr = EsrEl1::empty().with_ec(ec).with_iss(iss) | EsrEl1::IL;
     el2::inject_sync(frame, esr.bits(), far);
 }
 

@@ -3,9 +3,10 @@
 //! An exception from the guest (lower EL, from AArch64 or AArch32 EL0) saves every general
 //! purpose register plus ELR_EL2/SPSR_EL2 into a `GuestFrame` at the top of
 //! this CPU's EL2 stack, calls `handle_lower`, restores the (possibly
-//! rewritten) frame and ERETs. Parking happens *inside* the handler: it returns
-//! only when the vCPU is to run again, with the frame rewritten for the new
-//! entry point, so nothing of the old context (PC advance included) survives.
+//! rewritten) frame and ERETs. A vCPU that parks never returns here:
+//! `handle_lower` parks it, and its next life enters the guest through
+//! `pv_enter_guest` with SP_EL2 back at the top of the stack, so nothing of
+//! the old context (its frames, its PC advance) survives.
 //! Exceptions taken at EL2 itself are hypervisor bugs and go to `handle_current`.
 
 use core::arch::global_asm;

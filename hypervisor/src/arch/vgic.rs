@@ -126,3 +126,11 @@ pub fn reset_cpu(cpu: usize) {
     gic::with_virtual_interface(|vif| list_registers::reset(vif, &hv().vcpus[cpu], &OWNERS, cpu));
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }
+
+/// Deactivates what vCPU `cpu` held while parked and drops SGIs that raced
+/// its park (see `list_registers::release_parked`), as its new life starts.
+pub fn release_parked(cpu: usize) {
+    gic::with_virtual_interface(|vif| {
+        list_registers::release_parked(vif, &hv().vcpus[cpu], &OWNERS, cpu)
+    });
+}
