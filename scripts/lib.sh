@@ -65,7 +65,7 @@ need_cmd() {
 pv_load_board() {
     local env="$PV_ROOT/boards/$PV_BOARD/board.env"
     [[ -f $env ]] || die "no board file $env"
-    unset MAX_SMP FIXED_SMP FIXED_MEM BARE_POWEROFF ALWAYS_NO_REBOOT DTB_FROM_KERNEL DTB_EXTRA_MEMORY_BASE DTB_EXTRA_MEMORY_SIZE GUEST_CONSOLE
+    unset HV_BOOT MAX_SMP FIXED_SMP FIXED_MEM BARE_POWEROFF ALWAYS_NO_REBOOT DTB_FROM_KERNEL DTB_EXTRA_MEMORY_BASE DTB_EXTRA_MEMORY_SIZE GUEST_CONSOLE
     # shellcheck disable=SC1090
     source "$env"
 }
