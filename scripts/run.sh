@@ -285,6 +285,19 @@ else
     mkdir -p "$(dirname "$log")"
 fi
 
+# A board whose stock kernel cannot kexec (raspi4b: spin-table CPUs) opens
+# the demo with that: the same guest on the bare board first.
+if [[ $scenario == demo && $hv == 1 && $default_linux == 1 && ${DEMO_BARE_FIRST:-} == 1 ]]; then
+    bare_log="${log%.log}-bare.log"
+    echo "=== without parkvisor: stock Linux on the bare $PV_BOARD board, kexec (log: $bare_log) ==="
+    set +e
+    "$0" --no-build --board "${board:-${PV_BOARD#qemu-}}" --no-hv --scenario kexec --no-shell \
+        --timeout 300 --log "$bare_log" 2>&1 | tr -d '\r' |
+        grep -a -E --line-buffered "smp: Brought up|PVTEST kexec|Can't kexec|reboot: |run.sh: (ok|FAILED|TIMEOUT)"
+    set -e
+    echo "=== under parkvisor: the same kernel, stock kexec then the guest module's FAST_STOP kexec ==="
+fi
+
 shell_words() { # print a command line readably, quoting only where needed
     local w out=""
     for w in "$@"; do
