@@ -241,7 +241,13 @@ impl Rewriter<'_, '_> {
             match classify(&child) {
                 _ if is_gic_v2(&child) => self.gic_v2(bus, &child),
                 Treatment::Withheld => {}
-                Treatment::Emulated if child.is_compatible("arm,pl011") => self.pl011(&child),
+                // Only an enabled PL011 can be the console parkvisor
+                // emulates (a BCM2711 has five, four disabled).
+                Treatment::Emulated if child.is_compatible("arm,pl011") => {
+                    if is_enabled(&child) {
+                        self.pl011(&child);
+                    }
+                }
                 _ => self.copy(&child),
             }
         }
@@ -319,6 +325,11 @@ fn is_gic_v2(node: &FdtNode<'_>) -> bool {
     super::platform::GICV2_COMPATIBLE
         .iter()
         .any(|c| node.is_compatible(c))
+}
+
+fn is_enabled(node: &FdtNode<'_>) -> bool {
+    node.property("status")
+        .is_none_or(|p| matches!(p.value_as::<&str>(), Ok("okay" | "ok")))
 }
 
 fn is_simple_bus(node: &FdtNode<'_>) -> bool {
