@@ -5,10 +5,12 @@
 # demo initramfs on 4 vCPUs, every CPU busy, and kexec twice: once the stock way
 # (CPU hotplug takes the secondaries down one at a time), once with parkvisor's
 # guest module (FAST_STOP parks them all at once); at the end both teardown
-# times are printed side by side. The terminal shows only the hypervisor's
-# trace lines and the interesting guest lines (--verbose: everything; the log
-# file always has everything). On a terminal it ends in a guest shell,
-# otherwise it powers off.
+# times are printed side by side. On a board whose stock kernel cannot kexec
+# (raspi4b: spin-table CPUs) the demo first boots the same kernel on the bare
+# board (--no-hv) to show "Can't kexec: CPUs are stuck in the kernel". The
+# terminal shows only the hypervisor's trace lines and the interesting guest
+# lines (--verbose: everything; the log file always has everything). On a
+# terminal it ends in a guest shell, otherwise it powers off.
 #
 # Usage: scripts/run.sh [options]
 #   --kernel IMAGE       guest kernel (default: the cached Debian arm64 Image)
@@ -23,8 +25,11 @@
 #                        shell; adds pv.scenario=NAME (and what it needs) to the
 #                        guest arguments. reboot implies --no-reboot and, under
 #                        the hypervisor, wants a "system reset" trace line
-#   --board NAME         virt (GICv3, default) or virt-gicv2 (GICv2, at most 8
-#                        vCPUs): boards/qemu-NAME/board.env
+#   --board NAME         virt (GICv3, default), virt-gicv2 (GICv2, at most 8
+#                        vCPUs) or raspi4b (Raspberry Pi 4 B: exactly 4 CPUs
+#                        and 2G, spin-table CPUs, firmware DTB from the guest
+#                        kernel package, docs/boards.md):
+#                        boards/qemu-NAME/board.env
 #   --smp N              vCPUs = physical CPUs (default from board.env)
 #   --mem SIZE           RAM (default from board.env)
 #   --hv-args "ARGS"     hypervisor command line (QEMU -append)
@@ -96,8 +101,12 @@ done
 [[ -n $smp ]] || smp="$DEFAULT_SMP"
 [[ -n $mem ]] || mem="$DEFAULT_MEM"
 [[ $smp =~ ^[1-9][0-9]*$ ]] || die "--smp wants a positive number, got '$smp'"
+[[ -z ${FIXED_SMP:-} ]] || ((smp == FIXED_SMP)) ||
+    die "board ${board:-$PV_BOARD} has exactly $FIXED_SMP CPUs: --smp $FIXED_SMP, got --smp $smp"
 [[ -z ${MAX_SMP:-} ]] || ((smp <= MAX_SMP)) ||
     die "board ${board:-$PV_BOARD} runs at most $MAX_SMP vCPUs (its GIC serves $MAX_SMP CPUs), got --smp $smp"
+[[ -z ${FIXED_MEM:-} ]] || (($(size_to_bytes "$mem") == $(size_to_bytes "$FIXED_MEM"))) ||
+    die "board ${board:-$PV_BOARD} has exactly $FIXED_MEM of RAM: --mem $FIXED_MEM, got --mem $mem"
 [[ -z $timeout || $timeout =~ ^[0-9]+$ ]] || die "--timeout wants seconds, got '$timeout'"
 interactive=0
 [[ -t 0 && -t 1 ]] && interactive=1
@@ -202,17 +211,68 @@ fi
 # --- the QEMU command line (the one place it is put together) --------------------
 qesc() { echo "${1//,/,,}"; } # QEMU option values: a comma is written twice
 cmd=("$QEMU_BIN" -cpu "$QEMU_CPU" -smp "$smp" -m "$mem" -nographic -nic none)
+# Boards where QEMU makes no device tree get theirs from the guest kernel package.
+board_dtb=$(pv_board_dtb) run_dtb="" dtb_index=""
+if [[ -n $board_dtb ]]; then
+    cmd+=(-dtb "$board_dtb")
+    dtb_index=$((${#cmd[@]} - 1))
+fi
+hv_boot=()
+if ((hv)) && [[ ${HV_BOOT:-elf} == trampoline ]]; then
+    # QEMU boots linker/boot-trampoline.S as a Linux Image, which jumps to
+    # the hypervisor; -device loader puts the hypervisor's ELF segments in
+    # place (docs/boards.md).
+    need_cmd aarch64-linux-gnu-as "binutils-aarch64-linux-gnu"
+    hv_entry=$(aarch64-linux-gnu-readelf -h "$hv_elf" | sed -n 's/^ *Entry point address: *//p')
+    [[ $hv_entry =~ ^0x[0-9a-f]+$ ]] || die "cannot read the entry point of $hv_elf"
+    tramp="${hv_elf%/*}/boot-trampoline-$hv_entry.bin"
+    if [[ ! -f $tramp || $PV_ROOT/linker/boot-trampoline.S -nt $tramp ]]; then
+        aarch64-linux-gnu-as --defsym "HV_ENTRY=$hv_entry" -o "$tramp.o$$" "$PV_ROOT/linker/boot-trampoline.S" &&
+            aarch64-linux-gnu-objcopy -O binary "$tramp.o$$" "$tramp.tmp$$" &&
+            mv -f "$tramp.tmp$$" "$tramp" || die "assembling linker/boot-trampoline.S failed"
+        rm -f "$tramp.o$$"
+    fi
+    hv_boot=(-kernel "$tramp" -device "loader,file=$(qesc "$hv_elf")")
+elif ((hv)); then
+    hv_boot=(-kernel "$hv_elf")
+fi
 if ((hv)); then
-    cmd+=(-M "$QEMU_MACHINE" -kernel "$hv_elf")
+    cmd+=(-M "$QEMU_MACHINE" "${hv_boot[@]}")
     [[ -n $hv_args ]] && cmd+=(-append "$hv_args")
-    cmd+=(-device "guest-loader,addr=$GUEST_KERNEL_ADDR,kernel=$(qesc "$kernel"),bootargs=$(qesc "$append")")
-    [[ -n $initrd ]] && cmd+=(-device "guest-loader,addr=$GUEST_INITRD_ADDR,initrd=$(qesc "$initrd")")
+    if [[ -n $board_dtb ]]; then
+        # With -dtb, guest-loader's /chosen/module@ nodes do not reach the
+        # DTB in memory (QEMU 10 raspi4b): write them into this run's copy
+        # (the same Xen multiboot binding) and load the files with the
+        # generic loader.
+        run_dtb=$(mktemp "${TMPDIR:-/tmp}/pv-run-XXXXXX.dtb")
+        cp "$board_dtb" "$run_dtb"
+        add_module() { # ADDR FILE COMPATIBLE [BOOTARGS]
+            local node
+            node="/chosen/module@$(printf %x "$1")"
+            fdtput -c "$run_dtb" "$node" &&
+                fdtput -t s "$run_dtb" "$node" compatible multiboot,module "$3" &&
+                fdtput -t x "$run_dtb" "$node" reg 0 "$1" 0 "$(printf %#x "$(stat -c %s "$2")")" &&
+                if [[ $# -ge 4 ]]; then fdtput -t s "$run_dtb" "$node" bootargs "$4"; fi ||
+                die "cannot add $node to $run_dtb"
+        }
+        add_module "$GUEST_KERNEL_ADDR" "$kernel" multiboot,kernel "$append"
+        cmd+=(-device "loader,file=$(qesc "$kernel"),addr=$GUEST_KERNEL_ADDR,force-raw=on")
+        if [[ -n $initrd ]]; then
+            add_module "$GUEST_INITRD_ADDR" "$initrd" multiboot,ramdisk
+            cmd+=(-device "loader,file=$(qesc "$initrd"),addr=$GUEST_INITRD_ADDR,force-raw=on")
+        fi
+        cmd[${dtb_index}]=$run_dtb
+    else
+        cmd+=(-device "guest-loader,addr=$GUEST_KERNEL_ADDR,kernel=$(qesc "$kernel"),bootargs=$(qesc "$append")")
+        [[ -n $initrd ]] && cmd+=(-device "guest-loader,addr=$GUEST_INITRD_ADDR,initrd=$(qesc "$initrd")")
+    fi
 else
     cmd+=(-M "$QEMU_MACHINE_PLAIN" -kernel "$kernel")
     [[ -n $initrd ]] && cmd+=(-initrd "$initrd")
     [[ -n $append ]] && cmd+=(-append "$append")
 fi
 ((icount)) && cmd+=(-icount "shift=0,sleep=off")
+((hv)) && [[ ${ALWAYS_NO_REBOOT:-} == 1 ]] && no_reboot=1
 ((no_reboot)) && cmd+=(-no-reboot)
 if [[ -n $qemu_extra ]]; then
     read -ra extra <<<"$qemu_extra"
@@ -225,6 +285,19 @@ if [[ -z $log ]]; then
     ln -sfn "$(basename "$log")" "$PV_CACHE/logs/last.log"
 else
     mkdir -p "$(dirname "$log")"
+fi
+
+# A board whose stock kernel cannot kexec (raspi4b: spin-table CPUs) opens
+# the demo with that: the same guest on the bare board first.
+if [[ $scenario == demo && $hv == 1 && $default_linux == 1 && ${DEMO_BARE_FIRST:-} == 1 ]]; then
+    bare_log="${log%.log}-bare.log"
+    echo "=== without parkvisor: stock Linux on the bare $PV_BOARD board, kexec (log: $bare_log) ==="
+    set +e
+    "$0" --no-build --board "${board:-${PV_BOARD#qemu-}}" --no-hv --scenario kexec --no-shell \
+        --timeout 300 --log "$bare_log" 2>&1 | tr -d '\r' |
+        grep -a -E --line-buffered "smp: Brought up|PVTEST kexec|Can't kexec|reboot: |run.sh: (ok|FAILED|TIMEOUT)"
+    set -e
+    echo "=== under parkvisor: the same kernel, stock kexec then the guest module's FAST_STOP kexec ==="
 fi
 
 shell_words() { # print a command line readably, quoting only where needed
@@ -246,7 +319,10 @@ note "serial log: $log${timeout:+, timeout ${timeout}s}"
 
 stty_saved=""
 ((interactive)) && stty_saved=$(stty -g 2>/dev/null || true)
-restore_tty() { [[ -z $stty_saved ]] || stty "$stty_saved" 2>/dev/null || true; }
+restore_tty() {
+    [[ -z $stty_saved ]] || stty "$stty_saved" 2>/dev/null || true
+    [[ -z $run_dtb ]] || rm -f "$run_dtb"
+}
 trap restore_tty EXIT
 
 # QEMU runs as a background job so that a signal to run.sh (a harness giving
@@ -299,11 +375,40 @@ teepid=$!
 "${runner[@]}" "${cmd[@]}" <&3 >&4 &
 qpid=$!
 exec 4>&-
+# A board without firmware power-off (raspi4b) only halts a bare guest's
+# CPUs ("reboot: System halted"/"Power down") and QEMU keeps running: then
+# stop QEMU and count it as a clean end.
+halted="" watcher=""
+if ((!hv)) && [[ ${BARE_POWEROFF:-} == halt ]]; then
+    halted=$(mktemp "${TMPDIR:-/tmp}/pv-halted.XXXXXX")
+    rm -f "$halted"
+    (
+        while kill -0 "$qpid" 2>/dev/null; do
+            if grep -a -q -E 'reboot: (System halted|Power down|Restarting system)' "$log" 2>/dev/null; then
+                sleep 1 # the last lines reach the log
+                : >"$halted"
+                kill -TERM "$qpid" 2>/dev/null
+                exit 0
+            fi
+            sleep 0.5
+        done
+    ) &
+    watcher=$!
+fi
 set +e
 wait "$qpid"
 status=$?
 set -e
 qpid=""
+if [[ -n $watcher ]]; then
+    kill "$watcher" 2>/dev/null || true
+    wait "$watcher" 2>/dev/null || true
+    if [[ -f $halted ]]; then
+        note "the guest halted; this board has no firmware power-off, so QEMU was stopped"
+        status=0
+        rm -f "$halted"
+    fi
+fi
 wait "$teepid" 2>/dev/null || true # tee (and the view) drained the last output
 exec 3<&-
 restore_tty
