@@ -33,7 +33,8 @@
 #                (--no-hv / --icount without a mode select kexec, as before)
 #   --rounds N   overhead: ipibench round trips under MTTCG (default 300)
 #   --icount-rounds N  overhead: ipibench round trips under icount (default 2000)
-#   --hv FILE    hypervisor ELF (default: the release build)
+#   --hv FILE    hypervisor ELF (default: the release build with the
+#                uart-model feature, in target/uart-model)
 #   --no-build   do not run setup/cargo first
 # Prints one line per run and Markdown tables (min / median / max, ratios).
 # Logs are kept under .cache/bench/.
@@ -74,8 +75,9 @@ mkdir -p "$outdir"
 if ((build)); then
     "$PV_ROOT/scripts/setup.sh" linux
     if ((${#hvopt[@]} == 0)); then
-        note "cargo build --release -p parkvisor --target aarch64-unknown-none-softfloat"
-        (cd "$PV_ROOT" && cargo build -q --release -p parkvisor --target aarch64-unknown-none-softfloat) ||
+        note "cargo build --release -p parkvisor --features uart-model --target-dir target/uart-model"
+        (cd "$PV_ROOT" && cargo build -q --release -p parkvisor --features uart-model \
+            --target aarch64-unknown-none-softfloat --target-dir target/uart-model) ||
             die "building the hypervisor failed"
     fi
     if [[ $what == all || $what == fast-stop ]]; then
@@ -85,7 +87,8 @@ if ((build)); then
     fi
 fi
 "$PV_ROOT/guest-tests/linux/build-initramfs.sh"
-[[ ${#hvopt[@]} -gt 0 ]] || hvopt=(--hv "$PV_ROOT/target/aarch64-unknown-none-softfloat/release/parkvisor")
+[[ ${#hvopt[@]} -gt 0 ]] || hvopt=(--hv "$PV_ROOT/target/uart-model/aarch64-unknown-none-softfloat/release/parkvisor")
+[[ -f ${hvopt[1]} ]] || die "no hypervisor at ${hvopt[1]} (drop --no-build, or give --hv)"
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 median() { # median of the numbers on stdin
