@@ -115,6 +115,13 @@ pub unsafe fn init(base: usize) {
     });
 }
 
+/// Whether the guest may read the UART's registers directly (stage 2 maps
+/// the frame read-only, writes still trap): not with the wire model, which
+/// rewrites UARTFR's FIFO bits.
+pub fn guest_reads_direct() -> bool {
+    CONSOLE.lock().as_ref().is_some_and(|c| c.wire.is_none())
+}
+
 /// `console-baud=N`: from now on the console costs what a PL011 at `baud`
 /// would (0: instant).
 #[cfg(feature = "uart-model")]

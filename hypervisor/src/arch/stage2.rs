@@ -2,8 +2,9 @@
 //! guest RAM and of the passed-through devices only (`Platform::passthrough`:
 //! RTC, GPIO, flash; none can master memory), plus, on a GICv2, the virtual
 //! CPU interface (GICV, both pages) at the guest's GICC address -- the one
-//! frame not mapped at its own address. Everything else is unmapped:
-//! the hypervisor region, the emulated GIC and UART (their accesses trap and
+//! frame not mapped at its own address, and the console UART read-only
+//! (its writes trap and are emulated). Everything else is unmapped:
+//! the hypervisor region, the emulated GIC (its accesses trap and
 //! are emulated) and every withheld device (fw_cfg, virtio-mmio, PCIe, ...:
 //! DMA masters without an IOMMU; a guest access is a contained fault).
 
@@ -31,6 +32,17 @@ const DEVICE: Stage2Attributes = Stage2Attributes::VALID
     .union(Stage2Attributes::ACCESS_FLAG)
     .union(Stage2Attributes::XN);
 
+/// The console UART for the guest's reads: they reach the PL011 directly
+/// (no side effect but the guest's own RX FIFO pop, and no trap: half of a
+/// polled console's accesses), while every write is a permission fault that
+/// the console emulates (`console::guest_access`: filtered, after the
+/// pending trace lines).
+const DEVICE_READ_ONLY: Stage2Attributes = Stage2Attributes::VALID
+    .union(Stage2Attributes::MEMATTR_DEVICE_nGnRE)
+    .union(Stage2Attributes::S2AP_ACCESS_RO)
+    .union(Stage2Attributes::ACCESS_FLAG)
+    .union(Stage2Attributes::XN);
+
 /// Builds the stage-2 tables (boot CPU, once) and installs them.
 pub fn init(platform: &Platform, guest_ram: &[MemRange]) {
     let granule = ram_granule(guest_ram);
@@ -45,6 +57,14 @@ pub fn init(platform: &Platform, guest_ram: &[MemRange]) {
             ((d.end() + 0xfff) & !0xfff) - (d.base & !0xfff),
         );
         tables.map(r, r.base, DEVICE, PAGE);
+    }
+    if super::console::guest_reads_direct() {
+        let uart = super::hv().uart;
+        let page = MemRange::new(
+            uart.base & !0xfff,
+            ((uart.end() + 0xfff) & !0xfff) - (uart.base & !0xfff),
+        );
+        tables.map(page, page.base, DEVICE_READ_ONLY, PAGE);
     }
     if let Some(v2) = platform.gic.v2 {
         let gicc = MemRange::new(v2.cpu_interface.base, super::gicv2::GICV_SIZE);
