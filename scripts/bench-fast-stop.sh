@@ -30,7 +30,9 @@
 #   --methods LIST       guest methods, comma separated (default: all that
 #                        --icount-serial-max allows; e.g. fast_stop,cpu_on_off
 #                        for the trace-cost table alone)
-#   --no-build           do not build; use the existing release ELFs
+#   --no-build           do not build; use the existing release ELFs (the
+#                        hypervisor's from target/uart-model: built with the
+#                        uart-model feature that console-baud= needs)
 #   --out DIR            logs and results (default .cache/bench-fast-stop/<time>)
 # Prints per-boot summary lines on stderr and a Markdown table per mode on
 # stdout. Exit status non-zero if any boot failed its sanity checks.
@@ -81,11 +83,14 @@ t_start=$(now_ms)
 [[ -n $out ]] || out="$PV_CACHE/bench-fast-stop/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
 guest_elf="$PV_ROOT/target/aarch64-unknown-none/release/guest"
-hv_elf="$PV_ROOT/target/aarch64-unknown-none-softfloat/release/parkvisor"
+# The uart-model feature makes console-baud= (configs baud, off+baud) work;
+# its own target directory keeps the ordinary release build as it is.
+hv_elf="$PV_ROOT/target/uart-model/aarch64-unknown-none-softfloat/release/parkvisor"
 if ((build)); then
-    note "building (cargo build --release: parkvisor, guests)"
+    note "building (cargo build --release: parkvisor --features uart-model, guests)"
     (cd "$PV_ROOT" &&
-        cargo build -q --release -p parkvisor --target aarch64-unknown-none-softfloat &&
+        cargo build -q --release -p parkvisor --features uart-model \
+            --target aarch64-unknown-none-softfloat --target-dir target/uart-model &&
         cargo build -q --release -p guests --target aarch64-unknown-none) || die "build failed"
 fi
 [[ -f $guest_elf && -f $hv_elf ]] || die "no release build (drop --no-build)"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks of stock Linux under parkvisor against plain QEMU (run.sh --no-hv).
 #
-# Usage: scripts/bench.sh [all | overhead | kexec | kexec-module | fast-stop] [options]
+# Usage: scripts/bench.sh [all | overhead | boot | traps | kexec | kexec-module | fast-stop] [options]
 #   all        (default) overhead, then kexec teardown under parkvisor and plain
 #              QEMU with --icount, then fast-stop; prints every table
 #              (about 15 min)
@@ -12,7 +12,18 @@
 #              (host wall time from QEMU start to the first init marker, and the
 #              guest's printk clock at that marker) and the ipibench scenario (a
 #              FIFO ping-pong between shells pinned to CPU0 and CPU1: cross-CPU
-#              wakeups, 2 IPIs per round trip); medians and parkvisor/plain ratios
+#              wakeups, 2 IPIs per round trip); medians and parkvisor/plain ratios;
+#              then the boot mode's table
+#   boot       Linux boot to power-off (scenario boot), 4 vCPUs, parkvisor vs
+#              plain QEMU in interleaved pairs (plain, parkvisor, plain, ...),
+#              under MTTCG and --icount: host wall time from QEMU start to
+#              "reboot: Power down", QEMU's CPU time (user+sys of run.sh and
+#              its children, QEMU nearly all of it) and the guest clock there;
+#              medians and the median of the per-pair parkvisor/plain ratios
+#   traps      one icount Linux boot to power-off under parkvisor with QEMU's
+#              -d int log: every exception taken to EL2 by kind (data aborts
+#              by guest register page and offset, trapped system registers,
+#              IRQs, HVCs); deterministic (about 2 min)
 #   kexec      the stock kexec CPU teardown: the guest's own "kexec_core:
 #              Starting new kernel" -> "Bye!" interval (the serial CPU_OFF of
 #              every secondary), per vCPU count, for one mode (--no-hv, --icount)
@@ -33,7 +44,8 @@
 #                (--no-hv / --icount without a mode select kexec, as before)
 #   --rounds N   overhead: ipibench round trips under MTTCG (default 300)
 #   --icount-rounds N  overhead: ipibench round trips under icount (default 2000)
-#   --hv FILE    hypervisor ELF (default: the release build)
+#   --hv FILE    hypervisor ELF (default: the release build with the
+#                uart-model feature, in target/uart-model)
 #   --no-build   do not run setup/cargo first
 # Prints one line per run and Markdown tables (min / median / max, ratios).
 # Logs are kept under .cache/bench/.
@@ -43,7 +55,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 what="" runs="" smps="" accels="icount mttcg" mode=() build=1 hvopt=() rounds=300 ic_rounds=2000
 while [[ $# -gt 0 ]]; do
     case "$1" in
-    all | overhead | kexec | kexec-module | fast-stop) [[ -z $what ]] || die "one mode only"; what="$1"; shift ;;
+    all | overhead | boot | traps | kexec | kexec-module | fast-stop) [[ -z $what ]] || die "one mode only"; what="$1"; shift ;;
     --runs) need_value "$1" "$#"; runs="$2"; shift 2 ;;
     --smp) need_value "$1" "$#"; smps="$2"; shift 2 ;;
     --accel) need_value "$1" "$#"; accels="$2"; shift 2 ;;
@@ -74,8 +86,9 @@ mkdir -p "$outdir"
 if ((build)); then
     "$PV_ROOT/scripts/setup.sh" linux
     if ((${#hvopt[@]} == 0)); then
-        note "cargo build --release -p parkvisor --target aarch64-unknown-none-softfloat"
-        (cd "$PV_ROOT" && cargo build -q --release -p parkvisor --target aarch64-unknown-none-softfloat) ||
+        note "cargo build --release -p parkvisor --features uart-model --target-dir target/uart-model"
+        (cd "$PV_ROOT" && cargo build -q --release -p parkvisor --features uart-model \
+            --target aarch64-unknown-none-softfloat --target-dir target/uart-model) ||
             die "building the hypervisor failed"
     fi
     if [[ $what == all || $what == fast-stop ]]; then
@@ -85,7 +98,8 @@ if ((build)); then
     fi
 fi
 "$PV_ROOT/guest-tests/linux/build-initramfs.sh"
-[[ ${#hvopt[@]} -gt 0 ]] || hvopt=(--hv "$PV_ROOT/target/aarch64-unknown-none-softfloat/release/parkvisor")
+[[ ${#hvopt[@]} -gt 0 ]] || hvopt=(--hv "$PV_ROOT/target/uart-model/aarch64-unknown-none-softfloat/release/parkvisor")
+[[ -f ${hvopt[1]} ]] || die "no hypervisor at ${hvopt[1]} (drop --no-build, or give --hv)"
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 median() { # median of the numbers on stdin
@@ -216,6 +230,123 @@ print_overhead() {
     done
 }
 
+# --- boot to power-off ------------------------------------------------------------
+# boot_parse STAMPED_LOG: "<host ms QEMU start -> Power down> <guest s there>"
+boot_parse() {
+    tr -d '\r' <"$1" | awk '
+        t0 == "" && / run\.sh: serial log: / { t0 = $1 }
+        t0 != "" && /\] reboot: Power down/ {
+            g = $0; sub(/^[0-9]+ [^[]*\[ */, "", g); sub(/\].*/, "", g)
+            printf "%.0f %s\n", ($1 - t0) / 1000, g; exit }'
+}
+# cpu_seconds: the children's "user sys" line of bash's `times` -> seconds.
+cpu_seconds() {
+    awk 'NR == 2 { s = 0; for (i = 1; i <= 2; i++) { split($i, p, "m"); s += p[1] * 60 + p[2] } printf "%.2f", s }'
+}
+declare -A bt=() # bt[accel,target,metric] = space-separated values; bt[accel,ratio,metric] per pair
+boot_run() { # boot_run ACCEL TARGET RUN: one boot; echoes "<wall ms> <cpu s> <guest s>"
+    local accel=$1 target=$2 r=$3 args log cpu rc wall guest
+    args=(--scenario boot --smp 4 --timeout 400 --no-build --no-shell)
+    [[ $accel == icount ]] && args+=(--icount)
+    if [[ $target == plain ]]; then args+=(--no-hv); else args+=("${hvopt[@]}"); fi
+    log="$outdir/boot-$accel-$target-$r.log"
+    args+=(--log "$log")
+    set +e
+    cpu=$( (
+        "$PV_ROOT/scripts/run.sh" "${args[@]}" </dev/null 2>&1 | stamp >"$log.stamped"
+        rc=${PIPESTATUS[0]}
+        times
+        exit "$rc"
+    ) | cpu_seconds)
+    rc=$?
+    set -e
+    ((rc == 0)) || { tail -n 5 "$log.stamped" >&2; die "run failed ($accel $target run $r, status $rc): see $log"; }
+    read -r wall guest < <(boot_parse "$log.stamped") || true
+    [[ -n ${guest:-} && -n $cpu ]] || { tail -n 5 "$log.stamped" >&2; die "no power-off in $log ($accel $target run $r)"; }
+    echo "boot $accel $target run=$r poweroff_host_ms=$wall qemu_cpu_s=$cpu poweroff_guest_s=$guest load=$(loadavg)" >&2
+    echo "$wall $cpu $guest"
+}
+boot_bench() {
+    local accel r pw pc pg hw hc hg
+    for accel in tcg icount; do
+        for ((r = 1; r <= runs; r++)); do
+            read -r pw pc pg < <(boot_run "$accel" plain "$r")
+            read -r hw hc hg < <(boot_run "$accel" hv "$r")
+            bt[$accel,plain,wall]+="$pw " bt[$accel,plain,cpu]+="$pc " bt[$accel,plain,guest]+="$pg "
+            bt[$accel,hv,wall]+="$hw " bt[$accel,hv,cpu]+="$hc " bt[$accel,hv,guest]+="$hg "
+            bt[$accel,ratio,wall]+="$(awk -v a="$hw" -v b="$pw" 'BEGIN { printf "%.3f", a / b }') "
+            bt[$accel,ratio,cpu]+="$(awk -v a="$hc" -v b="$pc" 'BEGIN { printf "%.3f", a / b }') "
+            bt[$accel,ratio,guest]+="$(awk -v a="$hg" -v b="$pg" 'BEGIN { printf "%.4f", a / b }') "
+        done
+    done
+}
+print_boot() {
+    local accel metric name p h q alabel
+    echo
+    echo "Linux boot to power-off, 4 vCPUs, $runs interleaved pairs (plain, parkvisor) per accelerator:"
+    echo
+    echo "| measure | accel | plain QEMU | parkvisor | parkvisor/plain (median of pairs) | per pair |"
+    echo "|---|---|---|---|---|---|"
+    for accel in tcg icount; do
+        alabel=MTTCG
+        [[ $accel == icount ]] && alabel=icount
+        for metric in wall cpu guest; do
+            case $metric in
+            wall) name="host wall, QEMU start to power-off (ms)" ;;
+            cpu) name="QEMU CPU time, user+sys (s)" ;;
+            guest) name="guest clock at power-off (s)" ;;
+            esac
+            # shellcheck disable=SC2086
+            p=$(printf '%s\n' ${bt[$accel,plain,$metric]} | median)
+            # shellcheck disable=SC2086
+            h=$(printf '%s\n' ${bt[$accel,hv,$metric]} | median)
+            # shellcheck disable=SC2086
+            q=$(printf '%s\n' ${bt[$accel,ratio,$metric]} | median)
+            echo "| $name | $alabel | $p | $h | $q | ${bt[$accel,ratio,$metric]% } |"
+        done
+    done
+}
+
+# --- EL2 entries by kind -------------------------------------------------------------
+traps_bench() {
+    local log="$outdir/traps.log" ints="$outdir/traps-int.log"
+    "$PV_ROOT/scripts/run.sh" --scenario boot --smp 4 --icount --timeout 900 --no-build --no-shell \
+        "${hvopt[@]}" --log "$log" --qemu-extra "-d int -D $ints" </dev/null >/dev/null 2>"$log.err" ||
+        { cat "$log.err" >&2; die "run failed: see $log"; }
+    echo
+    echo "Exceptions taken to EL2 in one icount Linux boot to power-off, 4 vCPUs (QEMU -d int):"
+    echo
+    awk '
+        function hex(h,   i, v) { h = tolower(h); sub(/^0x/, "", h); v = 0
+            for (i = 1; i <= length(h); i++) v = v * 16 + index("0123456789abcdef", substr(h, i, 1)) - 1
+            return v }
+        /^Taking exception/ { kind = $3 " " $4; el2 = 0; next }
+        /^\.\.\.from EL[01] to EL2/ { el2 = 1; n++; next }
+        !el2 { next }
+        /^\.\.\.with ESR/ { split($3, e, "/"); ec = e[1]; iss = e[2] }
+        /^\.\.\.with FAR/ && kind ~ /Data/ {
+            far = $3; rw = (int(hex(substr(iss, length(iss) - 1)) / 64) % 2) ? "write" : "read"
+            dabt[substr(far, 1, length(far) - 3) "xxx, offset 0x" substr(far, length(far) - 2) " " rw]++ }
+        /^\.\.\.to EL2 PC/ {
+            if (kind ~ /Data/) d++
+            else if (kind ~ /IRQ|FIQ/) irq++
+            else if (ec == "0x18") sys++
+            else if (ec == "0x16") hvc++
+            else other[kind " EC " ec]++
+            el2 = 0 }
+        END {
+            printf "| kind | count |\n|---|---|\n"
+            printf "| data aborts (emulated MMIO) | %d |\n", d
+            for (k in dabt) if (dabt[k] >= 100) printf "| - guest VA %s | %d |\n", k, dabt[k]
+            printf "| trapped system registers (EC 0x18) | %d |\n", sys
+            printf "| physical IRQs | %d |\n", irq
+            printf "| HVC | %d |\n", hvc
+            for (k in other) printf "| %s | %d |\n", k, other[k]
+            printf "| **total EL2 entries** | **%d** |\n", n }' "$ints"
+    grep -a "reboot: Power down" "$log" | tr -d '\r' | sed 's/^/guest clock at power-off: /'
+    rm -f "$ints"
+}
+
 # --- kexec-module ------------------------------------------------------------------
 # module_chain_parse LOG: the four teardowns of a kexecbench chain, in ms, in
 # the order the chain runs them (stock-idle stock-busy module-idle module-busy).
@@ -311,7 +442,9 @@ if [[ $what == kexec-module ]]; then
     exit 0
 fi
 case $what in
-overhead) overhead_bench ;;
+overhead) overhead_bench; boot_bench ;;
+boot) boot_bench ;;
+traps) traps_bench ;;
 kexec) kexec_bench "${mode[@]}" ;;
 all)
     overhead_bench
@@ -319,8 +452,9 @@ all)
     kexec_bench --no-hv --icount
     ;;
 esac
-[[ $what == kexec ]] || print_overhead
-[[ $what == overhead ]] || print_kexec
+[[ $what == kexec || $what == boot || $what == traps ]] || print_overhead
+[[ $what == overhead || $what == boot ]] && print_boot
+[[ $what == overhead || $what == boot || $what == traps ]] || print_kexec
 if [[ $what == all ]]; then
     echo
     "$(dirname "${BASH_SOURCE[0]}")/bench-fast-stop.sh" --no-build

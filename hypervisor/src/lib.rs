@@ -38,6 +38,7 @@ mod stop_context;
 mod sync;
 #[cfg(test)]
 mod test_cpu;
+#[cfg(any(test, feature = "uart-model"))]
 mod uart_model;
 mod vgic;
 

@@ -8,14 +8,18 @@
 //! power-off, a panic. Only those take the console lock.
 //!
 //! With `console-baud=N` every byte (trace and guest) costs its time on a
-//! PL011 wire at N baud (`crate::uart_model`).
+//! PL011 wire at N baud (`crate::uart_model`, in builds with the
+//! `uart-model` feature).
 
 use super::timer;
 use crate::trace::Event;
 use crate::trace_buffer::{Merger, Record, TraceRing};
-use crate::uart_model::WireModel;
+#[cfg(feature = "uart-model")]
+use crate::uart_model::{FIFO_DEPTH, WireModel};
 use core::fmt::{self, Write};
 use core::ptr::NonNull;
+#[cfg(not(feature = "uart-model"))]
+use no_wire::{FIFO_DEPTH, WireModel};
 use safe_mmio::{UniqueMmioPointer, fields::ReadWrite};
 use spin::Mutex;
 
@@ -111,11 +115,63 @@ pub unsafe fn init(base: usize) {
     });
 }
 
+/// Whether the guest may read the UART's registers directly (stage 2 maps
+/// the frame read-only, writes still trap): not with the wire model, which
+/// rewrites UARTFR's FIFO bits.
+pub fn guest_reads_direct() -> bool {
+    CONSOLE.lock().as_ref().is_some_and(|c| c.wire.is_none())
+}
+
 /// `console-baud=N`: from now on the console costs what a PL011 at `baud`
 /// would (0: instant).
+#[cfg(feature = "uart-model")]
 pub fn set_baud(baud: u64) {
     if let Some(c) = CONSOLE.lock().as_mut() {
         c.wire = WireModel::new(baud, timer::frequency());
+    }
+}
+
+/// `console-baud=N` in a build without the wire model: refused loudly (an
+/// error, so that it shows even with `trace=off`), since a benchmark that
+/// asked for a real UART's speed would otherwise measure the instant one.
+#[cfg(not(feature = "uart-model"))]
+pub fn set_baud(baud: u64) {
+    if baud != 0 {
+        log::error!(
+            "console-baud={baud} ignored: this build has no UART model (build parkvisor with --features uart-model)"
+        );
+    }
+}
+
+/// The wire model's stand-in when the `uart-model` feature is off: a type
+/// with no values, so `Option<WireModel>` is always `None` and every use
+/// of the model compiles away.
+#[cfg(not(feature = "uart-model"))]
+mod no_wire {
+    pub const FIFO_DEPTH: u64 = 32;
+
+    #[derive(Clone, Copy)]
+    pub enum WireModel {}
+
+    impl WireModel {
+        pub fn can_accept(&self, _now: u64) -> bool {
+            match *self {}
+        }
+        pub fn push(&mut self, _now: u64) {
+            match *self {}
+        }
+        pub fn busy(&self, _now: u64) -> bool {
+            match *self {}
+        }
+        pub fn fifo_empty(&self, _now: u64) -> bool {
+            match *self {}
+        }
+        pub fn byte_ticks(&self) -> u64 {
+            match *self {}
+        }
+        pub fn wait_ticks(&self, _now: u64) -> u64 {
+            match *self {}
+        }
     }
 }
 
@@ -265,7 +321,7 @@ pub fn tick_drain<'r>(
         let now = timer::ticks();
         if let Some(w) = c.wire.as_mut() {
             if !w.can_accept(now) {
-                let half = w.byte_ticks() * (crate::uart_model::FIFO_DEPTH / 2);
+                let half = w.byte_ticks() * (FIFO_DEPTH / 2);
                 return TickDrain::WireFull(w.wait_ticks(now) + half);
             }
             w.push(now);

@@ -2,8 +2,9 @@
 //! guest RAM and of the passed-through devices only (`Platform::passthrough`:
 //! RTC, GPIO, flash; none can master memory), plus, on a GICv2, the virtual
 //! CPU interface (GICV, both pages) at the guest's GICC address -- the one
-//! frame not mapped at its own address. Everything else is unmapped:
-//! the hypervisor region, the emulated GIC and UART (their accesses trap and
+//! frame not mapped at its own address, and the console UART read-only
+//! (its writes trap and are emulated). Everything else is unmapped:
+//! the hypervisor region, the emulated GIC (its accesses trap and
 //! are emulated) and every withheld device (fw_cfg, virtio-mmio, PCIe, ...:
 //! DMA masters without an IOMMU; a guest access is a contained fault).
 
@@ -35,19 +36,31 @@ const DEVICE: Stage2Attributes = Stage2Attributes::VALID
     .union(Stage2Attributes::ACCESS_FLAG)
     .union(Stage2Attributes::XN);
 
+/// The console UART for the guest's reads: they reach the PL011 directly
+/// (no side effect but the guest's own RX FIFO pop, and no trap: half of a
+/// polled console's accesses), while every write is a permission fault that
+/// the console emulates (`console::guest_access`: filtered, after the
+/// pending trace lines).
+const DEVICE_READ_ONLY: Stage2Attributes = Stage2Attributes::VALID
+    .union(Stage2Attributes::MEMATTR_DEVICE_nGnRE)
+    .union(Stage2Attributes::S2AP_ACCESS_RO)
+    .union(Stage2Attributes::ACCESS_FLAG)
+    .union(Stage2Attributes::XN);
+
 /// Builds the stage-2 tables (boot CPU, once) and installs them.
 pub fn init(platform: &Platform, guest_ram: &[MemRange]) {
     let mut map = Mapping::new(IdTranslation::new(), root_level(), Stage2);
-    let mut map_at = |r: MemRange, pa: u64, attributes| {
+    let mut map_at = |r: MemRange, pa: u64, attributes, constraints| {
         map.map_range(
             &region(r),
             PhysicalAddress(pa as usize),
             attributes,
-            Constraints::empty(),
+            constraints,
         )
     };
+    let ram_constraints = ram_constraints(guest_ram);
     for r in guest_ram {
-        map_at(*r, r.base, RAM)
+        map_at(*r, r.base, RAM, ram_constraints)
             .unwrap_or_else(|e| panic!("stage 2: cannot map guest RAM {r}: {e:?}"));
     }
     for d in &platform.passthrough {
@@ -56,11 +69,21 @@ pub fn init(platform: &Platform, guest_ram: &[MemRange]) {
             d.base & !0xfff,
             ((d.end() + 0xfff) & !0xfff) - (d.base & !0xfff),
         );
-        map_at(r, r.base, DEVICE).unwrap_or_else(|e| panic!("stage 2: cannot map MMIO {r}: {e:?}"));
+        map_at(r, r.base, DEVICE, Constraints::empty())
+            .unwrap_or_else(|e| panic!("stage 2: cannot map MMIO {r}: {e:?}"));
+    }
+    if super::console::guest_reads_direct() {
+        let uart = super::hv().uart;
+        let page = MemRange::new(
+            uart.base & !0xfff,
+            ((uart.end() + 0xfff) & !0xfff) - (uart.base & !0xfff),
+        );
+        map_at(page, page.base, DEVICE_READ_ONLY, Constraints::empty())
+            .unwrap_or_else(|e| panic!("stage 2: cannot map the console UART {page}: {e:?}"));
     }
     if let Some(v2) = platform.gic.v2 {
         let gicc = MemRange::new(v2.cpu_interface.base, super::gicv2::GICV_SIZE);
-        map_at(gicc, v2.vcpu.base, DEVICE)
+        map_at(gicc, v2.vcpu.base, DEVICE, Constraints::empty())
             .unwrap_or_else(|e| panic!("stage 2: cannot map GICV at {gicc}: {e:?}"));
     }
     map.mark_active();
@@ -69,6 +92,37 @@ pub fn init(platform: &Platform, guest_ram: &[MemRange]) {
     core::mem::forget(map);
     ROOT.call_once(|| root);
     init_cpu();
+}
+
+/// Stage-2 page and block sizes (4 KiB granule).
+const PAGE: u64 = 1 << 12;
+const BLOCK_2M: u64 = 1 << 21;
+/// The most heap that page-granular RAM tables may take (4 KiB of level-3
+/// table per 2 MiB of RAM: up to 8 GiB of guest RAM).
+const PAGE_TABLES_BUDGET: u64 = 16 << 20;
+
+/// How guest RAM is mapped: in 4 KiB pages while their tables fit the
+/// budget, else in blocks.
+///
+/// Pages, not blocks, because of the emulator the hypervisor runs on:
+/// QEMU's software TLB files a two-stage translation under the larger of
+/// its stage-1 and stage-2 page sizes, and invalidating one page of a
+/// "large page" flushes that guest's whole TLB. With blocks, each of the
+/// guest kernel's page TLBIs (about 78 000 in a Linux boot) became a full
+/// flush on every vCPU, and the QEMU process filled its TLB 2.9x as often
+/// as without the hypervisor; with pages as often as without it
+/// (docs/benchmarks.md, "Linux overhead vs plain QEMU"). On hardware,
+/// blocks would give a larger TLB reach.
+fn ram_constraints(guest_ram: &[MemRange]) -> Constraints {
+    let tables: u64 = guest_ram
+        .iter()
+        .map(|r| r.size.div_ceil(BLOCK_2M) * PAGE)
+        .sum();
+    if tables <= PAGE_TABLES_BUDGET {
+        Constraints::NO_BLOCK_MAPPINGS
+    } else {
+        Constraints::empty()
+    }
 }
 
 fn region(r: MemRange) -> MemoryRegion {
