@@ -8,10 +8,10 @@ use crate::vcpu::{BootRequest, PowerState, VcpuTable};
 use smccc::psci as ids;
 
 /// PSCI_VERSION answer: major 1, minor 1.
-pub const VERSION: u64 = 0x0001_0001;
+pub const VERSION: u64 = parkvisor_abi::version::PSCI as u64;
 
 /// MIGRATE_INFO_TYPE answer: no Trusted OS, nothing to migrate.
-pub const MIGRATE_INFO_TYPE_NONE: u64 = 2;
+pub const MIGRATE_INFO_TYPE_NONE: u64 = parkvisor_abi::psci::MIGRATE_INFO_TYPE_NONE as u64;
 
 /// Functions parkvisor implements, as PSCI_FEATURES reports them.
 const IMPLEMENTED: &[u32] = &[
@@ -37,7 +37,7 @@ const IMPLEMENTED: &[u32] = &[
 
 /// SYSTEM_OFF2 type HIBERNATE_OFF (DEN0022F.b): bit 0 of the PSCI_FEATURES
 /// answer says it is supported; as a type argument, 0 means the same.
-pub const OFF_TYPE_HIBERNATE_OFF: u32 = 1;
+pub const OFF_TYPE_HIBERNATE_OFF: u32 = parkvisor_abi::psci::OFF_TYPE_HIBERNATE_OFF;
 
 /// PSCI_FEATURES(function_id). The function ID is the 32-bit `w1` (SMCCC: a
 /// function ID is a uint32), so the upper half of x1 plays no part.
@@ -72,7 +72,7 @@ const POWER_STATE_TYPE_POWERDOWN: u64 = 1 << 16;
 /// Bits of an original-format power_state that must be zero (DEN0022 5.4.2:
 /// StateID 15:0, StateType 16, PowerLevel 25:24; the rest is reserved). The
 /// original format is what PSCI_FEATURES(CPU_SUSPEND) reports (bit 1 clear).
-pub const POWER_STATE_RESERVED: u64 = 0xFCFE_0000;
+pub const POWER_STATE_RESERVED: u64 = parkvisor_abi::psci::POWER_STATE_RESERVED as u64;
 
 /// Decodes CPU_SUSPEND's arguments; `Err` is the PSCI error to return.
 pub fn suspend(

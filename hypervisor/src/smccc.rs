@@ -43,10 +43,9 @@ pub use smccc::psci::{
 
 use crate::vcpu::PowerState;
 
-/// PSCI 1.3 SYSTEM_OFF2, SMC32 variant (DEN0022F.b 5.21).
-pub const PSCI_SYSTEM_OFF2_32: u32 = 0x8400_0015;
-/// PSCI 1.3 SYSTEM_OFF2, SMC64 variant.
-pub const PSCI_SYSTEM_OFF2_64: u32 = 0xC400_0015;
+pub use parkvisor_abi::psci::{
+    SYSTEM_OFF2_32 as PSCI_SYSTEM_OFF2_32, SYSTEM_OFF2_64 as PSCI_SYSTEM_OFF2_64,
+};
 
 /// Bit 31 of a function ID: fast call.
 pub const FAST_CALL: u32 = 1 << 31;
@@ -55,20 +54,13 @@ pub const SMC64: u32 = 1 << 30;
 /// Bits 23:16 of a function ID, which must be zero for a fast call under SMCCC 1.1.
 pub const MBZ_MASK: u32 = 0x00FF_0000;
 
-/// Vendor hypervisor service (owner 6), see `abi.md`.
+/// Vendor hypervisor service (owner 6): the numbers of `parkvisor_abi`,
+/// with the flag and feature sets typed.
 pub mod vendor {
-    /// Returns the service UUID in x0..x3.
-    pub const CALL_UID: u32 = 0x8600_FF01;
-    /// Returns the bitmap of implemented function numbers in x0.
-    pub const FEATURES: u32 = 0x8600_0000;
-    /// Stops every other vCPU (SMC64).
-    pub const FAST_STOP: u32 = 0xC600_0001;
-    /// Power state of one vCPU by MPIDR (SMC64).
-    pub const VCPU_STATE: u32 = 0xC600_0002;
-    /// Prints a `mark` trace line with a 32-bit value (SMC32).
-    pub const TRACE_MARK: u32 = 0x8600_0003;
-    /// Returns the FAST_STOP flags this hypervisor supports (SMC32).
-    pub const FAST_STOP_FLAGS: u32 = 0x8600_0004;
+    pub use parkvisor_abi::vendor::{
+        CALL_UID, FAST_STOP, FAST_STOP_FLAGS, FEATURES, TRACE_MARK, UID, VCPU_STATE,
+    };
+    use parkvisor_abi::vendor::{fast_stop, feature};
 
     bitflags::bitflags! {
         /// FAST_STOP's x2.
@@ -76,16 +68,12 @@ pub mod vendor {
         pub struct FastStopFlags: u64 {
             /// Record each stopped vCPU's guest registers into the save area
             /// at x3 (size in x4); see `crate::stop_context`.
-            const SAVE_REGS = 1 << 0;
+            const SAVE_REGS = fast_stop::SAVE_REGS;
             /// With SAVE_REGS: each entry also carries the stopped context's
             /// SP_EL0 (296-byte entries). Refused without SAVE_REGS.
-            const SAVE_SP_EL0 = 1 << 1;
+            const SAVE_SP_EL0 = fast_stop::SAVE_SP_EL0;
         }
     }
-
-    /// The four result registers of CALL_UID: UUID
-    /// f98411cd-4dea-4c9d-973e-208eee288f9b in SMCCC byte order.
-    pub const UID: [u32; 4] = [0xCD11_84F9, 0x9D4C_EA4D, 0x8E20_3E97, 0x9B8F_28EE];
 
     bitflags::bitflags! {
         /// The FEATURES answer: bit n set when function number n (the low
@@ -93,54 +81,52 @@ pub mod vendor {
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         pub struct Features: u64 {
             /// FEATURES itself.
-            const FEATURES = 1 << (FEATURES & 0xFFFF);
+            const FEATURES = feature::FEATURES;
             /// FAST_STOP.
-            const FAST_STOP = 1 << (FAST_STOP & 0xFFFF);
+            const FAST_STOP = feature::FAST_STOP;
             /// VCPU_STATE.
-            const VCPU_STATE = 1 << (VCPU_STATE & 0xFFFF);
+            const VCPU_STATE = feature::VCPU_STATE;
             /// TRACE_MARK.
-            const TRACE_MARK = 1 << (TRACE_MARK & 0xFFFF);
+            const TRACE_MARK = feature::TRACE_MARK;
             /// FAST_STOP_FLAGS.
-            const FAST_STOP_FLAGS = 1 << (FAST_STOP_FLAGS & 0xFFFF);
+            const FAST_STOP_FLAGS = feature::FAST_STOP_FLAGS;
         }
     }
 }
 
-/// Return codes, as parkvisor's code uses them: the smccc crate's PSCI and
-/// SMCCC arch numbers (their one home), widened to the x0 arithmetic here.
+/// Return codes of `parkvisor_abi`, widened to the x0 arithmetic here.
 pub mod ret {
-    use smccc::arch::error as arch;
-    use smccc::psci::error as psci;
+    use parkvisor_abi::ret as abi;
 
     /// Success.
-    pub const SUCCESS: i64 = 0;
+    pub const SUCCESS: i64 = abi::SUCCESS as i64;
     /// Function not implemented / not supported.
-    pub const NOT_SUPPORTED: i64 = psci::NOT_SUPPORTED as i64;
+    pub const NOT_SUPPORTED: i64 = abi::NOT_SUPPORTED as i64;
     /// PSCI: bad argument. (SMCCC arch calls: NOT_REQUIRED, see [`NOT_REQUIRED`].)
-    pub const INVALID_PARAMETERS: i64 = psci::INVALID_PARAMETERS as i64;
+    pub const INVALID_PARAMETERS: i64 = abi::INVALID_PARAMETERS as i64;
     /// SMCCC_ARCH_FEATURES of a workaround: firmware does not need it.
-    pub const NOT_REQUIRED: i64 = arch::NOT_REQUIRED as i64;
+    pub const NOT_REQUIRED: i64 = abi::ARCH_NOT_REQUIRED as i64;
     /// SMCCC arch calls: bad argument.
-    pub const ARCH_INVALID_PARAMETER: i64 = arch::INVALID_PARAMETER as i64;
+    pub const ARCH_INVALID_PARAMETER: i64 = abi::ARCH_INVALID_PARAMETER as i64;
     /// Operation refused.
-    pub const DENIED: i64 = psci::DENIED as i64;
+    pub const DENIED: i64 = abi::DENIED as i64;
     /// CPU_ON of a CPU that is already on.
-    pub const ALREADY_ON: i64 = psci::ALREADY_ON as i64;
+    pub const ALREADY_ON: i64 = abi::ALREADY_ON as i64;
     /// CPU_ON of a CPU that is being turned on.
-    pub const ON_PENDING: i64 = psci::ON_PENDING as i64;
+    pub const ON_PENDING: i64 = abi::ON_PENDING as i64;
     /// Internal failure (FAST_STOP: deadline passed).
-    pub const INTERNAL_FAILURE: i64 = psci::INTERNAL_FAILURE as i64;
+    pub const INTERNAL_FAILURE: i64 = abi::INTERNAL_FAILURE as i64;
     /// Trusted OS not present on the target.
-    pub const NOT_PRESENT: i64 = psci::NOT_PRESENT as i64;
+    pub const NOT_PRESENT: i64 = abi::NOT_PRESENT as i64;
     /// CPU disabled.
-    pub const DISABLED: i64 = psci::DISABLED as i64;
+    pub const DISABLED: i64 = abi::DISABLED as i64;
     /// Bad entry point address.
-    pub const INVALID_ADDRESS: i64 = psci::INVALID_ADDRESS as i64;
+    pub const INVALID_ADDRESS: i64 = abi::INVALID_ADDRESS as i64;
 }
 
 /// The SMCCC version parkvisor reports (1.1). PSCI's has its own home,
 /// `psci::VERSION`.
-pub const VERSION: u64 = 0x0001_0001;
+pub const VERSION: u64 = parkvisor_abi::version::SMCCC as u64;
 
 /// 32- or 64-bit calling convention (bit 30).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -373,13 +359,10 @@ pub enum VendorCall {
 }
 
 impl VendorCall {
-    /// The default FAST_STOP deadline when x1 = 0.
-    pub const FAST_STOP_DEFAULT_TIMEOUT_US: u64 = 1_000_000;
-
     /// For FAST_STOP: the effective deadline in µs (0 → 1 000 000).
     pub const fn fast_stop_timeout_us(timeout_us: u64) -> u64 {
         if timeout_us == 0 {
-            Self::FAST_STOP_DEFAULT_TIMEOUT_US
+            parkvisor_abi::vendor::fast_stop::DEFAULT_TIMEOUT_US
         } else {
             timeout_us
         }
