@@ -41,8 +41,6 @@ pub use smccc::psci::{
     PSCI_SYSTEM_RESET2_64, PSCI_SYSTEM_SUSPEND_32, PSCI_SYSTEM_SUSPEND_64, PSCI_VERSION,
 };
 
-use crate::vcpu::PowerState;
-
 pub use parkvisor_abi::psci::{
     SYSTEM_OFF2_32 as PSCI_SYSTEM_OFF2_32, SYSTEM_OFF2_64 as PSCI_SYSTEM_OFF2_64,
 };
@@ -67,7 +65,7 @@ pub mod vendor {
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         pub struct FastStopFlags: u64 {
             /// Record each stopped vCPU's guest registers into the save area
-            /// at x3 (size in x4); see `crate::stop_context`.
+            /// at x3 (size in x4); see the `stop_context` module.
             const SAVE_REGS = fast_stop::SAVE_REGS;
             /// With SAVE_REGS: each entry also carries the stopped context's
             /// SP_EL0 (296-byte entries). Refused without SAVE_REGS.
@@ -836,58 +834,6 @@ impl Call {
             _ => args_of(self).unwrap_or(Args::NONE),
         }
     }
-
-    /// The name printed for return value `ret` (x0) of this call:
-    /// state names for AFFINITY_INFO / VCPU_STATE, `v<major>.<minor>` for
-    /// versions, `TOS_NOT_PRESENT` etc. for MIGRATE_INFO_TYPE, `SUCCESS` for 0
-    /// and error names for negative values; `None` for a plain non-negative
-    /// value (printed in hex).
-    pub fn result_name(&self, ret: i64) -> Option<&'static str> {
-        match *self {
-            Call::Psci(PsciCall::AffinityInfo { .. })
-            | Call::Vendor(VendorCall::VcpuState { .. })
-                if ret >= 0 =>
-            {
-                return PowerState::from_affinity_info(ret as u64).map(PowerState::name);
-            }
-            Call::Psci(PsciCall::MigrateInfoType) if ret >= 0 => {
-                return match ret {
-                    0 => Some("TOS_UP_MIGRATE"),
-                    1 => Some("TOS_UP_NO_MIGRATE"),
-                    v if v == crate::psci::MIGRATE_INFO_TYPE_NONE as i64 => Some("TOS_NOT_PRESENT"),
-                    _ => None,
-                };
-            }
-            Call::Psci(PsciCall::Version) if ret == crate::psci::VERSION as i64 => {
-                return Some("v1.1");
-            }
-            Call::Arch(ArchCall::Version) if ret == VERSION as i64 => return Some("v1.1"),
-            Call::Arch(_) if ret == ret::NOT_REQUIRED => return Some("NOT_REQUIRED"),
-            Call::Arch(_) if ret == ret::ARCH_INVALID_PARAMETER => {
-                return Some("INVALID_PARAMETER");
-            }
-            _ => {}
-        }
-        default_result_name(ret)
-    }
-}
-
-/// Result names shared by every call: `SUCCESS` for 0, the PSCI error names
-/// for -1..=-9, `None` otherwise.
-pub fn default_result_name(ret: i64) -> Option<&'static str> {
-    Some(match ret {
-        ret::SUCCESS => "SUCCESS",
-        ret::NOT_SUPPORTED => "NOT_SUPPORTED",
-        ret::INVALID_PARAMETERS => "INVALID_PARAMETERS",
-        ret::DENIED => "DENIED",
-        ret::ALREADY_ON => "ALREADY_ON",
-        ret::ON_PENDING => "ON_PENDING",
-        ret::INTERNAL_FAILURE => "INTERNAL_FAILURE",
-        ret::NOT_PRESENT => "NOT_PRESENT",
-        ret::DISABLED => "DISABLED",
-        ret::INVALID_ADDRESS => "INVALID_ADDRESS",
-        _ => return None,
-    })
 }
 
 #[cfg(test)]
@@ -1352,39 +1298,5 @@ mod tests {
     fn vendor_features_come_from_the_table() {
         assert_eq!(vendor_features(), vendor::Features::all().bits());
         assert_eq!(vendor_features(), parkvisor_abi::vendor::feature::ALL);
-    }
-
-    #[test]
-    fn result_names() {
-        let on = decode(0xC400_0003, 1, 2, 3);
-        assert_eq!(on.result_name(0), Some("SUCCESS"));
-        assert_eq!(on.result_name(-4), Some("ALREADY_ON"));
-        assert_eq!(on.result_name(-2), Some("INVALID_PARAMETERS"));
-        assert_eq!(on.result_name(-9), Some("INVALID_ADDRESS"));
-        assert_eq!(on.result_name(-10), None);
-        let aff = decode(0xC400_0004, 1, 0, 0);
-        assert_eq!(aff.result_name(0), Some("ON"));
-        assert_eq!(aff.result_name(1), Some("OFF"));
-        assert_eq!(aff.result_name(2), Some("ON_PENDING"));
-        assert_eq!(aff.result_name(-2), Some("INVALID_PARAMETERS"));
-        let vs = decode(0xC600_0002, 1, 0, 0);
-        assert_eq!(vs.result_name(1), Some("OFF"));
-        assert_eq!(
-            decode(0x8400_0000, 0, 0, 0).result_name(0x10001),
-            Some("v1.1")
-        );
-        assert_eq!(
-            decode(0x8000_0000, 0, 0, 0).result_name(0x10001),
-            Some("v1.1")
-        );
-        assert_eq!(
-            decode(0x8400_0006, 0, 0, 0).result_name(2),
-            Some("TOS_NOT_PRESENT")
-        );
-        assert_eq!(
-            decode(0x8000_0001, 0, 0, 0).result_name(-2),
-            Some("NOT_REQUIRED")
-        );
-        assert_eq!(decode(0x8600_0000, 0, 0, 0).result_name(0xF), None);
     }
 }

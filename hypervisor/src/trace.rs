@@ -17,11 +17,12 @@
 
 use core::fmt::{self, Display, Write};
 
+pub use crate::power_state::PowerState;
 use crate::smccc::{Args, Call, CallClass};
-pub use crate::vcpu::PowerState;
 
 #[cfg(not(target_os = "none"))]
 mod parse;
+mod results;
 #[cfg(not(target_os = "none"))]
 pub use parse::{TraceLine, parse_line, parse_log};
 
@@ -289,7 +290,7 @@ impl Event<'static> {
             name: call.name(),
             args: call.args(),
             result,
-            result_name: call.result_name(result),
+            result_name: results::result_name(call, result),
         }
     }
 }

@@ -3,8 +3,8 @@
 //! it; the EL2 image does not build it.
 
 use super::{Event, LINE_PREFIX, Reason, Timestamp};
+use crate::power_state::PowerState;
 use crate::smccc::{Args, CallClass};
-use crate::vcpu::PowerState;
 
 /// One trace line of a serial log: its prefix, event word and details, read
 /// as an [`Event`] by [`TraceLine::event`].
