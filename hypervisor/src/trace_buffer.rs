@@ -195,18 +195,13 @@ const KIND_FAST_STOP_END: u64 = 3;
 const KIND_IPI_DROP: u64 = 4;
 const KIND_MARK: u64 = 5;
 
+/// A state's packed code: its AFFINITY_INFO value.
 fn state_code(s: PowerState) -> u64 {
-    match s {
-        PowerState::Off => 0,
-        PowerState::OnPending => 1,
-        PowerState::On => 2,
-    }
+    s.affinity_info()
 }
 
 fn state_of(code: u64) -> Option<PowerState> {
-    [PowerState::Off, PowerState::OnPending, PowerState::On]
-        .get(code as usize)
-        .copied()
+    PowerState::from_affinity_info(code)
 }
 
 /// The hot events as words; `None` for the others (recorded as text).
@@ -215,16 +210,7 @@ fn pack(event: &Event<'_>) -> Option<Payload<'static>> {
     let p = |kind, words: [u64; PACKED_WORDS], n| Some(Payload::Packed(kind, words, n));
     match *event {
         Event::State { from, to, reason } => {
-            let (tag, arg) = match reason {
-                Reason::Boot => (0, 0),
-                Reason::CpuOnBy(n) => (1, n as u64),
-                Reason::EnteredGuest(pc) => (2, pc),
-                Reason::CpuOff => (3, 0),
-                Reason::FastStop => (4, 0),
-                Reason::SystemOff => (5, 0),
-                Reason::SystemReset => (6, 0),
-                Reason::Other(_) => return None,
-            };
+            let (tag, arg) = reason.pack()?;
             p(
                 KIND_STATE,
                 [
@@ -261,16 +247,7 @@ fn unpack(kind: u64, w: &[u64; PACKED_WORDS]) -> Option<Event<'static>> {
         KIND_STATE => Event::State {
             from: state_of(w[0] & 0xff)?,
             to: state_of(w[0] >> 8 & 0xff)?,
-            reason: match w[0] >> 16 {
-                0 => Reason::Boot,
-                1 => Reason::CpuOnBy(w[1] as usize),
-                2 => Reason::EnteredGuest(w[1]),
-                3 => Reason::CpuOff,
-                4 => Reason::FastStop,
-                5 => Reason::SystemOff,
-                6 => Reason::SystemReset,
-                _ => return None,
-            },
+            reason: Reason::unpack(w[0] >> 16, w[1])?,
         },
         KIND_FAST_STOP_BEGIN => Event::FastStopBegin { timeout_us: w[0] },
         KIND_FAST_STOP_END => Event::FastStopEnd {
