@@ -85,12 +85,12 @@ build_in_root() {
             cp -a /tmp/headers/x/usr/src/. /usr/src/' || die "extracting the headers failed"
     fi
     local stamp
-    stamp=$(cat "$src"/*.c "$src/Makefile" "$0"; echo "$rel")
+    stamp=$(cat "$src"/*.[ch] "$src/Makefile" "$0"; echo "$rel")
     stamp=$(sha256sum <<<"$stamp" | cut -d' ' -f1)
     if ((force)) || [[ ! -f $ko || ! -f $out/stamp || $(cat "$out/stamp") != "$stamp" ]]; then
         note "building the guest module for $rel in $root"
         rm -rf "$root/build" && mkdir -p "$root/build"
-        cp "$src"/*.c "$src/Makefile" "$root/build/"
+        cp "$src"/*.[ch] "$src/Makefile" "$root/build/"
         chroot "$root" make -s -C "/usr/src/linux-headers-$rel" M=/build ARCH=arm64 \
             CROSS_COMPILE=aarch64-linux-gnu- modules >&2 || die "module build for $rel failed"
         cp "$root/build/"*.ko "$out/"
@@ -129,13 +129,13 @@ ko="$out/parkvisor_stop.ko"
 mkdir -p "$out"
 exec 9>"$out.lock"
 flock 9
-stamp=$(cat "$src"/*.c "$src/Makefile" "$0"; echo "$kver")
+stamp=$(cat "$src"/*.[ch] "$src/Makefile" "$0"; echo "$kver")
 stamp=$(sha256sum <<<"$stamp" | cut -d' ' -f1)
 if ((force)) || [[ ! -f $ko || ! -f $out/stamp || $(cat "$out/stamp") != "$stamp" ]]; then
     note "building the guest module for $kver"
     rm -rf "$out/build"
     mkdir -p "$out/build"
-    cp "$src"/*.c "$src/Makefile" "$out/build/"
+    cp "$src"/*.[ch] "$src/Makefile" "$out/build/"
     make -s -C "$kdir" M="$out/build" ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- modules >&2 ||
         die "module build failed"
     cp "$out/build/"*.ko "$out/"

@@ -68,12 +68,12 @@ code_gates() {
     mapfile -t scripts < <(git ls-files '*.sh' .ci/run guest-tests/linux/init)
     cargo fmt --all --check &&
         cargo clippy --release -p parkvisor --target aarch64-unknown-none-softfloat -- -D warnings &&
-        cargo clippy --release -p parkvisor -p trace-plot -p harness -p guestlib --all-targets -- -D warnings &&
+        cargo clippy --release -p parkvisor -p parkvisor-abi -p trace-plot -p harness -p guestlib --all-targets -- -D warnings &&
         cargo clippy --release -p guests -p guestlib --target aarch64-unknown-none -- -D warnings &&
         shellcheck -x -P SCRIPTDIR -S warning "${scripts[@]}"
 }
 step code-gates code_gates
-step host-unit-tests cargo test --release -p parkvisor -p trace-plot -p harness -p guestlib
+step host-unit-tests cargo test --release -p parkvisor -p parkvisor-abi -p trace-plot -p harness -p guestlib
 # Loom explores every interleaving up to LOOM_MAX_PREEMPTIONS preemptions.
 if [[ -f hypervisor/tests/loom.rs ]]; then
     step loom-model-checks env RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
@@ -494,7 +494,7 @@ module_checkpatch() {
                 'linux-source-6.1/scripts/spelling.txt' 'linux-source-6.1/scripts/const_structs.checkpatch' || return 1
         rm -f "$dir"/linux-source-6.1_*.deb
     fi
-    perl "$cp" --strict --no-tree -f guest-tests/linux/module/*.c
+    perl "$cp" --strict --no-tree -f guest-tests/linux/module/*.[ch]
 }
 # Three kexecs from CPUs 1, 2, 3 while every other CPU floods /dev/kmsg: the
 # flooders own console_sem and print, so each kexec must either take it

@@ -26,7 +26,7 @@ use crate::sync::{AtomicU64, AtomicUsize, Ordering, fence, spin_hint};
 use crate::vcpu::{PowerState, VcpuTable};
 
 /// `timeout_us == 0` means this many microseconds.
-pub const DEFAULT_TIMEOUT_US: u64 = 1_000_000;
+pub use parkvisor_abi::vendor::fast_stop::DEFAULT_TIMEOUT_US;
 
 const NO_OWNER: usize = usize::MAX;
 

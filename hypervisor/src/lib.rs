@@ -17,6 +17,7 @@ extern crate alloc;
 pub mod fast_stop;
 pub mod park;
 pub mod physical_irqs;
+pub mod power_state;
 pub mod psci;
 pub mod smccc;
 pub mod trace;

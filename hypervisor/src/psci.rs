@@ -7,44 +7,22 @@
 
 use crate::smccc::ret;
 use crate::vcpu::{BootRequest, LiveCount, PowerState, VcpuTable};
-use smccc::psci as ids;
 
 /// PSCI_VERSION answer: major 1, minor 1.
-pub const VERSION: u64 = 0x0001_0001;
+pub const VERSION: u64 = parkvisor_abi::version::PSCI as u64;
 
 /// MIGRATE_INFO_TYPE answer: no Trusted OS, nothing to migrate.
-pub const MIGRATE_INFO_TYPE_NONE: u64 = 2;
-
-/// Functions parkvisor implements, as PSCI_FEATURES reports them.
-const IMPLEMENTED: &[u32] = &[
-    ids::PSCI_VERSION,
-    ids::PSCI_CPU_SUSPEND_32,
-    ids::PSCI_CPU_SUSPEND_64,
-    ids::PSCI_CPU_OFF,
-    ids::PSCI_CPU_ON_32,
-    ids::PSCI_CPU_ON_64,
-    ids::PSCI_AFFINITY_INFO_32,
-    ids::PSCI_AFFINITY_INFO_64,
-    ids::PSCI_MIGRATE_INFO_TYPE,
-    ids::PSCI_SYSTEM_OFF,
-    ids::PSCI_SYSTEM_RESET,
-    ids::PSCI_SYSTEM_RESET2_32,
-    ids::PSCI_SYSTEM_RESET2_64,
-    crate::smccc::PSCI_SYSTEM_OFF2_32,
-    crate::smccc::PSCI_SYSTEM_OFF2_64,
-    ids::PSCI_FEATURES,
-    // SMCCC_VERSION: PSCI_FEATURES says SUCCESS so guests use SMCCC 1.1.
-    crate::smccc::SMCCC_VERSION,
-];
+pub const MIGRATE_INFO_TYPE_NONE: u64 = parkvisor_abi::psci::MIGRATE_INFO_TYPE_NONE as u64;
 
 /// SYSTEM_OFF2 type HIBERNATE_OFF (DEN0022F.b): bit 0 of the PSCI_FEATURES
 /// answer says it is supported; as a type argument, 0 means the same.
-pub const OFF_TYPE_HIBERNATE_OFF: u32 = 1;
+pub const OFF_TYPE_HIBERNATE_OFF: u32 = parkvisor_abi::psci::OFF_TYPE_HIBERNATE_OFF;
 
 /// PSCI_FEATURES(function_id). The function ID is the 32-bit `w1` (SMCCC: a
 /// function ID is a uint32), so the upper half of x1 plays no part.
 pub fn features(function_id: u32) -> i64 {
-    if !IMPLEMENTED.contains(&function_id) {
+    // The functions parkvisor implements: `smccc::FUNCTIONS` marks them.
+    if !crate::smccc::psci_feature(function_id) {
         return ret::NOT_SUPPORTED;
     }
     match function_id {
@@ -74,7 +52,7 @@ const POWER_STATE_TYPE_POWERDOWN: u64 = 1 << 16;
 /// Bits of an original-format power_state that must be zero (DEN0022 5.4.2:
 /// StateID 15:0, StateType 16, PowerLevel 25:24; the rest is reserved). The
 /// original format is what PSCI_FEATURES(CPU_SUSPEND) reports (bit 1 clear).
-pub const POWER_STATE_RESERVED: u64 = 0xFCFE_0000;
+pub const POWER_STATE_RESERVED: u64 = parkvisor_abi::psci::POWER_STATE_RESERVED as u64;
 
 /// Decodes CPU_SUSPEND's arguments; `Err` is the PSCI error to return.
 /// A powerdown resumes with the caller's endianness (`big_endian`).
@@ -212,6 +190,7 @@ pub fn system_off2(off_type: u32, cookie: u64) -> Result<(), i64> {
 mod tests {
     use super::*;
     use crate::vcpu::Vcpus;
+    use smccc::psci as ids;
 
     fn ram(addr: u64) -> bool {
         (0x4400_0000..0x8000_0000).contains(&addr)
@@ -261,7 +240,11 @@ mod tests {
 
     #[test]
     fn features_of_implemented_and_unknown_functions() {
-        for &id in IMPLEMENTED {
+        for id in crate::smccc::FUNCTIONS
+            .iter()
+            .filter(|f| f.psci_feature)
+            .map(|f| f.id)
+        {
             let want = if id & 0xFF == 0x15 { 1 } else { 0 };
             assert_eq!(features(id), want, "{id:#x}");
         }

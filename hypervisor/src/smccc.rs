@@ -41,12 +41,9 @@ pub use smccc::psci::{
     PSCI_SYSTEM_RESET2_64, PSCI_SYSTEM_SUSPEND_32, PSCI_SYSTEM_SUSPEND_64, PSCI_VERSION,
 };
 
-use crate::vcpu::PowerState;
-
-/// PSCI 1.3 SYSTEM_OFF2, SMC32 variant (DEN0022F.b 5.21).
-pub const PSCI_SYSTEM_OFF2_32: u32 = 0x8400_0015;
-/// PSCI 1.3 SYSTEM_OFF2, SMC64 variant.
-pub const PSCI_SYSTEM_OFF2_64: u32 = 0xC400_0015;
+pub use parkvisor_abi::psci::{
+    SYSTEM_OFF2_32 as PSCI_SYSTEM_OFF2_32, SYSTEM_OFF2_64 as PSCI_SYSTEM_OFF2_64,
+};
 
 /// Bit 31 of a function ID: fast call.
 pub const FAST_CALL: u32 = 1 << 31;
@@ -55,37 +52,26 @@ pub const SMC64: u32 = 1 << 30;
 /// Bits 23:16 of a function ID, which must be zero for a fast call under SMCCC 1.1.
 pub const MBZ_MASK: u32 = 0x00FF_0000;
 
-/// Vendor hypervisor service (owner 6), see `abi.md`.
+/// Vendor hypervisor service (owner 6): the numbers of `parkvisor_abi`,
+/// with the flag and feature sets typed.
 pub mod vendor {
-    /// Returns the service UUID in x0..x3.
-    pub const CALL_UID: u32 = 0x8600_FF01;
-    /// Returns the bitmap of implemented function numbers in x0.
-    pub const FEATURES: u32 = 0x8600_0000;
-    /// Stops every other vCPU (SMC64).
-    pub const FAST_STOP: u32 = 0xC600_0001;
-    /// Power state of one vCPU by MPIDR (SMC64).
-    pub const VCPU_STATE: u32 = 0xC600_0002;
-    /// Prints a `mark` trace line with a 32-bit value (SMC32).
-    pub const TRACE_MARK: u32 = 0x8600_0003;
-    /// Returns the FAST_STOP flags this hypervisor supports (SMC32).
-    pub const FAST_STOP_FLAGS: u32 = 0x8600_0004;
+    pub use parkvisor_abi::vendor::{
+        CALL_UID, FAST_STOP, FAST_STOP_FLAGS, FEATURES, TRACE_MARK, UID, VCPU_STATE,
+    };
+    use parkvisor_abi::vendor::{fast_stop, feature};
 
     bitflags::bitflags! {
         /// FAST_STOP's x2.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         pub struct FastStopFlags: u64 {
             /// Record each stopped vCPU's guest registers into the save area
-            /// at x3 (size in x4); see `crate::stop_context`.
-            const SAVE_REGS = 1 << 0;
+            /// at x3 (size in x4); see the `stop_context` module.
+            const SAVE_REGS = fast_stop::SAVE_REGS;
             /// With SAVE_REGS: each entry also carries the stopped context's
             /// SP_EL0 (296-byte entries). Refused without SAVE_REGS.
-            const SAVE_SP_EL0 = 1 << 1;
+            const SAVE_SP_EL0 = fast_stop::SAVE_SP_EL0;
         }
     }
-
-    /// The four result registers of CALL_UID: UUID
-    /// f98411cd-4dea-4c9d-973e-208eee288f9b in SMCCC byte order.
-    pub const UID: [u32; 4] = [0xCD11_84F9, 0x9D4C_EA4D, 0x8E20_3E97, 0x9B8F_28EE];
 
     bitflags::bitflags! {
         /// The FEATURES answer: bit n set when function number n (the low
@@ -93,54 +79,52 @@ pub mod vendor {
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         pub struct Features: u64 {
             /// FEATURES itself.
-            const FEATURES = 1 << (FEATURES & 0xFFFF);
+            const FEATURES = feature::FEATURES;
             /// FAST_STOP.
-            const FAST_STOP = 1 << (FAST_STOP & 0xFFFF);
+            const FAST_STOP = feature::FAST_STOP;
             /// VCPU_STATE.
-            const VCPU_STATE = 1 << (VCPU_STATE & 0xFFFF);
+            const VCPU_STATE = feature::VCPU_STATE;
             /// TRACE_MARK.
-            const TRACE_MARK = 1 << (TRACE_MARK & 0xFFFF);
+            const TRACE_MARK = feature::TRACE_MARK;
             /// FAST_STOP_FLAGS.
-            const FAST_STOP_FLAGS = 1 << (FAST_STOP_FLAGS & 0xFFFF);
+            const FAST_STOP_FLAGS = feature::FAST_STOP_FLAGS;
         }
     }
 }
 
-/// Return codes, as parkvisor's code uses them: the smccc crate's PSCI and
-/// SMCCC arch numbers (their one home), widened to the x0 arithmetic here.
+/// Return codes of `parkvisor_abi`, widened to the x0 arithmetic here.
 pub mod ret {
-    use smccc::arch::error as arch;
-    use smccc::psci::error as psci;
+    use parkvisor_abi::ret as abi;
 
     /// Success.
-    pub const SUCCESS: i64 = 0;
+    pub const SUCCESS: i64 = abi::SUCCESS as i64;
     /// Function not implemented / not supported.
-    pub const NOT_SUPPORTED: i64 = psci::NOT_SUPPORTED as i64;
+    pub const NOT_SUPPORTED: i64 = abi::NOT_SUPPORTED as i64;
     /// PSCI: bad argument. (SMCCC arch calls: NOT_REQUIRED, see [`NOT_REQUIRED`].)
-    pub const INVALID_PARAMETERS: i64 = psci::INVALID_PARAMETERS as i64;
+    pub const INVALID_PARAMETERS: i64 = abi::INVALID_PARAMETERS as i64;
     /// SMCCC_ARCH_FEATURES of a workaround: firmware does not need it.
-    pub const NOT_REQUIRED: i64 = arch::NOT_REQUIRED as i64;
+    pub const NOT_REQUIRED: i64 = abi::ARCH_NOT_REQUIRED as i64;
     /// SMCCC arch calls: bad argument.
-    pub const ARCH_INVALID_PARAMETER: i64 = arch::INVALID_PARAMETER as i64;
+    pub const ARCH_INVALID_PARAMETER: i64 = abi::ARCH_INVALID_PARAMETER as i64;
     /// Operation refused.
-    pub const DENIED: i64 = psci::DENIED as i64;
+    pub const DENIED: i64 = abi::DENIED as i64;
     /// CPU_ON of a CPU that is already on.
-    pub const ALREADY_ON: i64 = psci::ALREADY_ON as i64;
+    pub const ALREADY_ON: i64 = abi::ALREADY_ON as i64;
     /// CPU_ON of a CPU that is being turned on.
-    pub const ON_PENDING: i64 = psci::ON_PENDING as i64;
+    pub const ON_PENDING: i64 = abi::ON_PENDING as i64;
     /// Internal failure (FAST_STOP: deadline passed).
-    pub const INTERNAL_FAILURE: i64 = psci::INTERNAL_FAILURE as i64;
+    pub const INTERNAL_FAILURE: i64 = abi::INTERNAL_FAILURE as i64;
     /// Trusted OS not present on the target.
-    pub const NOT_PRESENT: i64 = psci::NOT_PRESENT as i64;
+    pub const NOT_PRESENT: i64 = abi::NOT_PRESENT as i64;
     /// CPU disabled.
-    pub const DISABLED: i64 = psci::DISABLED as i64;
+    pub const DISABLED: i64 = abi::DISABLED as i64;
     /// Bad entry point address.
-    pub const INVALID_ADDRESS: i64 = psci::INVALID_ADDRESS as i64;
+    pub const INVALID_ADDRESS: i64 = abi::INVALID_ADDRESS as i64;
 }
 
 /// The SMCCC version parkvisor reports (1.1). PSCI's has its own home,
 /// `psci::VERSION`.
-pub const VERSION: u64 = 0x0001_0001;
+pub const VERSION: u64 = parkvisor_abi::version::SMCCC as u64;
 
 /// 32- or 64-bit calling convention (bit 30).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -373,13 +357,10 @@ pub enum VendorCall {
 }
 
 impl VendorCall {
-    /// The default FAST_STOP deadline when x1 = 0.
-    pub const FAST_STOP_DEFAULT_TIMEOUT_US: u64 = 1_000_000;
-
     /// For FAST_STOP: the effective deadline in µs (0 → 1 000 000).
     pub const fn fast_stop_timeout_us(timeout_us: u64) -> u64 {
         if timeout_us == 0 {
-            Self::FAST_STOP_DEFAULT_TIMEOUT_US
+            parkvisor_abi::vendor::fast_stop::DEFAULT_TIMEOUT_US
         } else {
             timeout_us
         }
@@ -467,6 +448,291 @@ impl Args {
     }
 }
 
+/// The decoded shape of a function: which [`Call`] it becomes. Several
+/// table rows share a shape (the SMC32 and SMC64 variants of a call, every
+/// unimplemented PSCI function).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    ArchVersion,
+    ArchFeatures,
+    ArchSocId,
+    ArchWorkaround(u8),
+    PsciVersion,
+    PsciFeatures,
+    CpuSuspend,
+    CpuOff,
+    CpuOn,
+    AffinityInfo,
+    MigrateInfoType,
+    SystemOff,
+    SystemReset,
+    SystemOff2,
+    SystemReset2,
+    PsciUnimplemented,
+    CallUid,
+    VendorFeatures,
+    FastStop,
+    VcpuState,
+    TraceMark,
+    FastStopFlags,
+}
+
+/// One function parkvisor decodes: a row of [`FUNCTIONS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Function {
+    /// Its function ID.
+    pub id: u32,
+    /// The name printed in trace lines (PSCI names without the `PSCI_`
+    /// prefix; the SMC32 variant of a dual-convention function ends in `_32`).
+    pub name: &'static str,
+    /// The trace word of its family.
+    pub class: CallClass,
+    /// What it decodes to, and so which arguments it takes.
+    pub shape: Shape,
+    /// PSCI_FEATURES reports it as implemented.
+    pub psci_feature: bool,
+}
+
+const fn f(id: u32, name: &'static str, class: CallClass, shape: Shape) -> Function {
+    Function {
+        id,
+        name,
+        class,
+        shape,
+        psci_feature: false,
+    }
+}
+
+/// Reported by PSCI_FEATURES.
+const fn psci(id: u32, name: &'static str, shape: Shape) -> Function {
+    Function {
+        psci_feature: true,
+        ..f(id, name, CallClass::Psci, shape)
+    }
+}
+
+/// Decoded and traced by name, answered NOT_SUPPORTED.
+const fn psci_unimplemented(id: u32, name: &'static str) -> Function {
+    f(id, name, CallClass::Psci, Shape::PsciUnimplemented)
+}
+
+const fn vendor(id: u32, name: &'static str, shape: Shape) -> Function {
+    f(id, name, CallClass::Hvc, shape)
+}
+
+/// Every function parkvisor decodes, each ID once; any other ID is
+/// [`Call::Unknown`]. Decoding, the trace names, PSCI_FEATURES and the vendor
+/// FEATURES answer all come from here.
+pub static FUNCTIONS: &[Function] = &[
+    // SMCCC architecture calls (owner 0). PSCI_FEATURES reports
+    // SMCCC_VERSION so guests use SMCCC 1.1.
+    Function {
+        psci_feature: true,
+        ..f(
+            SMCCC_VERSION,
+            "VERSION",
+            CallClass::Smccc,
+            Shape::ArchVersion,
+        )
+    },
+    f(
+        SMCCC_ARCH_FEATURES,
+        "ARCH_FEATURES",
+        CallClass::Smccc,
+        Shape::ArchFeatures,
+    ),
+    f(
+        SMCCC_ARCH_SOC_ID,
+        "ARCH_SOC_ID",
+        CallClass::Smccc,
+        Shape::ArchSocId,
+    ),
+    f(
+        SMCCC_ARCH_WORKAROUND_1,
+        "ARCH_WORKAROUND_1",
+        CallClass::Smccc,
+        Shape::ArchWorkaround(1),
+    ),
+    f(
+        SMCCC_ARCH_WORKAROUND_2,
+        "ARCH_WORKAROUND_2",
+        CallClass::Smccc,
+        Shape::ArchWorkaround(2),
+    ),
+    f(
+        SMCCC_ARCH_WORKAROUND_3,
+        "ARCH_WORKAROUND_3",
+        CallClass::Smccc,
+        Shape::ArchWorkaround(3),
+    ),
+    // PSCI (owner 4).
+    psci(PSCI_VERSION, "VERSION", Shape::PsciVersion),
+    psci(PSCI_FEATURES, "FEATURES", Shape::PsciFeatures),
+    psci(PSCI_CPU_SUSPEND_32, "CPU_SUSPEND_32", Shape::CpuSuspend),
+    psci(PSCI_CPU_SUSPEND_64, "CPU_SUSPEND", Shape::CpuSuspend),
+    psci(PSCI_CPU_OFF, "CPU_OFF", Shape::CpuOff),
+    psci(PSCI_CPU_ON_32, "CPU_ON_32", Shape::CpuOn),
+    psci(PSCI_CPU_ON_64, "CPU_ON", Shape::CpuOn),
+    psci(
+        PSCI_AFFINITY_INFO_32,
+        "AFFINITY_INFO_32",
+        Shape::AffinityInfo,
+    ),
+    psci(PSCI_AFFINITY_INFO_64, "AFFINITY_INFO", Shape::AffinityInfo),
+    psci(
+        PSCI_MIGRATE_INFO_TYPE,
+        "MIGRATE_INFO_TYPE",
+        Shape::MigrateInfoType,
+    ),
+    psci(PSCI_SYSTEM_OFF, "SYSTEM_OFF", Shape::SystemOff),
+    psci(PSCI_SYSTEM_RESET, "SYSTEM_RESET", Shape::SystemReset),
+    psci(PSCI_SYSTEM_OFF2_32, "SYSTEM_OFF2_32", Shape::SystemOff2),
+    psci(PSCI_SYSTEM_OFF2_64, "SYSTEM_OFF2", Shape::SystemOff2),
+    psci(
+        PSCI_SYSTEM_RESET2_32,
+        "SYSTEM_RESET2_32",
+        Shape::SystemReset2,
+    ),
+    psci(PSCI_SYSTEM_RESET2_64, "SYSTEM_RESET2", Shape::SystemReset2),
+    psci_unimplemented(PSCI_MIGRATE_32, "MIGRATE_32"),
+    psci_unimplemented(PSCI_MIGRATE_64, "MIGRATE"),
+    psci_unimplemented(PSCI_MIGRATE_INFO_UP_CPU_32, "MIGRATE_INFO_UP_CPU_32"),
+    psci_unimplemented(PSCI_MIGRATE_INFO_UP_CPU_64, "MIGRATE_INFO_UP_CPU"),
+    psci_unimplemented(PSCI_CPU_FREEZE, "CPU_FREEZE"),
+    psci_unimplemented(PSCI_CPU_DEFAULT_SUSPEND_32, "CPU_DEFAULT_SUSPEND_32"),
+    psci_unimplemented(PSCI_CPU_DEFAULT_SUSPEND_64, "CPU_DEFAULT_SUSPEND"),
+    psci_unimplemented(PSCI_NODE_HW_STATE_32, "NODE_HW_STATE_32"),
+    psci_unimplemented(PSCI_NODE_HW_STATE_64, "NODE_HW_STATE"),
+    psci_unimplemented(PSCI_SYSTEM_SUSPEND_32, "SYSTEM_SUSPEND_32"),
+    psci_unimplemented(PSCI_SYSTEM_SUSPEND_64, "SYSTEM_SUSPEND"),
+    psci_unimplemented(PSCI_SET_SUSPEND_MODE, "SET_SUSPEND_MODE"),
+    psci_unimplemented(PSCI_STAT_RESIDENCY_32, "STAT_RESIDENCY_32"),
+    psci_unimplemented(PSCI_STAT_RESIDENCY_64, "STAT_RESIDENCY"),
+    psci_unimplemented(PSCI_STAT_COUNT_32, "STAT_COUNT_32"),
+    psci_unimplemented(PSCI_STAT_COUNT_64, "STAT_COUNT"),
+    psci_unimplemented(PSCI_MEM_PROTECT, "MEM_PROTECT"),
+    psci_unimplemented(
+        PSCI_MEM_PROTECT_CHECK_RANGE_32,
+        "MEM_PROTECT_CHECK_RANGE_32",
+    ),
+    psci_unimplemented(PSCI_MEM_PROTECT_CHECK_RANGE_64, "MEM_PROTECT_CHECK_RANGE"),
+    // parkvisor's vendor hypervisor service (owner 6).
+    vendor(vendor::CALL_UID, "CALL_UID", Shape::CallUid),
+    vendor(vendor::FEATURES, "FEATURES", Shape::VendorFeatures),
+    vendor(vendor::FAST_STOP, "FAST_STOP", Shape::FastStop),
+    vendor(vendor::VCPU_STATE, "VCPU_STATE", Shape::VcpuState),
+    vendor(vendor::TRACE_MARK, "TRACE_MARK", Shape::TraceMark),
+    vendor(
+        vendor::FAST_STOP_FLAGS,
+        "FAST_STOP_FLAGS",
+        Shape::FastStopFlags,
+    ),
+];
+
+/// The row of a function ID.
+pub fn function(id: u32) -> Option<&'static Function> {
+    FUNCTIONS.iter().find(|f| f.id == id)
+}
+
+/// Whether PSCI_FEATURES reports `id` as implemented.
+pub fn psci_feature(id: u32) -> bool {
+    function(id).is_some_and(|f| f.psci_feature)
+}
+
+/// The vendor FEATURES answer: bit n for each vendor function numbered n
+/// (CALL_UID, numbered 0xFF01, is outside the bitmap).
+pub fn vendor_features() -> u64 {
+    FUNCTIONS
+        .iter()
+        .filter(|f| f.class == CallClass::Hvc && f.id & 0xFFFF < 64)
+        .fold(0, |bits, f| bits | 1 << (f.id & 0xFFFF))
+}
+
+/// A call argument, from one register (already reduced to the convention).
+trait FromArg {
+    fn from_arg(reg: u64) -> Self;
+}
+
+impl FromArg for u64 {
+    fn from_arg(reg: u64) -> u64 {
+        reg
+    }
+}
+
+impl FromArg for u32 {
+    /// Parameters the specifications define as 32-bit, even under SMC64.
+    fn from_arg(reg: u64) -> u32 {
+        reg as u32
+    }
+}
+
+/// The shapes with arguments, each written once: a field list in register
+/// order (x1, x2, ...) builds the call in [`build`], and the same list read
+/// back in [`Call::args`] is what the trace prints (at most three).
+macro_rules! shapes_with_args {
+    ($($shape:ident => $wrap:ident($enum_:ident::$variant:ident $([$conv:ident])? { $($field:ident),+ });)*) => {
+        /// Builds the call of a shape with arguments from x1.. (reduced).
+        fn build_with_args(shape: Shape, conv: Convention, regs: [u64; 4]) -> Option<Call> {
+            let _ = conv;
+            let mut regs = regs.into_iter();
+            let mut next = move || regs.next().unwrap_or(0);
+            Some(match shape {
+                $(Shape::$shape => Call::$wrap($enum_::$variant {
+                    $($conv: conv,)?
+                    $($field: FromArg::from_arg(next()),)+
+                }),)*
+                _ => return None,
+            })
+        }
+
+        /// The arguments of a call with some, in register order.
+        fn args_of(call: &Call) -> Option<Args> {
+            match *call {
+                $(Call::$wrap($enum_::$variant { $($field,)+ .. }) => {
+                    Some(Args::new(&[$(u64::from($field)),+]))
+                })*
+                _ => None,
+            }
+        }
+    };
+}
+
+shapes_with_args! {
+    ArchFeatures => Arch(ArchCall::Features { function_id });
+    ArchSocId => Arch(ArchCall::SocId { soc_id_type });
+    PsciFeatures => Psci(PsciCall::Features { function_id });
+    CpuSuspend => Psci(PsciCall::CpuSuspend [conv] { power_state, entry, context_id });
+    CpuOn => Psci(PsciCall::CpuOn [conv] { target_mpidr, entry, context_id });
+    AffinityInfo => Psci(PsciCall::AffinityInfo [conv] { target_affinity, lowest_level });
+    SystemOff2 => Psci(PsciCall::SystemOff2 [conv] { off_type, cookie });
+    SystemReset2 => Psci(PsciCall::SystemReset2 [conv] { reset_type, cookie });
+    FastStop => Vendor(VendorCall::FastStop { timeout_us, flags, save_area, save_len });
+    VcpuState => Vendor(VendorCall::VcpuState { target_mpidr });
+    TraceMark => Vendor(VendorCall::TraceMark { value });
+}
+
+/// Builds the call of `shape` for function `id` from x1..x4 (reduced to
+/// the convention).
+fn build(shape: Shape, id: FunctionId, regs: [u64; 4]) -> Call {
+    if let Some(call) = build_with_args(shape, id.convention(), regs) {
+        return call;
+    }
+    match shape {
+        Shape::ArchVersion => Call::Arch(ArchCall::Version),
+        Shape::ArchWorkaround(n) => Call::Arch(ArchCall::Workaround(n)),
+        Shape::PsciVersion => Call::Psci(PsciCall::Version),
+        Shape::CpuOff => Call::Psci(PsciCall::CpuOff),
+        Shape::MigrateInfoType => Call::Psci(PsciCall::MigrateInfoType),
+        Shape::SystemOff => Call::Psci(PsciCall::SystemOff),
+        Shape::SystemReset => Call::Psci(PsciCall::SystemReset),
+        Shape::PsciUnimplemented => Call::Psci(PsciCall::Unimplemented(id)),
+        Shape::CallUid => Call::Vendor(VendorCall::CallUid),
+        Shape::VendorFeatures => Call::Vendor(VendorCall::Features),
+        Shape::FastStopFlags => Call::Vendor(VendorCall::FastStopFlags),
+        _ => Call::Unknown(id),
+    }
+}
+
 /// Decodes a guest call from x0..x3 (the values at the trapping HVC/SMC).
 pub fn decode(x0: u64, x1: u64, x2: u64, x3: u64) -> Call {
     decode_regs(&[x0, x1, x2, x3, 0])
@@ -479,333 +745,95 @@ pub fn decode_regs(&[x0, x1, x2, x3, x4]: &[u64; 5]) -> Call {
         return Call::Unknown(id);
     }
     let conv = id.convention();
-    let (a1, a2, a3) = (conv.arg(x1), conv.arg(x2), conv.arg(x3));
-    let w1 = x1 as u32;
-    match id.owner() {
-        Owner::Arch => decode_arch(id, w1),
-        Owner::StandardSecure => decode_psci(id, conv, a1, a2, a3),
-        Owner::VendorHyp => decode_vendor(id, a1, a2, a3, conv.arg(x4)),
-        _ => None,
-    }
-    .unwrap_or(Call::Unknown(id))
-}
-
-fn decode_arch(id: FunctionId, w1: u32) -> Option<Call> {
-    let call = match id.0 {
-        SMCCC_VERSION => ArchCall::Version,
-        SMCCC_ARCH_FEATURES => ArchCall::Features { function_id: w1 },
-        SMCCC_ARCH_SOC_ID => ArchCall::SocId { soc_id_type: w1 },
-        SMCCC_ARCH_WORKAROUND_1 => ArchCall::Workaround(1),
-        SMCCC_ARCH_WORKAROUND_2 => ArchCall::Workaround(2),
-        SMCCC_ARCH_WORKAROUND_3 => ArchCall::Workaround(3),
-        _ => return None,
-    };
-    Some(Call::Arch(call))
-}
-
-fn decode_psci(id: FunctionId, conv: Convention, a1: u64, a2: u64, a3: u64) -> Option<Call> {
-    let call = match id.0 {
-        PSCI_VERSION => PsciCall::Version,
-        PSCI_FEATURES => PsciCall::Features {
-            function_id: a1 as u32,
-        },
-        PSCI_CPU_SUSPEND_32 | PSCI_CPU_SUSPEND_64 => PsciCall::CpuSuspend {
-            conv,
-            power_state: a1 as u32,
-            entry: a2,
-            context_id: a3,
-        },
-        PSCI_CPU_OFF => PsciCall::CpuOff,
-        PSCI_CPU_ON_32 | PSCI_CPU_ON_64 => PsciCall::CpuOn {
-            conv,
-            target_mpidr: a1,
-            entry: a2,
-            context_id: a3,
-        },
-        PSCI_AFFINITY_INFO_32 | PSCI_AFFINITY_INFO_64 => PsciCall::AffinityInfo {
-            conv,
-            target_affinity: a1,
-            lowest_level: a2 as u32,
-        },
-        PSCI_MIGRATE_INFO_TYPE => PsciCall::MigrateInfoType,
-        PSCI_SYSTEM_OFF => PsciCall::SystemOff,
-        PSCI_SYSTEM_RESET => PsciCall::SystemReset,
-        PSCI_SYSTEM_OFF2_32 | PSCI_SYSTEM_OFF2_64 => PsciCall::SystemOff2 {
-            conv,
-            off_type: a1 as u32,
-            cookie: a2,
-        },
-        PSCI_SYSTEM_RESET2_32 | PSCI_SYSTEM_RESET2_64 => PsciCall::SystemReset2 {
-            conv,
-            reset_type: a1 as u32,
-            cookie: a2,
-        },
-        other if psci_unimplemented_name(other).is_some() => PsciCall::Unimplemented(id),
-        _ => return None,
-    };
-    Some(Call::Psci(call))
-}
-
-fn decode_vendor(id: FunctionId, a1: u64, a2: u64, a3: u64, a4: u64) -> Option<Call> {
-    let call = match id.0 {
-        vendor::CALL_UID => VendorCall::CallUid,
-        vendor::FEATURES => VendorCall::Features,
-        vendor::FAST_STOP => VendorCall::FastStop {
-            timeout_us: a1,
-            flags: a2,
-            save_area: a3,
-            save_len: a4,
-        },
-        vendor::FAST_STOP_FLAGS => VendorCall::FastStopFlags,
-        vendor::VCPU_STATE => VendorCall::VcpuState { target_mpidr: a1 },
-        vendor::TRACE_MARK => VendorCall::TraceMark { value: a1 as u32 },
-        _ => return None,
-    };
-    Some(Call::Vendor(call))
-}
-
-/// Trace names of the PSCI functions parkvisor decodes but does not implement.
-fn psci_unimplemented_name(id: u32) -> Option<&'static str> {
-    Some(match id {
-        PSCI_MIGRATE_32 => "MIGRATE_32",
-        PSCI_MIGRATE_64 => "MIGRATE",
-        PSCI_MIGRATE_INFO_UP_CPU_32 => "MIGRATE_INFO_UP_CPU_32",
-        PSCI_MIGRATE_INFO_UP_CPU_64 => "MIGRATE_INFO_UP_CPU",
-        PSCI_CPU_FREEZE => "CPU_FREEZE",
-        PSCI_CPU_DEFAULT_SUSPEND_32 => "CPU_DEFAULT_SUSPEND_32",
-        PSCI_CPU_DEFAULT_SUSPEND_64 => "CPU_DEFAULT_SUSPEND",
-        PSCI_NODE_HW_STATE_32 => "NODE_HW_STATE_32",
-        PSCI_NODE_HW_STATE_64 => "NODE_HW_STATE",
-        PSCI_SYSTEM_SUSPEND_32 => "SYSTEM_SUSPEND_32",
-        PSCI_SYSTEM_SUSPEND_64 => "SYSTEM_SUSPEND",
-        PSCI_SET_SUSPEND_MODE => "SET_SUSPEND_MODE",
-        PSCI_STAT_RESIDENCY_32 => "STAT_RESIDENCY_32",
-        PSCI_STAT_RESIDENCY_64 => "STAT_RESIDENCY",
-        PSCI_STAT_COUNT_32 => "STAT_COUNT_32",
-        PSCI_STAT_COUNT_64 => "STAT_COUNT",
-        PSCI_MEM_PROTECT => "MEM_PROTECT",
-        PSCI_MEM_PROTECT_CHECK_RANGE_32 => "MEM_PROTECT_CHECK_RANGE_32",
-        PSCI_MEM_PROTECT_CHECK_RANGE_64 => "MEM_PROTECT_CHECK_RANGE",
-        _ => return None,
-    })
-}
-
-/// Name suffix of the SMC32 variant of a function that exists in both conventions.
-fn conv_name(conv: Convention, name64: &'static str, name32: &'static str) -> &'static str {
-    match conv {
-        Convention::Smc64 => name64,
-        Convention::Smc32 => name32,
+    match function(id.0) {
+        Some(f) => build(f.shape, id, [x1, x2, x3, x4].map(|r| conv.arg(r))),
+        None => Call::Unknown(id),
     }
 }
 
 impl Call {
-    /// The function ID this call was decoded from.
-    pub fn function_id(&self) -> u32 {
-        match *self {
+    /// Its shape and, for calls that exist in both conventions, the one used.
+    fn shape(&self) -> Option<(Shape, Option<Convention>)> {
+        let (shape, conv) = match *self {
             Call::Arch(a) => match a {
-                ArchCall::Version => SMCCC_VERSION,
-                ArchCall::Features { .. } => SMCCC_ARCH_FEATURES,
-                ArchCall::SocId { .. } => SMCCC_ARCH_SOC_ID,
-                ArchCall::Workaround(1) => SMCCC_ARCH_WORKAROUND_1,
-                ArchCall::Workaround(2) => SMCCC_ARCH_WORKAROUND_2,
-                ArchCall::Workaround(_) => SMCCC_ARCH_WORKAROUND_3,
+                ArchCall::Version => (Shape::ArchVersion, None),
+                ArchCall::Features { .. } => (Shape::ArchFeatures, None),
+                ArchCall::SocId { .. } => (Shape::ArchSocId, None),
+                ArchCall::Workaround(n) => (Shape::ArchWorkaround(n), None),
             },
             Call::Psci(p) => match p {
-                PsciCall::Version => PSCI_VERSION,
-                PsciCall::Features { .. } => PSCI_FEATURES,
-                PsciCall::CpuSuspend { conv, .. } => match conv {
-                    Convention::Smc32 => PSCI_CPU_SUSPEND_32,
-                    Convention::Smc64 => PSCI_CPU_SUSPEND_64,
-                },
-                PsciCall::CpuOff => PSCI_CPU_OFF,
-                PsciCall::CpuOn { conv, .. } => match conv {
-                    Convention::Smc32 => PSCI_CPU_ON_32,
-                    Convention::Smc64 => PSCI_CPU_ON_64,
-                },
-                PsciCall::AffinityInfo { conv, .. } => match conv {
-                    Convention::Smc32 => PSCI_AFFINITY_INFO_32,
-                    Convention::Smc64 => PSCI_AFFINITY_INFO_64,
-                },
-                PsciCall::MigrateInfoType => PSCI_MIGRATE_INFO_TYPE,
-                PsciCall::SystemOff => PSCI_SYSTEM_OFF,
-                PsciCall::SystemReset => PSCI_SYSTEM_RESET,
-                PsciCall::SystemOff2 { conv, .. } => match conv {
-                    Convention::Smc32 => PSCI_SYSTEM_OFF2_32,
-                    Convention::Smc64 => PSCI_SYSTEM_OFF2_64,
-                },
-                PsciCall::SystemReset2 { conv, .. } => match conv {
-                    Convention::Smc32 => PSCI_SYSTEM_RESET2_32,
-                    Convention::Smc64 => PSCI_SYSTEM_RESET2_64,
-                },
-                PsciCall::Unimplemented(id) => id.0,
+                PsciCall::Version => (Shape::PsciVersion, None),
+                PsciCall::Features { .. } => (Shape::PsciFeatures, None),
+                PsciCall::CpuSuspend { conv, .. } => (Shape::CpuSuspend, Some(conv)),
+                PsciCall::CpuOff => (Shape::CpuOff, None),
+                PsciCall::CpuOn { conv, .. } => (Shape::CpuOn, Some(conv)),
+                PsciCall::AffinityInfo { conv, .. } => (Shape::AffinityInfo, Some(conv)),
+                PsciCall::MigrateInfoType => (Shape::MigrateInfoType, None),
+                PsciCall::SystemOff => (Shape::SystemOff, None),
+                PsciCall::SystemReset => (Shape::SystemReset, None),
+                PsciCall::SystemOff2 { conv, .. } => (Shape::SystemOff2, Some(conv)),
+                PsciCall::SystemReset2 { conv, .. } => (Shape::SystemReset2, Some(conv)),
+                PsciCall::Unimplemented(_) => return None,
             },
             Call::Vendor(v) => match v {
-                VendorCall::CallUid => vendor::CALL_UID,
-                VendorCall::Features => vendor::FEATURES,
-                VendorCall::FastStop { .. } => vendor::FAST_STOP,
-                VendorCall::VcpuState { .. } => vendor::VCPU_STATE,
-                VendorCall::TraceMark { .. } => vendor::TRACE_MARK,
-                VendorCall::FastStopFlags => vendor::FAST_STOP_FLAGS,
+                VendorCall::CallUid => (Shape::CallUid, None),
+                VendorCall::Features => (Shape::VendorFeatures, None),
+                VendorCall::FastStop { .. } => (Shape::FastStop, None),
+                VendorCall::VcpuState { .. } => (Shape::VcpuState, None),
+                VendorCall::TraceMark { .. } => (Shape::TraceMark, None),
+                VendorCall::FastStopFlags => (Shape::FastStopFlags, None),
             },
-            Call::Unknown(id) => id.0,
+            Call::Unknown(_) => return None,
+        };
+        Some((shape, conv))
+    }
+
+    /// Its row of [`FUNCTIONS`] (`None` for an unknown call).
+    pub fn function(&self) -> Option<&'static Function> {
+        match *self {
+            Call::Psci(PsciCall::Unimplemented(id)) => function(id.0),
+            Call::Unknown(_) => None,
+            _ => {
+                let (shape, conv) = self.shape()?;
+                FUNCTIONS.iter().find(|f| {
+                    f.shape == shape && conv.is_none_or(|c| FunctionId(f.id).convention() == c)
+                })
+            }
+        }
+    }
+
+    /// The function ID this call was decoded from.
+    pub fn function_id(&self) -> u32 {
+        match (self, self.function()) {
+            (Call::Unknown(id), _) => id.0,
+            (_, Some(f)) => f.id,
+            (_, None) => unreachable!("every decoded call has a row"),
         }
     }
 
     /// Which trace word introduces this call (`smccc`, `psci`, `hvc`, `call`).
     pub fn class(&self) -> CallClass {
-        match self {
-            Call::Arch(_) => CallClass::Smccc,
-            Call::Psci(_) => CallClass::Psci,
-            Call::Vendor(_) => CallClass::Hvc,
-            Call::Unknown(_) => CallClass::Unknown,
-        }
+        self.function().map_or(CallClass::Unknown, |f| f.class)
     }
 
-    /// The name printed in trace lines (PSCI names without the `PSCI_`
-    /// prefix; the SMC32 variant of a dual-convention function ends in `_32`).
-    /// Unknown calls have the empty name (they print as `call 0x<id>`).
+    /// The name printed in trace lines (see [`Function::name`]). Unknown
+    /// calls have the empty name (they print as `call 0x<id>`).
     pub fn name(&self) -> &'static str {
-        match *self {
-            Call::Arch(a) => match a {
-                ArchCall::Version => "VERSION",
-                ArchCall::Features { .. } => "ARCH_FEATURES",
-                ArchCall::SocId { .. } => "ARCH_SOC_ID",
-                ArchCall::Workaround(1) => "ARCH_WORKAROUND_1",
-                ArchCall::Workaround(2) => "ARCH_WORKAROUND_2",
-                ArchCall::Workaround(_) => "ARCH_WORKAROUND_3",
-            },
-            Call::Psci(p) => match p {
-                PsciCall::Version => "VERSION",
-                PsciCall::Features { .. } => "FEATURES",
-                PsciCall::CpuSuspend { conv, .. } => {
-                    conv_name(conv, "CPU_SUSPEND", "CPU_SUSPEND_32")
-                }
-                PsciCall::CpuOff => "CPU_OFF",
-                PsciCall::CpuOn { conv, .. } => conv_name(conv, "CPU_ON", "CPU_ON_32"),
-                PsciCall::AffinityInfo { conv, .. } => {
-                    conv_name(conv, "AFFINITY_INFO", "AFFINITY_INFO_32")
-                }
-                PsciCall::MigrateInfoType => "MIGRATE_INFO_TYPE",
-                PsciCall::SystemOff => "SYSTEM_OFF",
-                PsciCall::SystemReset => "SYSTEM_RESET",
-                PsciCall::SystemOff2 { conv, .. } => {
-                    conv_name(conv, "SYSTEM_OFF2", "SYSTEM_OFF2_32")
-                }
-                PsciCall::SystemReset2 { conv, .. } => {
-                    conv_name(conv, "SYSTEM_RESET2", "SYSTEM_RESET2_32")
-                }
-                PsciCall::Unimplemented(id) => psci_unimplemented_name(id.0).unwrap_or("UNKNOWN"),
-            },
-            Call::Vendor(v) => match v {
-                VendorCall::CallUid => "CALL_UID",
-                VendorCall::Features => "FEATURES",
-                VendorCall::FastStop { .. } => "FAST_STOP",
-                VendorCall::VcpuState { .. } => "VCPU_STATE",
-                VendorCall::TraceMark { .. } => "TRACE_MARK",
-                VendorCall::FastStopFlags => "FAST_STOP_FLAGS",
-            },
-            Call::Unknown(_) => "",
-        }
+        self.function().map_or("", |f| f.name)
     }
 
-    /// The arguments printed in trace lines (already masked for SMC32).
+    /// The arguments printed in trace lines (already masked for SMC32): the
+    /// first three the call takes, FAST_STOP without flags only two.
     pub fn args(&self) -> Args {
         match *self {
-            Call::Arch(ArchCall::Features { function_id }) => Args::new(&[function_id.into()]),
-            Call::Arch(ArchCall::SocId { soc_id_type }) => Args::new(&[soc_id_type.into()]),
-            Call::Psci(PsciCall::Features { function_id }) => Args::new(&[function_id.into()]),
-            Call::Psci(PsciCall::CpuSuspend {
-                power_state,
-                entry,
-                context_id,
-                ..
-            }) => Args::new(&[power_state.into(), entry, context_id]),
-            Call::Psci(PsciCall::CpuOn {
-                target_mpidr,
-                entry,
-                context_id,
-                ..
-            }) => Args::new(&[target_mpidr, entry, context_id]),
-            Call::Psci(PsciCall::AffinityInfo {
-                target_affinity,
-                lowest_level,
-                ..
-            }) => Args::new(&[target_affinity, lowest_level.into()]),
-            Call::Psci(PsciCall::SystemReset2 {
-                reset_type, cookie, ..
-            }) => Args::new(&[reset_type.into(), cookie]),
-            Call::Psci(PsciCall::SystemOff2 {
-                off_type, cookie, ..
-            }) => Args::new(&[off_type.into(), cookie]),
             Call::Vendor(VendorCall::FastStop {
                 timeout_us,
-                flags,
-                save_area,
+                flags: 0,
                 ..
-            }) => {
-                if flags == 0 {
-                    Args::new(&[timeout_us, flags])
-                } else {
-                    Args::new(&[timeout_us, flags, save_area])
-                }
-            }
-            Call::Vendor(VendorCall::VcpuState { target_mpidr }) => Args::new(&[target_mpidr]),
-            Call::Vendor(VendorCall::TraceMark { value }) => Args::new(&[value.into()]),
-            _ => Args::NONE,
+            }) => Args::new(&[timeout_us, 0]),
+            _ => args_of(self).unwrap_or(Args::NONE),
         }
     }
-
-    /// The name printed for return value `ret` (x0) of this call:
-    /// state names for AFFINITY_INFO / VCPU_STATE, `v<major>.<minor>` for
-    /// versions, `TOS_NOT_PRESENT` etc. for MIGRATE_INFO_TYPE, `SUCCESS` for 0
-    /// and error names for negative values; `None` for a plain non-negative
-    /// value (printed in hex).
-    pub fn result_name(&self, ret: i64) -> Option<&'static str> {
-        match *self {
-            Call::Psci(PsciCall::AffinityInfo { .. })
-            | Call::Vendor(VendorCall::VcpuState { .. })
-                if ret >= 0 =>
-            {
-                return PowerState::from_affinity_info(ret as u64).map(PowerState::name);
-            }
-            Call::Psci(PsciCall::MigrateInfoType) if ret >= 0 => {
-                return match ret {
-                    0 => Some("TOS_UP_MIGRATE"),
-                    1 => Some("TOS_UP_NO_MIGRATE"),
-                    v if v == crate::psci::MIGRATE_INFO_TYPE_NONE as i64 => Some("TOS_NOT_PRESENT"),
-                    _ => None,
-                };
-            }
-            Call::Psci(PsciCall::Version) if ret == crate::psci::VERSION as i64 => {
-                return Some("v1.1");
-            }
-            Call::Arch(ArchCall::Version) if ret == VERSION as i64 => return Some("v1.1"),
-            Call::Arch(_) if ret == ret::NOT_REQUIRED => return Some("NOT_REQUIRED"),
-            Call::Arch(_) if ret == ret::ARCH_INVALID_PARAMETER => {
-                return Some("INVALID_PARAMETER");
-            }
-            _ => {}
-        }
-        default_result_name(ret)
-    }
-}
-
-/// Result names shared by every call: `SUCCESS` for 0, the PSCI error names
-/// for -1..=-9, `None` otherwise.
-pub fn default_result_name(ret: i64) -> Option<&'static str> {
-    Some(match ret {
-        ret::SUCCESS => "SUCCESS",
-        ret::NOT_SUPPORTED => "NOT_SUPPORTED",
-        ret::INVALID_PARAMETERS => "INVALID_PARAMETERS",
-        ret::DENIED => "DENIED",
-        ret::ALREADY_ON => "ALREADY_ON",
-        ret::ON_PENDING => "ON_PENDING",
-        ret::INTERNAL_FAILURE => "INTERNAL_FAILURE",
-        ret::NOT_PRESENT => "NOT_PRESENT",
-        ret::DISABLED => "DISABLED",
-        ret::INVALID_ADDRESS => "INVALID_ADDRESS",
-        _ => return None,
-    })
 }
 
 #[cfg(test)]
@@ -1211,36 +1239,64 @@ mod tests {
     }
 
     #[test]
-    fn result_names() {
-        let on = decode(0xC400_0003, 1, 2, 3);
-        assert_eq!(on.result_name(0), Some("SUCCESS"));
-        assert_eq!(on.result_name(-4), Some("ALREADY_ON"));
-        assert_eq!(on.result_name(-2), Some("INVALID_PARAMETERS"));
-        assert_eq!(on.result_name(-9), Some("INVALID_ADDRESS"));
-        assert_eq!(on.result_name(-10), None);
-        let aff = decode(0xC400_0004, 1, 0, 0);
-        assert_eq!(aff.result_name(0), Some("ON"));
-        assert_eq!(aff.result_name(1), Some("OFF"));
-        assert_eq!(aff.result_name(2), Some("ON_PENDING"));
-        assert_eq!(aff.result_name(-2), Some("INVALID_PARAMETERS"));
-        let vs = decode(0xC600_0002, 1, 0, 0);
-        assert_eq!(vs.result_name(1), Some("OFF"));
-        assert_eq!(
-            decode(0x8400_0000, 0, 0, 0).result_name(0x10001),
-            Some("v1.1")
-        );
-        assert_eq!(
-            decode(0x8000_0000, 0, 0, 0).result_name(0x10001),
-            Some("v1.1")
-        );
-        assert_eq!(
-            decode(0x8400_0006, 0, 0, 0).result_name(2),
-            Some("TOS_NOT_PRESENT")
-        );
-        assert_eq!(
-            decode(0x8000_0001, 0, 0, 0).result_name(-2),
-            Some("NOT_REQUIRED")
-        );
-        assert_eq!(decode(0x8600_0000, 0, 0, 0).result_name(0xF), None);
+    fn table_rows_are_consistent() {
+        for (i, f) in FUNCTIONS.iter().enumerate() {
+            assert!(
+                FUNCTIONS[i + 1..].iter().all(|g| g.id != f.id),
+                "{:#x} twice",
+                f.id
+            );
+            let c = decode(f.id.into(), 0, 0, 0);
+            assert_eq!(c.function(), Some(f), "{:#x}", f.id);
+            assert_eq!(c.class(), f.class, "{:#x}", f.id);
+            let owner = FunctionId(f.id).owner();
+            let want = match f.class {
+                CallClass::Smccc => Owner::Arch,
+                CallClass::Psci => Owner::StandardSecure,
+                CallClass::Hvc => Owner::VendorHyp,
+                CallClass::Unknown => unreachable!(),
+            };
+            assert_eq!(owner, want, "{}", f.name);
+        }
+    }
+
+    #[test]
+    fn psci_features_set_is_the_implemented_one() {
+        let mut got: Vec<u32> = FUNCTIONS
+            .iter()
+            .filter(|f| f.psci_feature)
+            .map(|f| f.id)
+            .collect();
+        let mut want = vec![
+            PSCI_VERSION,
+            PSCI_CPU_SUSPEND_32,
+            PSCI_CPU_SUSPEND_64,
+            PSCI_CPU_OFF,
+            PSCI_CPU_ON_32,
+            PSCI_CPU_ON_64,
+            PSCI_AFFINITY_INFO_32,
+            PSCI_AFFINITY_INFO_64,
+            PSCI_MIGRATE_INFO_TYPE,
+            PSCI_SYSTEM_OFF,
+            PSCI_SYSTEM_RESET,
+            PSCI_SYSTEM_RESET2_32,
+            PSCI_SYSTEM_RESET2_64,
+            PSCI_SYSTEM_OFF2_32,
+            PSCI_SYSTEM_OFF2_64,
+            PSCI_FEATURES,
+            SMCCC_VERSION,
+        ];
+        got.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(got, want);
+        assert!(!psci_feature(SMCCC_ARCH_FEATURES));
+        assert!(!psci_feature(vendor::FAST_STOP));
+        assert!(!psci_feature(PSCI_CPU_FREEZE));
+    }
+
+    #[test]
+    fn vendor_features_come_from_the_table() {
+        assert_eq!(vendor_features(), vendor::Features::all().bits());
+        assert_eq!(vendor_features(), parkvisor_abi::vendor::feature::ALL);
     }
 }

@@ -11,17 +11,14 @@
 use crate::dtb::MemRange;
 use crate::smccc::ret;
 
-/// Size of one entry of the guest's save area, in bytes.
-pub const ENTRY_BYTES: u64 = 288;
-/// Size of one entry with flag `SAVE_SP_EL0`: SP_EL0 follows at +288.
-pub const ENTRY_BYTES_SP_EL0: u64 = ENTRY_BYTES + 8;
+/// Entry sizes (with and without SP_EL0) and status words of the guest's
+/// save area.
+pub use parkvisor_abi::save_regs::{ENTRY_BYTES, ENTRY_BYTES_SP_EL0, STATUS_EMPTY, STATUS_SAVED};
+use parkvisor_abi::save_regs::{
+    MPIDR_OFFSET, REGS_OFFSET, REGS_WORDS, SP_EL0_OFFSET, STATUS_OFFSET,
+};
 /// u64 words of the larger entry.
 const ENTRY_WORDS: usize = (ENTRY_BYTES_SP_EL0 / 8) as usize;
-/// Entry status: no registers (already OFF, never ran, the caller, or not
-/// confirmed by the deadline).
-pub const STATUS_EMPTY: u64 = 0;
-/// Entry status: the registers are those the vCPU had when it stopped.
-pub const STATUS_SAVED: u64 = 1;
 
 /// A stopped vCPU's guest registers, in the order of Linux arm64's
 /// `struct user_pt_regs`: x0..x30, sp, pc, pstate.
@@ -116,14 +113,18 @@ impl SaveArea {
 /// The words of the larger entry: MPIDR, status, the registers, SP_EL0. An
 /// area without SP_EL0 takes the first [`ENTRY_BYTES`] of them.
 pub fn entry_words(mpidr: u64, regs: Option<(&UserRegs, u64)>) -> [u64; ENTRY_WORDS] {
+    const MPIDR: usize = (MPIDR_OFFSET / 8) as usize;
+    const STATUS: usize = (STATUS_OFFSET / 8) as usize;
+    const REGS: usize = (REGS_OFFSET / 8) as usize;
+    const SP_EL0: usize = (SP_EL0_OFFSET / 8) as usize;
     let mut words = [0; ENTRY_WORDS];
-    words[0] = mpidr;
+    words[MPIDR] = mpidr;
     if let Some((regs, sp_el0)) = regs {
-        words[1] = STATUS_SAVED;
-        words[2..36].copy_from_slice(&regs.0);
-        words[36] = sp_el0;
+        words[STATUS] = STATUS_SAVED;
+        words[REGS..REGS + REGS_WORDS as usize].copy_from_slice(&regs.0);
+        words[SP_EL0] = sp_el0;
     } else {
-        words[1] = STATUS_EMPTY;
+        words[STATUS] = STATUS_EMPTY;
     }
     words
 }

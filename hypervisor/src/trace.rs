@@ -17,11 +17,12 @@
 
 use core::fmt::{self, Display, Write};
 
+pub use crate::power_state::PowerState;
 use crate::smccc::{Args, Call, CallClass};
-pub use crate::vcpu::PowerState;
 
 #[cfg(not(target_os = "none"))]
 mod parse;
+mod results;
 #[cfg(not(target_os = "none"))]
 pub use parse::{TraceLine, parse_line, parse_log};
 
@@ -157,19 +158,70 @@ pub enum Reason<'a> {
     Other(&'a str),
 }
 
-impl Display for Reason<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Reason::Boot => f.write_str("boot"),
-            Reason::CpuOnBy(n) => write!(f, "psci CPU_ON by cpu{n}"),
-            Reason::EnteredGuest(pc) => write!(f, "entered guest at {pc:#x}"),
-            Reason::CpuOff => f.write_str("psci CPU_OFF"),
-            Reason::FastStop => f.write_str("fast-stop"),
-            Reason::SystemOff => f.write_str("system off"),
-            Reason::SystemReset => f.write_str("system reset"),
-            Reason::Other(s) => f.write_str(s),
+/// Every reason once: its packed tag in a trace ring and its text, a fixed
+/// phrase or a prefix and a number. This one list gives `Display`, the
+/// parser (`Reason::parse`, host only) and the packed form.
+macro_rules! reasons {
+    (
+        $($fixed:ident = $ftag:literal, $text:literal;)*
+        $(($numbered:ident, $ntag:literal) = $prefix:literal $fmt:literal $parse:ident as $ty:ty;)*
+    ) => {
+        impl Display for Reason<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match *self {
+                    $(Reason::$fixed => f.write_str($text),)*
+                    $(Reason::$numbered(n) => write!(f, concat!($prefix, $fmt), n),)*
+                    Reason::Other(s) => f.write_str(s),
+                }
+            }
         }
-    }
+
+        impl Reason<'_> {
+            /// The reason as a ring's (tag, argument) words; `None` for
+            /// `Other`, which is recorded as text.
+            pub(crate) fn pack(self) -> Option<(u64, u64)> {
+                match self {
+                    $(Reason::$fixed => Some(($ftag, 0)),)*
+                    $(Reason::$numbered(n) => Some(($ntag, n as u64)),)*
+                    Reason::Other(_) => None,
+                }
+            }
+
+            /// Inverse of [`Reason::pack`].
+            pub(crate) fn unpack(tag: u64, arg: u64) -> Option<Reason<'static>> {
+                match tag {
+                    $($ftag => Some(Reason::$fixed),)*
+                    $($ntag => Some(Reason::$numbered(arg as $ty)),)*
+                    _ => None,
+                }
+            }
+        }
+
+        #[cfg(not(target_os = "none"))]
+        impl<'a> Reason<'a> {
+            /// Recognises the fixed reasons; anything else is `Other`.
+            pub fn parse(s: &'a str) -> Reason<'a> {
+                match s {
+                    $($text => return Reason::$fixed,)*
+                    _ => {}
+                }
+                $(if let Some(n) = s.strip_prefix($prefix).and_then(parse::$parse) {
+                    return Reason::$numbered(n as $ty);
+                })*
+                Reason::Other(s)
+            }
+        }
+    };
+}
+
+reasons! {
+    Boot = 0, "boot";
+    CpuOff = 3, "psci CPU_OFF";
+    FastStop = 4, "fast-stop";
+    SystemOff = 5, "system off";
+    SystemReset = 6, "system reset";
+    (CpuOnBy, 1) = "psci CPU_ON by cpu" "{}" parse_dec as usize;
+    (EnteredGuest, 2) = "entered guest at " "{:#x}" parse_hex as u64;
 }
 
 /// One trace event, borrowed and allocation-free (what the hypervisor prints).
@@ -289,7 +341,7 @@ impl Event<'static> {
             name: call.name(),
             args: call.args(),
             result,
-            result_name: call.result_name(result),
+            result_name: results::result_name(call, result),
         }
     }
 }

@@ -190,102 +190,99 @@ impl Payload<'_> {
 
 const PACKED_WORDS: usize = 4;
 const KIND_STATE: u64 = 1;
-const KIND_FAST_STOP_BEGIN: u64 = 2;
-const KIND_FAST_STOP_END: u64 = 3;
-const KIND_IPI_DROP: u64 = 4;
-const KIND_MARK: u64 = 5;
 
+/// A state's packed code: its AFFINITY_INFO value.
 fn state_code(s: PowerState) -> u64 {
-    match s {
-        PowerState::Off => 0,
-        PowerState::OnPending => 1,
-        PowerState::On => 2,
-    }
+    s.affinity_info()
 }
 
 fn state_of(code: u64) -> Option<PowerState> {
-    [PowerState::Off, PowerState::OnPending, PowerState::On]
-        .get(code as usize)
-        .copied()
+    PowerState::from_affinity_info(code)
+}
+
+/// A field of a hot event, as one ring word.
+trait Word: Sized {
+    fn to_word(self) -> u64;
+    fn from_word(w: u64) -> Self;
+}
+
+macro_rules! word_as {
+    ($($ty:ty),*) => {$(
+        impl Word for $ty {
+            #[inline(always)]
+            fn to_word(self) -> u64 {
+                self as u64
+            }
+            fn from_word(w: u64) -> Self {
+                w as $ty
+            }
+        }
+    )*};
+}
+word_as!(u8, u32, u64, i64, usize);
+
+/// The hot events made of numbers, each listed once with its record kind
+/// and its fields in word order: this gives both [`pack`] and [`unpack`].
+macro_rules! word_events {
+    ($($variant:ident = $kind:literal { $($field:ident: $ty:ty),+ };)*) => {
+        #[inline(always)]
+        fn pack_words(event: &Event<'_>) -> Option<Payload<'static>> {
+            match *event {
+                $(Event::$variant { $($field),+ } => {
+                    let mut words = [0; PACKED_WORDS];
+                    let mut n = 0;
+                    $(
+                        words[n] = Word::to_word($field);
+                        n += 1;
+                    )+
+                    Some(Payload::Packed($kind, words, n))
+                })*
+                _ => None,
+            }
+        }
+
+        fn unpack_words(kind: u64, w: &[u64; PACKED_WORDS]) -> Option<Event<'static>> {
+            let mut words = w.iter().copied();
+            Some(match kind {
+                $($kind => Event::$variant {
+                    $($field: <$ty as Word>::from_word(words.next()?)),+
+                },)*
+                _ => return None,
+            })
+        }
+    };
+}
+
+word_events! {
+    FastStopBegin = 2 { timeout_us: u64 };
+    FastStopEnd = 3 { result: i64, stopped: u64, unconfirmed: u64, elapsed_ns: u64 };
+    IpiDrop = 4 { sgi: u8, target: usize };
+    Mark = 5 { value: u32 };
 }
 
 /// The hot events as words; `None` for the others (recorded as text).
 #[inline(always)]
 fn pack(event: &Event<'_>) -> Option<Payload<'static>> {
-    let p = |kind, words: [u64; PACKED_WORDS], n| Some(Payload::Packed(kind, words, n));
     match *event {
         Event::State { from, to, reason } => {
-            let (tag, arg) = match reason {
-                Reason::Boot => (0, 0),
-                Reason::CpuOnBy(n) => (1, n as u64),
-                Reason::EnteredGuest(pc) => (2, pc),
-                Reason::CpuOff => (3, 0),
-                Reason::FastStop => (4, 0),
-                Reason::SystemOff => (5, 0),
-                Reason::SystemReset => (6, 0),
-                Reason::Other(_) => return None,
-            };
-            p(
-                KIND_STATE,
-                [
-                    state_code(from) | state_code(to) << 8 | tag << 16,
-                    arg,
-                    0,
-                    0,
-                ],
-                2,
-            )
+            let (tag, arg) = reason.pack()?;
+            let code = state_code(from) | state_code(to) << 8 | tag << 16;
+            Some(Payload::Packed(KIND_STATE, [code, arg, 0, 0], 2))
         }
-        Event::FastStopBegin { timeout_us } => p(KIND_FAST_STOP_BEGIN, [timeout_us, 0, 0, 0], 1),
-        Event::FastStopEnd {
-            result,
-            stopped,
-            unconfirmed,
-            elapsed_ns,
-        } => p(
-            KIND_FAST_STOP_END,
-            [result as u64, stopped, unconfirmed, elapsed_ns],
-            4,
-        ),
-        Event::IpiDrop { sgi, target } => {
-            p(KIND_IPI_DROP, [u64::from(sgi), target as u64, 0, 0], 2)
-        }
-        Event::Mark { value } => p(KIND_MARK, [u64::from(value), 0, 0, 0], 1),
-        _ => None,
+        _ => pack_words(event),
     }
 }
 
 /// Inverse of [`pack`].
 fn unpack(kind: u64, w: &[u64; PACKED_WORDS]) -> Option<Event<'static>> {
-    Some(match kind {
-        KIND_STATE => Event::State {
+    match kind {
+        KIND_STATE => Some(Event::State {
             from: state_of(w[0] & 0xff)?,
             to: state_of(w[0] >> 8 & 0xff)?,
-            reason: match w[0] >> 16 {
-                0 => Reason::Boot,
-                1 => Reason::CpuOnBy(w[1] as usize),
-                2 => Reason::EnteredGuest(w[1]),
-                3 => Reason::CpuOff,
-                4 => Reason::FastStop,
-                5 => Reason::SystemOff,
-                6 => Reason::SystemReset,
-                _ => return None,
-            },
-        },
-        KIND_FAST_STOP_BEGIN => Event::FastStopBegin { timeout_us: w[0] },
-        KIND_FAST_STOP_END => Event::FastStopEnd {
-            result: w[0] as i64,
-            stopped: w[1],
-            unconfirmed: w[2],
-            elapsed_ns: w[3],
-        },
-        KIND_IPI_DROP => Event::IpiDrop {
-            sgi: w[0] as u8,
-            target: w[1] as usize,
-        },
-        KIND_MARK => Event::Mark { value: w[0] as u32 },
-        _ => return None,
-    })
+            reason: Reason::unpack(w[0] >> 16, w[1])?,
+        }),
+        _ => unpack_words(kind, w),
+    }
 }
 
 /// One CPU's trace ring: a single producer (that CPU) and a single consumer

@@ -27,50 +27,7 @@ use spin::Mutex;
 /// The most vCPUs parkvisor manages (QEMU virt with GICv3 allows 512).
 pub const MAX_VCPUS: usize = 512;
 
-/// Guest-visible PSCI power state of one vCPU.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PowerState {
-    /// Parked in EL2, outside guest memory.
-    Off,
-    /// CPU_ON accepted, not yet executing guest code.
-    OnPending,
-    /// Executing guest code (or trapped to EL2 on its behalf).
-    On,
-}
-
-impl PowerState {
-    /// Name used in trace lines and docs.
-    pub const fn name(self) -> &'static str {
-        match self {
-            PowerState::Off => "OFF",
-            PowerState::OnPending => "ON_PENDING",
-            PowerState::On => "ON",
-        }
-    }
-
-    /// Value returned by PSCI AFFINITY_INFO and the VCPU_STATE hypercall.
-    pub const fn affinity_info(self) -> u64 {
-        match self {
-            PowerState::On => 0,
-            PowerState::Off => 1,
-            PowerState::OnPending => 2,
-        }
-    }
-
-    /// The state whose [`PowerState::affinity_info`] is `value`.
-    pub fn from_affinity_info(value: u64) -> Option<PowerState> {
-        PowerState::ALL
-            .into_iter()
-            .find(|s| s.affinity_info() == value)
-    }
-
-    /// The state whose [`PowerState::name`] is `name`.
-    pub fn from_name(name: &str) -> Option<PowerState> {
-        PowerState::ALL.into_iter().find(|s| s.name() == name)
-    }
-
-    const ALL: [PowerState; 3] = [PowerState::Off, PowerState::OnPending, PowerState::On];
-}
+pub use crate::power_state::PowerState;
 
 const OFF: u64 = 0;
 const CLAIMED: u64 = 1;

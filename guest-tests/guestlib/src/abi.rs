@@ -13,67 +13,63 @@ pub use smccc::psci::{
     PSCI_SYSTEM_RESET2_64, PSCI_SYSTEM_SUSPEND_32, PSCI_SYSTEM_SUSPEND_64, PSCI_VERSION,
 };
 
+use parkvisor_abi::{psci, ret, save_regs, vendor, version};
+
 /// PSCI 1.3 SYSTEM_OFF2 (docs/abi.md): PSCI_FEATURES answers the bitmap
 /// of supported off types, bit 0 = HIBERNATE_OFF.
-pub const PSCI_SYSTEM_OFF2_32: u32 = 0x8400_0015;
-pub const PSCI_SYSTEM_OFF2_64: u32 = 0xC400_0015;
+pub const PSCI_SYSTEM_OFF2_32: u32 = psci::SYSTEM_OFF2_32;
+pub const PSCI_SYSTEM_OFF2_64: u32 = psci::SYSTEM_OFF2_64;
 /// SYSTEM_OFF2 type HIBERNATE_OFF.
-pub const PSCI_OFF_TYPE_HIBERNATE_OFF: u32 = 1;
+pub const PSCI_OFF_TYPE_HIBERNATE_OFF: u32 = psci::OFF_TYPE_HIBERNATE_OFF;
 /// CPU_SUSPEND power_state bits that are reserved in the original format.
-pub const POWER_STATE_RESERVED: u32 = 0xFCFE_0000;
+pub const POWER_STATE_RESERVED: u32 = psci::POWER_STATE_RESERVED;
 
 /// SMCCC architecture calls.
-pub const SMCCC_VERSION: u32 = 0x8000_0000;
-pub const SMCCC_ARCH_FEATURES: u32 = 0x8000_0001;
-pub const SMCCC_ARCH_WORKAROUND_1: u32 = 0x8000_8000;
+pub use smccc::arch::{SMCCC_ARCH_FEATURES, SMCCC_ARCH_WORKAROUND_1, SMCCC_VERSION};
 
 /// parkvisor vendor hypervisor service (abi.md).
-pub const VENDOR_CALL_UID: u32 = 0x8600_FF01;
-pub const VENDOR_FEATURES: u32 = 0x8600_0000;
-pub const VENDOR_FAST_STOP: u32 = 0xC600_0001;
-pub const VENDOR_VCPU_STATE: u32 = 0xC600_0002;
-pub const VENDOR_TRACE_MARK: u32 = 0x8600_0003;
-pub const VENDOR_FAST_STOP_FLAGS: u32 = 0x8600_0004;
+pub const VENDOR_CALL_UID: u32 = vendor::CALL_UID;
+pub const VENDOR_FEATURES: u32 = vendor::FEATURES;
+pub const VENDOR_FAST_STOP: u32 = vendor::FAST_STOP;
+pub const VENDOR_VCPU_STATE: u32 = vendor::VCPU_STATE;
+pub const VENDOR_TRACE_MARK: u32 = vendor::TRACE_MARK;
+pub const VENDOR_FAST_STOP_FLAGS: u32 = vendor::FAST_STOP_FLAGS;
 /// FAST_STOP flag: save each stopped vCPU's registers (x3 = area, x4 = size).
-pub const FAST_STOP_SAVE_REGS: u64 = 1 << 0;
-/// FAST_STOP flag, with SAVE_REGS: entries also carry SP_EL0 (296 bytes).
-pub const FAST_STOP_SAVE_SP_EL0: u64 = 1 << 1;
+pub const FAST_STOP_SAVE_REGS: u64 = vendor::fast_stop::SAVE_REGS;
+/// FAST_STOP flag, with SAVE_REGS: entries also carry SP_EL0.
+pub const FAST_STOP_SAVE_SP_EL0: u64 = vendor::fast_stop::SAVE_SP_EL0;
+/// FAST_STOP's deadline when x1 = 0.
+pub const FAST_STOP_DEFAULT_TIMEOUT_US: u64 = vendor::fast_stop::DEFAULT_TIMEOUT_US;
 /// One entry of the SAVE_REGS area: mpidr, status, x0..x30, sp, pc, pstate.
-pub const SAVE_ENTRY_WORDS: usize = 36;
+pub const SAVE_ENTRY_WORDS: usize = (save_regs::ENTRY_BYTES / 8) as usize;
 /// CALL_UID result words (x0..x3).
-pub const PARKVISOR_UID: [u32; 4] = [0xCD11_84F9, 0x9D4C_EA4D, 0x8E20_3E97, 0x9B8F_28EE];
+pub const PARKVISOR_UID: [u32; 4] = vendor::UID;
 /// FEATURES bits.
-pub const VENDOR_FEAT_FEATURES: u64 = 1 << 0;
-pub const VENDOR_FEAT_FAST_STOP: u64 = 1 << 1;
-pub const VENDOR_FEAT_VCPU_STATE: u64 = 1 << 2;
-pub const VENDOR_FEAT_TRACE_MARK: u64 = 1 << 3;
-pub const VENDOR_FEAT_FAST_STOP_FLAGS: u64 = 1 << 4;
+pub const VENDOR_FEAT_FEATURES: u64 = vendor::feature::FEATURES;
+pub const VENDOR_FEAT_FAST_STOP: u64 = vendor::feature::FAST_STOP;
+pub const VENDOR_FEAT_VCPU_STATE: u64 = vendor::feature::VCPU_STATE;
+pub const VENDOR_FEAT_TRACE_MARK: u64 = vendor::feature::TRACE_MARK;
+pub const VENDOR_FEAT_FAST_STOP_FLAGS: u64 = vendor::feature::FAST_STOP_FLAGS;
 /// VCPU_STATE results.
-pub const VCPU_ON: i32 = 0;
-pub const VCPU_OFF: i32 = 1;
-pub const VCPU_ON_PENDING: i32 = 2;
+pub const VCPU_ON: i32 = vendor::vcpu_state::ON as i32;
+pub const VCPU_OFF: i32 = vendor::vcpu_state::OFF as i32;
+pub const VCPU_ON_PENDING: i32 = vendor::vcpu_state::ON_PENDING as i32;
 
 /// PSCI return codes.
-pub const SUCCESS: i32 = 0;
-pub const NOT_SUPPORTED: i32 = -1;
-pub const INVALID_PARAMETERS: i32 = -2;
-pub const DENIED: i32 = -3;
-pub const ALREADY_ON: i32 = -4;
-pub const ON_PENDING: i32 = -5;
-pub const INTERNAL_FAILURE: i32 = -6;
-pub const NOT_PRESENT: i32 = -7;
-pub const DISABLED: i32 = -8;
-pub const INVALID_ADDRESS: i32 = -9;
+pub use ret::{
+    ALREADY_ON, DENIED, DISABLED, INTERNAL_FAILURE, INVALID_ADDRESS, INVALID_PARAMETERS,
+    NOT_PRESENT, NOT_SUPPORTED, ON_PENDING, SUCCESS,
+};
 
 /// AFFINITY_INFO results.
-pub const AFF_ON: i32 = 0;
-pub const AFF_OFF: i32 = 1;
-pub const AFF_ON_PENDING: i32 = 2;
+pub const AFF_ON: i32 = psci::AFFINITY_ON as i32;
+pub const AFF_OFF: i32 = psci::AFFINITY_OFF as i32;
+pub const AFF_ON_PENDING: i32 = psci::AFFINITY_ON_PENDING as i32;
 
 /// PSCI 1.1 as returned by PSCI_VERSION (major << 16 | minor).
-pub const PSCI_VERSION_1_1: u32 = 0x0001_0001;
+pub const PSCI_VERSION_1_1: u32 = version::PSCI;
 /// SMCCC 1.1 as returned by SMCCC_VERSION.
-pub const SMCCC_VERSION_1_1: u32 = 0x0001_0001;
+pub const SMCCC_VERSION_1_1: u32 = version::SMCCC;
 
 /// The PSCI/SMCCC functions parkvisor implements (abi.md); PSCI_FEATURES
 /// must report each of them as present.

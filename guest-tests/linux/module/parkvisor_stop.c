@@ -53,22 +53,11 @@
 #include <asm/cputype.h>
 #include <asm/ptrace.h>
 
-/* Vendor hypervisor service, docs/abi.md (owner 6). */
-#define PV_FN(cc, n) \
-	ARM_SMCCC_CALL_VAL(ARM_SMCCC_FAST_CALL, cc, ARM_SMCCC_OWNER_VENDOR_HYP, n)
-#define PV_FEATURES		PV_FN(ARM_SMCCC_SMC_32, 0)
-#define PV_FAST_STOP		PV_FN(ARM_SMCCC_SMC_64, 1)
-#define PV_VCPU_STATE		PV_FN(ARM_SMCCC_SMC_64, 2)
-#define PV_FAST_STOP_FLAGS	PV_FN(ARM_SMCCC_SMC_32, 4)
-#define PV_FEAT_FAST_STOP	BIT(1)
-#define PV_FEAT_VCPU_STATE	BIT(2)
-#define PV_FEAT_FAST_STOP_FLAGS	BIT(4)
-#define PV_STOP_SAVE_REGS	BIT(0)
-#define PV_STOP_SAVE_SP_EL0	BIT(1)
-#define PV_VCPU_OFF		1
-#define PV_DEADLINE		(-6)
+/* The vendor hypervisor service, generated from parkvisor-abi. */
+#include "parkvisor_abi.h"
+
 /* UUID f98411cd-4dea-4c9d-973e-208eee288f9b as CALL_UID returns it. */
-static const u32 pv_uid[4] = { 0xCD1184F9, 0x9D4CEA4D, 0x8E203E97, 0x9B8F28EE };
+static const u32 pv_uid[4] = { PV_UID0, PV_UID1, PV_UID2, PV_UID3 };
 
 /* FAST_STOP attempts for the CPUs the stop IPI left running. */
 #define PV_STOP_ATTEMPTS	3
@@ -86,8 +75,10 @@ struct pv_saved_cpu {
 	u64 sp_el0;
 };
 
-static_assert(offsetof(struct pv_saved_cpu, sp_el0) == 288);
-static_assert(sizeof(struct pv_saved_cpu) == 296);
+static_assert(offsetof(struct pv_saved_cpu, status) == PV_SAVE_STATUS_OFFSET);
+static_assert(offsetof(struct pv_saved_cpu, regs) == PV_SAVE_REGS_OFFSET);
+static_assert(offsetof(struct pv_saved_cpu, sp_el0) == PV_SAVE_SP_EL0_OFFSET);
+static_assert(sizeof(struct pv_saved_cpu) == PV_SAVE_ENTRY_BYTES_SP_EL0);
 
 static unsigned int timeout_us = 500000;
 module_param(timeout_us, uint, 0644);
@@ -159,7 +150,7 @@ static bool parkvisor_present(char *why, size_t len)
 		snprintf(why, len, "SMCCC conduit is not HVC");
 		return false;
 	}
-	arm_smccc_1_1_hvc(ARM_SMCCC_VENDOR_HYP_CALL_UID_FUNC_ID, &res);
+	arm_smccc_1_1_hvc(PV_CALL_UID, &res);
 	if ((u32)res.a0 != pv_uid[0] || (u32)res.a1 != pv_uid[1] ||
 	    (u32)res.a2 != pv_uid[2] || (u32)res.a3 != pv_uid[3]) {
 		snprintf(why, len, "hypervisor UID %08x-%08x-%08x-%08x is not parkvisor's",
@@ -287,7 +278,7 @@ static unsigned int save_notes(void)
 	for (i = 0; i < save_entries; i++) {
 		struct pv_saved_cpu *e = entry(i);
 
-		if (e->status != 1)
+		if (e->status != PV_SAVE_STATUS_SAVED)
 			continue;
 		cpu = cpu_of_mpidr(e->mpidr);
 		if (cpu < 0 || cpu == self || per_cpu(noted, cpu))
@@ -324,8 +315,8 @@ static bool fast_stop_rest(struct cpumask *left, bool notes, struct stop_tally *
 		/* As if every attempt missed its deadline with nothing parked. */
 		fail_once = false;
 		t->attempts = PV_STOP_ATTEMPTS;
-		t->first_status = PV_DEADLINE;
-		t->last_status = PV_DEADLINE;
+		t->first_status = PV_RET_INTERNAL_FAILURE;
+		t->last_status = PV_RET_INTERNAL_FAILURE;
 		return false;
 	}
 	while (!cpumask_empty(left) && t->attempts < PV_STOP_ATTEMPTS) {
@@ -348,7 +339,7 @@ static bool fast_stop_rest(struct cpumask *left, bool notes, struct stop_tally *
 			cpumask_clear(left);
 		else
 			drop_parked(left);
-		if (r.status != 0 && r.status != PV_DEADLINE)
+		if (r.status != 0 && r.status != PV_RET_INTERNAL_FAILURE)
 			break;	/* bad flags or another stop: a retry does not help */
 	}
 	return cpumask_empty(left);
@@ -654,7 +645,8 @@ static void setup_kdump_notes(void)
 	crash_save_cpu_fn = symbol_address("crash_save_cpu");
 	if (save_flags & PV_STOP_SAVE_SP_EL0)
 		find_note_buffers();
-	entry_bytes = save_flags & PV_STOP_SAVE_SP_EL0 ? 296 : 288;
+	entry_bytes = save_flags & PV_STOP_SAVE_SP_EL0 ? PV_SAVE_ENTRY_BYTES_SP_EL0 :
+						      PV_SAVE_ENTRY_BYTES;
 	save_entries = dt_cpus();
 	save_area = kcalloc(save_entries, entry_bytes, GFP_KERNEL);
 	noted_probed = crash_save_cpu_fn && !register_kprobe(&noted_probe);

@@ -3,8 +3,8 @@
 //! it; the EL2 image does not build it.
 
 use super::{Event, LINE_PREFIX, Reason, Timestamp};
+use crate::power_state::PowerState;
 use crate::smccc::{Args, CallClass};
-use crate::vcpu::PowerState;
 
 /// One trace line of a serial log: its prefix, event word and details, read
 /// as an [`Event`] by [`TraceLine::event`].
@@ -57,28 +57,7 @@ fn free_text<'a>(word: &str, details: &'a str) -> Option<[&'a str; 2]> {
     })
 }
 
-impl<'a> Reason<'a> {
-    /// Recognises the fixed reasons; anything else is `Other`.
-    pub fn parse(s: &'a str) -> Reason<'a> {
-        match s {
-            "boot" => return Reason::Boot,
-            "psci CPU_OFF" => return Reason::CpuOff,
-            "fast-stop" => return Reason::FastStop,
-            "system off" => return Reason::SystemOff,
-            "system reset" => return Reason::SystemReset,
-            _ => {}
-        }
-        if let Some(n) = s.strip_prefix("psci CPU_ON by cpu").and_then(parse_dec) {
-            return Reason::CpuOnBy(n as usize);
-        }
-        if let Some(pc) = s.strip_prefix("entered guest at ").and_then(parse_hex) {
-            return Reason::EnteredGuest(pc);
-        }
-        Reason::Other(s)
-    }
-}
-
-fn parse_dec(s: &str) -> Option<u64> {
+pub(super) fn parse_dec(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -98,7 +77,7 @@ fn parse_signed(s: &str) -> Option<i64> {
     }
 }
 
-fn parse_hex(s: &str) -> Option<u64> {
+pub(super) fn parse_hex(s: &str) -> Option<u64> {
     let d = s.strip_prefix("0x")?;
     if d.is_empty() || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
