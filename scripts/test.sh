@@ -482,13 +482,15 @@ step linux-console-load-plain-qemu-4cpu console_load plain-4 --no-hv --smp 4
 
 # --- module: the guest module's stop and crash paths ---
 # checkpatch --strict on the guest modules (checkpatch.pl from Debian's
-# linux-source-6.1, cached under .cache/checkpatch).
+# linux-source-6.1, cached under .cache/checkpatch). Fetched through the
+# private Debian 12 apt root: a Debian 13 host's apt has no linux-source-6.1
+# and would read the name as a regex (linux-source-6.12).
 module_checkpatch() {
     local dir="$PV_CACHE/checkpatch" cp
     cp="$dir/linux-source-6.1/scripts/checkpatch.pl"
     if [[ ! -f $cp ]]; then
         mkdir -p "$dir"
-        (cd "$dir" && apt-get download linux-source-6.1 >&2) || return 1
+        (cd "$dir" && APT_CONFIG="$PV_CACHE/apt/bookworm/apt.conf" apt-get download linux-source-6.1 >&2) || return 1
         dpkg-deb --fsys-tarfile "$dir"/linux-source-6.1_*.deb | tar -x -O ./usr/src/linux-source-6.1.tar.xz |
             tar -xJ -C "$dir" --wildcards 'linux-source-6.1/scripts/checkpatch.pl' \
                 'linux-source-6.1/scripts/spelling.txt' 'linux-source-6.1/scripts/const_structs.checkpatch' || return 1
