@@ -115,14 +115,7 @@ step isolation-scale-126cpu cargo run --release -q -p harness -- --smp 126 scale
 step stress-suite-8cpu cargo run --release -q -p harness -- --smp 8 stress
 step stress-suite-32cpu cargo run --release -q -p harness -- --smp 32 \
     --guest-args "stress_rounds=${STRESS_ROUNDS_32:-1000}" stress
-linux_soak() { # linux_soak SECONDS SMP
-    scripts/run.sh --no-build --hv "$hv_elf" --scenario soak --smp "$2" \
-        --append "console=ttyAMA0 printk.time=1 pv.soak_s=$1" \
-        --timeout 600 --no-shell --log "$logs/linux-soak-$2.serial"
-    grep -a "PVTEST soak seconds=" "$logs/linux-soak-$2.serial"
-    grep -q "PVTEST PASS soak" "$logs/linux-soak-$2.serial"
-}
-step linux-soak-8cpu linux_soak 60 8
+linux_step linux-soak-8cpu
 # --- end of the conformance block ---
 
 # A hypervisor panic must never look like success: the deliberate panic of
@@ -207,51 +200,12 @@ guest_module_path() {
     [[ $ko == /* && -f $ko ]]
 }
 step guest-module guest_module_path
-module_run() { # module_run NAME SMP SCENARIO "KERNEL ARGS" [run.sh options...]
-    local name=$1 smp=$2 scenario=$3 extra=$4
-    shift 4
-    mlog="$logs/linux-module-$name-$smp.serial"
-    scripts/run.sh --no-build --hv "$hv_elf" --scenario "$scenario" --smp "$smp" --timeout 600 \
-        --no-shell --log "$mlog" --append "console=ttyAMA0 printk.time=1 pv.module=1 $extra" "$@" &&
-        grep -a -q "PVTEST PASS $scenario" "$mlog"
-}
-no_stock_teardown() { ! grep -a -E 'psci: CPU[0-9]+ killed' "$mlog"; }
-module_kexec_busy() { # every CPU busy; all CPUs back in the second kernel
-    local smp=$1
-    module_run kexec-busy "$smp" kexec "pv.busy=1" || return 1
-    grep -a -E 'parkvisor_stop: kexec|Starting new kernel|Bye!|fast-stop|second kernel online' "$mlog"
-    grep -a -q "parkvisor_stop: kexec: stopped $((smp - 1)) CPUs" "$mlog" &&
-        grep -a -q "PVTEST kexec second kernel online=0-$((smp - 1))" "$mlog" && no_stock_teardown
-}
-module_multikexec() { # three kexecs from CPUs 1, 2, 3 under a console flood
-    local smp=$1
-    module_run multikexec "$smp" multikexec "" || return 1
-    grep -a -E 'parkvisor_stop: kexec|multikexec (stage|done)' "$mlog"
-    [[ $(grep -a -c "parkvisor_stop: kexec: stopped $((smp - 1)) CPUs" "$mlog") == 3 ]] &&
-        grep -a -q "PVTEST multikexec done online=0-$((smp - 1))" "$mlog" && no_stock_teardown
-}
-module_crashspin() { # a CPU spinning with IRQs masked; notes checked in the capture kernel
-    local smp=$1
-    module_run crashspin "$smp" crashspin "pv.spin=$((smp - 1))"
-    local rc=$?
-    grep -a -E 'parkvisor_stop: crash|crashspin|failed to stop|may be stale|Starting crashdump' "$mlog"
-    ((rc == 0)) && grep -a -q "PVTEST crashspin notes=$smp cpus=$smp spinner_pc_in=.*:1" "$mlog" &&
-        grep -a -q "parkvisor_stop: crash: $((smp - 2)) CPUs took the crash IPI; FAST_STOP parked 1 more .*registers of 1 saved" "$mlog"
-}
-module_plain_qemu() { # not parkvisor: the module says so and kexec stays stock
-    module_run plain-qemu 4 kexec "" --no-hv || return 1
-    grep -a -E 'parkvisor_stop|psci: CPU[0-9]+ killed|second kernel online' "$mlog"
-    grep -a -q "PVTEST module not running under parkvisor" "$mlog" &&
-        grep -a -q "PVTEST kexec second kernel online=0-3" "$mlog" &&
-        [[ $(grep -a -c -E 'psci: CPU[0-9]+ killed' "$mlog") == 3 ]] &&
-        ! grep -a -q "parkvisor_stop: kexec: stopped" "$mlog"
-}
 for smp in 4 8; do
-    step "linux-module-kexec-busy-${smp}cpu" module_kexec_busy "$smp"
-    step "linux-module-multikexec-${smp}cpu" module_multikexec "$smp"
-    step "linux-module-crashspin-${smp}cpu" module_crashspin "$smp"
+    linux_step "linux-module-kexec-busy-${smp}cpu"  # every CPU busy; all back in the second kernel
+    linux_step "linux-module-multikexec-${smp}cpu"  # three kexecs from CPUs 1, 2, 3 under a console flood
+    linux_step "linux-module-crashspin-${smp}cpu"   # a CPU spinning with IRQs masked; notes checked in the capture kernel
 done
-step linux-module-plain-qemu-4cpu module_plain_qemu
+linux_step linux-module-plain-qemu-4cpu # not parkvisor: the module says so and kexec stays stock
 # --- end of the guest module block ---------------------------------------------
 
 # --- icount at 2 vCPUs, the module's fallback, options -----
