@@ -228,29 +228,14 @@ step icount-2cpu icount_2cpu
 # fail_once=1 with no stop IPI: the module's FAST_STOP "fails" (status -6,
 # nothing parked); it must say why, hand over to the stock hotplug teardown
 # (three "psci: CPUn killed"), and the second kernel must bring every CPU online.
-module_fallback() {
-    module_run fallback 4 kexec "pv.modargs=fail_once=1,ipi_wait_us=0" || return 1
-    grep -a -E 'parkvisor_stop: kexec|psci: CPU[0-9]+ killed|Bye!|second kernel online' "$mlog"
-    grep -a -q -E 'parkvisor_stop: kexec: FAST_STOP failed \(status -6, .*parked 0\): stock CPU teardown' "$mlog" &&
-        [[ $(grep -a -c -E 'psci: CPU[0-9]+ killed' "$mlog") == 3 ]] &&
-        grep -a -q "PVTEST kexec second kernel online=0-3" "$mlog" &&
-        ! grep -a -q "parkvisor_stop: kexec: stopped" "$mlog"
-}
-step linux-module-fallback-4cpu module_fallback
+linux_step linux-module-fallback-4cpu
 # A CPU spinning with interrupts masked under -icount at 2 vCPUs: the other
 # CPU sleeps on a timer before the crash. With the spinner yielding on every
 # pass, each YIELD ended its round-robin turn after two instructions and
 # guest time (= instructions executed) crawled while the other CPU slept:
 # about 100 s of host time per 0.2 s of sleep on an idle host, so the 1 s
 # sleep outlasts the timeout (parkvisor_spin.c). Then the crash dump checks.
-module_crashspin_icount_2cpu() {
-    module_run crashspin-icount 2 crashspin "pv.spin=1" --icount --timeout 400
-    local rc=$?
-    grep -a -E 'parkvisor_stop: crash|crashspin|failed to stop|Starting crashdump' "$mlog"
-    ((rc == 0)) && grep -a -q "PVTEST crashspin notes=2 cpus=2 spinner_pc_in=.*:1" "$mlog" &&
-        grep -a -q "parkvisor_stop: crash: 0 CPUs took the crash IPI; FAST_STOP parked 1 more" "$mlog"
-}
-step linux-module-crashspin-icount-2cpu module_crashspin_icount_2cpu
+linux_step linux-module-crashspin-icount-2cpu
 # Not a step: the console hazard without the module's precautions
 # (console_guard=0) hangs a kexec only when the stop happens to park a CPU
 # that holds the PL011 port lock, 2 of 3 kexecs in two trial runs; too
