@@ -274,27 +274,6 @@ step ram-4g-16g-8cpu ram_4g_16g
 # many); Linux boot at 8, hotplug, kdump, the guest module's kexec with every
 # CPU busy and its kdump with a masked spinner, console echo; and the board's
 # limits (more than 8 vCPUs, an unknown board name) refused.
-gicv2_linux() { # gicv2_linux SCENARIO SMP [run.sh options...]
-    local scenario=$1 smp=$2
-    shift 2
-    glog="$logs/gicv2-linux-$scenario-$smp.serial"
-    scripts/run.sh --no-build --board virt-gicv2 --hv "$hv_elf" --scenario "$scenario" \
-        --smp "$smp" --timeout 600 --no-shell --log "$glog" "$@" &&
-        grep -a -q "PVTEST PASS $scenario" "$glog"
-}
-gicv2_module_kexec_busy() {
-    gicv2_linux kexec 4 --append "console=ttyAMA0 printk.time=1 pv.module=1 pv.busy=1" || return 1
-    grep -a -E 'parkvisor_stop: kexec|fast-stop|second kernel online' "$glog"
-    grep -a -q "parkvisor_stop: kexec: stopped 3 CPUs" "$glog" &&
-        grep -a -q "PVTEST kexec second kernel online=0-3" "$glog" &&
-        ! grep -a -E 'psci: CPU[0-9]+ killed' "$glog"
-}
-gicv2_module_crashspin() {
-    gicv2_linux crashspin 4 --append "console=ttyAMA0 printk.time=1 pv.module=1 pv.spin=3" || return 1
-    grep -a -E 'parkvisor_stop: crash|crashspin notes|failed to stop' "$glog"
-    grep -a -q "PVTEST crashspin notes=4 cpus=4 spinner_pc_in=.*:1" "$glog" &&
-        grep -a -q "parkvisor_stop: crash: 2 CPUs took the crash IPI; FAST_STOP parked 1 more .*registers of 1 saved" "$glog"
-}
 gicv2_limits() {
     local out
     if out=$(scripts/run.sh --no-build --board virt-gicv2 --smp 9 2>&1); then return 1; fi
@@ -310,22 +289,15 @@ gicv2_limits() {
 step gicv2-limits gicv2_limits
 step gicv2-bare-metal-suites cargo run --release -q -p harness -- --board virt-gicv2 --smp 1,2,4,8
 grep -E '^harness: ' "$logs/test-gicv2-bare-metal-suites.log" || true
-step gicv2-linux-boot-8cpu gicv2_linux boot 8
-step gicv2-linux-hotplug-4cpu gicv2_linux hotplug 4
-step gicv2-linux-kdump-4cpu gicv2_linux kdump 4
+linux_step gicv2-linux-boot-8cpu
+linux_step gicv2-linux-hotplug-4cpu
+linux_step gicv2-linux-kdump-4cpu
 # Stock kexec with every CPU busy: the CPU hotplug teardown through
 # parkvisor's PSCI on GICv2, and all CPUs back in the second kernel.
-gicv2_kexec_busy() {
-    gicv2_linux kexec 4 --append "console=ttyAMA0 printk.time=1 pv.busy=1" || return 1
-    grep -a -E 'psci: CPU[0-9]+ killed|second kernel online' "$glog"
-    [[ $(grep -a -c -E 'psci: CPU[0-9]+ killed' "$glog") == 3 ]] &&
-        grep -a -q "PVTEST kexec second kernel online=0-3" "$glog"
-}
-step gicv2-linux-kexec-busy-4cpu gicv2_kexec_busy
-step gicv2-linux-module-kexec-busy-4cpu gicv2_module_kexec_busy
-step gicv2-linux-module-crashspin-4cpu gicv2_module_crashspin
-step gicv2-linux-echo-4cpu env PV_ECHO_LOG="$logs/gicv2-linux-echo-4.serial" \
-    guest-tests/linux/console-echo.sh --no-build --board virt-gicv2 --hv "$hv_elf" --smp 4 --timeout 120
+linux_step gicv2-linux-kexec-busy-4cpu
+linux_step gicv2-linux-module-kexec-busy-4cpu
+linux_step gicv2-linux-module-crashspin-4cpu
+linux_step gicv2-linux-echo-4cpu
 # --- end gicv2 ---
 
 # --- qemu10: QEMU >= 10, -icount with default options ---------------------------
