@@ -345,17 +345,7 @@ step debian13-fetch debian13_fetch
 # busybox in the mini initramfs). 6.12 advertises FEAT_MOPS and glibc's
 # memcpy then uses it: without HCRX_EL2.MSCEn init died of SIGILL (panic=-1
 # and --no-reboot make that a quick failure instead of a timeout).
-debian13_boot() {
-    local out="$logs/debian13-boot-2.serial" d12 d13
-    d12=$(source scripts/lib.sh && pv_linux_dir 12)
-    d13=$(source scripts/lib.sh && pv_linux_dir 13)
-    scripts/run.sh --no-build --hv "$hv_elf" --kernel "$d13/Image" --initrd "$d12/initramfs-mini.cpio" \
-        --append "console=ttyAMA0 printk.time=1 panic=-1" --no-reboot \
-        --scenario boot --smp 2 --timeout 180 --no-shell --log "$out" || return 1
-    grep -a -E 'PVTEST|Linux version' "$out"
-    grep -a -q 'PVTEST boot online=0-1' "$out" && grep -a -q 'kernel=6\.12\.' "$out"
-}
-step debian13-boot-2cpu debian13_boot
+linux_step debian13-boot-2cpu
 # --- end qemu10 -------------------------------------------------------------------
 
 # --- console input under load ---
