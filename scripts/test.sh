@@ -357,15 +357,9 @@ linux_step debian13-boot-2cpu
 # plain QEMU as the baseline; under a minute each on an otherwise idle host.
 # (The GIC and hypercall fuzzer is the fuzz suite's gic_and_calls test: it
 # runs in bare-metal-suites and fast-stop-suites.)
-console_load() { # console_load NAME run.sh-options...
-    local name=$1
-    shift
-    env PV_LOAD_LOG="$logs/linux-console-load-$name.serial" \
-        guest-tests/linux/console-load.sh --no-build --timeout 600 "$@"
-}
-step linux-console-load-4cpu console_load 4 --hv "$hv_elf" --smp 4
-step linux-console-load-8cpu console_load 8 --hv "$hv_elf" --smp 8
-step linux-console-load-plain-qemu-4cpu console_load plain-4 --no-hv --smp 4
+linux_step linux-console-load-4cpu
+linux_step linux-console-load-8cpu
+linux_step linux-console-load-plain-qemu-4cpu
 # --- end fuzz ---------------------------------------------------------------------
 
 # --- module: the guest module's stop and crash paths ---
