@@ -378,48 +378,25 @@ module_checkpatch() {
     fi
     perl "$cp" --strict --no-tree -f guest-tests/linux/module/*.c
 }
+step guest-module-checkpatch module_checkpatch
 # Three kexecs from CPUs 1, 2, 3 while every other CPU floods /dev/kmsg: the
 # flooders own console_sem and print, so each kexec must either take it
 # (then stop IPI, FAST_STOP for the rest) or go stock; no hang either way:
 # the fourth kernel must come up with every CPU. The module's own lines are
 # only shown: the flood can overrun the log buffer before they are printed
-# (seen at 8 vCPUs).
-module_kmsgstorm() {
-    local smp=$1
-    module_run kmsgstorm "$smp" multikexec "printk.devkmsg=on pv.flood=kmsg" || return 1
-    grep -a -E 'parkvisor_stop: kexec|multikexec (stage|done)|psci: CPU[0-9]+ killed|messages dropped' "$mlog"
-    grep -a -q "PVTEST multikexec stage=4 online=0-$((smp - 1))" "$mlog" &&
-        grep -a -q "PVTEST multikexec done online=0-$((smp - 1))" "$mlog"
-}
+# (seen at 8 vCPUs): only shown.
 # A CPU taking the UART's irq_desc lock in a loop (parkvisor_lock.ko) and
 # one spinning masked: the crash IPI stops the first between two sections,
 # FAST_STOP the spinner; machine_kexec_mask_interrupts() then takes that
 # lock. The capture kernel checks N notes, the spinner's PC, every CPU in
 # the crashed kernel's cpu_online_mask and the pids of the two threads.
-module_crashlock() {
-    local smp=$1
-    module_run crashlock "$smp" crashspin "pv.spin=$((smp - 1)) pv.hold=$((smp - 2))"
-    local rc=$?
-    grep -a -E 'parkvisor_stop: crash|crashspin|failed to stop|Starting crashdump' "$mlog"
-    ((rc == 0)) && grep -a -q "PVTEST crashspin notes=$smp cpus=$smp spinner_pc_in=.*:1" "$mlog" &&
-        grep -a -q "PVTEST crashspin pids=.* ok" "$mlog" &&
-        grep -a -q "parkvisor_stop: crash: $((smp - 2)) CPUs took the crash IPI; FAST_STOP parked 1 more" "$mlog"
-}
 # A partial stop: no stop IPI, and the first FAST_STOP gets a deadline too
 # short for every vCPU to acknowledge (first_deadline_us, test only): the
 # module must retry for those left running and not fall back to stock.
-module_partial() {
-    local smp=$1
-    module_run partial "$smp" kexec "pv.busy=1 pv.modargs=ipi_wait_us=0,first_deadline_us=1" || return 1
-    grep -a -E 'parkvisor_stop: kexec|fast-stop end|second kernel online' "$mlog"
-    grep -a -q -E "parkvisor_stop: kexec: stopped $((smp - 1)) CPUs .* 0 by the stop IPI, $((smp - 1)) by FAST_STOP \([2-9] attempts; first: status -6" "$mlog" &&
-        grep -a -q "PVTEST kexec second kernel online=0-$((smp - 1))" "$mlog" && no_stock_teardown
-}
-step guest-module-checkpatch module_checkpatch
 for smp in 4 8; do
-    step "linux-module-kmsgstorm-${smp}cpu" module_kmsgstorm "$smp"
-    step "linux-module-crashlock-${smp}cpu" module_crashlock "$smp"
-    step "linux-module-partial-${smp}cpu" module_partial "$smp"
+    linux_step "linux-module-kmsgstorm-${smp}cpu"
+    linux_step "linux-module-crashlock-${smp}cpu"
+    linux_step "linux-module-partial-${smp}cpu"
 done
 # --- end module ---
 
