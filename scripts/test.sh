@@ -418,35 +418,10 @@ d13_module_path() {
         aarch64-linux-gnu-objcopy -O binary --only-section=.modinfo "$ko" /dev/stdout |
         tr '\0' '\n' | grep -qx "vermagic=$rel SMP mod_unload modversions aarch64"
 }
-d13_kexec() {
-    local log="$logs/linux-d13-kexec-4.serial"
-    scripts/run.sh --no-build --debian 13 --hv "$hv_elf" --scenario kexec --smp 4 \
-        --timeout 400 --no-shell --log "$log" || return 1
-    grep -a -E 'PVTEST kexec (stage|second)' "$log"
-    grep -a -q "PVTEST kexec stage=2 online=0-3 present=0-3 kernel=6.12" "$log" &&
-        grep -a -q "PVTEST PASS kexec" "$log"
-}
-d13_module_kexec_busy() {
-    module_run d13-kexec-busy 4 kexec "pv.busy=1" --debian 13 || return 1
-    grep -a -E 'parkvisor_stop: kexec|second kernel online|kernel=' "$mlog"
-    grep -a -q "kernel=6.12" "$mlog" &&
-        grep -a -q "parkvisor_stop: kexec: stopped 3 CPUs" "$mlog" &&
-        grep -a -q "PVTEST kexec second kernel online=0-3" "$mlog" && no_stock_teardown
-}
-d13_module_crashspin() {
-    module_run d13-crashspin 4 crashspin "pv.spin=3" --debian 13
-    local rc=$?
-    grep -a -E 'parkvisor_stop: crash|crashspin|failed to stop|may be stale|kernel=' "$mlog"
-    ((rc == 0)) && grep -a -q "kernel=6.12" "$mlog" &&
-        grep -a -q "PVTEST crashspin notes=4 cpus=4 spinner_pc_in=.*:1" "$mlog" &&
-        grep -a -q "PVTEST crashspin pids=.* ok" "$mlog" &&
-        grep -a -q "parkvisor_stop: crash: 2 CPUs took the crash IPI; FAST_STOP parked 1 more .*registers of 1 saved" "$mlog" &&
-        ! grep -a -q "Some CPUs may be stale" "$mlog"
-}
 step debian13-guest-module d13_module_path
-step debian13-linux-kexec-4cpu d13_kexec
-step debian13-linux-module-kexec-busy-4cpu d13_module_kexec_busy
-step debian13-linux-module-crashspin-4cpu d13_module_crashspin
+linux_step debian13-linux-kexec-4cpu
+linux_step debian13-linux-module-kexec-busy-4cpu
+linux_step debian13-linux-module-crashspin-4cpu
 # --- end debian13 ---
 
 echo
