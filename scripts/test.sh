@@ -19,6 +19,8 @@
 #      the module, and at 4 and 8 vCPUs kexecs under a /dev/kmsg flood, a
 #      crash dump with a CPU taking an irq_desc lock in a loop (vmcore online
 #      mask and pids checked), a partial FAST_STOP retried.
+# The Linux steps (4, 5) are specs in the harness (harness linux --list):
+# how each runs and what its serial log must and must not show.
 # Installs what is missing first (scripts/setup.sh linux). Each step's output
 # goes to .cache/logs/test-<step>.log; a failing step shows its tail.
 # PV_TEST_ONLY=REGEX runs only the steps whose names match (bash regex), e.g.
