@@ -19,6 +19,8 @@
 #      the module, and at 4 and 8 vCPUs kexecs under a /dev/kmsg flood, a
 #      crash dump with a CPU taking an irq_desc lock in a loop (vmcore online
 #      mask and pids checked), a partial FAST_STOP retried.
+# The Linux steps (4, 5) are specs in the harness (harness linux --list):
+# how each runs and what its serial log must and must not show.
 # Installs what is missing first (scripts/setup.sh linux). Each step's output
 # goes to .cache/logs/test-<step>.log; a failing step shows its tail.
 # PV_TEST_ONLY=REGEX runs only the steps whose names match (bash regex), e.g.
@@ -60,6 +62,10 @@ step() {
 }
 
 hv_elf=target/aarch64-unknown-none-softfloat/release/parkvisor
+# linux_step NAME: a Linux scenario step, started and judged by the harness
+# against its spec (guest-tests/harness/src/linux.rs: what it runs, the lines
+# its log must and must not show; `harness linux --list` prints them all).
+linux_step() { step "$1" cargo run --release -q -p harness -- linux --log-dir "$logs" --hv "$hv_elf" "$1"; }
 
 # Code gates: formatting, lints (the core denies unsafe code, arch denies
 # undocumented unsafe blocks: hypervisor/src/lib.rs) and shell scripts.
@@ -111,14 +117,7 @@ step isolation-scale-126cpu cargo run --release -q -p harness -- --smp 126 scale
 step stress-suite-8cpu cargo run --release -q -p harness -- --smp 8 stress
 step stress-suite-32cpu cargo run --release -q -p harness -- --smp 32 \
     --guest-args "stress_rounds=${STRESS_ROUNDS_32:-1000}" stress
-linux_soak() { # linux_soak SECONDS SMP
-    scripts/run.sh --no-build --hv "$hv_elf" --scenario soak --smp "$2" \
-        --append "console=ttyAMA0 printk.time=1 pv.soak_s=$1" \
-        --timeout 600 --no-shell --log "$logs/linux-soak-$2.serial"
-    grep -a "PVTEST soak seconds=" "$logs/linux-soak-$2.serial"
-    grep -q "PVTEST PASS soak" "$logs/linux-soak-$2.serial"
-}
-step linux-soak-8cpu linux_soak 60 8
+linux_step linux-soak-8cpu
 # --- end of the conformance block ---
 
 # A hypervisor panic must never look like success: the deliberate panic of
@@ -189,24 +188,11 @@ stress_trace_has_no_drops() {
 step stress-8cpu-trace-no-drops stress_trace_has_no_drops
 # --- end of the trace block ---
 
-# Linux scenarios: each one judged by run.sh (PVTEST PASS, clean power-off,
-# no hypervisor panic) and by the kernel's own CPU list lines.
-linux() {
-    local scenario=$1 smp=$2
-    scripts/run.sh --no-build --hv "$hv_elf" --scenario "$scenario" --smp "$smp" \
-        --timeout 400 --no-shell --log "$logs/linux-$scenario-$smp.serial"
-    grep -q "PVTEST PASS $scenario" "$logs/linux-$scenario-$smp.serial"
-}
-step linux-boot-1cpu linux boot 1
-step linux-boot-2cpu linux boot 2
-step linux-boot-4cpu linux boot 4
-step linux-boot-8cpu linux boot 8
-step linux-hotplug-4cpu linux hotplug 4
-step linux-kexec-4cpu linux kexec 4
-step linux-kdump-4cpu linux kdump 4
-step linux-poweroff-4cpu linux poweroff 4
-step linux-reboot-4cpu linux reboot 4
-step linux-echo-4cpu env PV_ECHO_LOG="$logs/linux-echo-4.serial" guest-tests/linux/console-echo.sh --no-build --hv "$hv_elf" --smp 4 --timeout 120
+# Linux scenarios: each one judged by its spec in the harness (PVTEST PASS,
+# clean power-off, no hypervisor panic, the kernel's own CPU list lines).
+for s in linux-boot-{1,2,4,8}cpu linux-{hotplug,kexec,kdump,poweroff,reboot,echo}-4cpu; do
+    linux_step "$s"
+done
 
 # --- parkvisor's guest module on stock Debian Linux ---
 # scripts/guest-module.sh must print the module's absolute path last. Every
@@ -221,51 +207,12 @@ guest_module_path() {
     [[ $ko == /* && -f $ko ]]
 }
 step guest-module guest_module_path
-module_run() { # module_run NAME SMP SCENARIO "KERNEL ARGS" [run.sh options...]
-    local name=$1 smp=$2 scenario=$3 extra=$4
-    shift 4
-    mlog="$logs/linux-module-$name-$smp.serial"
-    scripts/run.sh --no-build --hv "$hv_elf" --scenario "$scenario" --smp "$smp" --timeout 600 \
-        --no-shell --log "$mlog" --append "console=ttyAMA0 printk.time=1 pv.module=1 $extra" "$@" &&
-        grep -a -q "PVTEST PASS $scenario" "$mlog"
-}
-no_stock_teardown() { ! grep -a -E 'psci: CPU[0-9]+ killed' "$mlog"; }
-module_kexec_busy() { # every CPU busy; all CPUs back in the second kernel
-    local smp=$1
-    module_run kexec-busy "$smp" kexec "pv.busy=1" || return 1
-    grep -a -E 'parkvisor_stop: kexec|Starting new kernel|Bye!|fast-stop|second kernel online' "$mlog"
-    grep -a -q "parkvisor_stop: kexec: stopped $((smp - 1)) CPUs" "$mlog" &&
-        grep -a -q "PVTEST kexec second kernel online=0-$((smp - 1))" "$mlog" && no_stock_teardown
-}
-module_multikexec() { # three kexecs from CPUs 1, 2, 3 under a console flood
-    local smp=$1
-    module_run multikexec "$smp" multikexec "" || return 1
-    grep -a -E 'parkvisor_stop: kexec|multikexec (stage|done)' "$mlog"
-    [[ $(grep -a -c "parkvisor_stop: kexec: stopped $((smp - 1)) CPUs" "$mlog") == 3 ]] &&
-        grep -a -q "PVTEST multikexec done online=0-$((smp - 1))" "$mlog" && no_stock_teardown
-}
-module_crashspin() { # a CPU spinning with IRQs masked; notes checked in the capture kernel
-    local smp=$1
-    module_run crashspin "$smp" crashspin "pv.spin=$((smp - 1))"
-    local rc=$?
-    grep -a -E 'parkvisor_stop: crash|crashspin|failed to stop|may be stale|Starting crashdump' "$mlog"
-    ((rc == 0)) && grep -a -q "PVTEST crashspin notes=$smp cpus=$smp spinner_pc_in=.*:1" "$mlog" &&
-        grep -a -q "parkvisor_stop: crash: $((smp - 2)) CPUs took the crash IPI; FAST_STOP parked 1 more .*registers of 1 saved" "$mlog"
-}
-module_plain_qemu() { # not parkvisor: the module says so and kexec stays stock
-    module_run plain-qemu 4 kexec "" --no-hv || return 1
-    grep -a -E 'parkvisor_stop|psci: CPU[0-9]+ killed|second kernel online' "$mlog"
-    grep -a -q "PVTEST module not running under parkvisor" "$mlog" &&
-        grep -a -q "PVTEST kexec second kernel online=0-3" "$mlog" &&
-        [[ $(grep -a -c -E 'psci: CPU[0-9]+ killed' "$mlog") == 3 ]] &&
-        ! grep -a -q "parkvisor_stop: kexec: stopped" "$mlog"
-}
 for smp in 4 8; do
-    step "linux-module-kexec-busy-${smp}cpu" module_kexec_busy "$smp"
-    step "linux-module-multikexec-${smp}cpu" module_multikexec "$smp"
-    step "linux-module-crashspin-${smp}cpu" module_crashspin "$smp"
+    linux_step "linux-module-kexec-busy-${smp}cpu"  # every CPU busy; all back in the second kernel
+    linux_step "linux-module-multikexec-${smp}cpu"  # three kexecs from CPUs 1, 2, 3 under a console flood
+    linux_step "linux-module-crashspin-${smp}cpu"   # a CPU spinning with IRQs masked; notes checked in the capture kernel
 done
-step linux-module-plain-qemu-4cpu module_plain_qemu
+linux_step linux-module-plain-qemu-4cpu # not parkvisor: the module says so and kexec stays stock
 # --- end of the guest module block ---------------------------------------------
 
 # --- icount at 2 vCPUs, the module's fallback, options -----
@@ -288,29 +235,14 @@ step icount-2cpu icount_2cpu
 # fail_once=1 with no stop IPI: the module's FAST_STOP "fails" (status -6,
 # nothing parked); it must say why, hand over to the stock hotplug teardown
 # (three "psci: CPUn killed"), and the second kernel must bring every CPU online.
-module_fallback() {
-    module_run fallback 4 kexec "pv.modargs=fail_once=1,ipi_wait_us=0" || return 1
-    grep -a -E 'parkvisor_stop: kexec|psci: CPU[0-9]+ killed|Bye!|second kernel online' "$mlog"
-    grep -a -q -E 'parkvisor_stop: kexec: FAST_STOP failed \(status -6, .*parked 0\): stock CPU teardown' "$mlog" &&
-        [[ $(grep -a -c -E 'psci: CPU[0-9]+ killed' "$mlog") == 3 ]] &&
-        grep -a -q "PVTEST kexec second kernel online=0-3" "$mlog" &&
-        ! grep -a -q "parkvisor_stop: kexec: stopped" "$mlog"
-}
-step linux-module-fallback-4cpu module_fallback
+linux_step linux-module-fallback-4cpu
 # A CPU spinning with interrupts masked under -icount at 2 vCPUs: the other
 # CPU sleeps on a timer before the crash. With the spinner yielding on every
 # pass, each YIELD ended its round-robin turn after two instructions and
 # guest time (= instructions executed) crawled while the other CPU slept:
 # about 100 s of host time per 0.2 s of sleep on an idle host, so the 1 s
 # sleep outlasts the timeout (parkvisor_spin.c). Then the crash dump checks.
-module_crashspin_icount_2cpu() {
-    module_run crashspin-icount 2 crashspin "pv.spin=1" --icount --timeout 400
-    local rc=$?
-    grep -a -E 'parkvisor_stop: crash|crashspin|failed to stop|Starting crashdump' "$mlog"
-    ((rc == 0)) && grep -a -q "PVTEST crashspin notes=2 cpus=2 spinner_pc_in=.*:1" "$mlog" &&
-        grep -a -q "parkvisor_stop: crash: 0 CPUs took the crash IPI; FAST_STOP parked 1 more" "$mlog"
-}
-step linux-module-crashspin-icount-2cpu module_crashspin_icount_2cpu
+linux_step linux-module-crashspin-icount-2cpu
 # Not a step: the console hazard without the module's precautions
 # (console_guard=0) hangs a kexec only when the stop happens to park a CPU
 # that holds the PL011 port lock, 2 of 3 kexecs in two trial runs; too
@@ -349,27 +281,6 @@ step ram-4g-16g-8cpu ram_4g_16g
 # many); Linux boot at 8, hotplug, kdump, the guest module's kexec with every
 # CPU busy and its kdump with a masked spinner, console echo; and the board's
 # limits (more than 8 vCPUs, an unknown board name) refused.
-gicv2_linux() { # gicv2_linux SCENARIO SMP [run.sh options...]
-    local scenario=$1 smp=$2
-    shift 2
-    glog="$logs/gicv2-linux-$scenario-$smp.serial"
-    scripts/run.sh --no-build --board virt-gicv2 --hv "$hv_elf" --scenario "$scenario" \
-        --smp "$smp" --timeout 600 --no-shell --log "$glog" "$@" &&
-        grep -a -q "PVTEST PASS $scenario" "$glog"
-}
-gicv2_module_kexec_busy() {
-    gicv2_linux kexec 4 --append "console=ttyAMA0 printk.time=1 pv.module=1 pv.busy=1" || return 1
-    grep -a -E 'parkvisor_stop: kexec|fast-stop|second kernel online' "$glog"
-    grep -a -q "parkvisor_stop: kexec: stopped 3 CPUs" "$glog" &&
-        grep -a -q "PVTEST kexec second kernel online=0-3" "$glog" &&
-        ! grep -a -E 'psci: CPU[0-9]+ killed' "$glog"
-}
-gicv2_module_crashspin() {
-    gicv2_linux crashspin 4 --append "console=ttyAMA0 printk.time=1 pv.module=1 pv.spin=3" || return 1
-    grep -a -E 'parkvisor_stop: crash|crashspin notes|failed to stop' "$glog"
-    grep -a -q "PVTEST crashspin notes=4 cpus=4 spinner_pc_in=.*:1" "$glog" &&
-        grep -a -q "parkvisor_stop: crash: 2 CPUs took the crash IPI; FAST_STOP parked 1 more .*registers of 1 saved" "$glog"
-}
 gicv2_limits() {
     local out
     if out=$(scripts/run.sh --no-build --board virt-gicv2 --smp 9 2>&1); then return 1; fi
@@ -385,22 +296,15 @@ gicv2_limits() {
 step gicv2-limits gicv2_limits
 step gicv2-bare-metal-suites cargo run --release -q -p harness -- --board virt-gicv2 --smp 1,2,4,8
 grep -E '^harness: ' "$logs/test-gicv2-bare-metal-suites.log" || true
-step gicv2-linux-boot-8cpu gicv2_linux boot 8
-step gicv2-linux-hotplug-4cpu gicv2_linux hotplug 4
-step gicv2-linux-kdump-4cpu gicv2_linux kdump 4
+linux_step gicv2-linux-boot-8cpu
+linux_step gicv2-linux-hotplug-4cpu
+linux_step gicv2-linux-kdump-4cpu
 # Stock kexec with every CPU busy: the CPU hotplug teardown through
 # parkvisor's PSCI on GICv2, and all CPUs back in the second kernel.
-gicv2_kexec_busy() {
-    gicv2_linux kexec 4 --append "console=ttyAMA0 printk.time=1 pv.busy=1" || return 1
-    grep -a -E 'psci: CPU[0-9]+ killed|second kernel online' "$glog"
-    [[ $(grep -a -c -E 'psci: CPU[0-9]+ killed' "$glog") == 3 ]] &&
-        grep -a -q "PVTEST kexec second kernel online=0-3" "$glog"
-}
-step gicv2-linux-kexec-busy-4cpu gicv2_kexec_busy
-step gicv2-linux-module-kexec-busy-4cpu gicv2_module_kexec_busy
-step gicv2-linux-module-crashspin-4cpu gicv2_module_crashspin
-step gicv2-linux-echo-4cpu env PV_ECHO_LOG="$logs/gicv2-linux-echo-4.serial" \
-    guest-tests/linux/console-echo.sh --no-build --board virt-gicv2 --hv "$hv_elf" --smp 4 --timeout 120
+linux_step gicv2-linux-kexec-busy-4cpu
+linux_step gicv2-linux-module-kexec-busy-4cpu
+linux_step gicv2-linux-module-crashspin-4cpu
+linux_step gicv2-linux-echo-4cpu
 # --- end gicv2 ---
 
 # --- qemu10: QEMU >= 10, -icount with default options ---------------------------
@@ -447,17 +351,7 @@ step debian13-fetch debian13_fetch
 # busybox in the mini initramfs). 6.12 advertises FEAT_MOPS and glibc's
 # memcpy then uses it: without HCRX_EL2.MSCEn init died of SIGILL (panic=-1
 # and --no-reboot make that a quick failure instead of a timeout).
-debian13_boot() {
-    local out="$logs/debian13-boot-2.serial" d12 d13
-    d12=$(source scripts/lib.sh && pv_linux_dir 12)
-    d13=$(source scripts/lib.sh && pv_linux_dir 13)
-    scripts/run.sh --no-build --hv "$hv_elf" --kernel "$d13/Image" --initrd "$d12/initramfs-mini.cpio" \
-        --append "console=ttyAMA0 printk.time=1 panic=-1" --no-reboot \
-        --scenario boot --smp 2 --timeout 180 --no-shell --log "$out" || return 1
-    grep -a -E 'PVTEST|Linux version' "$out"
-    grep -a -q 'PVTEST boot online=0-1' "$out" && grep -a -q 'kernel=6\.12\.' "$out"
-}
-step debian13-boot-2cpu debian13_boot
+linux_step debian13-boot-2cpu
 # --- end qemu10 -------------------------------------------------------------------
 
 # --- console input under load ---
@@ -469,15 +363,9 @@ step debian13-boot-2cpu debian13_boot
 # plain QEMU as the baseline; under a minute each on an otherwise idle host.
 # (The GIC and hypercall fuzzer is the fuzz suite's gic_and_calls test: it
 # runs in bare-metal-suites and fast-stop-suites.)
-console_load() { # console_load NAME run.sh-options...
-    local name=$1
-    shift
-    env PV_LOAD_LOG="$logs/linux-console-load-$name.serial" \
-        guest-tests/linux/console-load.sh --no-build --timeout 600 "$@"
-}
-step linux-console-load-4cpu console_load 4 --hv "$hv_elf" --smp 4
-step linux-console-load-8cpu console_load 8 --hv "$hv_elf" --smp 8
-step linux-console-load-plain-qemu-4cpu console_load plain-4 --no-hv --smp 4
+linux_step linux-console-load-4cpu
+linux_step linux-console-load-8cpu
+linux_step linux-console-load-plain-qemu-4cpu
 # --- end fuzz ---------------------------------------------------------------------
 
 # --- module: the guest module's stop and crash paths ---
@@ -498,48 +386,25 @@ module_checkpatch() {
     fi
     perl "$cp" --strict --no-tree -f guest-tests/linux/module/*.[ch]
 }
+step guest-module-checkpatch module_checkpatch
 # Three kexecs from CPUs 1, 2, 3 while every other CPU floods /dev/kmsg: the
 # flooders own console_sem and print, so each kexec must either take it
 # (then stop IPI, FAST_STOP for the rest) or go stock; no hang either way:
 # the fourth kernel must come up with every CPU. The module's own lines are
 # only shown: the flood can overrun the log buffer before they are printed
-# (seen at 8 vCPUs).
-module_kmsgstorm() {
-    local smp=$1
-    module_run kmsgstorm "$smp" multikexec "printk.devkmsg=on pv.flood=kmsg" || return 1
-    grep -a -E 'parkvisor_stop: kexec|multikexec (stage|done)|psci: CPU[0-9]+ killed|messages dropped' "$mlog"
-    grep -a -q "PVTEST multikexec stage=4 online=0-$((smp - 1))" "$mlog" &&
-        grep -a -q "PVTEST multikexec done online=0-$((smp - 1))" "$mlog"
-}
+# (seen at 8 vCPUs): only shown.
 # A CPU taking the UART's irq_desc lock in a loop (parkvisor_lock.ko) and
 # one spinning masked: the crash IPI stops the first between two sections,
 # FAST_STOP the spinner; machine_kexec_mask_interrupts() then takes that
 # lock. The capture kernel checks N notes, the spinner's PC, every CPU in
 # the crashed kernel's cpu_online_mask and the pids of the two threads.
-module_crashlock() {
-    local smp=$1
-    module_run crashlock "$smp" crashspin "pv.spin=$((smp - 1)) pv.hold=$((smp - 2))"
-    local rc=$?
-    grep -a -E 'parkvisor_stop: crash|crashspin|failed to stop|Starting crashdump' "$mlog"
-    ((rc == 0)) && grep -a -q "PVTEST crashspin notes=$smp cpus=$smp spinner_pc_in=.*:1" "$mlog" &&
-        grep -a -q "PVTEST crashspin pids=.* ok" "$mlog" &&
-        grep -a -q "parkvisor_stop: crash: $((smp - 2)) CPUs took the crash IPI; FAST_STOP parked 1 more" "$mlog"
-}
 # A partial stop: no stop IPI, and the first FAST_STOP gets a deadline too
 # short for every vCPU to acknowledge (first_deadline_us, test only): the
 # module must retry for those left running and not fall back to stock.
-module_partial() {
-    local smp=$1
-    module_run partial "$smp" kexec "pv.busy=1 pv.modargs=ipi_wait_us=0,first_deadline_us=1" || return 1
-    grep -a -E 'parkvisor_stop: kexec|fast-stop end|second kernel online' "$mlog"
-    grep -a -q -E "parkvisor_stop: kexec: stopped $((smp - 1)) CPUs .* 0 by the stop IPI, $((smp - 1)) by FAST_STOP \([2-9] attempts; first: status -6" "$mlog" &&
-        grep -a -q "PVTEST kexec second kernel online=0-$((smp - 1))" "$mlog" && no_stock_teardown
-}
-step guest-module-checkpatch module_checkpatch
 for smp in 4 8; do
-    step "linux-module-kmsgstorm-${smp}cpu" module_kmsgstorm "$smp"
-    step "linux-module-crashlock-${smp}cpu" module_crashlock "$smp"
-    step "linux-module-partial-${smp}cpu" module_partial "$smp"
+    linux_step "linux-module-kmsgstorm-${smp}cpu"
+    linux_step "linux-module-crashlock-${smp}cpu"
+    linux_step "linux-module-partial-${smp}cpu"
 done
 # --- end module ---
 
@@ -561,35 +426,10 @@ d13_module_path() {
         aarch64-linux-gnu-objcopy -O binary --only-section=.modinfo "$ko" /dev/stdout |
         tr '\0' '\n' | grep -qx "vermagic=$rel SMP mod_unload modversions aarch64"
 }
-d13_kexec() {
-    local log="$logs/linux-d13-kexec-4.serial"
-    scripts/run.sh --no-build --debian 13 --hv "$hv_elf" --scenario kexec --smp 4 \
-        --timeout 400 --no-shell --log "$log" || return 1
-    grep -a -E 'PVTEST kexec (stage|second)' "$log"
-    grep -a -q "PVTEST kexec stage=2 online=0-3 present=0-3 kernel=6.12" "$log" &&
-        grep -a -q "PVTEST PASS kexec" "$log"
-}
-d13_module_kexec_busy() {
-    module_run d13-kexec-busy 4 kexec "pv.busy=1" --debian 13 || return 1
-    grep -a -E 'parkvisor_stop: kexec|second kernel online|kernel=' "$mlog"
-    grep -a -q "kernel=6.12" "$mlog" &&
-        grep -a -q "parkvisor_stop: kexec: stopped 3 CPUs" "$mlog" &&
-        grep -a -q "PVTEST kexec second kernel online=0-3" "$mlog" && no_stock_teardown
-}
-d13_module_crashspin() {
-    module_run d13-crashspin 4 crashspin "pv.spin=3" --debian 13
-    local rc=$?
-    grep -a -E 'parkvisor_stop: crash|crashspin|failed to stop|may be stale|kernel=' "$mlog"
-    ((rc == 0)) && grep -a -q "kernel=6.12" "$mlog" &&
-        grep -a -q "PVTEST crashspin notes=4 cpus=4 spinner_pc_in=.*:1" "$mlog" &&
-        grep -a -q "PVTEST crashspin pids=.* ok" "$mlog" &&
-        grep -a -q "parkvisor_stop: crash: 2 CPUs took the crash IPI; FAST_STOP parked 1 more .*registers of 1 saved" "$mlog" &&
-        ! grep -a -q "Some CPUs may be stale" "$mlog"
-}
 step debian13-guest-module d13_module_path
-step debian13-linux-kexec-4cpu d13_kexec
-step debian13-linux-module-kexec-busy-4cpu d13_module_kexec_busy
-step debian13-linux-module-crashspin-4cpu d13_module_crashspin
+linux_step debian13-linux-kexec-4cpu
+linux_step debian13-linux-module-kexec-busy-4cpu
+linux_step debian13-linux-module-crashspin-4cpu
 # --- end debian13 ---
 
 # --- park: trace order of CPU_OFF ---

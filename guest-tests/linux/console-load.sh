@@ -22,7 +22,8 @@
 #      PV_LOAD_WAIT  seconds to wait for the prompt (default 240)
 #      PV_LOAD_LOG   serial log (default .cache/logs/console-load-<pid>.serial)
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
+# shellcheck source=guest-tests/linux/console-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/console-lib.sh"
 
 lines=${PV_LOAD_LINES:-300}
 gap=${PV_LOAD_GAP:-0.02}
@@ -30,48 +31,16 @@ wait_s=${PV_LOAD_WAIT:-240}
 ack_s=${PV_LOAD_ACK:-40}
 log="${PV_LOAD_LOG:-$PV_CACHE/logs/console-load-$$.serial}"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/pv-load.XXXXXX")
-fifo="$work/stdin"
-sent="$work/sent"
-mkdir -p "$(dirname "$log")"
-mkfifo "$fifo"
-# A log left by an earlier run holds the prompt marker: the wait below
-# would find it at once and type before this guest even booted (its
-# PL011 start-up then drains the bytes and the line is lost).
-rm -f "$log"
-run_pid=""
-cleanup() {
-    [[ -z $run_pid ]] || kill -TERM "$run_pid" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+console_boot load "$log" 'PVTEST echoload prompt' "$wait_s" \
+    --append "console=ttyAMA0 printk.time=1 pv.scenario=echoload pv.lines=$lines" "$@"
 
 # Each line: its number (the guest checks the order), this run's tag, and a
 # varying payload with spaces and punctuation that `read -r` keeps as is.
+sent="$console_work/sent"
 tag="$$-$RANDOM"
 for ((i = 1; i <= lines; i++)); do
     printf 'L%d %s x%0*d/ok.\n' "$i" "$tag" $((i % 23 + 1)) "$i"
 done >"$sent"
-
-"$PV_ROOT/scripts/run.sh" --scenario echo \
-    --append "console=ttyAMA0 printk.time=1 pv.scenario=echoload pv.lines=$lines" \
-    --no-shell --log "$log" "$@" <"$fifo" &
-run_pid=$!
-# Hold the FIFO's write end for the whole run: QEMU then never sees EOF early.
-exec 4>"$fifo"
-
-note "waiting up to ${wait_s}s for the guest prompt"
-for ((i = 0; i < wait_s * 5; i++)); do
-    [[ -f $log ]] && grep -a -q 'PVTEST echoload prompt' "$log" && break
-    kill -0 "$run_pid" 2>/dev/null || break
-    sleep 0.2
-done
-grep -a -q 'PVTEST echoload prompt' "$log" 2>/dev/null || {
-    exec 4>&-
-    wait "$run_pid" || true
-    run_pid=""
-    die "no 'PVTEST echoload prompt' marker (log: $log)"
-}
 
 # Whether the guest has read line $1: its marker in the log. A trace line of
 # the hypervisor may split a marker; with those lines and every line break
@@ -104,12 +73,8 @@ while IFS= read -r l; do
 done <"$sent"
 note "typed $lines lines in $(($(now_ms) - t0)) ms"
 
-set +e
-wait "$run_pid"
-rc=$?
-set -e
-run_pid=""
-exec 4>&-
+rc=0
+console_end || rc=$?
 # The per-line markers may be split by hypervisor trace lines; the guest's
 # checksum of everything it read is what counts.
 done_line=$(tr -d '\r' <"$log" | grep -a 'PVTEST echoload done' | head -n1 || true)

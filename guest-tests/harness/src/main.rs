@@ -10,6 +10,7 @@
 //! The guest ELF is converted to `guest.bin` (objcopy -O binary) next to it.
 
 mod judge;
+mod linux;
 mod runner;
 mod suites;
 
@@ -40,7 +41,8 @@ usage: harness [options] [suite...]
   --repeat N         make every run N times (hunting flaky failures)
   --strict-trace     fail a run whose hypervisor state trace lines do not chain
                      per vCPU (by default only reported)
-  --list             list the suites and exit";
+  --list             list the suites and exit
+or: harness linux [options] STEP...  (the Linux scenario steps: harness linux --help)";
 
 struct Opts {
     suites: Vec<&'static suites::SuiteSpec>,
@@ -280,6 +282,9 @@ fn setup(o: &Opts) -> Result<Setup, String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "linux") {
+        return linux::main(&args[1..]);
+    }
     let o = match parse_args(&args) {
         Ok(Some(o)) => o,
         Ok(None) => return ExitCode::SUCCESS,

@@ -181,7 +181,7 @@ fn read_lossy(p: &Path) -> String {
 }
 
 /// Kills the process group the runner leads (run.sh, its timeout and QEMU).
-fn kill_group(pid: u32) {
+pub(crate) fn kill_group(pid: u32) {
     let _ = Command::new("kill")
         .args(["-KILL", "--", &format!("-{pid}")])
         .stderr(Stdio::null())
