@@ -15,6 +15,18 @@ const BOOTARGS_CAP: usize = 512;
 /// Most `ranges` entries of a bus that are followed.
 const MAX_RANGES: usize = 8;
 
+/// Which machine the DTB describes (its root `compatible`): for the few
+/// facts a device tree does not give, such as where the devices withheld
+/// from the guest would be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Machine {
+    /// QEMU `virt` (`linux,dummy-virt`).
+    QemuVirt,
+    /// A BCM2711: Raspberry Pi 4 B, QEMU `raspi4b` (`brcm,bcm2711`).
+    Bcm2711,
+    Other,
+}
+
 /// Facts about the machine, parsed once on the boot CPU.
 #[derive(Clone, Debug)]
 pub struct Env {
@@ -38,10 +50,15 @@ pub struct Env {
     pub gicr: u64,
     /// GICv2 CPU interface base (0 unless the GIC is a GICv2).
     pub gicc: u64,
+    /// The sizes of the GICD and GICv2 GICC frames the DTB gives (a
+    /// GIC-400's are 4 KiB and 8 KiB, QEMU virt's 64 KiB each).
+    pub gicd_size: u64,
+    pub gicc_size: u64,
     /// `/psci` `method` property (`hvc` or `smc`), if any.
     pub psci_smc: bool,
     /// The first enabled PL011 (the console), 0 when there is none.
     pub uart: u64,
+    pub machine: Machine,
 }
 
 /// Why a device tree could not be used.
@@ -74,8 +91,11 @@ impl Env {
             gicd: 0,
             gicr: 0,
             gicc: 0,
+            gicd_size: 0,
+            gicc_size: 0,
             psci_smc: false,
             uart: 0,
+            machine: Machine::Other,
         }
     }
 
@@ -88,6 +108,12 @@ impl Env {
             && let Ok(Some(args)) = chosen.bootargs()
         {
             env.set_bootargs(args);
+        }
+
+        if has_compatible(&fdt.root(), "linux,dummy-virt") {
+            env.machine = Machine::QemuVirt;
+        } else if has_compatible(&fdt.root(), "brcm,bcm2711") {
+            env.machine = Machine::Bcm2711;
         }
 
         let cpus = fdt.cpus().map_err(|_| EnvError::NoCpus)?;
@@ -187,13 +213,15 @@ impl Env {
             return;
         }
         let mut addrs = [0u64; 2];
+        let mut sizes = [0u64; 2];
         let mut n = 0;
         let regs = node.reg().ok().flatten().into_iter().flatten();
-        for (a, _) in regs.filter_map(reg_pair) {
+        for (a, size) in regs.filter_map(reg_pair) {
             if n < addrs.len()
                 && let Some(a) = translate(a, ranges)
             {
                 addrs[n] = a;
+                sizes[n] = size;
                 n += 1;
             }
         }
@@ -202,11 +230,13 @@ impl Env {
         }
         if has_compatible(node, "arm,gic-v3") {
             self.gicd = addrs[0];
+            self.gicd_size = sizes[0];
             self.gicr = if n > 1 { addrs[1] } else { 0 };
         }
         if has_compatible(node, "arm,cortex-a15-gic") || has_compatible(node, "arm,gic-400") {
             self.gicd = addrs[0];
-            self.gicc = if n > 1 { addrs[1] } else { 0 };
+            self.gicd_size = sizes[0];
+            (self.gicc, self.gicc_size) = if n > 1 { (addrs[1], sizes[1]) } else { (0, 0) };
         }
         if has_compatible(node, "arm,pl011") && self.uart == 0 {
             self.uart = addrs[0];
@@ -333,6 +363,7 @@ mod tests {
         let sec: Vec<usize> = env.secondaries().collect();
         assert_eq!(sec, vec![1, 2, 3]);
         assert!(!env.is_gicv2());
+        assert_eq!(env.machine, Machine::QemuVirt);
     }
 
     // QEMU virt gic-version=2,virtualization=on (the hypervisor's fixture,
@@ -345,6 +376,7 @@ mod tests {
         assert!(env.is_gicv2());
         assert_eq!(env.gicd, 0x0800_0000);
         assert_eq!(env.gicc, 0x0801_0000);
+        assert_eq!((env.gicd_size, env.gicc_size), (0x1_0000, 0x1_0000));
         assert_eq!(env.gicr, 0);
         assert_eq!(env.uart, 0x0900_0000);
     }
@@ -359,12 +391,14 @@ mod tests {
         assert!(env.is_gicv2());
         assert_eq!(env.gicd, 0xff84_1000);
         assert_eq!(env.gicc, 0xff84_2000);
+        assert_eq!((env.gicd_size, env.gicc_size), (0x1000, 0x2000));
         assert_eq!(
             env.uart, 0xfe20_1000,
             "the enabled PL011, not the disabled one"
         );
         assert_eq!(env.mem[..env.nmem], [(0, 0x3c00_0000)]);
         assert_eq!(env.opts().suite(), Some("isolation"));
+        assert_eq!(env.machine, Machine::Bcm2711);
     }
 
     #[test]
