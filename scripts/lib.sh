@@ -65,7 +65,7 @@ need_cmd() {
 pv_load_board() {
     local env="$PV_ROOT/boards/$PV_BOARD/board.env"
     [[ -f $env ]] || die "no board file $env"
-    unset MAX_SMP
+    unset MAX_SMP FIXED_SMP FIXED_MEM BARE_POWEROFF ALWAYS_NO_REBOOT DTB_FROM_KERNEL DTB_EXTRA_MEMORY_BASE DTB_EXTRA_MEMORY_SIZE GUEST_CONSOLE
     # shellcheck disable=SC1090
     source "$env"
 }
@@ -88,6 +88,72 @@ pv_select_board() {
         die "unknown board '$1' (boards: $(pv_board_names))"
     PV_BOARD="qemu-$1"
     pv_load_board
+}
+
+# pv_board_dtb [LINUX_DIR]: the firmware DTB of a board whose board.env names
+# DTB_FROM_KERNEL (a DTB of the guest kernel package, e.g. raspi4b's
+# broadcom/bcm2711-rpi-4-b.dtb), for QEMU's -dtb: prints its path (nothing
+# for a board where QEMU makes the device tree). Made once per kernel and
+# board, in LINUX_DIR (default $PV_LINUX): the package's DTB (extracted
+# from the cached .deb when missing), then every node listed in the board's
+# dt-disable gets status = "disabled", and DTB_EXTRA_MEMORY_BASE/SIZE (if
+# set) add a memory node (/ram@BASE). The board's files say what and why, not the
+# hypervisor.
+pv_board_dtb() {
+    [[ -n ${DTB_FROM_KERNEL:-} ]] || return 0
+    local ldir="${1:-$PV_LINUX}" kpkg kver deb src out tmp node disable
+    need_cmd fdtput "device-tree-compiler"
+    kpkg=$(sed -n 's/^kernel=\(linux-image-[^ ]*\) .*/\1/p' "$ldir/READY" 2>/dev/null || true)
+    [[ -n $kpkg ]] || die "no guest kernel in $ldir (run scripts/setup.sh linux)"
+    kver=${kpkg#linux-image-}
+    src="$ldir/kernel/usr/lib/linux-image-$kver/$DTB_FROM_KERNEL"
+    if [[ ! -f $src ]]; then
+        deb=$(sed -n 's/^kernel=[^ ]* \(.*\)$/\1/p' "$ldir/READY")
+        for deb in "$ldir/debs/$deb" "$PV_CACHE/debs/$deb"; do [[ -f $deb ]] && break; done
+        [[ -f $deb ]] || die "the guest kernel's package is not cached (run scripts/setup.sh linux)"
+        note "extracting $DTB_FROM_KERNEL from $(basename "$deb")"
+        tmp=$(mktemp -d "$ldir/.dtb.XXXXXX")
+        # Stops reading the package at the file (as setup.sh does for the Image).
+        dpkg-deb --fsys-tarfile "$deb" 2>/dev/null |
+            tar -x -C "$tmp" --occurrence=1 "./usr/lib/linux-image-$kver/$DTB_FROM_KERNEL" || true
+        [[ -f $tmp/usr/lib/linux-image-$kver/$DTB_FROM_KERNEL ]] ||
+            { rm -rf "$tmp"; die "no $DTB_FROM_KERNEL in $(basename "$deb")"; }
+        mkdir -p "$(dirname "$src")"
+        mv "$tmp/usr/lib/linux-image-$kver/$DTB_FROM_KERNEL" "$src"
+        rm -rf "$tmp"
+    fi
+    disable="$PV_ROOT/boards/$PV_BOARD/dt-disable"
+    out="$ldir/board-dtb/$PV_BOARD.dtb"
+    if [[ ! -f $out || $src -nt $out || $disable -nt $out || $PV_ROOT/boards/$PV_BOARD/board.env -nt $out ]]; then
+        mkdir -p "$ldir/board-dtb"
+        tmp=$(mktemp "$ldir/board-dtb/.$PV_BOARD.XXXXXX")
+        cp "$src" "$tmp"
+        if [[ -f $disable ]]; then
+            while read -r node; do
+                [[ -z $node || $node == \#* ]] && continue
+                fdtput -t s "$tmp" "$node" status disabled ||
+                    { rm -f "$tmp"; die "$disable: cannot disable $node in $DTB_FROM_KERNEL"; }
+            done <"$disable"
+        fi
+        if [[ -n ${DTB_EXTRA_MEMORY_BASE:-} ]]; then
+            # A root with #address-cells = 2 and #size-cells = 1 (BCM2711's).
+            [[ $(fdtget "$tmp" / '#address-cells') == 2 && $(fdtget "$tmp" / '#size-cells') == 1 ]] ||
+                { rm -f "$tmp"; die "$DTB_FROM_KERNEL: expected #address-cells 2, #size-cells 1 at /"; }
+            # Not named memory@...: QEMU replaces every /memory* node with its
+            # own (0..0x3c000000 on raspi4b). Linux and parkvisor take any
+            # node with device_type = "memory".
+            node="/ram@$(printf %x "$DTB_EXTRA_MEMORY_BASE")"
+            if ! { fdtput -c "$tmp" "$node" &&
+                fdtput -t s "$tmp" "$node" device_type memory &&
+                fdtput -t x "$tmp" "$node" reg 0 "$DTB_EXTRA_MEMORY_BASE" "$DTB_EXTRA_MEMORY_SIZE"; }; then
+                rm -f "$tmp"
+                die "cannot add $node to $DTB_FROM_KERNEL"
+            fi
+        fi
+        chmod 644 "$tmp"
+        mv -f "$tmp" "$out"
+    fi
+    echo "$out"
 }
 
 # Seconds since the epoch with milliseconds, for timing steps.

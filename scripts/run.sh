@@ -23,8 +23,11 @@
 #                        shell; adds pv.scenario=NAME (and what it needs) to the
 #                        guest arguments. reboot implies --no-reboot and, under
 #                        the hypervisor, wants a "system reset" trace line
-#   --board NAME         virt (GICv3, default) or virt-gicv2 (GICv2, at most 8
-#                        vCPUs): boards/qemu-NAME/board.env
+#   --board NAME         virt (GICv3, default), virt-gicv2 (GICv2, at most 8
+#                        vCPUs) or raspi4b (Raspberry Pi 4 B: exactly 4 CPUs
+#                        and 2G, spin-table CPUs, firmware DTB from the guest
+#                        kernel package, docs/boards.md):
+#                        boards/qemu-NAME/board.env
 #   --smp N              vCPUs = physical CPUs (default from board.env)
 #   --mem SIZE           RAM (default from board.env)
 #   --hv-args "ARGS"     hypervisor command line (QEMU -append)
@@ -96,8 +99,12 @@ done
 [[ -n $smp ]] || smp="$DEFAULT_SMP"
 [[ -n $mem ]] || mem="$DEFAULT_MEM"
 [[ $smp =~ ^[1-9][0-9]*$ ]] || die "--smp wants a positive number, got '$smp'"
+[[ -z ${FIXED_SMP:-} ]] || ((smp == FIXED_SMP)) ||
+    die "board ${board:-$PV_BOARD} has exactly $FIXED_SMP CPUs: --smp $FIXED_SMP, got --smp $smp"
 [[ -z ${MAX_SMP:-} ]] || ((smp <= MAX_SMP)) ||
     die "board ${board:-$PV_BOARD} runs at most $MAX_SMP vCPUs (its GIC serves $MAX_SMP CPUs), got --smp $smp"
+[[ -z ${FIXED_MEM:-} ]] || (($(size_to_bytes "$mem") == $(size_to_bytes "$FIXED_MEM"))) ||
+    die "board ${board:-$PV_BOARD} has exactly $FIXED_MEM of RAM: --mem $FIXED_MEM, got --mem $mem"
 [[ -z $timeout || $timeout =~ ^[0-9]+$ ]] || die "--timeout wants seconds, got '$timeout'"
 interactive=0
 [[ -t 0 && -t 1 ]] && interactive=1
@@ -202,6 +209,9 @@ fi
 # --- the QEMU command line (the one place it is put together) --------------------
 qesc() { echo "${1//,/,,}"; } # QEMU option values: a comma is written twice
 cmd=("$QEMU_BIN" -cpu "$QEMU_CPU" -smp "$smp" -m "$mem" -nographic -nic none)
+# Boards where QEMU makes no device tree get theirs from the guest kernel package.
+board_dtb=$(pv_board_dtb)
+[[ -z $board_dtb ]] || cmd+=(-dtb "$board_dtb")
 if ((hv)); then
     cmd+=(-M "$QEMU_MACHINE" -kernel "$hv_elf")
     [[ -n $hv_args ]] && cmd+=(-append "$hv_args")
@@ -213,6 +223,7 @@ else
     [[ -n $append ]] && cmd+=(-append "$append")
 fi
 ((icount)) && cmd+=(-icount "shift=0,sleep=off")
+((hv)) && [[ ${ALWAYS_NO_REBOOT:-} == 1 ]] && no_reboot=1
 ((no_reboot)) && cmd+=(-no-reboot)
 if [[ -n $qemu_extra ]]; then
     read -ra extra <<<"$qemu_extra"
@@ -299,11 +310,40 @@ teepid=$!
 "${runner[@]}" "${cmd[@]}" <&3 >&4 &
 qpid=$!
 exec 4>&-
+# A board without firmware power-off (raspi4b) only halts a bare guest's
+# CPUs ("reboot: System halted"/"Power down") and QEMU keeps running: then
+# stop QEMU and count it as a clean end.
+halted="" watcher=""
+if ((!hv)) && [[ ${BARE_POWEROFF:-} == halt ]]; then
+    halted=$(mktemp "${TMPDIR:-/tmp}/pv-halted.XXXXXX")
+    rm -f "$halted"
+    (
+        while kill -0 "$qpid" 2>/dev/null; do
+            if grep -a -q -E 'reboot: (System halted|Power down|Restarting system)' "$log" 2>/dev/null; then
+                sleep 1 # the last lines reach the log
+                : >"$halted"
+                kill -TERM "$qpid" 2>/dev/null
+                exit 0
+            fi
+            sleep 0.5
+        done
+    ) &
+    watcher=$!
+fi
 set +e
 wait "$qpid"
 status=$?
 set -e
 qpid=""
+if [[ -n $watcher ]]; then
+    kill "$watcher" 2>/dev/null || true
+    wait "$watcher" 2>/dev/null || true
+    if [[ -f $halted ]]; then
+        note "the guest halted; this board has no firmware power-off, so QEMU was stopped"
+        status=0
+        rm -f "$halted"
+    fi
+fi
 wait "$teepid" 2>/dev/null || true # tee (and the view) drained the last output
 exec 3<&-
 restore_tty

@@ -428,6 +428,13 @@ extract_linux() {
 }
 
 [[ -f $ready && -f $PV_LINUX/Image ]] || fetch_linux
+# Boards without a QEMU-made device tree (raspi4b): their firmware DTB from
+# this kernel's package, with their nodes disabled (see pv_board_dtb).
+for board_env in "$PV_ROOT"/boards/*/board.env; do
+    grep -q '^DTB_FROM_KERNEL=' "$board_env" || continue
+    board_dir=${board_env%/board.env}
+    (export PV_BOARD=${board_dir##*/} && pv_load_board && pv_board_dtb >/dev/null)
+done
 
 # --- headers of the guest kernel, for out-of-tree modules ---------------------
 # linux-headers-<ver>-arm64 (Makefile, .config, Module.symvers, arch headers)
