@@ -9,6 +9,7 @@
 //!   cargo build --release -p guests --target aarch64-unknown-none
 //! The guest ELF is converted to `guest.bin` (objcopy -O binary) next to it.
 
+mod board;
 mod judge;
 mod runner;
 mod suites;
@@ -23,9 +24,11 @@ use std::sync::Mutex;
 const USAGE: &str = "\
 usage: harness [options] [suite...]
   suites: see --list (default: all)
-  --board NAME       virt (GICv3, default) or virt-gicv2 (GICv2, at most 8
-                     vCPUs): boards/qemu-NAME/board.env, as scripts/run.sh
-  --smp LIST         vCPU counts, comma separated (default 1,2,4,8)
+  --board NAME       virt (GICv3, default), virt-gicv2 (GICv2, at most 8
+                     vCPUs) or raspi4b (Raspberry Pi 4 B: 4 CPUs, 2G):
+                     boards/qemu-NAME/board.env, as scripts/run.sh
+  --smp LIST         vCPU counts, comma separated (default 1,2,4,8; a board
+                     with a fixed CPU count: that one)
   --jobs N           QEMU runs at once (default 2)
   --plain            run the guests on plain QEMU without parkvisor (development
                      baseline; the guest skips what only parkvisor provides)
@@ -45,6 +48,8 @@ usage: harness [options] [suite...]
 struct Opts {
     suites: Vec<&'static suites::SuiteSpec>,
     smp: Vec<u32>,
+    /// `--smp` was given (else the board may choose).
+    smp_set: bool,
     jobs: usize,
     plain: bool,
     mem: Option<String>,
@@ -62,6 +67,7 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
     let mut o = Opts {
         suites: Vec::new(),
         smp: vec![1, 2, 4, 8],
+        smp_set: false,
         jobs: 2,
         plain: false,
         mem: None,
@@ -89,6 +95,7 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
                 return Ok(None);
             }
             "--smp" => {
+                o.smp_set = true;
                 o.smp = val("--smp")?
                     .split(',')
                     .map(|s| {
@@ -202,7 +209,8 @@ fn run_log_dir(base: &Path) -> PathBuf {
     dir
 }
 
-fn setup(o: &Opts) -> Result<Setup, String> {
+/// The runs' common setup, the board, and the vCPU counts to run.
+fn setup(o: &Opts) -> Result<(Setup, board::Board, Vec<u32>), String> {
     let root = repo_root()
         .canonicalize()
         .map_err(|e| format!("repo root: {e}"))?;
@@ -241,30 +249,16 @@ fn setup(o: &Opts) -> Result<Setup, String> {
     }
     // scripts/run.sh builds every QEMU command line from the board file; the
     // harness only adds what a test run needs (its own RAM size among them).
-    let board_file = root.join(format!("boards/qemu-{}/board.env", o.board));
-    let board = runner::parse_board_env(&std::fs::read_to_string(&board_file).map_err(|e| {
-        format!(
-            "unknown board '{}' ({}: {e}); see scripts/run.sh --help",
-            o.board,
-            board_file.display()
-        )
-    })?);
-    let max_smp: u32 = board
-        .get("MAX_SMP")
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(u32::MAX);
-    if let Some(&n) = o.smp.iter().find(|&&n| n > max_smp) {
-        return Err(format!(
-            "board {} runs at most {max_smp} vCPUs, asked for {n}",
-            o.board
-        ));
-    }
-    let mem = o
-        .mem
-        .clone()
-        .or_else(|| board.get("TEST_MEM").cloned())
-        .ok_or_else(|| format!("{} has no TEST_MEM", board_file.display()))?;
-    Ok(Setup {
+    let board = board::Board::load(&root, &o.board)?;
+    let smp = if o.smp_set {
+        o.smp.clone()
+    } else {
+        board.default_smp(&o.smp)
+    };
+    board.check_smp(&smp)?;
+    let mem = board.test_mem(o.mem.as_deref())?;
+    let gicv2 = board.gicv2();
+    let s = Setup {
         log_dir: run_log_dir(&target.join("harness-logs")),
         root,
         mode,
@@ -274,8 +268,9 @@ fn setup(o: &Opts) -> Result<Setup, String> {
         mem,
         extra_guest_args: o.guest_args.clone(),
         board: o.board.clone(),
-        gicv2: board.get("GIC_VERSION").is_some_and(|v| v == "2"),
-    })
+        gicv2,
+    };
+    Ok((s, board, smp))
 }
 
 fn main() -> ExitCode {
@@ -288,7 +283,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let s = match setup(&o) {
+    let (s, board, smp_list) = match setup(&o) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("harness: {e}");
@@ -297,8 +292,7 @@ fn main() -> ExitCode {
     };
     let mut queue = VecDeque::new();
     for spec in &o.suites {
-        for (&smp, nth) in o
-            .smp
+        for (&smp, nth) in smp_list
             .iter()
             .flat_map(|n| (0..o.repeat).map(move |k| (n, k)))
         {
@@ -334,6 +328,7 @@ fn main() -> ExitCode {
                     let Some((spec, job)) = queue.lock().unwrap().pop_front() else {
                         break;
                     };
+                    let spec = &board.spec(spec);
                     let out = s.run(&job);
                     let single = o
                         .guest_args
