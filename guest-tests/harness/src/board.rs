@@ -193,6 +193,46 @@ mod tests {
         assert_eq!(board("raspi4b").spec(psci).required, psci.required);
     }
 
+    /// The run.sh command of a raspi4b run: the board's name (run.sh adds
+    /// machine, -dtb and guest-loader addresses from the same board.env),
+    /// its 4 CPUs and 2 GiB.
+    #[test]
+    fn raspi4b_command() {
+        use crate::judge::Mode;
+        use crate::runner::{Job, Setup};
+        let b = board("raspi4b");
+        let s = Setup {
+            root: "/repo".into(),
+            mode: Mode::Hv,
+            guest: "/repo/guest.bin".into(),
+            hv_elf: "/repo/pv".into(),
+            hv_args: String::new(),
+            mem: b.test_mem(None).unwrap(),
+            log_dir: "/tmp/logs".into(),
+            extra_guest_args: String::new(),
+            board: b.name.clone(),
+            gicv2: b.gicv2(),
+        };
+        let job = Job {
+            suite: "isolation",
+            smp: b.default_smp(&[1, 2, 4, 8])[0],
+            timeout_s: 90,
+            no_reboot: false,
+            nth: 0,
+        };
+        let args: Vec<String> = s
+            .command(&job)
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            args.join(" ").contains(
+                "--board raspi4b --kernel /repo/guest.bin --append test=isolation --smp 4 --mem 2G"
+            ),
+            "{args:?}"
+        );
+    }
+
     #[test]
     fn sizes() {
         assert_eq!(bytes("2G"), Some(2 << 30));
