@@ -11,8 +11,6 @@ use guestlib::{Env, Machine};
 pub enum Answer {
     /// The 32-bit register reads this value (a PrimeCell ID, say).
     Equals(u32),
-    /// The register counts up (a free-running timer).
-    Counts,
     /// Any value: the load does not abort.
     Any,
 }
@@ -30,7 +28,7 @@ pub enum DmaEngine {
 pub struct Targets {
     /// Device frames a guest never gets (DMA masters): every access aborts.
     pub withheld: &'static [(&'static str, u64)],
-    /// Devices passed through: a load answers.
+    /// Devices passed through: a load answers (none on some boards).
     pub passthrough: &'static [(&'static str, u64, Answer)],
     /// Compatible strings the guest DTB must no longer contain.
     pub dtb_lacks: &'static [&'static str],
@@ -80,7 +78,10 @@ static QEMU_VIRT: Targets = Targets {
 /// 0x7e000000 is 0xfe000000). The bus masters QEMU's raspi4b models: the
 /// DMA controller, the VideoCore mailbox (its property channel writes
 /// replies into RAM), both SD host controllers (SDHCI DMA) and the DWC2 USB
-/// controller.
+/// controller; and devices that are not on the allow-list either: the
+/// PM watchdog (parkvisor's own power-off and reset), the system timer,
+/// the clock manager and GPIO. The guest gets none of the SoC's devices
+/// but the emulated PL011 and GIC.
 const BCM_DMA: u64 = 0xfe00_7000;
 
 static BCM2711: Targets = Targets {
@@ -93,20 +94,24 @@ static BCM2711: Targets = Targets {
         ("SDHCI (emmc)", 0xfe30_0000),
         ("SDHCI (emmc2)", 0xfe34_0000),
         ("DWC2 USB", 0xfe98_0000),
+        ("PM watchdog RSTC", 0xfe10_001c),
+        ("system timer CLO", 0xfe00_3004),
+        ("clock manager", 0xfe10_1000),
+        ("GPIO GPFSEL0", 0xfe20_0000),
     ],
-    passthrough: &[
-        // The system timer's free-running counter (CLO).
-        ("system timer CLO", 0xfe00_3004, Answer::Counts),
-        ("GPIO GPFSEL0", 0xfe20_0000, Answer::Any),
-    ],
+    passthrough: &[],
     dtb_lacks: &[
         "brcm,bcm2835-dma",
         "brcm,bcm2835-mbox",
         "brcm,bcm2835-sdhci",
         "brcm,bcm2711-emmc2",
         "brcm,bcm2835-usb",
+        "brcm,bcm2835-pm-wdt",
+        "brcm,bcm2835-system-timer",
+        "brcm,bcm2711-cprman",
+        "brcm,bcm2711-gpio",
     ],
-    dtb_keeps: &["brcm,bcm2835-system-timer", "brcm,bcm2711-gpio"],
+    dtb_keeps: &[],
     dma: DmaEngine::Bcm2835(BCM_DMA),
     // The GIC-400's GICH and GICV (QEMU raspi4b: GICD 0xff841000, GICC
     // 0xff842000).
