@@ -595,7 +595,7 @@ step debian13-linux-module-crashspin-4cpu d13_module_crashspin
 # guest module's FAST_STOP, every CPU busy), a stock kexec issued from CPU 3
 # while the other CPUs flood the console, kdump, the module's kdump with a
 # masked spinner, console echo; and the bare board's refusal.
-rpi4_limits() { # only the board's 4 CPUs and 2 GiB, said clearly
+rpi4_limits() { # only the board's 4 CPUs and 2 GiB, and no bare-board guests, said clearly
     local out
     if out=$(scripts/run.sh --no-build --board raspi4b --smp 2 2>&1); then return 1; fi
     echo "$out"
@@ -605,7 +605,10 @@ rpi4_limits() { # only the board's 4 CPUs and 2 GiB, said clearly
     [[ $out == *"exactly 2G of RAM"* ]] || return 1
     if out=$(cargo run --release -q -p harness -- --board raspi4b --smp 1,4 psci 2>&1); then return 1; fi
     echo "$out"
-    [[ $out == *"exactly 4 CPUs"* ]]
+    [[ $out == *"exactly 4 CPUs"* ]] || return 1
+    if out=$(cargo run --release -q -p harness -- --board raspi4b --plain psci 2>&1); then return 1; fi
+    echo "$out"
+    [[ $out == *"no PSCI firmware"* ]]
 }
 rpi4_linux() { # rpi4_linux NAME SCENARIO [run.sh options...]: under parkvisor
     local name=$1 scenario=$2

@@ -118,6 +118,21 @@ impl Board {
         Ok(mem)
     }
 
+    /// Refuses `--plain` on a board without PSCI firmware (board.env
+    /// `BARE_POWEROFF=halt`: the bare Raspberry Pi 4's CPUs start through
+    /// spin tables and nothing powers off), where the guests, which start
+    /// CPUs and end with PSCI, cannot run.
+    pub fn check_plain(&self) -> Result<(), String> {
+        if self.facts.get("BARE_POWEROFF").is_some_and(|v| v == "halt") {
+            return Err(format!(
+                "board {} has no PSCI firmware: the guests cannot run on the bare board \
+                 (its Linux baseline is scripts/run.sh --board {} --no-hv)",
+                self.name, self.name
+            ));
+        }
+        Ok(())
+    }
+
     /// The board's GIC is a GICv2 (`GIC_VERSION=2`).
     pub fn gicv2(&self) -> bool {
         self.facts.get("GIC_VERSION").is_some_and(|v| v == "2")
@@ -178,6 +193,7 @@ mod tests {
         let e = b.test_mem(Some("4G")).unwrap_err();
         assert!(e.contains("exactly 2G of RAM"), "{e}");
         assert!(b.gicv2());
+        assert!(b.check_plain().unwrap_err().contains("no PSCI firmware"));
     }
 
     #[test]
@@ -188,6 +204,7 @@ mod tests {
         assert_eq!(v.test_mem(None).unwrap(), "512M");
         assert_eq!(v.test_mem(Some("16G")).unwrap(), "16G");
         assert!(!v.gicv2());
+        assert!(v.check_plain().is_ok());
         let g = board("virt-gicv2");
         assert!(g.check_smp(&[8]).is_ok());
         assert!(g.check_smp(&[9]).unwrap_err().contains("at most 8 vCPUs"));

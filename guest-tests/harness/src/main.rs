@@ -256,6 +256,9 @@ fn setup(o: &Opts) -> Result<(Setup, board::Board, Vec<u32>), String> {
         board.default_smp(&o.smp)
     };
     board.check_smp(&smp)?;
+    if o.plain {
+        board.check_plain()?;
+    }
     let mem = board.test_mem(o.mem.as_deref())?;
     let gicv2 = board.gicv2();
     let s = Setup {
