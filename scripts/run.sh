@@ -210,13 +210,60 @@ fi
 qesc() { echo "${1//,/,,}"; } # QEMU option values: a comma is written twice
 cmd=("$QEMU_BIN" -cpu "$QEMU_CPU" -smp "$smp" -m "$mem" -nographic -nic none)
 # Boards where QEMU makes no device tree get theirs from the guest kernel package.
-board_dtb=$(pv_board_dtb)
-[[ -z $board_dtb ]] || cmd+=(-dtb "$board_dtb")
+board_dtb=$(pv_board_dtb) run_dtb="" dtb_index=""
+if [[ -n $board_dtb ]]; then
+    cmd+=(-dtb "$board_dtb")
+    dtb_index=$((${#cmd[@]} - 1))
+fi
+hv_boot=()
+if ((hv)) && [[ ${HV_BOOT:-elf} == trampoline ]]; then
+    # QEMU boots linker/boot-trampoline.S as a Linux Image, which jumps to
+    # the hypervisor; -device loader puts the hypervisor's ELF segments in
+    # place (docs/boards.md).
+    need_cmd aarch64-linux-gnu-as "binutils-aarch64-linux-gnu"
+    hv_entry=$(aarch64-linux-gnu-readelf -h "$hv_elf" | sed -n 's/^ *Entry point address: *//p')
+    [[ $hv_entry =~ ^0x[0-9a-f]+$ ]] || die "cannot read the entry point of $hv_elf"
+    tramp="${hv_elf%/*}/boot-trampoline-$hv_entry.bin"
+    if [[ ! -f $tramp || $PV_ROOT/linker/boot-trampoline.S -nt $tramp ]]; then
+        aarch64-linux-gnu-as --defsym "HV_ENTRY=$hv_entry" -o "$tramp.o$$" "$PV_ROOT/linker/boot-trampoline.S" &&
+            aarch64-linux-gnu-objcopy -O binary "$tramp.o$$" "$tramp.tmp$$" &&
+            mv -f "$tramp.tmp$$" "$tramp" || die "assembling linker/boot-trampoline.S failed"
+        rm -f "$tramp.o$$"
+    fi
+    hv_boot=(-kernel "$tramp" -device "loader,file=$(qesc "$hv_elf")")
+elif ((hv)); then
+    hv_boot=(-kernel "$hv_elf")
+fi
 if ((hv)); then
-    cmd+=(-M "$QEMU_MACHINE" -kernel "$hv_elf")
+    cmd+=(-M "$QEMU_MACHINE" "${hv_boot[@]}")
     [[ -n $hv_args ]] && cmd+=(-append "$hv_args")
-    cmd+=(-device "guest-loader,addr=$GUEST_KERNEL_ADDR,kernel=$(qesc "$kernel"),bootargs=$(qesc "$append")")
-    [[ -n $initrd ]] && cmd+=(-device "guest-loader,addr=$GUEST_INITRD_ADDR,initrd=$(qesc "$initrd")")
+    if [[ -n $board_dtb ]]; then
+        # With -dtb, guest-loader's /chosen/module@ nodes do not reach the
+        # DTB in memory (QEMU 10 raspi4b): write them into this run's copy
+        # (the same Xen multiboot binding) and load the files with the
+        # generic loader.
+        run_dtb=$(mktemp "${TMPDIR:-/tmp}/pv-run-XXXXXX.dtb")
+        cp "$board_dtb" "$run_dtb"
+        add_module() { # ADDR FILE COMPATIBLE [BOOTARGS]
+            local node
+            node="/chosen/module@$(printf %x "$1")"
+            fdtput -c "$run_dtb" "$node" &&
+                fdtput -t s "$run_dtb" "$node" compatible multiboot,module "$3" &&
+                fdtput -t x "$run_dtb" "$node" reg 0 "$1" 0 "$(printf %#x "$(stat -c %s "$2")")" &&
+                if [[ $# -ge 4 ]]; then fdtput -t s "$run_dtb" "$node" bootargs "$4"; fi ||
+                die "cannot add $node to $run_dtb"
+        }
+        add_module "$GUEST_KERNEL_ADDR" "$kernel" multiboot,kernel "$append"
+        cmd+=(-device "loader,file=$(qesc "$kernel"),addr=$GUEST_KERNEL_ADDR,force-raw=on")
+        if [[ -n $initrd ]]; then
+            add_module "$GUEST_INITRD_ADDR" "$initrd" multiboot,ramdisk
+            cmd+=(-device "loader,file=$(qesc "$initrd"),addr=$GUEST_INITRD_ADDR,force-raw=on")
+        fi
+        cmd[${dtb_index}]=$run_dtb
+    else
+        cmd+=(-device "guest-loader,addr=$GUEST_KERNEL_ADDR,kernel=$(qesc "$kernel"),bootargs=$(qesc "$append")")
+        [[ -n $initrd ]] && cmd+=(-device "guest-loader,addr=$GUEST_INITRD_ADDR,initrd=$(qesc "$initrd")")
+    fi
 else
     cmd+=(-M "$QEMU_MACHINE_PLAIN" -kernel "$kernel")
     [[ -n $initrd ]] && cmd+=(-initrd "$initrd")
@@ -238,6 +285,19 @@ else
     mkdir -p "$(dirname "$log")"
 fi
 
+# A board whose stock kernel cannot kexec (raspi4b: spin-table CPUs) opens
+# the demo with that: the same guest on the bare board first.
+if [[ $scenario == demo && $hv == 1 && $default_linux == 1 && ${DEMO_BARE_FIRST:-} == 1 ]]; then
+    bare_log="${log%.log}-bare.log"
+    echo "=== without parkvisor: stock Linux on the bare $PV_BOARD board, kexec (log: $bare_log) ==="
+    set +e
+    "$0" --no-build --board "${board:-${PV_BOARD#qemu-}}" --no-hv --scenario kexec --no-shell \
+        --timeout 300 --log "$bare_log" 2>&1 | tr -d '\r' |
+        grep -a -E --line-buffered "smp: Brought up|PVTEST kexec|Can't kexec|reboot: |run.sh: (ok|FAILED|TIMEOUT)"
+    set -e
+    echo "=== under parkvisor: the same kernel, stock kexec then the guest module's FAST_STOP kexec ==="
+fi
+
 shell_words() { # print a command line readably, quoting only where needed
     local w out=""
     for w in "$@"; do
@@ -257,7 +317,10 @@ note "serial log: $log${timeout:+, timeout ${timeout}s}"
 
 stty_saved=""
 ((interactive)) && stty_saved=$(stty -g 2>/dev/null || true)
-restore_tty() { [[ -z $stty_saved ]] || stty "$stty_saved" 2>/dev/null || true; }
+restore_tty() {
+    [[ -z $stty_saved ]] || stty "$stty_saved" 2>/dev/null || true
+    [[ -z $run_dtb ]] || rm -f "$run_dtb"
+}
 trap restore_tty EXIT
 
 # QEMU runs as a background job so that a signal to run.sh (a harness giving

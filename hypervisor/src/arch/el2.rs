@@ -74,10 +74,13 @@ static IDENTITY_MAP: spin::Once<u64> = spin::Once::new();
 /// `install_identity_map`.
 pub fn extend_identity_map(ram: &[crate::dtb::MemRange]) {
     let mut table = alloc::boxed::Box::new(Level1Table(initial_pagetable().0));
+    // Below 4 GiB, a block without RAM is MMIO (raspi4b's 0xfc000000..),
+    // and RAM in the first GiB is RAM (raspi4b's RAM starts at 0).
+    for block in 0..4 {
+        table.0[block] = DEVICE_BLOCK | block << crate::el2_map::BLOCK_SHIFT;
+    }
     for block in crate::el2_map::ram_blocks(ram, HIGH_MMIO_BLOCK) {
-        if table.0[block] == 0 {
-            table.0[block] = NORMAL_BLOCK | block << crate::el2_map::BLOCK_SHIFT;
-        }
+        table.0[block] = NORMAL_BLOCK | block << crate::el2_map::BLOCK_SHIFT;
     }
     // The table lives as long as the hypervisor: forever.
     let root = alloc::boxed::Box::leak(table) as *const Level1Table as u64;

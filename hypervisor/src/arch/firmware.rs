@@ -1,20 +1,113 @@
-//! Calls to the real firmware (QEMU's PSCI, SMC conduit when EL2 is on).
+//! Calls to the real firmware, and the machine's power control: the
+//! firmware's PSCI (QEMU virt, SMC conduit when EL2 is on) or, on a board
+//! without PSCI firmware, the BCM2835 power-management watchdog (BCM283x,
+//! BCM2711), driven as Linux's `bcm2835_wdt` does. [`init_power`] picks one
+//! from the firmware's device tree.
+
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use smccc::Smc;
 use smccc::psci;
 
-/// Powers the machine off; QEMU exits with status 0.
+use crate::dtb::Platform;
+
+/// The PM watchdog's base when it does power control; 0: PSCI.
+static PM_WATCHDOG: AtomicU64 = AtomicU64::new(0);
+
+/// Chooses the power backend: PSCI when the firmware DT has a `/psci` node,
+/// else the PM watchdog if the DT has one (else PSCI all the same: the
+/// calls then fail and the CPU halts).
+pub fn init_power(platform: &Platform) {
+    if !platform.psci_firmware
+        && let Some(wdt) = platform.pm_watchdog
+    {
+        PM_WATCHDOG.store(wdt.base, Ordering::Relaxed);
+    }
+}
+
+/// Which power backend [`init_power`] chose (for the boot banner).
+pub fn power_backend() -> &'static str {
+    if PM_WATCHDOG.load(Ordering::Relaxed) == 0 {
+        "psci"
+    } else {
+        "bcm2835-pm-watchdog"
+    }
+}
+
+/// BCM2835 PM watchdog registers and values (Linux's bcm2835_wdt.c).
+mod pm {
+    pub const RSTC: u64 = 0x1c;
+    pub const RSTS: u64 = 0x20;
+    pub const WDOG: u64 = 0x24;
+    /// Every write carries it in bits 31:24, or the block ignores it.
+    pub const PASSWORD: u32 = 0x5a00_0000;
+    pub const RSTC_WRCFG_CLR: u32 = 0xffff_ffcf;
+    pub const RSTC_WRCFG_FULL_RESET: u32 = 0x20;
+    /// Boot partition 63 (its bits spread over RSTS 10:0): the Raspberry Pi
+    /// boot code halts instead of booting after such a reset.
+    pub const RSTS_PARTITION_HALT: u32 = 0x555;
+    /// Watchdog ticks (~16 us each) before the reset.
+    pub const RESET_TICKS: u32 = 10;
+}
+
+/// Reads a PM register.
+///
+/// # Safety
+/// `base` is the PM block, identity mapped as device memory at EL2.
+unsafe fn pm_read(base: u64, reg: u64) -> u32 {
+    // SAFETY: per the caller; an aligned 32-bit register.
+    unsafe { ((base + reg) as *const u32).read_volatile() }
+}
+
+/// Writes a PM register (the password is added).
+///
+/// # Safety
+/// As [`pm_read`].
+unsafe fn pm_write(base: u64, reg: u64, value: u32) {
+    // SAFETY: per the caller; an aligned 32-bit register.
+    unsafe { ((base + reg) as *mut u32).write_volatile(pm::PASSWORD | (value & 0x00ff_ffff)) }
+}
+
+/// A full reset through the watchdog, as `__bcm2835_restart`.
+fn pm_reset(base: u64, into_halt_partition: bool) -> ! {
+    // SAFETY: the base came from the firmware DT's watchdog node, which the
+    // hypervisor maps as device memory and never gives the guest.
+    unsafe {
+        if into_halt_partition {
+            let rsts = pm_read(base, pm::RSTS);
+            pm_write(base, pm::RSTS, rsts | pm::RSTS_PARTITION_HALT);
+        }
+        pm_write(base, pm::WDOG, pm::RESET_TICKS);
+        let rstc = pm_read(base, pm::RSTC) & pm::RSTC_WRCFG_CLR;
+        pm_write(base, pm::RSTC, rstc | pm::RSTC_WRCFG_FULL_RESET);
+    }
+    halt()
+}
+
+/// Powers the machine off; QEMU exits with status 0. With the PM watchdog
+/// this is a reset into the halt partition: QEMU exits on it with
+/// `-no-reboot` (scripts/run.sh passes it on such boards).
 pub fn system_off() -> ! {
     super::last_words();
-    let _ = psci::system_off::<Smc>();
-    halt()
+    match PM_WATCHDOG.load(Ordering::Relaxed) {
+        0 => {
+            let _ = psci::system_off::<Smc>();
+            halt()
+        }
+        base => pm_reset(base, true),
+    }
 }
 
 /// Resets the machine; with `-no-reboot` QEMU exits.
 pub fn system_reset() -> ! {
     super::last_words();
-    let _ = psci::system_reset::<Smc>();
-    halt()
+    match PM_WATCHDOG.load(Ordering::Relaxed) {
+        0 => {
+            let _ = psci::system_reset::<Smc>();
+            halt()
+        }
+        base => pm_reset(base, false),
+    }
 }
 
 static SEMIHOSTING_EXIT: core::sync::atomic::AtomicBool =

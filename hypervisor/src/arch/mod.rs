@@ -2,6 +2,7 @@
 //! the GIC and the console. The rest of the crate is portable.
 
 pub mod console;
+mod cpu_start;
 mod el2;
 mod firmware;
 mod gic;
@@ -35,10 +36,9 @@ pub const HV_REGION: MemRange = MemRange {
     base: 0x4000_0000,
     size: 0x0400_0000,
 };
-/// Where QEMU leaves its DTB for an ELF `-kernel` (x0 is 0 then).
+/// Where QEMU virt leaves its DTB for an ELF `-kernel` (x0 is 0 then); a
+/// raw Image (raspi4b) gets it in x0.
 const QEMU_DTB_ADDR: usize = 0x4000_0000;
-/// PL011 used until the DTB has been read (QEMU virt's UART0).
-const EARLY_UART: usize = 0x0900_0000;
 /// EL2 stack per secondary CPU, in 4 KiB pages.
 const STACK_PAGES: usize = 8;
 
@@ -176,29 +176,37 @@ fn boot_main(x0: u64, _x1: u64, _x2: u64, _x3: u64) -> ! {
     el2::set_cpu_index(0);
     el2::install_vectors();
     heap::init();
-    // SAFETY: QEMU virt's UART0; nothing else in the hypervisor touches it.
-    unsafe { console::init(EARLY_UART) };
     log::set_logger(&LOGGER).ok();
     log::set_max_level(log::LevelFilter::Info);
 
+    // Nothing can be printed before the DTB names the console UART: a
+    // failure until then ends the run silently (as a firmware would).
     let dtb_addr = if x0 == 0 { QEMU_DTB_ADDR } else { x0 as usize };
-    // SAFETY: the firmware's DTB lies in the hypervisor region, which is
-    // identity mapped and never handed to the guest.
+    // SAFETY: the firmware's DTB is identity mapped, outside the image and
+    // heap, and nothing writes it during boot.
     let host_dtb = unsafe { host_dtb_at(dtb_addr) }
         .unwrap_or_else(|e| fatal(format_args!("no usable DTB at {dtb_addr:#x}: {e}")));
     let platform = Platform::parse(host_dtb)
         .unwrap_or_else(|e| fatal(format_args!("cannot use the DTB: {e}")));
+    // RAM as normal memory, the rest as device memory, from now on.
+    el2::extend_identity_map(&platform.memory);
+    if let Some(uart) = &platform.uart {
+        // SAFETY: the console PL011 from the DTB, device memory in the
+        // identity map; nothing else in the hypervisor touches it.
+        unsafe { console::init(uart.regs.base as usize) };
+    }
+    firmware::init_power(&platform);
     let options = Options::parse(&platform.bootargs);
 
     let guest = crate::dtb::GuestConfig::new(&platform, HV_REGION)
         .unwrap_or_else(|e| fatal(format_args!("cannot build the guest: {e}")));
-    el2::extend_identity_map(&guest.ram);
     let n = platform.cpus.len();
     let mpidrs: Vec<u64> = platform.cpus.iter().map(|c| c.mpidr).collect();
-    let uart = platform.uart.as_ref().map(|u| u.regs).unwrap_or(MemRange {
-        base: EARLY_UART as u64,
-        size: 0x1000,
-    });
+    let uart = platform
+        .uart
+        .as_ref()
+        .map(|u| u.regs)
+        .unwrap_or_else(|| fatal(format_args!("the DTB names no PL011 console")));
     HV.call_once(|| Hypervisor {
         vcpus: Vcpus::new(&mpidrs, |i| i == 0),
         fast_stop: FastStop::new(),
@@ -222,9 +230,11 @@ fn boot_main(x0: u64, _x1: u64, _x2: u64, _x3: u64) -> ! {
     let entry = load_guest(host_dtb, &platform, &guest);
     let ram = RamList(&guest.ram);
     let banner = format_args!(
-        "parkvisor {}: {} CPUs, guest RAM {}, kernel entry {:#x}, dtb {:#x}",
+        "parkvisor {}: {} CPUs ({}), power {}, guest RAM {}, kernel entry {:#x}, dtb {:#x}",
         env!("CARGO_PKG_VERSION"),
         n,
+        start_method(&platform),
+        firmware::power_backend(),
         ram,
         entry.pc,
         entry.dtb
@@ -310,54 +320,82 @@ fn load_guest(host_dtb: &[u8], platform: &Platform, guest: &dtb::GuestConfig) ->
     }
 }
 
-/// The firmware's DTB as a slice, after checking its header.
-///
-/// # Safety
-/// `addr` must be identity-mapped memory that stays untouched while the
-/// slice is used.
-unsafe fn host_dtb_at(addr: usize) -> Result<&'static [u8], &'static str> {
-    const FDT_MAGIC: u32 = 0xd00d_feed;
-    const MAX_DTB: usize = 2 << 20;
-    // SAFETY: the header's first 8 bytes are readable per the caller.
-    let header = unsafe { core::slice::from_raw_parts(addr as *const u8, 8) };
-    if u32::from_be_bytes(header[0..4].try_into().unwrap()) != FDT_MAGIC {
-        return Err("bad magic");
+/// How the secondaries start, for the boot banner.
+fn start_method(platform: &Platform) -> &'static str {
+    let spin = |c: &dtb::Cpu| matches!(c.enable, dtb::EnableMethod::SpinTable { .. });
+    match platform.cpus.iter().skip(1).filter(|c| spin(c)).count() {
+        0 => "psci",
+        k if k + 1 == platform.cpus.len() => "spin-table",
+        _ => "psci, spin-table",
     }
-    let size = u32::from_be_bytes(header[4..8].try_into().unwrap()) as usize;
-    if !(40..=MAX_DTB).contains(&size) {
-        return Err("implausible totalsize");
-    }
-    // SAFETY: the header says the blob is `size` bytes long; the caller
-    // guarantees the memory is mapped and stable.
-    Ok(unsafe { core::slice::from_raw_parts(addr as *const u8, size) })
 }
 
-/// Starts every other physical CPU through the firmware's PSCI; each parks
-/// as an OFF vCPU. Waits (bounded) until they have checked in.
+/// A copy of the firmware's DTB in the heap, after checking its header.
+/// Copied byte by byte: before the DTB is read, the identity map may have
+/// the RAM it lies in as device memory (raspi4b's first GiB), where the
+/// parser's unaligned loads would fault.
+///
+/// # Safety
+/// `addr` must be identity-mapped memory that stays untouched meanwhile.
+unsafe fn host_dtb_at(addr: usize) -> Result<&'static [u8], &'static str> {
+    // SAFETY: per the caller.
+    let header = unsafe { read_bytes(addr, 8) };
+    let magic = u32::from_be_bytes(header[0..4].try_into().unwrap());
+    let size = u32::from_be_bytes(header[4..8].try_into().unwrap()) as usize;
+    if magic != 0xd00d_feed {
+        return Err("bad magic");
+    }
+    if !(40..=(2 << 20)).contains(&size) {
+        return Err("implausible totalsize");
+    }
+    // SAFETY: per the caller; the header says the blob is `size` bytes.
+    Ok(Box::leak(
+        unsafe { read_bytes(addr, size) }.into_boxed_slice(),
+    ))
+}
+
+/// `len` bytes at `addr`, read one at a time.
+///
+/// # Safety
+/// The bytes are identity mapped and readable.
+unsafe fn read_bytes(addr: usize, len: usize) -> Vec<u8> {
+    (0..len)
+        // SAFETY: per the caller; byte accesses are aligned on any memory type.
+        .map(|i| unsafe { ((addr + i) as *const u8).read_volatile() })
+        .collect()
+}
+
+/// Starts every other physical CPU the way its DT node says (firmware
+/// PSCI or spin table, see `cpu_start`); each parks as an OFF vCPU. Waits
+/// (bounded) for each to check in before the next: a spin-table release
+/// hands over through one shared slot.
 fn start_secondaries(platform: &Platform) {
     let hv = hv();
+    let deadline = timer::now_ns() + 5_000_000_000;
+    let mut want = 0;
     for (index, cpu) in platform.cpus.iter().enumerate().skip(1) {
         let stack = Box::leak(Box::new(aarch64_rt::Stack::<STACK_PAGES>::new()));
         let top = (stack as *mut _ as u64) + (STACK_PAGES * 4096) as u64;
         hv.vcpus[index].stack_top.store(top, Ordering::Release);
         // SAFETY: the stack is freshly allocated, leaked, and used by that CPU only.
         let started = unsafe {
-            aarch64_rt::start_core::<smccc::Smc, _, STACK_PAGES>(cpu.mpidr, stack, move || {
+            cpu_start::start::<_, STACK_PAGES>(cpu.mpidr, cpu.enable, stack, move || {
                 secondary_main(index)
             })
         };
-        if let Err(e) = started {
-            log::error!(
-                "firmware CPU_ON for cpu{index} (mpidr {:#x}) failed: {e:?}",
-                cpu.mpidr
-            );
+        match started {
+            Ok(()) => want += 1,
+            Err(e) => log::error!(
+                "starting cpu{index} (mpidr {:#x}, {:?}) failed: {e:?}",
+                cpu.mpidr,
+                cpu.enable
+            ),
+        }
+        while hv.checked_in.load(Ordering::Acquire) < want && timer::now_ns() < deadline {
+            el2::wait_for_event();
         }
     }
-    let deadline = timer::now_ns() + 5_000_000_000;
     let want = platform.cpus.len() - 1;
-    while hv.checked_in.load(Ordering::Acquire) < want && timer::now_ns() < deadline {
-        el2::wait_for_event();
-    }
     let got = hv.checked_in.load(Ordering::Acquire);
     if got < want {
         log::error!("only {got} of {want} secondary CPUs came up; the others cannot be started");

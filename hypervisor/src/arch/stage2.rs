@@ -37,7 +37,7 @@ const DEVICE: Stage2Attributes = Stage2Attributes::VALID
 
 /// Builds the stage-2 tables (boot CPU, once) and installs them.
 pub fn init(platform: &Platform, guest_ram: &[MemRange]) {
-    let mut map = Mapping::new(IdTranslation::new(), 0, Stage2);
+    let mut map = Mapping::new(IdTranslation::new(), root_level(), Stage2);
     let mut map_at = |r: MemRange, pa: u64, attributes| {
         map.map_range(
             &region(r),
@@ -75,26 +75,50 @@ fn region(r: MemRange) -> MemoryRegion {
     MemoryRegion::new(r.base as usize, r.end() as usize)
 }
 
-/// Installs stage 2 on this CPU: VTCR for a 48-bit IPA space starting at
-/// level 0 with 4 KiB granules, and VTTBR with the guest's VMID.
+/// PARange (ID_AA64MMFR0_EL1) of a 48-bit physical address space.
+const PA_48_BITS: u64 = 0b101;
+
+/// The stage-2 tables' root level: 0 for a 48-bit IPA space where the CPU
+/// has 48 physical address bits (QEMU `max`), else 1 for a 39-bit one
+/// (512 GiB: a Cortex-A72 has 44 bits, so a 48-bit IPA is not allowed).
+fn root_level() -> usize {
+    if ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange) >= PA_48_BITS {
+        0
+    } else {
+        1
+    }
+}
+
+/// Installs stage 2 on this CPU: VTCR for the IPA space of [`root_level`]
+/// with 4 KiB granules, and VTTBR with the guest's VMID.
 pub fn init_cpu() {
     let root = *ROOT.get().expect("stage 2 not built");
-    // PARange: at least 48 bits, the IPA size the tables are built for.
     let parange = ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange);
     assert!(
-        parange >= 0b101,
-        "stage 2 needs a 48-bit physical address space (PARange {parange:#x})"
+        parange >= 0b001,
+        "stage 2 needs at least a 36-bit physical address space for a 39-bit IPA (PARange {parange:#x})"
     );
-    VTCR_EL2.write(
-        VTCR_EL2::RES1::SET
-            + VTCR_EL2::PS::PA_48B_256TB
-            + VTCR_EL2::TG0::Granule4KB
-            + VTCR_EL2::SH0::Inner
-            + VTCR_EL2::ORGN0::NormalWBRAWA
-            + VTCR_EL2::IRGN0::NormalWBRAWA
-            + VTCR_EL2::SL0::Granule4KBLevel0
-            + VTCR_EL2::T0SZ.val(16), // 48-bit IPA
-    );
+    let common = VTCR_EL2::RES1::SET
+        + VTCR_EL2::TG0::Granule4KB
+        + VTCR_EL2::SH0::Inner
+        + VTCR_EL2::ORGN0::NormalWBRAWA
+        + VTCR_EL2::IRGN0::NormalWBRAWA;
+    if root_level() == 0 {
+        VTCR_EL2.write(
+            common
+                + VTCR_EL2::PS::PA_48B_256TB
+                + VTCR_EL2::SL0::Granule4KBLevel0
+                + VTCR_EL2::T0SZ.val(16), // 48-bit IPA
+        );
+    } else {
+        // PS: the CPU's own physical address size (same encoding).
+        VTCR_EL2.write(
+            common
+                + VTCR_EL2::PS.val(parange.min(PA_48_BITS))
+                + VTCR_EL2::SL0::Granule4KBLevel1
+                + VTCR_EL2::T0SZ.val(25), // 39-bit IPA
+        );
+    }
     // BADDR is bits 47:1 (CnP, bit 0, stays 0); the root is 4 KiB aligned.
     VTTBR_EL2.write(VTTBR_EL2::VMID.val(VMID) + VTTBR_EL2::BADDR.val(root >> 1));
     // SAFETY: invalidate stale stage-1+2 entries for this VMID on this CPU

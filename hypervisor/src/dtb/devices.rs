@@ -9,7 +9,7 @@
 use alloc::vec::Vec;
 
 use dtoolkit::Node;
-use dtoolkit::fdt::{Fdt, FdtNode};
+use dtoolkit::fdt::FdtNode;
 use dtoolkit::standard::NodeStandard;
 
 use super::platform::{Located, is_memory};
@@ -71,16 +71,14 @@ pub fn is_withheld_child(node: &FdtNode<'_>) -> bool {
     any_compatible(node, WITHHELD_CHILDREN)
 }
 
-/// The register ranges of the passed-through devices (for stage 2).
-pub(crate) fn passthrough_ranges(fdt: Fdt<'_>) -> Result<Vec<MemRange>, DtbError> {
-    let root = fdt.root();
+/// The register ranges of the passed-through devices (for stage 2): the
+/// root's children, and a simple bus's (the BCM2711's `/soc`).
+pub(crate) fn passthrough_ranges(nodes: &[Located<'_>]) -> Result<Vec<MemRange>, DtbError> {
     let mut out = Vec::new();
-    for node in root
-        .children()
-        .filter(|c| classify(c) == Treatment::PassThrough)
+    for located in nodes
+        .iter()
+        .filter(|n| n.depth <= 2 && classify(&n.node) == Treatment::PassThrough)
     {
-        let path = alloc::format!("/{}", node.name());
-        let located = Located { node, path };
         out.extend(located.reg()?.into_iter().filter(|r| !r.is_empty()));
     }
     out.sort_unstable();

@@ -48,14 +48,23 @@ pub struct GuestConfig {
 }
 
 impl GuestConfig {
-    /// The usual guest: all RAM but `hypervisor`, the kernel module's
+    /// The usual guest: all RAM but `hypervisor` and the spin-table
+    /// release pages, the kernel module's
     /// command line and the ramdisk module as initrd.
     ///
     /// # Errors
     ///
     /// [`DtbError::NoGuestRam`] when `hypervisor` covers all RAM.
     pub fn new(platform: &Platform, hypervisor: MemRange) -> Result<Self, DtbError> {
-        let ram = subtract(&platform.memory, hypervisor);
+        let mut ram = subtract(&platform.memory, hypervisor);
+        // A spin-table CPU's release slot, and the firmware code polling
+        // it, stay the firmware's: the page goes (QEMU's raspi stub has
+        // slots and code in page 0).
+        for cpu in &platform.cpus {
+            if let super::EnableMethod::SpinTable { release_addr } = cpu.enable {
+                ram = subtract(&ram, MemRange::new(release_addr & !0xfff, 0x1000));
+            }
+        }
         if ram.is_empty() {
             return Err(DtbError::NoGuestRam);
         }
@@ -85,14 +94,25 @@ pub fn build_guest_dtb(host: &[u8], config: &GuestConfig) -> Result<Vec<u8>, Dtb
             w.reserve(r.base, r.size);
         }
     }
-    Rewriter { config, w: &mut w }.root(fdt.root())?;
+    Rewriter {
+        config,
+        w: &mut w,
+        uart_clock: None,
+    }
+    .root(fdt.root())?;
     Ok(w.finish(fdt.boot_cpuid_phys()))
 }
 
 struct Rewriter<'c, 'w> {
     config: &'c GuestConfig,
     w: &'w mut FdtWriter,
+    /// The phandle of the fixed clock given to an emulated PL011 on a bus,
+    /// once one needs it (the node is added at the end of the root).
+    uart_clock: Option<u32>,
 }
+
+/// A phandle no DTC-made tree uses (they count up from 1).
+const UART_CLOCK_PHANDLE: u32 = 0x7076_0001;
 
 impl Rewriter<'_, '_> {
     /// The root: new memory nodes where the first host memory node was, our
@@ -118,6 +138,7 @@ impl Rewriter<'_, '_> {
                     "cpus" => self.cpus(&child),
                     "chosen" => self.chosen(&child),
                     _ if is_gic_v2(&child) => self.gic_v2(&root, &child),
+                    _ if is_simple_bus(&child) && keeps_a_device(&child) => self.bus(&child),
                     _ if classify(&child) == Treatment::Withheld => {}
                     _ => self.copy(&child),
                 }
@@ -125,6 +146,14 @@ impl Rewriter<'_, '_> {
         }
         if !memory_done {
             self.memory(&root)?;
+        }
+        if let Some(phandle) = self.uart_clock {
+            self.w.begin_node("parkvisor-uart-clock");
+            self.w.property_str("compatible", "fixed-clock");
+            self.w.property_u32("#clock-cells", 0);
+            self.w.property_u32("clock-frequency", 48_000_000);
+            self.w.property_u32("phandle", phandle);
+            self.w.end_node();
         }
         self.w.end_node();
         Ok(())
@@ -203,12 +232,57 @@ impl Rewriter<'_, '_> {
         self.w.end_node();
     }
 
+    /// A simple bus (the BCM2711's `/soc`) with some device the guest gets:
+    /// the bus with those children only, the rest withheld as at the root.
+    fn bus(&mut self, bus: &FdtNode<'_>) {
+        self.w.begin_node(bus.name());
+        self.copy_properties(bus, &[]);
+        for child in bus.children() {
+            match classify(&child) {
+                _ if is_gic_v2(&child) => self.gic_v2(bus, &child),
+                Treatment::Withheld => {}
+                // Only an enabled PL011 can be the console parkvisor
+                // emulates (a BCM2711 has five, four disabled).
+                Treatment::Emulated if child.is_compatible("arm,pl011") => {
+                    if is_enabled(&child) {
+                        self.pl011(&child);
+                    }
+                }
+                _ => self.copy(&child),
+            }
+        }
+        self.w.end_node();
+    }
+
+    /// An emulated PL011 on a bus whose clock and pin controllers are
+    /// withheld: its clocks become a fixed clock of ours (Linux's AMBA
+    /// bus wants `apb_pclk`), its pin settings go.
+    fn pl011(&mut self, uart: &FdtNode<'_>) {
+        self.w.begin_node(uart.name());
+        self.copy_properties(
+            uart,
+            &["clocks", "clock-names", "pinctrl-names", "pinctrl-0"],
+        );
+        if self.uart_clock.is_none() {
+            self.uart_clock = Some(UART_CLOCK_PHANDLE);
+        }
+        let ph = UART_CLOCK_PHANDLE.to_be_bytes();
+        let mut clocks = Vec::new();
+        clocks.extend_from_slice(&ph);
+        clocks.extend_from_slice(&ph);
+        self.w.property("clocks", &clocks);
+        self.w
+            .property_strs("clock-names", &["uartclk", "apb_pclk"]);
+        self.copy_children(uart);
+        self.w.end_node();
+    }
+
     /// A GICv2 as the guest sees it: distributor and CPU interface only
     /// (the CPU interface it gets is the virtual one, at the same address).
     /// GICH, GICV and the maintenance interrupt are left out: the guest is
     /// not offered the virtualization extensions.
-    fn gic_v2(&mut self, root: &FdtNode<'_>, gic: &FdtNode<'_>) {
-        let cells = root.address_space();
+    fn gic_v2(&mut self, parent: &FdtNode<'_>, gic: &FdtNode<'_>) {
+        let cells = parent.address_space();
         let entry = 4 * (cells.address_cells as usize + cells.size_cells as usize);
         self.w.begin_node(gic.name());
         self.copy_properties(gic, &["reg", "interrupts"]);
@@ -251,6 +325,21 @@ fn is_gic_v2(node: &FdtNode<'_>) -> bool {
     super::platform::GICV2_COMPATIBLE
         .iter()
         .any(|c| node.is_compatible(c))
+}
+
+fn is_enabled(node: &FdtNode<'_>) -> bool {
+    node.property("status")
+        .is_none_or(|p| matches!(p.value_as::<&str>(), Ok("okay" | "ok")))
+}
+
+fn is_simple_bus(node: &FdtNode<'_>) -> bool {
+    node.is_compatible("simple-bus") && node.property("reg").is_none()
+}
+
+/// Whether a bus has a child the guest gets (emulated or passed through).
+fn keeps_a_device(bus: &FdtNode<'_>) -> bool {
+    bus.children()
+        .any(|c| matches!(classify(&c), Treatment::PassThrough | Treatment::Emulated))
 }
 
 fn is_psci(node: &FdtNode<'_>) -> bool {

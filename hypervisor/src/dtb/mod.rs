@@ -19,5 +19,6 @@ pub use error::DtbError;
 pub use guest::{GuestConfig, build_guest_dtb};
 #[cfg(target_os = "none")]
 pub use platform::GicV2Frames;
-pub use platform::Platform;
+#[cfg_attr(not(target_os = "none"), allow(unused_imports))]
+pub use platform::{Cpu, EnableMethod, Platform};
 pub use range::{MemRange, subtract};

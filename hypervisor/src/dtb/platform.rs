@@ -36,6 +36,12 @@ pub struct Platform {
     /// Register ranges of the devices passed through to the guest (see
     /// `dtb::devices::PASSTHROUGH`), sorted: the only MMIO stage 2 maps.
     pub passthrough: Vec<MemRange>,
+    /// The BCM2835 power-management watchdog (`brcm,bcm2835-pm-wdt` or
+    /// `brcm,bcm2835-pm`): its first register range, for power-off and
+    /// reset on boards without PSCI firmware.
+    pub pm_watchdog: Option<MemRange>,
+    /// Whether the firmware offers PSCI (a `/psci` node).
+    pub psci_firmware: bool,
     /// `/chosen/bootargs`: the hypervisor's own options (QEMU `-append`).
     /// Empty when absent.
     pub bootargs: String,
@@ -50,6 +56,21 @@ pub struct Platform {
 pub struct Cpu {
     /// The CPU's `reg`: its MPIDR_EL1 affinity bits (see [`crate::vcpu::MPIDR_AFF_MASK`]).
     pub mpidr: u64,
+    /// How the firmware lets the hypervisor start it.
+    pub enable: EnableMethod,
+}
+
+/// A CPU node's `enable-method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnableMethod {
+    /// `psci` (or none: QEMU virt's boot CPU): the firmware's PSCI CPU_ON.
+    Psci,
+    /// `spin-table`: the CPU waits in firmware until a non-zero entry
+    /// address appears at `cpu-release-addr` (a 64-bit slot).
+    SpinTable {
+        /// The release slot's physical address.
+        release_addr: u64,
+    },
 }
 
 /// The GIC's register frames: a GICv3's distributor and redistributors, or
@@ -130,7 +151,9 @@ impl Platform {
             gic: gic(&nodes)?,
             uart: uart(fdt, &nodes)?,
             timer: timer(&nodes),
-            passthrough: super::devices::passthrough_ranges(fdt)?,
+            passthrough: super::devices::passthrough_ranges(&nodes)?,
+            pm_watchdog: pm_watchdog(&nodes)?,
+            psci_firmware: fdt.find_node("/psci").is_some(),
             bootargs: match chosen {
                 Some(c) => string_prop(&c, "/chosen", "bootargs")?.unwrap_or_default(),
                 None => String::new(),
@@ -141,24 +164,100 @@ impl Platform {
     }
 }
 
-/// A node with its path (for errors).
+/// A node with its path (for errors) and how its parent's address space
+/// maps to CPU physical addresses.
 pub(crate) struct Located<'a> {
     pub(crate) node: FdtNode<'a>,
     pub(crate) path: String,
+    /// The `ranges` of every bus between the root and this node, innermost
+    /// first (empty for a child of the root).
+    pub(crate) buses: Vec<BusRanges>,
+    /// Depth below the root (1: a child of the root).
+    pub(crate) depth: usize,
+}
+
+/// One bus node's `ranges`: `None` is an identity mapping (empty
+/// `ranges`), a list its windows.
+pub(crate) type BusRanges = Option<Vec<Window>>;
+
+/// One `ranges` entry: child addresses `[child, child + size)` appear at
+/// `parent` in the parent bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Window {
+    pub(crate) child: u64,
+    pub(crate) parent: u64,
+    pub(crate) size: u64,
 }
 
 impl Located<'_> {
-    /// The node's `reg` entries (read with its parent's cell sizes); empty
+    /// The node's `reg` entries (read with its parent's cell sizes) as CPU
+    /// physical addresses, through each enclosing bus's `ranges`; empty
     /// when it has none.
     pub(crate) fn reg(&self) -> Result<Vec<MemRange>, DtbError> {
-        match self.node.reg() {
-            Ok(None) => Ok(Vec::new()),
-            Ok(Some(entries)) => {
-                ranges(entries.map(|r| [r.address, r.size])).ok_or_else(|| bad(&self.path, "reg"))
-            }
-            Err(_) => Err(bad(&self.path, "reg")),
-        }
+        let local = match self.node.reg() {
+            Ok(None) => return Ok(Vec::new()),
+            Ok(Some(entries)) => ranges(entries.map(|r| [r.address, r.size]))
+                .ok_or_else(|| bad(&self.path, "reg"))?,
+            Err(_) => return Err(bad(&self.path, "reg")),
+        };
+        local
+            .into_iter()
+            .map(|r| translate(r, &self.buses).ok_or_else(|| bad(&self.path, "reg")))
+            .collect()
     }
+}
+
+/// `r` (an address in the innermost bus of `buses`) as a CPU physical
+/// address; `None` when a bus has no window that holds all of it.
+pub(crate) fn translate(mut r: MemRange, buses: &[BusRanges]) -> Option<MemRange> {
+    for windows in buses.iter().flatten() {
+        let w = windows
+            .iter()
+            .find(|w| w.child <= r.base && r.end() <= w.child.saturating_add(w.size))?;
+        r.base = w.parent.checked_add(r.base - w.child)?;
+    }
+    Some(r)
+}
+
+/// A bus node's `ranges`, read with its own `#address-cells`/`#size-cells`
+/// (child side) and `parent_address_cells`. `None` inside `Some` is an
+/// empty (identity) `ranges`; the outer `None`: no usable `ranges`, so the
+/// bus's children are not reachable by the CPU.
+fn bus_ranges(node: &FdtNode<'_>, parent_address_cells: usize) -> Option<BusRanges> {
+    let property = node.property("ranges")?;
+    let value = property.value();
+    if value.is_empty() {
+        return Some(None);
+    }
+    let space = node.address_space();
+    let (ca, pa, cs) = (
+        space.address_cells as usize,
+        parent_address_cells,
+        space.size_cells as usize,
+    );
+    let entry = 4 * (ca + pa + cs);
+    if entry == 0 || value.len() % entry != 0 {
+        return None;
+    }
+    let number = |bytes: &[u8]| -> Option<u64> {
+        if bytes.len() > 12 {
+            return None;
+        }
+        // A PCI-style 3-cell address keeps its flags in the high cell.
+        let tail = &bytes[bytes.len().saturating_sub(8)..];
+        Some(tail.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    };
+    let mut windows = Vec::new();
+    for e in value.chunks_exact(entry) {
+        let (child, rest) = e.split_at(4 * ca);
+        let (parent, size) = rest.split_at(4 * pa);
+        windows.push(Window {
+            child: number(child)?,
+            parent: number(parent)?,
+            size: number(size)?,
+        });
+    }
+    Some(Some(windows))
 }
 
 /// `<address size>` entries as ranges; `None` when a number is wider than
@@ -169,24 +268,54 @@ fn ranges<'a>(entries: impl Iterator<Item = [Cells<'a>; 2]>) -> Option<Vec<MemRa
         .collect()
 }
 
-/// Every node in document order. Addresses are taken as CPU physical
-/// addresses: buses with a translating `ranges` (not on QEMU virt) are not
-/// translated.
+/// Every node in document order, with what translates its addresses (a
+/// bus's `ranges`, as on the BCM2711's `/soc`). The children of a node
+/// without `ranges` below the root (a CPU, a PCI device) are not
+/// memory-mapped and are left out.
 pub(crate) fn all_nodes(fdt: Fdt<'_>) -> Vec<Located<'_>> {
     let mut out = Vec::new();
     let root = fdt.root();
-    visit(root, String::new(), &mut out);
+    let cells = root.address_space().address_cells as usize;
+    visit(root, String::new(), &[], cells, 1, &mut out);
     out
 }
 
-fn visit<'a>(node: FdtNode<'a>, path: String, out: &mut Vec<Located<'a>>) {
+fn visit<'a>(
+    node: FdtNode<'a>,
+    path: String,
+    buses: &[BusRanges],
+    address_cells: usize,
+    depth: usize,
+    out: &mut Vec<Located<'a>>,
+) {
     for child in node.children() {
         let child_path = alloc::format!("{path}/{}", child.name());
         out.push(Located {
             node: child,
             path: child_path.clone(),
+            buses: buses.to_vec(),
+            depth,
         });
-        visit(child, child_path, out);
+        // The grandchildren's addresses go through this child's `ranges`.
+        let mut inner = Vec::with_capacity(buses.len() + 1);
+        let reachable = match bus_ranges(&child, address_cells) {
+            Some(r) => {
+                inner.push(r);
+                true
+            }
+            None => false,
+        };
+        inner.extend_from_slice(buses);
+        if reachable || child.property("reg").is_none() {
+            visit(
+                child,
+                child_path,
+                &inner,
+                child.address_space().address_cells as usize,
+                depth + 1,
+                out,
+            );
+        }
     }
 }
 
@@ -251,8 +380,24 @@ pub(crate) fn cpus(fdt: Fdt<'_>, max: usize) -> Result<Vec<Cpu>, DtbError> {
             .flatten()
             .and_then(|mut entries| entries.next()?.address::<u64>().ok())
             .ok_or_else(|| bad(&path, "reg"))?;
+        let enable = match string_prop(&cpu, &path, "enable-method")?.as_deref() {
+            Some("spin-table") => {
+                let addr = cpu
+                    .property("cpu-release-addr")
+                    .ok_or_else(|| bad(&path, "cpu-release-addr"))?;
+                let value = addr.value();
+                let release_addr = match value.len() {
+                    4 | 8 => value.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b)),
+                    _ => return Err(bad(&path, "cpu-release-addr")),
+                };
+                EnableMethod::SpinTable { release_addr }
+            }
+            None | Some("psci") => EnableMethod::Psci,
+            Some(_) => return Err(bad(&path, "enable-method")),
+        };
         out.push(Cpu {
             mpidr: mpidr & crate::vcpu::MPIDR_AFF_MASK,
+            enable,
         });
     }
     match out.len() {
@@ -406,6 +551,13 @@ fn modules(fdt: Fdt<'_>) -> Result<(KernelModule, Option<MemRange>), DtbError> {
     for m in chosen.children().filter(is_module) {
         let path = alloc::format!("/chosen/{}", m.name());
         let reg = m.property("reg").ok_or_else(|| bad(&path, "reg"))?;
+        // QEMU's guest-loader writes 2 + 2 cells whatever the root says
+        // (the BCM2711's root has #size-cells = 1).
+        let cells = if reg.value().len() == 4 * (cells[0] + cells[1]) {
+            cells
+        } else {
+            [2, 2]
+        };
         let entries = reg.as_prop_encoded_array(cells).ok().and_then(ranges);
         let range = match entries.as_deref() {
             Some([r]) => *r,
@@ -425,4 +577,14 @@ fn modules(fdt: Fdt<'_>) -> Result<(KernelModule, Option<MemRange>), DtbError> {
         }
     }
     Ok((kernel.ok_or(DtbError::NoGuestKernel)?, initrd))
+}
+
+/// The BCM2835 PM watchdog's registers (see [`Platform::pm_watchdog`]).
+fn pm_watchdog(nodes: &[Located<'_>]) -> Result<Option<MemRange>, DtbError> {
+    let Some(n) = nodes.iter().find(|n| {
+        n.node.is_compatible("brcm,bcm2835-pm-wdt") || n.node.is_compatible("brcm,bcm2835-pm")
+    }) else {
+        return Ok(None);
+    };
+    Ok(n.reg()?.first().copied())
 }

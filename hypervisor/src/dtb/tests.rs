@@ -34,6 +34,7 @@ fn mpidrs(p: &Platform) -> Vec<u64> {
 #[test]
 fn parses_virt_4cpu() {
     let p = Platform::parse(VIRT_4CPU).unwrap();
+    assert!(p.psci_firmware);
     assert_eq!(p.memory, [MemRange::new(0x4000_0000, GIB)]);
     assert_eq!(mpidrs(&p), [0, 1, 2, 3]);
     assert_eq!(p.gic.distributor, MemRange::new(0x800_0000, 0x1_0000));
@@ -613,5 +614,127 @@ fn the_guest_gicv2_node_offers_no_virtualization() {
     assert!(
         !paths(fdt).iter().any(|p| p.contains("v2m")),
         "the GICv2m frame is withheld"
+    );
+}
+
+const RASPI4B: &[u8] = include_bytes!("../../tests/fixtures/raspi4b.dtb");
+
+#[test]
+fn parses_raspi4b_through_the_soc_ranges() {
+    let p = Platform::parse(RASPI4B).unwrap();
+    // QEMU's memory@0 and the board's /ram@40000000.
+    assert_eq!(
+        p.memory,
+        [
+            MemRange::new(0, 0x3c00_0000),
+            MemRange::new(0x4000_0000, 0x4000_0000)
+        ]
+    );
+    assert_eq!(mpidrs(&p), [0, 1, 2, 3]);
+    let slots: Vec<_> = p.cpus.iter().map(|c| c.enable).collect();
+    assert_eq!(
+        slots,
+        [0xd8, 0xe0, 0xe8, 0xf0].map(|release_addr| EnableMethod::SpinTable { release_addr })
+    );
+    // /soc maps bus 0x7e000000 at 0xfe000000 and 0x40000000 at 0xff800000.
+    assert_eq!(p.gic.distributor, MemRange::new(0xff84_1000, 0x1000));
+    let v2 = p.gic.v2.unwrap();
+    assert_eq!(v2.cpu_interface, MemRange::new(0xff84_2000, 0x2000));
+    assert_eq!(v2.hyp, MemRange::new(0xff84_4000, 0x2000));
+    assert_eq!(v2.vcpu, MemRange::new(0xff84_6000, 0x2000));
+    // stdout-path names the mini UART: the console is the PL011 uart0.
+    assert_eq!(p.uart.unwrap().regs, MemRange::new(0xfe20_1000, 0x200));
+    assert_eq!(p.pm_watchdog, Some(MemRange::new(0xfe10_0000, 0x114)));
+    assert!(!p.psci_firmware);
+    // Nothing on the BCM2711 is on the pass-through allow-list.
+    assert_eq!(p.passthrough, []);
+    // guest-loader's 2+2-cell module reg under a #size-cells = 1 root.
+    assert_eq!(p.kernel.image, MemRange::new(0x4800_0000, 0x1000));
+    assert_eq!(p.kernel.bootargs, "console=ttyAMA0");
+    assert_eq!(p.initrd, Some(MemRange::new(0x6000_0000, 0x2000)));
+}
+
+#[test]
+fn raspi4b_guest_gets_psci_not_the_spin_table_nor_its_page() {
+    let p = Platform::parse(RASPI4B).unwrap();
+    let config = GuestConfig::new(&p, HYPERVISOR).unwrap();
+    assert_eq!(
+        config.ram,
+        [
+            MemRange::new(0x1000, 0x3c00_0000 - 0x1000),
+            MemRange::new(0x4400_0000, 0x3c00_0000)
+        ]
+    );
+    let blob = build_guest_dtb(RASPI4B, &config).unwrap();
+    let fdt = Fdt::new(&blob).unwrap();
+    assert_eq!(memory_of(&blob), config.ram);
+    for cpu in fdt.find_node("/cpus").unwrap().children() {
+        if cpu.name_without_address() != "cpu" {
+            continue;
+        }
+        assert_eq!(
+            cpu.property("enable-method").unwrap().value_as::<&str>(),
+            Ok("psci")
+        );
+        assert!(cpu.property("cpu-release-addr").is_none());
+    }
+    let psci = fdt.find_node("/psci").unwrap();
+    assert_eq!(
+        psci.property("method").unwrap().value_as::<&str>(),
+        Ok("hvc")
+    );
+}
+
+#[test]
+fn raspi4b_guest_keeps_gic_and_uart_and_withholds_the_dma_masters() {
+    let p = Platform::parse(RASPI4B).unwrap();
+    let blob = build_guest_dtb(RASPI4B, &GuestConfig::new(&p, HYPERVISOR).unwrap()).unwrap();
+    let fdt = Fdt::new(&blob).unwrap();
+    let soc = fdt.find_node("/soc").unwrap();
+    let names: Vec<String> = soc.children().map(|c| String::from(c.name())).collect();
+    assert!(names.contains(&String::from("serial@7e201000")));
+    // The other PL011s (disabled in the host tree) are not the console that
+    // parkvisor emulates: withheld.
+    assert!(!names.iter().any(|n| n == "serial@7e201400"));
+    assert!(names.contains(&String::from("interrupt-controller@40041000")));
+    // Bus masters: the DMA controllers, the SD/eMMC hosts, USB, V3D, ...
+    for gone in [
+        "dma@7e007000",
+        "mmc@7e300000",
+        "mmc@7e340000",
+        "usb@7e980000",
+        "mailbox@7e00b880",
+        "watchdog@7e100000",
+    ] {
+        assert!(!names.iter().any(|n| n == gone), "{gone} must be withheld");
+    }
+    for bus in ["/scb", "/emmc2bus", "/v3dbus"] {
+        assert!(
+            fdt.find_node(bus).is_none(),
+            "{bus} has no device the guest gets"
+        );
+    }
+    // The GIC keeps GICD and GICC (in /soc's 1+1 cells), not GICH/GICV.
+    let gic = soc
+        .children()
+        .find(|c| c.name() == "interrupt-controller@40041000")
+        .unwrap();
+    assert_eq!(gic.property("reg").unwrap().value().len(), 16);
+    // The PL011's clocks are our fixed clock; no pin settings.
+    let uart = soc
+        .children()
+        .find(|c| c.name() == "serial@7e201000")
+        .unwrap();
+    assert!(uart.property("pinctrl-0").is_none());
+    let clock = fdt.find_node("/parkvisor-uart-clock").unwrap();
+    let ph = clock
+        .property("phandle")
+        .unwrap()
+        .value_as::<u32>()
+        .unwrap();
+    let clocks = uart.property("clocks").unwrap();
+    assert_eq!(
+        clocks.value(),
+        [ph.to_be_bytes(), ph.to_be_bytes()].concat()
     );
 }
