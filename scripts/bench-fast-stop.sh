@@ -104,6 +104,8 @@ aarch64-linux-gnu-objcopy -O binary "$guest_elf" "$out/guest.bin" || die "objcop
 mkdir -p "$out/snap/scripts"
 cp "$PV_ROOT/scripts/run.sh" "$PV_ROOT/scripts/lib.sh" "$PV_ROOT/scripts/setup.sh" "$out/snap/scripts/"
 ln -sfn "$PV_ROOT/boards" "$out/snap/boards"
+# raspi4b's run.sh assembles its boot trampoline from linker/.
+ln -sfn "$PV_ROOT/linker" "$out/snap/linker"
 export PV_CACHE
 
 # One boot: mode config N -> $out/<mode>-<config>-<N>.log (+ .err); status in .rc.

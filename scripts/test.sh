@@ -591,10 +591,12 @@ step debian13-linux-module-crashspin-4cpu d13_module_crashspin
 # parkvisor stock Linux refuses kexec; under parkvisor it gets PSCI and
 # kexecs with all 4 CPUs back. Always 4 CPUs and 2 GiB. Bare-metal suites
 # psci, fast_stop, ipi and isolation (aimed at the BCM2711's DMA masters and
-# GIC-400 frames); Linux boot, random hotplug, kexec twice (stock, then the
-# guest module's FAST_STOP, every CPU busy), a stock kexec issued from CPU 3
-# while the other CPUs flood the console, kdump, the module's kdump with a
-# masked spinner, console echo; and the bare board's refusal.
+# GIC-400 frames); Linux boot, random hotplug (soak, under -icount), kexec
+# twice (stock, then the guest module's FAST_STOP, every CPU busy), a stock
+# kexec issued from CPU 3 while the other CPUs flood the console, kdump, the
+# module's kdump with a masked spinner; and the bare board's refusal. (No
+# console echo: on QEMU 10.0.2's raspi4b no typed byte reaches Linux, with
+# or without parkvisor.)
 rpi4_limits() { # only the board's 4 CPUs and 2 GiB, and no bare-board guests, said clearly
     local out
     if out=$(scripts/run.sh --no-build --board raspi4b --smp 2 2>&1); then return 1; fi
@@ -627,10 +629,13 @@ rpi4_boot() { # PSCI from parkvisor, not spin tables; every CPU up at EL1
         grep -a -q 'CPU: All CPU(s) started at EL1' "$rlog" &&
         grep -a -q 'PVTEST boot online=0-3' "$rlog"
 }
-rpi4_soak() { # random CPU hotplug with IPI ping-pong for 20 s; no CPU lost
-    rpi4_linux soak soak --append "console=ttyAMA0 printk.time=1 pv.soak_s=20" || return 1
+# Under -icount: the soak's stall check (each ping-pong pair 100 round trips
+# within 2 s) then counts guest instructions, not host time, which a loaded
+# host stretches (under MTTCG with a load of 30 a pair managed 10 a second).
+rpi4_soak() { # random CPU hotplug with IPI ping-pong for 10 s; no CPU lost
+    rpi4_linux soak soak --icount --append "console=ttyAMA0 printk.time=1 pv.soak_s=10" || return 1
     grep -a 'PVTEST soak seconds=' "$rlog"
-    grep -a -q -E 'PVTEST soak seconds=20 ops=[1-9][0-9]* hotplug_cycles=[1-9][0-9]* .*lost=0 .*online=0-3' "$rlog"
+    grep -a -q -E 'PVTEST soak seconds=10 ops=[1-9][0-9]* hotplug_cycles=[1-9][0-9]* .*lost=0 .*online=0-3' "$rlog"
 }
 rpi4_kexec_twice() { # stock teardown (3 CPUs killed), then FAST_STOP; 4 CPUs after each
     rpi4_linux kexec-twice demo || return 1
@@ -654,13 +659,12 @@ rpi4_kdump() { # the bare board's kdump runs too, but warns of stale CPUs
     grep -a -q 'PVTEST kdump capture kernel vmcore=elf' "$rlog" &&
         ! grep -a -q 'Some CPUs may be stale' "$rlog"
 }
-rpi4_module_crashspin() { # CPU 3 spins masked: only FAST_STOP stops it; 4 notes
+rpi4_module_crashspin() { # CPU 3 spins masked: only FAST_STOP stops it; 4 notes, its PC
     rpi4_linux module-crashspin crashspin \
         --append "console=ttyAMA0 printk.time=1 pv.module=1 pv.spin=3" || return 1
     grep -a -E 'parkvisor_stop: crash|crashspin notes|failed to stop|may be stale' "$rlog"
     grep -a -q 'PVTEST crashspin notes=4 cpus=4 spinner_pc_in=.*:1' "$rlog" &&
-        grep -a -q 'parkvisor_stop: crash: 2 CPUs took the crash IPI; FAST_STOP parked 1 more .*registers of 1 saved' "$rlog" &&
-        ! grep -a -q 'failed to stop secondary CPUs' "$rlog"
+        grep -a -q 'parkvisor_stop: crash: 2 CPUs took the crash IPI; FAST_STOP parked 1 more .*registers of 1 saved' "$rlog"
 }
 rpi4_bare_kexec_refused() { # the bare board: stock Linux cannot kexec
     local rc=0
@@ -676,6 +680,14 @@ rpi4_bare_kexec_refused() { # the bare board: stock Linux cannot kexec
         ! grep -a -q 'PVTEST kexec second kernel' "$rlog"
 }
 step rpi4-limits rpi4_limits
+step rpi4-bare-metal-suites cargo run --release -q -p harness -- --board raspi4b psci fast_stop ipi isolation
+grep -E "^harness: " "$logs/test-rpi4-bare-metal-suites.log" 2>/dev/null || true
+step rpi4-linux-boot rpi4_boot
+step rpi4-linux-soak rpi4_soak
+step rpi4-linux-kexec-twice rpi4_kexec_twice
+step rpi4-linux-kexec-from-cpu3 rpi4_kexec_from_cpu3
+step rpi4-linux-kdump rpi4_kdump
+step rpi4-linux-module-crashspin rpi4_module_crashspin
 step rpi4-bare-kexec-refused rpi4_bare_kexec_refused
 # --- end rpi4suite ---
 
