@@ -5,10 +5,12 @@
 # demo initramfs on 4 vCPUs, every CPU busy, and kexec twice: once the stock way
 # (CPU hotplug takes the secondaries down one at a time), once with parkvisor's
 # guest module (FAST_STOP parks them all at once); at the end both teardown
-# times are printed side by side. The terminal shows only the hypervisor's
-# trace lines and the interesting guest lines (--verbose: everything; the log
-# file always has everything). On a terminal it ends in a guest shell,
-# otherwise it powers off.
+# times are printed side by side. On a board whose stock kernel cannot kexec
+# (raspi4b: spin-table CPUs) the demo first boots the same kernel on the bare
+# board (--no-hv) to show "Can't kexec: CPUs are stuck in the kernel". The
+# terminal shows only the hypervisor's trace lines and the interesting guest
+# lines (--verbose: everything; the log file always has everything). On a
+# terminal it ends in a guest shell, otherwise it powers off.
 #
 # Usage: scripts/run.sh [options]
 #   --kernel IMAGE       guest kernel (default: the cached Debian arm64 Image)

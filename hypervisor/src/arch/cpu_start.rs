@@ -1,7 +1,7 @@
 //! Starting the secondary CPUs: how depends on the firmware, and the
 //! firmware's device tree says which (each CPU's `enable-method`).
 //!
-//! - PSCI: the firmware's CPU_ON (QEMU virt with EL3).
+//! - PSCI: the firmware's CPU_ON (QEMU virt's built-in PSCI, SMC conduit).
 //! - Spin table: the CPU waits in firmware code polling its release slot
 //!   (`cpu-release-addr`) and jumps to the first non-zero value written
 //!   there, with the MMU off (QEMU's raspi stub, a Raspberry Pi's armstub,
@@ -16,27 +16,79 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::dtb::EnableMethod;
 
-/// Starts physical CPU `mpidr` (its `enable`) on `stack`, running `main`.
-///
-/// # Safety
-/// As `aarch64_rt::start_core`: the stack is this CPU's alone, mapped the
-/// same way in the initial page table.
-pub unsafe fn start<F: FnOnce() + Send + 'static, const N: usize>(
-    mpidr: u64,
-    enable: EnableMethod,
-    stack: *mut aarch64_rt::Stack<N>,
-    main: F,
-) -> Result<(), smccc::psci::Error> {
+/// The per-CPU stack the boot CPU allocates for a secondary.
+pub type Stack = aarch64_rt::Stack<{ super::STACK_PAGES }>;
+
+/// A way to start a secondary CPU at EL2.
+pub trait CpuBringUp: Sync {
+    /// Starts physical CPU `mpidr` on `stack`, running `main(index)`.
+    ///
+    /// # Safety
+    /// As `aarch64_rt::start_core`: the stack is this CPU's alone, mapped
+    /// the same way in the initial page table.
+    unsafe fn start(
+        &self,
+        mpidr: u64,
+        stack: *mut Stack,
+        index: usize,
+        main: fn(usize) -> !,
+    ) -> Result<(), smccc::psci::Error>;
+}
+
+/// The firmware's PSCI CPU_ON (SMC conduit).
+pub struct PsciCpuOn;
+
+/// A spin table: the CPU polls `release_addr` in firmware code.
+pub struct SpinTable {
+    pub release_addr: u64,
+}
+
+/// The backend for a CPU, by its DT `enable-method`.
+pub fn for_cpu(enable: EnableMethod) -> alloc::boxed::Box<dyn CpuBringUp> {
     match enable {
-        // SAFETY: per the caller.
-        EnableMethod::Psci => unsafe {
-            aarch64_rt::start_core::<smccc::Smc, F, N>(mpidr, stack, main)
-        },
+        EnableMethod::Psci => alloc::boxed::Box::new(PsciCpuOn),
         EnableMethod::SpinTable { release_addr } => {
-            RELEASE_ADDR.store(release_addr, Ordering::Relaxed);
-            // SAFETY: per the caller; `SpinTableRelease` turns the CPU_ON
-            // that start_core makes into a release through the slot.
-            unsafe { aarch64_rt::start_core::<SpinTableRelease, F, N>(mpidr, stack, main) }
+            alloc::boxed::Box::new(SpinTable { release_addr })
+        }
+    }
+}
+
+impl CpuBringUp for PsciCpuOn {
+    unsafe fn start(
+        &self,
+        mpidr: u64,
+        stack: *mut Stack,
+        index: usize,
+        main: fn(usize) -> !,
+    ) -> Result<(), smccc::psci::Error> {
+        // SAFETY: per the caller.
+        unsafe {
+            aarch64_rt::start_core::<smccc::Smc, _, { super::STACK_PAGES }>(
+                mpidr,
+                stack,
+                move || main(index),
+            )
+        }
+    }
+}
+
+impl CpuBringUp for SpinTable {
+    unsafe fn start(
+        &self,
+        mpidr: u64,
+        stack: *mut Stack,
+        index: usize,
+        main: fn(usize) -> !,
+    ) -> Result<(), smccc::psci::Error> {
+        RELEASE_ADDR.store(self.release_addr, Ordering::Relaxed);
+        // SAFETY: per the caller; `SpinTableRelease` turns the CPU_ON that
+        // start_core makes into a release through the slot.
+        unsafe {
+            aarch64_rt::start_core::<SpinTableRelease, _, { super::STACK_PAGES }>(
+                mpidr,
+                stack,
+                move || main(index),
+            )
         }
     }
 }

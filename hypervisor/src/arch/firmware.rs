@@ -4,32 +4,78 @@
 //! BCM2711), driven as Linux's `bcm2835_wdt` does. [`init_power`] picks one
 //! from the firmware's device tree.
 
-use core::sync::atomic::{AtomicU64, Ordering};
-
 use smccc::Smc;
 use smccc::psci;
+use spin::Once;
 
 use crate::dtb::Platform;
 
-/// The PM watchdog's base when it does power control; 0: PSCI.
-static PM_WATCHDOG: AtomicU64 = AtomicU64::new(0);
+/// A way to power the machine off or reset it.
+pub trait PowerControl: Sync {
+    /// Powers off; QEMU exits with status 0 (with `-no-reboot` where the
+    /// backend's power-off is a reset).
+    fn off(&self) -> !;
+    /// Resets; with `-no-reboot` QEMU exits.
+    fn reset(&self) -> !;
+    /// For the boot banner.
+    fn name(&self) -> &'static str;
+}
+
+/// The firmware's PSCI SYSTEM_OFF/SYSTEM_RESET (SMC conduit).
+struct PsciFirmware;
+
+/// The BCM2835 PM watchdog at `base`.
+struct Bcm2835PmWatchdog {
+    base: u64,
+}
+
+static POWER: Once<&'static dyn PowerControl> = Once::new();
 
 /// Chooses the power backend: PSCI when the firmware DT has a `/psci` node,
 /// else the PM watchdog if the DT has one (else PSCI all the same: the
 /// calls then fail and the CPU halts).
 pub fn init_power(platform: &Platform) {
-    if !platform.psci_firmware
-        && let Some(wdt) = platform.pm_watchdog
-    {
-        PM_WATCHDOG.store(wdt.base, Ordering::Relaxed);
-    }
+    POWER.call_once(|| match platform.pm_watchdog {
+        Some(wdt) if !platform.psci_firmware => {
+            alloc::boxed::Box::leak(alloc::boxed::Box::new(Bcm2835PmWatchdog { base: wdt.base }))
+        }
+        _ => &PsciFirmware,
+    });
+}
+
+fn power() -> &'static dyn PowerControl {
+    // Before the DTB is read only PSCI can be tried.
+    POWER.get().copied().unwrap_or(&PsciFirmware)
 }
 
 /// Which power backend [`init_power`] chose (for the boot banner).
 pub fn power_backend() -> &'static str {
-    if PM_WATCHDOG.load(Ordering::Relaxed) == 0 {
+    power().name()
+}
+
+impl PowerControl for PsciFirmware {
+    fn off(&self) -> ! {
+        let _ = psci::system_off::<Smc>();
+        halt()
+    }
+    fn reset(&self) -> ! {
+        let _ = psci::system_reset::<Smc>();
+        halt()
+    }
+    fn name(&self) -> &'static str {
         "psci"
-    } else {
+    }
+}
+
+impl PowerControl for Bcm2835PmWatchdog {
+    /// A reset into the halt partition (the Pi's boot code then halts).
+    fn off(&self) -> ! {
+        pm_reset(self.base, true)
+    }
+    fn reset(&self) -> ! {
+        pm_reset(self.base, false)
+    }
+    fn name(&self) -> &'static str {
         "bcm2835-pm-watchdog"
     }
 }
@@ -84,30 +130,16 @@ fn pm_reset(base: u64, into_halt_partition: bool) -> ! {
     halt()
 }
 
-/// Powers the machine off; QEMU exits with status 0. With the PM watchdog
-/// this is a reset into the halt partition: QEMU exits on it with
-/// `-no-reboot` (scripts/run.sh passes it on such boards).
+/// Powers the machine off (see [`PowerControl::off`]).
 pub fn system_off() -> ! {
     super::last_words();
-    match PM_WATCHDOG.load(Ordering::Relaxed) {
-        0 => {
-            let _ = psci::system_off::<Smc>();
-            halt()
-        }
-        base => pm_reset(base, true),
-    }
+    power().off()
 }
 
 /// Resets the machine; with `-no-reboot` QEMU exits.
 pub fn system_reset() -> ! {
     super::last_words();
-    match PM_WATCHDOG.load(Ordering::Relaxed) {
-        0 => {
-            let _ = psci::system_reset::<Smc>();
-            halt()
-        }
-        base => pm_reset(base, false),
-    }
+    power().reset()
 }
 
 static SEMIHOSTING_EXIT: core::sync::atomic::AtomicBool =

@@ -40,7 +40,7 @@ pub const HV_REGION: MemRange = MemRange {
 /// raw Image (raspi4b) gets it in x0.
 const QEMU_DTB_ADDR: usize = 0x4000_0000;
 /// EL2 stack per secondary CPU, in 4 KiB pages.
-const STACK_PAGES: usize = 8;
+pub const STACK_PAGES: usize = 8;
 
 /// Hypervisor-wide state, written once by the boot CPU before any other CPU
 /// runs hypervisor code that reads it.
@@ -374,15 +374,12 @@ fn start_secondaries(platform: &Platform) {
     let deadline = timer::now_ns() + 5_000_000_000;
     let mut want = 0;
     for (index, cpu) in platform.cpus.iter().enumerate().skip(1) {
-        let stack = Box::leak(Box::new(aarch64_rt::Stack::<STACK_PAGES>::new()));
+        let stack = Box::leak(Box::new(cpu_start::Stack::new()));
         let top = (stack as *mut _ as u64) + (STACK_PAGES * 4096) as u64;
         hv.vcpus[index].stack_top.store(top, Ordering::Release);
+        let backend = cpu_start::for_cpu(cpu.enable);
         // SAFETY: the stack is freshly allocated, leaked, and used by that CPU only.
-        let started = unsafe {
-            cpu_start::start::<_, STACK_PAGES>(cpu.mpidr, cpu.enable, stack, move || {
-                secondary_main(index)
-            })
-        };
+        let started = unsafe { backend.start(cpu.mpidr, stack, index, secondary_main) };
         match started {
             Ok(()) => want += 1,
             Err(e) => log::error!(

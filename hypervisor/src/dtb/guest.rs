@@ -4,8 +4,9 @@
 //! - `/psci` says `method = "hvc"`: parkvisor, not the firmware, implements
 //!   PSCI for the guest, and HVC always traps to EL2.
 //! - every `/cpus/cpu@*` has `enable-method = "psci"` (no spin tables).
-//! - the memory nodes list guest RAM only. The hypervisor's region is simply
-//!   absent, so the guest never maps it; no `/reserved-memory` entry is needed
+//! - the memory nodes list guest RAM only. The hypervisor's region and the
+//!   page of each spin-table release slot (firmware code polls it) are
+//!   simply absent, so the guest never maps them; no `/reserved-memory` entry is needed
 //!   (the guest's own kernel, initrd and DTB are reserved by the guest itself,
 //!   as on bare metal). Host `/memreserve/` entries outside guest RAM go too.
 //! - `/chosen` carries the guest's command line and initrd instead of the
@@ -16,6 +17,10 @@
 //!
 //! - a GICv2 node keeps only its distributor and CPU interface frames and
 //!   loses its maintenance interrupt (no virtualization for the guest).
+//! - a simple bus (the BCM2711's `/soc`) keeps only the children the guest
+//!   gets, classified as at the root; an emulated PL011 there gets a fixed
+//!   clock of ours instead of the (withheld) clock controller, and no pin
+//!   settings. A bus with none of them goes.
 //!
 //! Everything else (GIC, UART, RTC, GPIO, flash, timer, PMU, ...) is copied
 //! unchanged: the guest uses the same addresses and parkvisor traps what it
