@@ -30,6 +30,8 @@
 #   --methods LIST       guest methods, comma separated (default: all that
 #                        --icount-serial-max allows; e.g. fast_stop,cpu_on_off
 #                        for the trace-cost table alone)
+#   --board NAME         run.sh's board (default virt); a board with a fixed
+#                        CPU count and RAM (raspi4b: 4, 2G) runs only those
 #   --no-build           do not build; use the existing release ELFs (the
 #                        hypervisor's from target/uart-model: built with the
 #                        uart-model feature that console-baud= needs)
@@ -40,7 +42,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 runs=3 smps="2 4 8 16 32 64" modes="icount mttcg" serial_max=8 budget=10000
-jobs=2 build=1 out="" methods_opt="" configs="default off baud off+baud"
+jobs=2 build=1 out="" methods_opt="" configs="default off baud off+baud" board=() mem=1G
 while [[ $# -gt 0 ]]; do
     case "$1" in
     --runs) need_value "$1" "$#"; runs="$2"; shift 2 ;;
@@ -51,12 +53,16 @@ while [[ $# -gt 0 ]]; do
     --jobs) need_value "$1" "$#"; jobs="$2"; shift 2 ;;
     --methods) need_value "$1" "$#"; methods_opt="$2"; shift 2 ;;
     --configs) need_value "$1" "$#"; configs="$2"; shift 2 ;;
+    --board) need_value "$1" "$#"; pv_select_board "$2"; board=(--board "$2"); shift 2 ;;
     --no-build) build=0; shift ;;
     --out) need_value "$1" "$#"; out="$2"; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
     esac
 done
+# A board with a fixed CPU count and RAM (raspi4b) runs at those only.
+[[ -z ${FIXED_SMP:-} ]] || smps=$FIXED_SMP
+[[ -z ${FIXED_MEM:-} ]] || mem=$FIXED_MEM
 for v in "$runs" "$serial_max" "$budget" "$jobs"; do
     [[ $v =~ ^[0-9]+$ ]] || die "numeric option wanted, got '$v'"
 done
@@ -103,6 +109,8 @@ aarch64-linux-gnu-objcopy -O binary "$guest_elf" "$out/guest.bin" || die "objcop
 mkdir -p "$out/snap/scripts"
 cp "$PV_ROOT/scripts/run.sh" "$PV_ROOT/scripts/lib.sh" "$PV_ROOT/scripts/setup.sh" "$out/snap/scripts/"
 ln -sfn "$PV_ROOT/boards" "$out/snap/boards"
+# raspi4b's run.sh assembles its boot trampoline from linker/.
+ln -sfn "$PV_ROOT/linker" "$out/snap/linker"
 export PV_CACHE
 
 # One boot: mode config N -> $out/<mode>-<config>-<N>.log (+ .err); status in .rc.
@@ -119,9 +127,9 @@ boot() {
     local t0 rc=0 load
     load=$(cut -d' ' -f1 /proc/loadavg)
     t0=$(now_ms)
-    "$out/snap/scripts/run.sh" --no-build --hv "$out/parkvisor.elf" --kernel "$out/guest.bin" \
+    "$out/snap/scripts/run.sh" --no-build "${board[@]}" --hv "$out/parkvisor.elf" --kernel "$out/guest.bin" \
         --append "test=bench reps=$runs budget_ms=$budget$methods" \
-        --smp "$n" --mem 1G --timeout 1500 --log "$log" "${extra[@]}" \
+        --smp "$n" --mem "$mem" --timeout 1500 --log "$log" "${extra[@]}" \
         </dev/null >/dev/null 2>"$log.err" || rc=$?
     echo "$rc $(($(now_ms) - t0)) $load" >"$log.rc"
 }
@@ -259,6 +267,6 @@ for mode in $modes; do
 done
 echo
 secs=$(( ($(now_ms) - t_start) / 1000 ))
-echo "Run: \`scripts/bench-fast-stop.sh --runs $runs --smp \"$smps\" --modes \"$modes\" --configs \"$configs\"${methods_opt:+ --methods $methods_opt} --icount-serial-max $serial_max --budget-ms $budget\` — ${secs} s wall, logs in \`${out#"$PV_ROOT/"}\`."
+echo "Run: \`scripts/bench-fast-stop.sh${board[*]:+ ${board[*]}} --runs $runs --smp \"$smps\" --modes \"$modes\" --configs \"$configs\"${methods_opt:+ --methods $methods_opt} --icount-serial-max $serial_max --budget-ms $budget\` — ${secs} s wall, logs in \`${out#"$PV_ROOT/"}\`."
 note "done in ${secs}s; logs in $out"
 exit "$failed"

@@ -46,13 +46,17 @@
 #   --icount-rounds N  overhead: ipibench round trips under icount (default 2000)
 #   --hv FILE    hypervisor ELF (default: the release build with the
 #                uart-model feature, in target/uart-model)
+#   --board NAME run.sh's board (default virt). A board with a fixed CPU
+#                count (raspi4b: 4) runs only that; the bare raspi4b cannot
+#                kexec (spin-table CPUs), so kexec --no-hv is refused there
+#                and `all` leaves that row out
 #   --no-build   do not run setup/cargo first
 # Prints one line per run and Markdown tables (min / median / max, ratios).
 # Logs are kept under .cache/bench/.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-what="" runs="" smps="" accels="icount mttcg" mode=() build=1 hvopt=() rounds=300 ic_rounds=2000
+what="" runs="" smps="" accels="icount mttcg" mode=() build=1 hvopt=() rounds=300 ic_rounds=2000 board=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
     all | overhead | boot | traps | kexec | kexec-module | fast-stop) [[ -z $what ]] || die "one mode only"; what="$1"; shift ;;
@@ -61,6 +65,7 @@ while [[ $# -gt 0 ]]; do
     --accel) need_value "$1" "$#"; accels="$2"; shift 2 ;;
     --no-hv) mode+=(--no-hv); shift ;;
     --hv) need_value "$1" "$#"; hvopt=(--hv "$2"); shift 2 ;;
+    --board) need_value "$1" "$#"; pv_select_board "$2"; board=(--board "$2"); shift 2 ;;
     --icount) mode+=(--icount); shift ;;
     --rounds) need_value "$1" "$#"; rounds="$2"; shift 2 ;;
     --icount-rounds) need_value "$1" "$#"; ic_rounds="$2"; shift 2 ;;
@@ -71,6 +76,15 @@ while [[ $# -gt 0 ]]; do
 done
 if [[ -z $runs ]]; then if [[ $what == kexec-module ]]; then runs=1; else runs=3; fi; fi
 if [[ -z $smps ]]; then if [[ $what == kexec-module ]]; then smps="2 4 8 16"; else smps="4 8"; fi; fi
+# A board with a fixed CPU count (raspi4b) runs at that count only.
+[[ -z ${FIXED_SMP:-} ]] || smps=$FIXED_SMP
+# The bare board of a spin-table machine has no way to take CPUs out of
+# the kernel, so stock Linux refuses kexec there: nothing to time.
+bare_kexec=1
+[[ ${QEMU_MACHINE_PLAIN:-} == raspi4b ]] && bare_kexec=0
+((bare_kexec)) || [[ $what != kexec || " ${mode[*]} " != *" --no-hv "* ]] ||
+    die "the bare ${board[1]} cannot kexec (stock Linux refuses: spin-table CPUs); time it under parkvisor"
+
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "--runs wants a positive number"
 for a in $accels; do [[ $a == icount || $a == mttcg ]] || die "--accel: icount and/or mttcg, got '$a'"; done
 [[ $rounds =~ ^[1-9][0-9]*$ && $ic_rounds =~ ^[1-9][0-9]*$ ]] || die "--rounds wants a positive number"
@@ -131,7 +145,7 @@ kexec_bench() {
     for smp in $smps; do
         for ((r = 1; r <= runs; r++)); do
             log="$outdir/kexec-smp$smp$tag-$r.log"
-            args=(--scenario kexec --smp "$smp" --timeout 300 --log "$log" --no-build "$@")
+            args=(--scenario kexec --smp "$smp" --timeout 300 --log "$log" --no-build "${board[@]}" "$@")
             [[ " $* " == *" --no-hv "* ]] || args+=("${hvopt[@]}")
             if ! "$PV_ROOT/scripts/run.sh" "${args[@]}" </dev/null >/dev/null 2>"$log.err"; then
                 cat "$log.err" >&2
@@ -179,7 +193,7 @@ overhead_parse() {
 declare -A ov=() # ov[accel,target,metric] = space-separated values
 overhead_run() { # overhead_run ACCEL TARGET RUN
     local accel=$1 target=$2 r=$3 n=$rounds args log host ginit ipims ipis
-    args=(--scenario ipibench --smp 4 --timeout 400 --no-build --no-shell)
+    args=(--scenario ipibench --smp 4 --timeout 400 --no-build --no-shell "${board[@]}")
     if [[ $accel == icount ]]; then args+=(--icount); n=$ic_rounds; fi
     if [[ $target == plain ]]; then args+=(--no-hv); else args+=("${hvopt[@]}"); fi
     log="$outdir/overhead-$accel-$target-$r.log"
@@ -371,7 +385,7 @@ kexec_module_bench() {
     for smp in $smps; do
         for accel in $accels; do
             for ((r = 1; r <= runs; r++)); do
-                args=(--no-build "${hvopt[@]}" --smp "$smp" --no-shell --timeout 1800)
+                args=(--no-build "${board[@]}" "${hvopt[@]}" --smp "$smp" --no-shell --timeout 1800)
                 [[ $accel == icount ]] && args+=(--icount)
                 log="$outdir/kexec-module-$accel-smp$smp-$r.log"
                 # A failed boot leaves its cells empty ("-" in the table); the rest still runs.
@@ -430,9 +444,9 @@ print_kexec_module() {
 }
 
 start=$(date +%s)
-echo "bench: $what, runs=$runs, host load $(loadavg), $(nproc) host CPUs, $(qemu-system-aarch64 --version | head -n1)"
+echo "bench: $what, runs=$runs, board ${board[1]:-virt}, host load $(loadavg), $(nproc) host CPUs, $(qemu-system-aarch64 --version | head -n1)"
 if [[ $what == fast-stop ]]; then
-    exec "$(dirname "${BASH_SOURCE[0]}")/bench-fast-stop.sh" --no-build
+    exec "$(dirname "${BASH_SOURCE[0]}")/bench-fast-stop.sh" --no-build "${board[@]}"
 fi
 if [[ $what == kexec-module ]]; then
     kexec_module_bench
@@ -449,7 +463,7 @@ kexec) kexec_bench "${mode[@]}" ;;
 all)
     overhead_bench
     kexec_bench --icount
-    kexec_bench --no-hv --icount
+    ((!bare_kexec)) || kexec_bench --no-hv --icount
     ;;
 esac
 [[ $what == kexec || $what == boot || $what == traps ]] || print_overhead
@@ -457,7 +471,7 @@ esac
 [[ $what == overhead || $what == boot || $what == traps ]] || print_kexec
 if [[ $what == all ]]; then
     echo
-    "$(dirname "${BASH_SOURCE[0]}")/bench-fast-stop.sh" --no-build
+    "$(dirname "${BASH_SOURCE[0]}")/bench-fast-stop.sh" --no-build "${board[@]}"
 fi
 echo
 echo "bench: $(($(date +%s) - start)) s, host load at the end $(loadavg)"

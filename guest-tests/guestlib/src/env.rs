@@ -3,7 +3,7 @@
 
 use crate::options::Options;
 use dtoolkit::FdtStringListIterator;
-use dtoolkit::fdt::Fdt;
+use dtoolkit::fdt::{Fdt, FdtNode};
 use dtoolkit::standard::Reg;
 use dtoolkit::{Node, Property, ToCellInt};
 
@@ -12,6 +12,20 @@ pub const MAX_CPUS: usize = 64;
 /// Most RAM ranges remembered.
 pub const MAX_MEM: usize = 4;
 const BOOTARGS_CAP: usize = 512;
+/// Most `ranges` entries of a bus that are followed.
+const MAX_RANGES: usize = 8;
+
+/// Which machine the DTB describes (its root `compatible`): for the few
+/// facts a device tree does not give, such as where the devices withheld
+/// from the guest would be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Machine {
+    /// QEMU `virt` (`linux,dummy-virt`).
+    QemuVirt,
+    /// A BCM2711: Raspberry Pi 4 B, QEMU `raspi4b` (`brcm,bcm2711`).
+    Bcm2711,
+    Other,
+}
 
 /// Facts about the machine, parsed once on the boot CPU.
 #[derive(Clone, Debug)]
@@ -36,8 +50,15 @@ pub struct Env {
     pub gicr: u64,
     /// GICv2 CPU interface base (0 unless the GIC is a GICv2).
     pub gicc: u64,
+    /// The sizes of the GICD and GICv2 GICC frames the DTB gives (a
+    /// GIC-400's are 4 KiB and 8 KiB, QEMU virt's 64 KiB each).
+    pub gicd_size: u64,
+    pub gicc_size: u64,
     /// `/psci` `method` property (`hvc` or `smc`), if any.
     pub psci_smc: bool,
+    /// The first enabled PL011 (the console), 0 when there is none.
+    pub uart: u64,
+    pub machine: Machine,
 }
 
 /// Why a device tree could not be used.
@@ -70,7 +91,11 @@ impl Env {
             gicd: 0,
             gicr: 0,
             gicc: 0,
+            gicd_size: 0,
+            gicc_size: 0,
             psci_smc: false,
+            uart: 0,
+            machine: Machine::Other,
         }
     }
 
@@ -83,6 +108,12 @@ impl Env {
             && let Ok(Some(args)) = chosen.bootargs()
         {
             env.set_bootargs(args);
+        }
+
+        if has_compatible(&fdt.root(), "linux,dummy-virt") {
+            env.machine = Machine::QemuVirt;
+        } else if has_compatible(&fdt.root(), "brcm,bcm2711") {
+            env.machine = Machine::Bcm2711;
         }
 
         let cpus = fdt.cpus().map_err(|_| EnvError::NoCpus)?;
@@ -135,24 +166,26 @@ impl Env {
                 }
                 continue;
             }
-            if has_compatible(&node, "arm,gic-v3")
-                && let Ok(Some(mut regs)) = node.reg()
-            {
-                if let Some((d, _)) = regs.next().and_then(reg_pair) {
-                    env.gicd = d;
+            env.scan_device(&node, &[]);
+            // One level of simple buses (a Raspberry Pi's GIC and UART sit in
+            // /soc, behind its `ranges`).
+            if let Ok(Some(ranges)) = node.ranges() {
+                let mut map = [(0u64, 0u64, 0u64); MAX_RANGES];
+                let mut n = 0;
+                for r in ranges {
+                    if n < MAX_RANGES
+                        && let (Ok(c), Ok(p), Ok(l)) = (
+                            r.child_bus_address::<u64>(),
+                            r.parent_bus_address::<u64>(),
+                            r.length::<u64>(),
+                        )
+                    {
+                        map[n] = (c, p, l);
+                        n += 1;
+                    }
                 }
-                if let Some((r, _)) = regs.next().and_then(reg_pair) {
-                    env.gicr = r;
-                }
-            }
-            if (has_compatible(&node, "arm,cortex-a15-gic") || has_compatible(&node, "arm,gic-400"))
-                && let Ok(Some(mut regs)) = node.reg()
-            {
-                if let Some((d, _)) = regs.next().and_then(reg_pair) {
-                    env.gicd = d;
-                }
-                if let Some((c, _)) = regs.next().and_then(reg_pair) {
-                    env.gicc = c;
+                for child in node.children() {
+                    env.scan_device(&child, &map[..n]);
                 }
             }
             if name == "psci" {
@@ -166,6 +199,48 @@ impl Env {
             return Err(EnvError::NoMemory);
         }
         Ok(env)
+    }
+
+    /// Takes the GIC and the console UART from `node`, its addresses
+    /// translated through its bus's `ranges` (`(child, parent, length)`;
+    /// none: the same address space).
+    fn scan_device(&mut self, node: &FdtNode<'_>, ranges: &[(u64, u64, u64)]) {
+        let disabled = node
+            .property("status")
+            .and_then(|p| p.value_as::<&str>().ok())
+            .is_some_and(|s| s != "okay" && s != "ok");
+        if disabled {
+            return;
+        }
+        let mut addrs = [0u64; 2];
+        let mut sizes = [0u64; 2];
+        let mut n = 0;
+        let regs = node.reg().ok().flatten().into_iter().flatten();
+        for (a, size) in regs.filter_map(reg_pair) {
+            if n < addrs.len()
+                && let Some(a) = translate(a, ranges)
+            {
+                addrs[n] = a;
+                sizes[n] = size;
+                n += 1;
+            }
+        }
+        if n == 0 {
+            return;
+        }
+        if has_compatible(node, "arm,gic-v3") {
+            self.gicd = addrs[0];
+            self.gicd_size = sizes[0];
+            self.gicr = if n > 1 { addrs[1] } else { 0 };
+        }
+        if has_compatible(node, "arm,cortex-a15-gic") || has_compatible(node, "arm,gic-400") {
+            self.gicd = addrs[0];
+            self.gicd_size = sizes[0];
+            (self.gicc, self.gicc_size) = if n > 1 { (addrs[1], sizes[1]) } else { (0, 0) };
+        }
+        if has_compatible(node, "arm,pl011") && self.uart == 0 {
+            self.uart = addrs[0];
+        }
     }
 
     fn set_bootargs(&mut self, args: &str) {
@@ -238,6 +313,17 @@ impl Env {
     }
 }
 
+/// A CPU address for bus address `a` (identity without ranges).
+fn translate(a: u64, ranges: &[(u64, u64, u64)]) -> Option<u64> {
+    if ranges.is_empty() {
+        return Some(a);
+    }
+    ranges
+        .iter()
+        .find(|&&(c, _, l)| a >= c && a - c < l)
+        .map(|&(c, p, _)| p + (a - c))
+}
+
 fn reg_pair(reg: Reg<'_>) -> Option<(u64, u64)> {
     Some((reg.address::<u64>().ok()?, reg.size::<u64>().ok()?))
 }
@@ -277,6 +363,7 @@ mod tests {
         let sec: Vec<usize> = env.secondaries().collect();
         assert_eq!(sec, vec![1, 2, 3]);
         assert!(!env.is_gicv2());
+        assert_eq!(env.machine, Machine::QemuVirt);
     }
 
     // QEMU virt gic-version=2,virtualization=on (the hypervisor's fixture,
@@ -289,6 +376,40 @@ mod tests {
         assert!(env.is_gicv2());
         assert_eq!(env.gicd, 0x0800_0000);
         assert_eq!(env.gicc, 0x0801_0000);
+        assert_eq!((env.gicd_size, env.gicc_size), (0x1_0000, 0x1_0000));
         assert_eq!(env.gicr, 0);
+        assert_eq!(env.uart, 0x0900_0000);
+    }
+
+    // testdata/raspi4b.dts: the GIC-400 and the PL011 behind /soc's ranges.
+    static RASPI4B: &[u8] = include_bytes!("../testdata/raspi4b.dtb");
+
+    #[test]
+    fn translates_through_soc_ranges() {
+        let env = Env::from_fdt(Fdt::new(RASPI4B).unwrap(), 0x4800_0000).unwrap();
+        assert_eq!(env.ncpus, 4);
+        assert!(env.is_gicv2());
+        assert_eq!(env.gicd, 0xff84_1000);
+        assert_eq!(env.gicc, 0xff84_2000);
+        assert_eq!((env.gicd_size, env.gicc_size), (0x1000, 0x2000));
+        assert_eq!(
+            env.uart, 0xfe20_1000,
+            "the enabled PL011, not the disabled one"
+        );
+        assert_eq!(env.mem[..env.nmem], [(0, 0x3c00_0000)]);
+        assert_eq!(env.opts().suite(), Some("isolation"));
+        assert_eq!(env.machine, Machine::Bcm2711);
+    }
+
+    #[test]
+    fn bus_address_translation() {
+        let r = [
+            (0x7e00_0000, 0xfe00_0000, 0x180_0000),
+            (0x4000_0000, 0xff80_0000, 0x80_0000),
+        ];
+        assert_eq!(translate(0x7e20_1000, &r), Some(0xfe20_1000));
+        assert_eq!(translate(0x4004_1000, &r), Some(0xff84_1000));
+        assert_eq!(translate(0x7f80_0000, &r), None, "past the first range");
+        assert_eq!(translate(0x1234, &[]), Some(0x1234));
     }
 }

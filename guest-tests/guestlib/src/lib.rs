@@ -33,7 +33,7 @@ pub mod options;
 #[cfg(target_os = "none")]
 pub mod arch;
 
-pub use env::{Env, MAX_CPUS};
+pub use env::{Env, MAX_CPUS, Machine};
 pub use framework::{Summary, Test, TestResult};
 pub use msg::Msg;
 pub use options::Options;

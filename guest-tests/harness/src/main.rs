@@ -9,6 +9,7 @@
 //!   cargo build --release -p guests --target aarch64-unknown-none
 //! The guest ELF is converted to `guest.bin` (objcopy -O binary) next to it.
 
+mod board;
 mod judge;
 mod linux;
 mod runner;
@@ -24,9 +25,11 @@ use std::sync::Mutex;
 const USAGE: &str = "\
 usage: harness [options] [suite...]
   suites: see --list (default: all)
-  --board NAME       virt (GICv3, default) or virt-gicv2 (GICv2, at most 8
-                     vCPUs): boards/qemu-NAME/board.env, as scripts/run.sh
-  --smp LIST         vCPU counts, comma separated (default 1,2,4,8)
+  --board NAME       virt (GICv3, default), virt-gicv2 (GICv2, at most 8
+                     vCPUs) or raspi4b (Raspberry Pi 4 B: 4 CPUs, 2G):
+                     boards/qemu-NAME/board.env, as scripts/run.sh
+  --smp LIST         vCPU counts, comma separated (default 1,2,4,8; a board
+                     with a fixed CPU count: that one)
   --jobs N           QEMU runs at once (default 2)
   --plain            run the guests on plain QEMU without parkvisor (development
                      baseline; the guest skips what only parkvisor provides)
@@ -47,6 +50,8 @@ or: harness linux [options] STEP...  (the Linux scenario steps: harness linux --
 struct Opts {
     suites: Vec<&'static suites::SuiteSpec>,
     smp: Vec<u32>,
+    /// `--smp` was given (else the board may choose).
+    smp_set: bool,
     jobs: usize,
     plain: bool,
     mem: Option<String>,
@@ -64,6 +69,7 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
     let mut o = Opts {
         suites: Vec::new(),
         smp: vec![1, 2, 4, 8],
+        smp_set: false,
         jobs: 2,
         plain: false,
         mem: None,
@@ -91,6 +97,7 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
                 return Ok(None);
             }
             "--smp" => {
+                o.smp_set = true;
                 o.smp = val("--smp")?
                     .split(',')
                     .map(|s| {
@@ -204,7 +211,8 @@ fn run_log_dir(base: &Path) -> PathBuf {
     dir
 }
 
-fn setup(o: &Opts) -> Result<Setup, String> {
+/// The runs' common setup, the board, and the vCPU counts to run.
+fn setup(o: &Opts) -> Result<(Setup, board::Board, Vec<u32>), String> {
     let root = repo_root()
         .canonicalize()
         .map_err(|e| format!("repo root: {e}"))?;
@@ -243,30 +251,19 @@ fn setup(o: &Opts) -> Result<Setup, String> {
     }
     // scripts/run.sh builds every QEMU command line from the board file; the
     // harness only adds what a test run needs (its own RAM size among them).
-    let board_file = root.join(format!("boards/qemu-{}/board.env", o.board));
-    let board = runner::parse_board_env(&std::fs::read_to_string(&board_file).map_err(|e| {
-        format!(
-            "unknown board '{}' ({}: {e}); see scripts/run.sh --help",
-            o.board,
-            board_file.display()
-        )
-    })?);
-    let max_smp: u32 = board
-        .get("MAX_SMP")
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(u32::MAX);
-    if let Some(&n) = o.smp.iter().find(|&&n| n > max_smp) {
-        return Err(format!(
-            "board {} runs at most {max_smp} vCPUs, asked for {n}",
-            o.board
-        ));
+    let board = board::Board::load(&root, &o.board)?;
+    let smp = if o.smp_set {
+        o.smp.clone()
+    } else {
+        board.default_smp(&o.smp)
+    };
+    board.check_smp(&smp)?;
+    if o.plain {
+        board.check_plain()?;
     }
-    let mem = o
-        .mem
-        .clone()
-        .or_else(|| board.get("TEST_MEM").cloned())
-        .ok_or_else(|| format!("{} has no TEST_MEM", board_file.display()))?;
-    Ok(Setup {
+    let mem = board.test_mem(o.mem.as_deref())?;
+    let gicv2 = board.gicv2();
+    let s = Setup {
         log_dir: run_log_dir(&target.join("harness-logs")),
         root,
         mode,
@@ -276,8 +273,9 @@ fn setup(o: &Opts) -> Result<Setup, String> {
         mem,
         extra_guest_args: o.guest_args.clone(),
         board: o.board.clone(),
-        gicv2: board.get("GIC_VERSION").is_some_and(|v| v == "2"),
-    })
+        gicv2,
+    };
+    Ok((s, board, smp))
 }
 
 fn main() -> ExitCode {
@@ -293,7 +291,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let s = match setup(&o) {
+    let (s, board, smp_list) = match setup(&o) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("harness: {e}");
@@ -302,8 +300,7 @@ fn main() -> ExitCode {
     };
     let mut queue = VecDeque::new();
     for spec in &o.suites {
-        for (&smp, nth) in o
-            .smp
+        for (&smp, nth) in smp_list
             .iter()
             .flat_map(|n| (0..o.repeat).map(move |k| (n, k)))
         {
@@ -339,18 +336,23 @@ fn main() -> ExitCode {
                     let Some((spec, job)) = queue.lock().unwrap().pop_front() else {
                         break;
                     };
+                    let spec = &board.spec(spec);
                     let out = s.run(&job);
                     let single = o
                         .guest_args
                         .split_whitespace()
                         .any(|a| a.starts_with("only="));
-                    let min = judge::min_passed(spec, job.smp, s.mode, single).saturating_sub(
-                        if s.gicv2 && !single {
-                            suites::gicv2_skips(spec.name, job.smp)
-                        } else {
-                            0
-                        },
-                    );
+                    // Tests the guest skips on this board (GICv3-only ones
+                    // on a GICv2, the board's own).
+                    let skips = if single {
+                        0
+                    } else if s.gicv2 {
+                        suites::gicv2_skips(spec.name, job.smp) + board.skips(spec.name, job.smp)
+                    } else {
+                        board.skips(spec.name, job.smp)
+                    };
+                    let min =
+                        judge::min_passed(spec, job.smp, s.mode, single).saturating_sub(skips);
                     let mut v = judge_min(spec, job.smp, s.mode, &out.exit, &out.serial, min);
                     if o.strict_trace {
                         v.reasons.append(&mut v.warnings);

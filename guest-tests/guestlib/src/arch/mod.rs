@@ -102,6 +102,9 @@ extern "C" fn guest_boot_rust(x0: u64) -> ! {
         Ok(e) => e,
         Err(e) => fail_and_power_off(format_args!("unusable DTB at {dtb:#x}: {e:?}")),
     };
+    if env.uart != 0 {
+        uart::set_base(env.uart as usize);
+    }
     let mpidr = cpu::mpidr();
     env.boot_idx = env.index_of(mpidr).unwrap_or(0);
     smp::set_this_cpu(env.boot_idx);

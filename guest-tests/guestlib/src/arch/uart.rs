@@ -1,4 +1,5 @@
-//! PL011 output (QEMU virt UART at 0x0900_0000) with a cross-CPU line lock.
+//! PL011 output with a cross-CPU line lock. The UART is the DTB's first
+//! enabled PL011 (QEMU virt's at 0x0900_0000 until the DTB is read).
 //!
 //! The lock is re-entrant on the same CPU (an exception handler may print
 //! while the interrupted code held it) and is taken over after a long wait
@@ -9,7 +10,20 @@ use super::time;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicUsize, Ordering::*};
 
+/// QEMU virt's PL011, used until [`set_base`].
 pub const PL011_BASE: usize = 0x0900_0000;
+static BASE: AtomicUsize = AtomicUsize::new(PL011_BASE);
+
+/// The console PL011's base address.
+pub fn base() -> usize {
+    BASE.load(Relaxed)
+}
+
+/// Moves the console to the PL011 at `addr` (the boot CPU, from the DTB,
+/// before any secondary runs).
+pub fn set_base(addr: usize) {
+    BASE.store(addr, Relaxed);
+}
 const DR: usize = 0x00;
 const FR: usize = 0x18;
 const FR_TXFF: u32 = 1 << 5;
@@ -18,14 +32,16 @@ const FREE: usize = usize::MAX;
 static OWNER: AtomicUsize = AtomicUsize::new(FREE);
 
 fn putc(c: u8) {
-    // SAFETY: PL011 registers on QEMU virt; MMIO is identity mapped (MMU off).
+    let base = base();
+    // SAFETY: the PL011's registers (from the DTB); MMIO is identity mapped
+    // (MMU off).
     unsafe {
-        let fr = (PL011_BASE + FR) as *const u32;
+        let fr = (base + FR) as *const u32;
         let mut n = 0;
         while fr.read_volatile() & FR_TXFF != 0 && n < 100_000 {
             n += 1;
         }
-        ((PL011_BASE + DR) as *mut u32).write_volatile(c as u32);
+        ((base + DR) as *mut u32).write_volatile(c as u32);
     }
 }
 
@@ -91,12 +107,12 @@ macro_rules! gprintln {
 
 /// Reads PL011 register `offset` (byte offset in the 4 KiB frame).
 pub fn read_reg(offset: usize) -> u32 {
-    // SAFETY: a PL011 register on QEMU virt; MMIO is identity mapped.
-    unsafe { ((PL011_BASE + (offset & 0xffc)) as *const u32).read_volatile() }
+    // SAFETY: a PL011 register (from the DTB); MMIO is identity mapped.
+    unsafe { ((base() + (offset & 0xffc)) as *const u32).read_volatile() }
 }
 
 /// Writes PL011 register `offset` (byte offset in the 4 KiB frame).
 pub fn write_reg(offset: usize, value: u32) {
-    // SAFETY: a PL011 register on QEMU virt; MMIO is identity mapped.
-    unsafe { ((PL011_BASE + (offset & 0xffc)) as *mut u32).write_volatile(value) }
+    // SAFETY: a PL011 register (from the DTB); MMIO is identity mapped.
+    unsafe { ((base() + (offset & 0xffc)) as *mut u32).write_volatile(value) }
 }

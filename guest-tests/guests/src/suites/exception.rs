@@ -32,7 +32,6 @@ static TESTS: [Test<Env>; 5] = [
 
 /// parkvisor's own image: a guest access there is an injected abort.
 const HV_IMAGE: u64 = 0x4020_0000;
-const PL011: u64 = guestlib::arch::uart::PL011_BASE as u64;
 const MPIDR_RES1: u64 = 1 << 31;
 const MPIDR_AFF: u64 = 0xff_00ff_ffff;
 
@@ -165,7 +164,7 @@ const EC_DABT_LOWER: u64 = 0x24;
 /// and the PC stepped by 2: both following `adds r2, #1` run.
 fn aarch32_el0_thumb_mmio_step(_env: &Env) -> TestResult {
     let code = aarch32::store_step_program();
-    let e = aarch32::run_thumb(code, [PL011 as u32, 0, 0, 0]);
+    let e = aarch32::run_thumb(code, [guestlib::arch::uart::base() as u32, 0, 0, 0]);
     ensure!(
         e.vector == VECTOR_SYNC_LOWER32 && e.ec() == EC_SVC32,
         "expected the SVC at the end of the program, got {}",

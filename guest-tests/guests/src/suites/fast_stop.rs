@@ -725,7 +725,7 @@ fn save_regs_bad_areas_inner(env: &Env) -> TestResult {
             bytes,
             "straddling the end of hypervisor memory",
         ),
-        (0x0900_0000, bytes, "the UART"),
+        (guestlib::arch::uart::base() as u64, bytes, "the UART"),
         (good + 4, bytes, "misaligned"),
         (good, bytes - 8, "one word too small"),
         (u64::MAX - 7, bytes, "wrapping"),

@@ -144,7 +144,6 @@ const GICD_SIZE: u64 = 0x1_0000;
 const GICR_FRAME: u64 = 0x2_0000;
 const SGI_BASE: u64 = 0x1_0000;
 const VTIMER: u32 = gic::VTIMER_INTID;
-const PL011: u64 = guestlib::arch::uart::PL011_BASE as u64;
 /// Hypervisor memory: never the guest's, an access is an injected abort.
 const NOT_GUEST: u64 = 0x4020_0000;
 
@@ -471,7 +470,10 @@ fn stub_target(c: &mut Ctx<'_>, write: bool, width: u64) -> Option<(u64, bool)> 
             }
             (base + off, true)
         }
-        4 if !write => (PL011 + (c.below(0x1000) & !(width - 1)), true),
+        4 if !write => (
+            guestlib::arch::uart::base() as u64 + (c.below(0x1000) & !(width - 1)),
+            true,
+        ),
         4 => (NOT_GUEST, false),
         _ => (SCRATCH.0[c.idx].as_ptr() as u64, false),
     })

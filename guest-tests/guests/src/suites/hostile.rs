@@ -343,7 +343,7 @@ const EC_SOFTWARE_STEP_LOWER: u64 = 0x32;
 
 fn step_over_store(_env: &Env) -> TestResult {
     let code = aarch32::store_step_program();
-    let e = aarch32::step_thumb(code, [uart::PL011_BASE as u32, 0, 0, 0]);
+    let e = aarch32::step_thumb(code, [uart::base() as u32, 0, 0, 0]);
     ensure!(
         e.ec() == EC_SOFTWARE_STEP_LOWER,
         "expected a software step exception (EC 0x32), got EC {:#x} ESR {:#x} ELR {:#x}",
@@ -362,7 +362,7 @@ fn step_over_store(_env: &Env) -> TestResult {
 
 fn it_block_store(_env: &Env) -> TestResult {
     let code = aarch32::it_store_program();
-    let e = aarch32::run_thumb(code, [uart::PL011_BASE as u32, 0, 0, 0]);
+    let e = aarch32::run_thumb(code, [uart::base() as u32, 0, 0, 0]);
     ensure!(
         e.ec() == EC_SVC32 && e.elr == code + 10,
         "expected the SVC after the IT block, got EC {:#x} ELR +{}",

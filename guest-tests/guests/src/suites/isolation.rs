@@ -19,7 +19,12 @@
 //!   GICD_ISACTIVER0; the sweep covers GICD and the guest's GICC past the
 //!   two pages of GICV mapped there; GICH and GICV's own address are not
 //!   reachable (a load aborts at EL1).
+//! * The devices, the DMA engine attacked and the GICv2 virtualization
+//!   frames are the board's ([`board::targets`]): QEMU virt's fw_cfg,
+//!   virtio, PCIe; a Raspberry Pi 4's DMA controller, mailbox, SD hosts and
+//!   USB. Frame sizes come from the guest DTB (a GIC-400's GICD is 4 KiB).
 
+use super::board::{self, Answer, DmaEngine};
 use super::busy;
 use super::common::{skip_gicv2, skip_plain};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
@@ -36,8 +41,8 @@ pub static SUITE: Suite<Env> = Suite {
     tests: &[
         Test::new("guest_dtb_has_no_dma_masters", dtb_has_no_dma_masters).skip_if(skip_plain),
         Test::new("withheld_devices_abort", withheld_devices_abort).skip_if(skip_plain),
-        Test::new("passthrough_devices_answer", passthrough_devices_answer),
-        Test::new("fw_cfg_dma_attack", fw_cfg_dma_attack).skip_if(skip_plain),
+        Test::new("passthrough_devices_answer", passthrough_devices_answer).skip_if(no_passthrough),
+        Test::new("dma_engine_attack", dma_engine_attack).skip_if(skip_plain),
         Test::new("load_past_last_redistributor", load_past_last_redistributor)
             .skip_if(|e| skip_plain(e).or_else(|| skip_gicv2(e))),
         Test::new("gicd_ctlr_keeps_group1_and_are", gicd_ctlr).skip_if(skip_plain),
@@ -62,12 +67,11 @@ pub static SUITE: Suite<Env> = Suite {
     ],
 };
 
-const FW_CFG: u64 = 0x0902_0000;
 /// QEMU docs/specs/fw_cfg.rst: selector (16-bit, BE) at +8, DMA address
 /// (64-bit, BE; writing the low word at +0x14 starts the transfer) at +0x10.
-const FW_CFG_SELECTOR: u64 = FW_CFG + 0x8;
-const FW_CFG_DMA_HIGH: u64 = FW_CFG + 0x10;
-const FW_CFG_DMA_LOW: u64 = FW_CFG + 0x14;
+const FW_CFG_SELECTOR: u64 = 0x8;
+const FW_CFG_DMA_HIGH: u64 = 0x10;
+const FW_CFG_DMA_LOW: u64 = 0x14;
 /// FWCfgDmaAccess.control: select the item in bits 31:16, then read it.
 const FW_CFG_DMA_SELECT: u32 = 1 << 3;
 const FW_CFG_DMA_READ: u32 = 1 << 1;
@@ -121,86 +125,85 @@ fn dtb_has_no_dma_masters(env: &Env) -> TestResult {
     let blob = guestlib::boot_fdt().data();
     let size = blob.len();
     ensure!((64..=(2 << 20)).contains(&size), "DTB size {}", size);
-    for needle in [
-        "qemu,fw-cfg-mmio",
-        "virtio,mmio",
-        "pci-host-ecam-generic",
-        "qemu,platform",
-        "arm,gic-v3-its",
-        "arm,gic-v2m-frame",
-    ] {
-        ensure!(
-            !blob.windows(needle.len()).any(|w| w == needle.as_bytes()),
-            "the guest DTB still lists {}",
-            needle
-        );
+    let has = |needle: &str| blob.windows(needle.len()).any(|w| w == needle.as_bytes());
+    let t = board::targets(env);
+    for needle in t.dtb_lacks {
+        ensure!(!has(needle), "the guest DTB still lists {}", needle);
     }
-    for needle in [
-        "arm,pl031",
-        "arm,pl061",
-        "cfi-flash",
-        "arm,pl011",
-        if env.is_gicv2() {
-            "arm,cortex-a15-gic"
-        } else {
-            "arm,gic-v3"
-        },
-    ] {
+    for needle in t.dtb_keeps.iter().chain(&["arm,pl011"]) {
+        ensure!(has(needle), "the guest DTB lost {}", needle);
+    }
+    if env.is_gicv2() {
         ensure!(
-            blob.windows(needle.len()).any(|w| w == needle.as_bytes()),
-            "the guest DTB lost {}",
-            needle
+            has("arm,cortex-a15-gic") || has("arm,gic-400"),
+            "the guest DTB lost its GICv2"
         );
+    } else {
+        ensure!(has("arm,gic-v3"), "the guest DTB lost arm,gic-v3");
     }
     Ok(())
 }
 
-fn withheld_devices_abort(_env: &Env) -> TestResult {
-    for (what, addr) in [
-        ("fw_cfg data", FW_CFG),
-        ("fw_cfg DMA", FW_CFG_DMA_HIGH),
-        ("virtio-mmio magic", 0x0a00_0000),
-        ("last virtio-mmio", 0x0a00_3e00),
-        ("platform bus", 0x0c00_0000),
-        ("PCIe MMIO", 0x1000_0000),
-        ("PCIe PIO", 0x3eff_0000),
-        ("PCIe ECAM", 0x3f00_0000),
-        ("high PCIe ECAM", 0x40_1000_0000),
-        ("high PCIe MMIO", 0x80_0000_0000),
-    ] {
+fn withheld_devices_abort(env: &Env) -> TestResult {
+    for &(what, addr) in board::targets(env).withheld {
         check_abort(what, addr, probe_load(addr, 4))?;
         check_abort(what, addr, probe_store(addr, 4, 0xffff_ffff).map(|()| 0))?;
     }
     still_served()
 }
 
-fn passthrough_devices_answer(_env: &Env) -> TestResult {
-    for (what, addr) in [
-        ("PL031 RTCDR", 0x0901_0000),
-        ("PL031 PeriphID0", 0x0901_0fe0),
-        ("PL061 PeriphID0", 0x0903_0fe0),
-        ("flash", 0x0),
-    ] {
-        if let Err(ab) = probe_load(addr, 4) {
-            return Err(msg!("{} {:#x} aborted: ESR {:#x}", what, addr, ab.esr));
+fn no_passthrough(env: &Env) -> Option<Msg> {
+    board::targets(env)
+        .passthrough
+        .is_empty()
+        .then(|| msg!("this board passes no device through"))
+}
+
+fn passthrough_devices_answer(env: &Env) -> TestResult {
+    let t = board::targets(env);
+    for &(what, addr, answer) in t.passthrough {
+        let load =
+            |a| probe_load(a, 4).map_err(|ab| msg!("{} {:#x} aborted: ESR {:#x}", what, a, ab.esr));
+        let v = load(addr)?;
+        match answer {
+            Answer::Any => {}
+            Answer::Equals(want) => ensure!(
+                v == u64::from(want),
+                "{} {:#x} reads {:#x}, expected {:#x}",
+                what,
+                addr,
+                v,
+                want
+            ),
         }
     }
-    // PrimeCell IDs: PL031 is 0x31, PL061 is 0x61.
+    Ok(())
+}
+
+/// A DMA engine told to write over memory that is not the guest's: every
+/// store that would start it must abort, and the hypervisor must still
+/// answer afterwards.
+fn dma_engine_attack(env: &Env) -> TestResult {
+    match board::targets(env).dma {
+        DmaEngine::FwCfg(base) => fw_cfg_dma_attack(base),
+        DmaEngine::Bcm2835(channel) => bcm2835_dma_attack(channel),
+    }
+}
+
+/// CALL_UID still answers with parkvisor's UID.
+fn uid_still_answers() -> TestResult {
+    let r = call(Conduit::Hvc, 0x8600_FF01, 0, 0, 0);
     ensure!(
-        probe_load(0x0901_0fe0, 4).ok() == Some(0x31),
-        "PL031 PeriphID0"
-    );
-    ensure!(
-        probe_load(0x0903_0fe0, 4).ok() == Some(0x61),
-        "PL061 PeriphID0"
+        r[0] == 0xCD11_84F9,
+        "CALL_UID after the attack: {:#x}",
+        r[0]
     );
     Ok(())
 }
 
-/// The stage-2 escape: a DMA descriptor telling QEMU's fw_cfg to
-/// write an item (then zeros) over the hypervisor's image. Every store to
-/// fw_cfg must abort; the hypervisor must still answer afterwards.
-fn fw_cfg_dma_attack(_env: &Env) -> TestResult {
+/// The stage-2 escape on QEMU virt: a DMA descriptor telling QEMU's fw_cfg
+/// to write an item (then zeros) over the hypervisor's image.
+fn fw_cfg_dma_attack(fw_cfg: u64) -> TestResult {
     #[repr(C, align(16))]
     struct Descriptor([AtomicU32; 4]);
     static DESC: Descriptor = Descriptor([const { AtomicU32::new(0) }; 4]);
@@ -219,23 +222,65 @@ fn fw_cfg_dma_attack(_env: &Env) -> TestResult {
     let low = (addr as u32).to_be();
     // The whole attack first, then the verdicts: on a hypervisor that lets
     // the stores through, QEMU overwrites its code here.
-    let selector = probe_store(FW_CFG_SELECTOR, 2, 0);
-    let dma_high = probe_store(FW_CFG_DMA_HIGH, 4, high.into());
-    let dma_low = probe_store(FW_CFG_DMA_LOW, 4, low.into());
-    let dma_both = probe_store(FW_CFG_DMA_HIGH, 8, u64::from(high) | u64::from(low) << 32);
+    let (sel, dhigh, dlow) = (
+        fw_cfg + FW_CFG_SELECTOR,
+        fw_cfg + FW_CFG_DMA_HIGH,
+        fw_cfg + FW_CFG_DMA_LOW,
+    );
+    let selector = probe_store(sel, 2, 0);
+    let dma_high = probe_store(dhigh, 4, high.into());
+    let dma_low = probe_store(dlow, 4, low.into());
+    let dma_both = probe_store(dhigh, 8, u64::from(high) | u64::from(low) << 32);
     // The hypervisor's vectors and code must be intact: traps still work.
     still_served()?;
-    check_abort("fw_cfg selector", FW_CFG_SELECTOR, selector.map(|()| 0))?;
-    check_abort("fw_cfg DMA high", FW_CFG_DMA_HIGH, dma_high.map(|()| 0))?;
-    check_abort("fw_cfg DMA low", FW_CFG_DMA_LOW, dma_low.map(|()| 0))?;
-    check_abort("fw_cfg DMA", FW_CFG_DMA_HIGH, dma_both.map(|()| 0))?;
-    let r = call(Conduit::Hvc, 0x8600_FF01, 0, 0, 0);
-    ensure!(
-        r[0] == 0xCD11_84F9,
-        "CALL_UID after the attack: {:#x}",
-        r[0]
-    );
-    Ok(())
+    check_abort("fw_cfg selector", sel, selector.map(|()| 0))?;
+    check_abort("fw_cfg DMA high", dhigh, dma_high.map(|()| 0))?;
+    check_abort("fw_cfg DMA low", dlow, dma_low.map(|()| 0))?;
+    check_abort("fw_cfg DMA", dhigh, dma_both.map(|()| 0))?;
+    uid_still_answers()
+}
+
+/// BCM2835 DMA channel registers: control/status (ACTIVE is bit 0) and the
+/// control block's bus address.
+const DMA_CS: u64 = 0x0;
+const DMA_CONBLK_AD: u64 = 0x4;
+/// Control block transfer information: increment source and destination.
+const DMA_TI_SRC_INC: u32 = 1 << 8;
+const DMA_TI_DEST_INC: u32 = 1 << 4;
+/// The DMA's bus view of RAM (BCM2711 /soc dma-ranges: bus 0xc0000000 is
+/// physical 0).
+const DMA_BUS_RAM: u32 = 0xc000_0000;
+
+/// On a Raspberry Pi 4: a control block copying 64 KiB over physical 0
+/// (the spin-table stub's page, never guest RAM) and the stores that would
+/// start channel 0 on it.
+fn bcm2835_dma_attack(channel: u64) -> TestResult {
+    #[repr(C, align(32))]
+    struct ControlBlock([AtomicU32; 8]);
+    static CB: ControlBlock = ControlBlock([const { AtomicU32::new(0) }; 8]);
+    let cb = &raw const CB as u64;
+    let words = [
+        DMA_TI_SRC_INC | DMA_TI_DEST_INC,
+        DMA_BUS_RAM | cb as u32, // source: the guest's own memory
+        DMA_BUS_RAM,             // destination: physical 0
+        0x1_0000,                // length
+        0,
+        0, // no next control block
+        0,
+        0,
+    ];
+    for (w, v) in CB.0.iter().zip(words) {
+        w.store(v, SeqCst);
+    }
+    let (cs, conblk) = (channel + DMA_CS, channel + DMA_CONBLK_AD);
+    let set_cb = probe_store(conblk, 4, u64::from(DMA_BUS_RAM | cb as u32));
+    let start = probe_store(cs, 4, 1);
+    let both = probe_store(cs, 8, u64::from(DMA_BUS_RAM | cb as u32) << 32 | 1);
+    still_served()?;
+    check_abort("DMA CONBLK_AD", conblk, set_cb.map(|()| 0))?;
+    check_abort("DMA CS", cs, start.map(|()| 0))?;
+    check_abort("DMA CS+CONBLK_AD", cs, both.map(|()| 0))?;
+    uid_still_answers()
 }
 
 // ---------------------------------------------------------------------------
@@ -381,9 +426,9 @@ const NARROW: [(u64, u64); 5] = [
 /// The offsets swept at `size` bytes in a 64 KiB frame: every aligned one
 /// in the register blocks, and one per 256 bytes of the reserved rest
 /// (RAZ/WI throughout; the host tests cover every offset of the decision).
-fn offsets(size: u8) -> impl Iterator<Item = u64> {
+fn offsets(size: u8, frame: u64) -> impl Iterator<Item = u64> {
     let narrow = size < 4;
-    (0..0x1_0000u64)
+    (0..frame.min(0x1_0000))
         .step_by(usize::from(size))
         .filter(move |&o| {
             let windows: &[(u64, u64)] = if narrow { &NARROW } else { &DENSE };
@@ -418,11 +463,13 @@ fn frames(env: &Env, out: &mut [u64; MAX_FRAMES]) -> usize {
     n
 }
 
-fn sweep_pass(frames: &[u64], write: Option<u64>) -> Result<u64, Msg> {
+/// One access at every offset [`offsets`] gives in each frame of `frame`
+/// bytes.
+fn sweep_pass(frames: &[u64], frame: u64, write: Option<u64>) -> Result<u64, Msg> {
     let mut count = 0;
     for &base in frames {
         for size in [8u8, 4, 2, 1] {
-            for o in offsets(size) {
+            for o in offsets(size, frame) {
                 let r = match write {
                     None => probe_load(base + o, size).map(|_| ()),
                     Some(v) => probe_store(base + o, size, v),
@@ -460,9 +507,9 @@ fn gic_sweep(env: &Env) -> TestResult {
         want
     );
     let t0 = time::now_ns();
-    let mut count = sweep_pass(&all[..n], None)?;
-    count += sweep_pass(&all[..n], Some(u64::MAX))?;
-    count += sweep_pass(&all[..n], Some(0))?;
+    let mut count = sweep_pass(&all[..n], 0x1_0000, None)?;
+    count += sweep_pass(&all[..n], 0x1_0000, Some(u64::MAX))?;
+    count += sweep_pass(&all[..n], 0x1_0000, Some(0))?;
     gprintln!(
         "isolation: swept {} frames, {} accesses in {} ms",
         n,
@@ -472,15 +519,23 @@ fn gic_sweep(env: &Env) -> TestResult {
     still_served()
 }
 
-/// GICv2: the distributor frame (64 KiB, as on GICv3), then the guest's
-/// GICC past GICV's two pages (trapped, RAZ/WI) at every width, every
-/// 256 bytes.
+/// GICv2: the distributor frame (as the DTB sizes it: 64 KiB on QEMU virt,
+/// 4 KiB on a GIC-400), then the guest's GICC past GICV's two pages
+/// (trapped, RAZ/WI) at every width, every 256 bytes, where the DTB's GICC
+/// frame is larger than those pages (QEMU virt's 64 KiB; a GIC-400's is
+/// just the two pages, with GICH right after).
 fn gic_sweep_v2(env: &Env) -> TestResult {
+    ensure!(
+        env.gicd_size >= 0x1000 && env.gicc_size >= GICV_PAGES,
+        "GICD size {:#x}, GICC size {:#x} in the DTB",
+        env.gicd_size,
+        env.gicc_size
+    );
     let t0 = time::now_ns();
     let mut count = 0;
     for write in [None, Some(u64::MAX), Some(0)] {
-        count += sweep_pass(&[env.gicd], write)?;
-        for o in (GICV_PAGES..GICC_FRAME).step_by(0x100) {
+        count += sweep_pass(&[env.gicd], env.gicd_size, write)?;
+        for o in (GICV_PAGES..env.gicc_size.min(GICC_FRAME)).step_by(0x100) {
             for size in [8u8, 4, 2, 1] {
                 let a = env.gicc + o;
                 match write {
@@ -499,18 +554,18 @@ fn gic_sweep_v2(env: &Env) -> TestResult {
         }
     }
     gprintln!(
-        "isolation: swept GICD and GICC+{:#x}.., {} accesses in {} ms",
+        "isolation: swept GICD ({:#x} bytes) and GICC+{:#x}..{:#x}, {} accesses in {} ms",
+        env.gicd_size,
         GICV_PAGES,
+        env.gicc_size.min(GICC_FRAME),
         count,
         (time::now_ns() - t0) / 1_000_000
     );
     still_served()
 }
 
-/// QEMU virt's GICv2 virtualization frames (not in the guest's DTB).
-const GICH: u64 = 0x0803_0000;
-const GICV: u64 = 0x0804_0000;
-/// GICV's two pages mapped at the guest's GICC; the rest of its 64 KiB.
+/// GICV's two pages mapped at the guest's GICC; the most of a GICC frame
+/// swept.
 const GICV_PAGES: u64 = 0x2000;
 const GICC_FRAME: u64 = 0x1_0000;
 
@@ -521,8 +576,11 @@ fn skip_gicv3(env: &Env) -> Option<Msg> {
 /// GICH (the list registers) and GICV at its own address are not mapped
 /// for the guest: a load or store aborts at EL1, and the hypervisor
 /// keeps serving.
-fn gich_gicv_unreachable(_env: &Env) -> TestResult {
-    for base in [GICH, GICH + 0x100, GICV, GICV + 0x1000] {
+fn gich_gicv_unreachable(env: &Env) -> TestResult {
+    let (gich, gicv) = board::targets(env)
+        .gich_gicv
+        .ok_or_else(|| msg!("no GICH/GICV known for this board"))?;
+    for base in [gich, gich + 0x100, gicv, gicv + 0x1000] {
         ensure!(
             probe_load(base, 4).is_err(),
             "a load at {:#x} did not abort",

@@ -8,6 +8,7 @@ use guestlib::Env;
 use guestlib::framework::Suite;
 
 pub mod bench;
+pub mod board;
 pub mod busy;
 pub mod common;
 pub mod containment;

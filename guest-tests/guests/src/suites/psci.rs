@@ -534,11 +534,11 @@ fn cpu_on_invalid_address(env: &Env) -> TestResult {
     s.set_job(nop_job);
     let before = s.entries();
     let bad = [
-        0x4020_0000,   // the hypervisor's own image
-        0x4000_0000,   // the hypervisor's DTB copy
-        0x0900_0000,   // the UART (MMIO, not RAM)
-        0,             // flash at 0, not guest RAM
-        env.ram_end(), // one past guest RAM
+        0x4020_0000,                         // the hypervisor's own image
+        0x4000_0000,                         // the hypervisor's DTB copy
+        guestlib::arch::uart::base() as u64, // the UART (MMIO, not RAM)
+        0,                                   // flash at 0, not guest RAM
+        env.ram_end(),                       // one past guest RAM
         env.ram_end() + 0x1000_0000,
         0xFFFF_FFFF_FFFF_F000, // nowhere
     ];
