@@ -230,14 +230,14 @@ fn boot_main(x0: u64, _x1: u64, _x2: u64, _x3: u64) -> ! {
     let entry = load_guest(host_dtb, &platform, &guest);
     let ram = RamList(&guest.ram);
     let banner = format_args!(
-        "parkvisor {}: {} CPUs ({}), power {}, guest RAM {}, kernel entry {:#x}, dtb {:#x}",
+        "parkvisor {}: {} CPUs, guest RAM {}, kernel entry {:#x}, dtb {:#x}, cpu start {}, power {}",
         env!("CARGO_PKG_VERSION"),
         n,
-        start_method(&platform),
-        firmware::power_backend(),
         ram,
         entry.pc,
-        entry.dtb
+        entry.dtb,
+        start_method(&platform),
+        firmware::power_backend(),
     );
     emit_here(&Event::Boot { message: &banner });
     if options.debug_panic {
