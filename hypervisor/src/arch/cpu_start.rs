@@ -62,13 +62,7 @@ impl CpuBringUp for PsciCpuOn {
         main: fn(usize) -> !,
     ) -> Result<(), smccc::psci::Error> {
         // SAFETY: per the caller.
-        unsafe {
-            aarch64_rt::start_core::<smccc::Smc, _, { super::STACK_PAGES }>(
-                mpidr,
-                stack,
-                move || main(index),
-            )
-        }
+        unsafe { start_through::<smccc::Smc>(mpidr, stack, index, main) }
     }
 }
 
@@ -83,13 +77,24 @@ impl CpuBringUp for SpinTable {
         RELEASE_ADDR.store(self.release_addr, Ordering::Relaxed);
         // SAFETY: per the caller; `SpinTableRelease` turns the CPU_ON that
         // start_core makes into a release through the slot.
-        unsafe {
-            aarch64_rt::start_core::<SpinTableRelease, _, { super::STACK_PAGES }>(
-                mpidr,
-                stack,
-                move || main(index),
-            )
-        }
+        unsafe { start_through::<SpinTableRelease>(mpidr, stack, index, main) }
+    }
+}
+
+/// aarch64-rt's `start_core` with PSCI conduit `C`: the firmware's, or one
+/// that releases a spin table.
+///
+/// # Safety
+/// As [`CpuBringUp::start`].
+unsafe fn start_through<C: smccc::Call>(
+    mpidr: u64,
+    stack: *mut Stack,
+    index: usize,
+    main: fn(usize) -> !,
+) -> Result<(), smccc::psci::Error> {
+    // SAFETY: per the caller.
+    unsafe {
+        aarch64_rt::start_core::<C, _, { super::STACK_PAGES }>(mpidr, stack, move || main(index))
     }
 }
 
