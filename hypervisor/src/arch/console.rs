@@ -58,6 +58,13 @@ struct Console {
     record: Record,
     /// The trace line being written.
     line: LineBuf,
+    /// Bytes written while the transmit FIFO stayed full (lost by the
+    /// UART), not yet reported.
+    lost_bytes: u64,
+    /// When the guest wrote the first byte of the line it has not ended
+    /// yet: trace lines wait for its end (for at most `GUEST_LINE_HOLD`),
+    /// so they do not cut a guest line into pieces.
+    guest_line_since: Option<u64>,
 }
 
 static CONSOLE: Mutex<Option<Console>> = Mutex::new(None);
@@ -112,6 +119,8 @@ pub unsafe fn init(base: usize) {
             len: 0,
             sent: 0,
         },
+        lost_bytes: 0,
+        guest_line_since: None,
     });
 }
 
@@ -184,6 +193,13 @@ impl Console {
             .expect("a masked offset lies inside the 4 KiB frame")
     }
 
+    /// Whether a guest line in progress holds trace lines back at `now`.
+    fn guest_line_open(&self, now: u64) -> bool {
+        self.guest_line_since.is_some_and(|since| {
+            now.wrapping_sub(since) < timer::frequency() / GUEST_LINE_HOLD_DIVISOR
+        })
+    }
+
     /// One byte, waiting for FIFO room in the wire model.
     fn put(&mut self, b: u8) {
         if let Some(w) = self.wire.as_mut() {
@@ -199,7 +215,11 @@ impl Console {
         // trace output. Wait for room, but never for long: a UART that makes
         // no progress costs a byte, not the CPU.
         let give_up = timer::ticks() + timer::frequency() / TXFF_WAIT_DIVISOR;
-        while self.reg(UARTFR).read() & FR_TXFF != 0 && timer::ticks() < give_up {
+        while self.reg(UARTFR).read() & FR_TXFF != 0 {
+            if timer::ticks() >= give_up {
+                self.lost_bytes += 1;
+                break;
+            }
             core::hint::spin_loop();
         }
         self.reg(UARTDR).write(u32::from(b));
@@ -218,8 +238,10 @@ impl Console {
 
     /// Formats the next record in order as the line to send. False if none
     /// is ready.
+    /// A report of lost console bytes comes first: nothing is lost silently.
     fn next_line<'r>(&mut self, rings: impl IntoIterator<Item = &'r TraceRing>) -> bool {
-        if !self.merger.pop(rings, &mut self.record) {
+        let lost = core::mem::take(&mut self.lost_bytes);
+        if lost == 0 && !self.merger.pop(rings, &mut self.record) {
             return false;
         }
         self.line.len = 0;
@@ -227,7 +249,19 @@ impl Console {
         if !self.at_line_start {
             let _ = self.line.write_str("\n");
         }
-        let _ = self.record.write_line(&mut self.line, timer::frequency());
+        self.guest_line_since = None;
+        if lost > 0 {
+            let message = format_args!(
+                "console: {lost} bytes lost: the UART's transmit FIFO stayed full for 10 ms"
+            );
+            let report = Event::Log {
+                level: log::Level::Warn,
+                message: &message,
+            };
+            let _ = report.write_line(&mut self.line, timer::timestamp(), super::cpu_index());
+        } else {
+            let _ = self.record.write_line(&mut self.line, timer::frequency());
+        }
         self.at_line_start = true;
         true
     }
@@ -315,8 +349,13 @@ pub fn tick_drain<'r>(
         return TickDrain::Empty;
     };
     loop {
-        if c.line.sent == c.line.len && !c.next_line(rings.clone()) {
-            return TickDrain::Empty;
+        if c.line.sent == c.line.len {
+            if c.guest_line_open(timer::ticks()) {
+                return TickDrain::Busy;
+            }
+            if !c.next_line(rings.clone()) {
+                return TickDrain::Empty;
+            }
         }
         let now = timer::ticks();
         if let Some(w) = c.wire.as_mut() {
@@ -401,17 +440,25 @@ pub fn guest_access<'r>(
 ) -> u32 {
     let mut guard = CONSOLE.lock();
     let Some(c) = guard.as_mut() else { return 0 };
-    c.flush_until(
-        rings,
-        timer::ticks() + timer::frequency() / GUEST_FLUSH_BUDGET_DIVISOR,
-    );
+    let now = timer::ticks();
+    if c.guest_line_open(now) {
+        // Only the line under way, so that it ends where it started.
+        c.send_line();
+    } else {
+        c.flush_until(rings, now + timer::frequency() / GUEST_FLUSH_BUDGET_DIVISOR);
+    }
     let offset = offset & 0xffc;
     match write {
         Some(value) if offset == UARTDR => {
             // Through the wire model; track line starts so trace lines
-            // begin fresh.
+            // begin fresh, and the guest's open line.
             c.put(value as u8);
             c.at_line_start = value as u8 == b'\n';
+            if c.at_line_start {
+                c.guest_line_since = None;
+            } else if c.guest_line_since.is_none() {
+                c.guest_line_since = Some(now);
+            }
             0
         }
         Some(value) => {
@@ -449,6 +496,11 @@ const TXFF_WAIT_DIVISOR: u64 = 100;
 
 /// How long a guest UART access prints trace lines first: 1/1000 s.
 const GUEST_FLUSH_BUDGET_DIVISOR: u64 = 1000;
+
+/// How long a guest line in progress holds trace lines back: 1/50 s. A
+/// guest that leaves a line open longer (a prompt, a stalled CPU) gets it
+/// cut by the next trace line, as before.
+const GUEST_LINE_HOLD_DIVISOR: u64 = 50;
 
 /// What of a guest write to a non-data register reaches the real PL011,
 /// whose output is the hypervisor's too: the guest may not disable the
