@@ -62,7 +62,7 @@ struct Console {
     /// UART), not yet reported.
     lost_bytes: u64,
     /// When the guest wrote the first byte of the line it has not ended
-    /// yet: trace lines wait for its end (for at most `GUEST_LINE_HOLD`),
+    /// yet: trace lines wait for its end (for at most 1/5 s),
     /// so they do not cut a guest line into pieces.
     guest_line_since: Option<u64>,
 }
@@ -497,10 +497,12 @@ const TXFF_WAIT_DIVISOR: u64 = 100;
 /// How long a guest UART access prints trace lines first: 1/1000 s.
 const GUEST_FLUSH_BUDGET_DIVISOR: u64 = 1000;
 
-/// How long a guest line in progress holds trace lines back: 1/50 s. A
+/// How long a guest line in progress holds trace lines back: 1/5 s. A
 /// guest that leaves a line open longer (a prompt, a stalled CPU) gets it
-/// cut by the next trace line, as before.
-const GUEST_LINE_HOLD_DIVISOR: u64 = 50;
+/// cut by the next trace line, as before. Shorter holds (20 ms) still cut
+/// lines under QEMU on a loaded host, where a vCPU thread can wait that
+/// long between two bytes of one line.
+const GUEST_LINE_HOLD_DIVISOR: u64 = 5;
 
 /// What of a guest write to a non-data register reaches the real PL011,
 /// whose output is the hypervisor's too: the guest may not disable the
