@@ -467,9 +467,8 @@ step clippy-uart-model cargo clippy --release -p parkvisor --features uart-model
 # GIC-400 frames); Linux boot, random hotplug (soak, under -icount), kexec
 # twice (stock, then the guest module's FAST_STOP, every CPU busy), a stock
 # kexec issued from CPU 3 while the other CPUs flood the console, kdump, the
-# module's kdump with a masked spinner; and the bare board's refusal. (No
-# console echo: on QEMU 10.0.2's raspi4b no typed byte reaches Linux, with
-# or without parkvisor.)
+# module's kdump with a masked spinner; console echo; and the bare board's
+# refusal.
 rpi4_limits() { # only the board's 4 CPUs and 2 GiB, and no bare-board guests, said clearly
     local out
     if out=$(scripts/run.sh --no-build --board raspi4b --smp 2 2>&1); then return 1; fi
@@ -562,6 +561,7 @@ step rpi4-linux-kexec-from-cpu3 rpi4_kexec_from_cpu3
 step rpi4-linux-kdump rpi4_kdump
 step rpi4-linux-module-crashspin rpi4_module_crashspin
 step rpi4-bare-kexec-refused rpi4_bare_kexec_refused
+linux_step rpi4-linux-echo
 # --- end rpi4suite ---
 
 echo

@@ -272,6 +272,11 @@ pub fn steps() -> Vec<Step> {
     );
     e.board = Some("virt-gicv2");
     v.push(e);
+    // raspi4b's PL011 (its Bluetooth serdev child disabled by the board's
+    // dt-disable), through parkvisor's console and the GICv2 vGIC.
+    let mut e = echo("rpi4-linux-echo".into(), 4, "rpi4-linux-echo.serial".into());
+    e.board = Some("raspi4b");
+    v.push(e);
 
     // Debian 13's 6.12 to init and power-off (Debian 12's busybox in the
     // mini initramfs); panic=-1 and --no-reboot make a dying init quick.
