@@ -377,6 +377,83 @@ pub fn steps() -> Vec<Step> {
     crash.name = "debian13-linux-module-crashspin-4cpu".into();
     crash.debian = Some(13);
     v.push(crash);
+    v.extend(rpi4_steps());
+    v
+}
+
+/// A step on raspi4b: its 4 spin-table CPUs, given PSCI by parkvisor.
+fn rpi4(name: &str, scenario: &'static str) -> Step {
+    let mut s = Step::new(
+        format!("rpi4-linux-{name}"),
+        scenario,
+        4,
+        format!("rpi4-linux-{name}.serial"),
+    )
+    .timeout(600)
+    .all_cpus_up();
+    s.board = Some("raspi4b");
+    s
+}
+
+/// raspi4b under parkvisor: PSCI instead of spin tables, random hotplug,
+/// kexec (stock, then the module's FAST_STOP; and from CPU 3 while the
+/// others flood the console), kdump with no stale CPU, and the module's
+/// crash dump with CPU 3 spinning masked. The raspi4b echo step is above.
+fn rpi4_steps() -> Vec<Step> {
+    let mut v = vec![
+        rpi4("boot", "boot")
+            .line("psci: PSCIv1.1 detected in firmware")
+            .line("smp: Brought up 1 node, 4 CPUs")
+            .line("CPU: All CPU(s) started at EL1")
+            .line("PVTEST boot online=0-3")
+            .show(&[
+                "psci: PSCIv",
+                "smp: Brought up",
+                "started at EL",
+                "PVTEST boot",
+            ]),
+    ];
+    // Under -icount: the soak's stall check (100 round trips per pair
+    // within 2 s) then counts guest instructions, not a loaded host's time.
+    let mut soak = rpi4("soak", "soak")
+        .append("console=ttyAMA0 printk.time=1 pv.soak_s=10")
+        .line("PVTEST soak seconds=10 ops=[1-9]* hotplug_cycles=[1-9]* lost=0 *online=0-3")
+        .show(&["PVTEST soak seconds="]);
+    soak.icount = true;
+    v.push(soak);
+    v.push(
+        rpi4("kexec-twice", "demo")
+            .count(STOCK_KILLED, 3)
+            .count("PVTEST demo cpus online=0-3", 1)
+            .in_order(&[
+                "parkvisor_stop: kexec: stopped 3 CPUs",
+                "PVTEST demo second kernel online=0-3",
+            ])
+            .show(&[STOCK_KILLED, "parkvisor_stop: kexec", "PVTEST demo"]),
+    );
+    // Starts at stage 3 (no stage=1 line): CPUs 0-2 flood, CPU 3 kexecs.
+    let mut from3 = rpi4("kexec-from-cpu3", "multikexec");
+    from3.expect.clear();
+    v.push(
+        from3
+            .append("console=ttyAMA0 printk.time=1 pv.stage=3")
+            .line("PVTEST multikexec stage=3 from=cpu3 flooding")
+            .line("psci: CPU0 killed")
+            .count(STOCK_KILLED, 3)
+            .line("PVTEST multikexec done online=0-3")
+            .show(&[STOCK_KILLED, "PVTEST multikexec"]),
+    );
+    v.push(
+        rpi4("kdump", "kdump")
+            .line("PVTEST kdump capture kernel vmcore=elf")
+            .no_line("Some CPUs may be stale")
+            .show(&["PVTEST kdump", "failed to stop", "Starting crashdump"]),
+    );
+    v.push(module_crashspin(
+        rpi4("module-crashspin", "crashspin")
+            .append("console=ttyAMA0 printk.time=1 pv.module=1 pv.spin=3"),
+        true,
+    ));
     v
 }
 
