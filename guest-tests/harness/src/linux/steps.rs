@@ -46,6 +46,10 @@ fn gicv2(name: String, scenario: &'static str, smp: u32) -> Step {
 }
 
 const STOCK_KILLED: &str = "psci: CPU# killed";
+/// A stock teardown's verdict on one CPU: "killed", or (when the CPU took
+/// longer than the kernel's polling to reach its CPU_OFF, as on a loaded
+/// host) "may not have shut down cleanly".
+const STOCK_TEARDOWN: &str = "psci: CPU# [a-z]* ";
 
 /// Stock kexec took no CPU down one at a time.
 fn no_stock_teardown(s: Step) -> Step {
@@ -423,7 +427,7 @@ fn rpi4_steps() -> Vec<Step> {
     v.push(soak);
     v.push(
         rpi4("kexec-twice", "demo")
-            .count(STOCK_KILLED, 3)
+            .count(STOCK_TEARDOWN, 3)
             .count("PVTEST demo cpus online=0-3", 1)
             .in_order(&[
                 "parkvisor_stop: kexec: stopped 3 CPUs",
@@ -438,8 +442,8 @@ fn rpi4_steps() -> Vec<Step> {
         from3
             .append("console=ttyAMA0 printk.time=1 pv.stage=3")
             .line("PVTEST multikexec stage=3 from=cpu3 flooding")
-            .line("psci: CPU0 killed")
-            .count(STOCK_KILLED, 3)
+            .line("psci: CPU0 [a-z]* ")
+            .count(STOCK_TEARDOWN, 3)
             .line("PVTEST multikexec done online=0-3")
             .show(&[STOCK_KILLED, "PVTEST multikexec"]),
     );
