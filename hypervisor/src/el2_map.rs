@@ -4,7 +4,7 @@
 //! too (the guest DTB at the top of RAM, SAVE_REGS areas), so once the memory
 //! nodes are known every block that holds some RAM is mapped as well.
 
-use crate::dtb::MemRange;
+use crate::mem_range::MemRange;
 
 /// Entries of EL2's level-1 table: 1 GiB each, 512 of them (39-bit VA).
 pub const BLOCKS: usize = 512;

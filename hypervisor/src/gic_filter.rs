@@ -11,7 +11,7 @@
 //! IMPLEMENTATION DEFINED offsets, frames inside the DTB's GICR range with
 //! no CPU behind them) reads as zero and ignores writes.
 
-use crate::dtb::MemRange;
+use crate::mem_range::MemRange;
 
 /// GICR layout (GICv3: two 64 KiB frames per CPU, RD_base then SGI_base).
 pub const GICR_FRAME: u64 = 0x2_0000;

@@ -7,7 +7,7 @@
 
 use core::fmt;
 
-use crate::dtb::MemRange;
+use crate::mem_range::MemRange;
 
 /// Linux wants its image, and the guest DTB, on 2 MiB boundaries.
 pub const SZ_2M: u64 = 2 << 20;

@@ -34,6 +34,7 @@ mod gicd_v2_filter;
 mod gich_format;
 mod image;
 mod list_registers;
+mod mem_range;
 mod mmio;
 mod stop_context;
 mod sync;

@@ -8,7 +8,7 @@
 //! copies the confirmed ones into the guest's area. So no other CPU ever
 //! writes guest memory, not even one that acknowledges after the deadline.
 
-use crate::dtb::MemRange;
+use crate::mem_range::MemRange;
 use crate::smccc::ret;
 
 /// Entry sizes (with and without SP_EL0) and status words of the guest's

@@ -70,7 +70,7 @@ static IDENTITY_MAP: spin::Once<u64> = spin::Once::new();
 /// RAM above 4 GiB): the initial map plus a normal-memory block for every
 /// GiB that holds RAM, then installs it here. Other CPUs install it with
 /// `install_identity_map`.
-pub fn extend_identity_map(ram: &[crate::dtb::MemRange]) {
+pub fn extend_identity_map(ram: &[crate::mem_range::MemRange]) {
     let mut table = alloc::boxed::Box::new(Level1Table(initial_pagetable().0));
     // Below 4 GiB, a block without RAM is MMIO (raspi4b's 0xfc000000..),
     // and RAM in the first GiB is RAM (raspi4b's RAM starts at 0).

@@ -11,11 +11,12 @@
 //!   GICC are never mapped into the guest.
 
 use super::gic::{Acknowledged, InterruptController, OWN, RESERVED, raw_access};
-use crate::dtb::{GicV2Frames, MemRange, Platform};
+use crate::dtb::{GicV2Frames, Platform};
 use crate::gic_filter::{ReadAction, WriteAction};
 use crate::gicd_v2_filter::{DistributorFilter, DistributorWrite};
 use crate::gich_format;
 use crate::list_registers::{MAX_LRS, VirtualInterface};
+use crate::mem_range::MemRange;
 use crate::mmio::MmioAccess;
 use alloc::vec::Vec;
 use arm_sysregs::el2::registers::{IchHcrEl2, IchVmcrEl2};

@@ -20,8 +20,9 @@ mod traps;
 mod vectors;
 mod vgic;
 
-use crate::dtb::{self, MemRange, Platform};
+use crate::dtb::{self, Platform};
 use crate::fast_stop::FastStop;
+use crate::mem_range::MemRange;
 use crate::trace::{Event, Filter, Reason};
 use crate::trace_buffer::{Sequencer, TraceRing};
 use crate::vcpu::{LiveCount, PowerState, VcpuTable, Vcpus};

@@ -8,7 +8,8 @@
 //! are emulated) and every withheld device (fw_cfg, virtio-mmio, PCIe, ...:
 //! DMA masters without an IOMMU; a guest access is a contained fault).
 
-use crate::dtb::{MemRange, Platform};
+use crate::dtb::Platform;
+use crate::mem_range::MemRange;
 use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, Readable, VTCR_EL2, VTTBR_EL2, Writeable};
 use aarch64_paging::Mapping;
 use aarch64_paging::descriptor::PhysicalAddress;

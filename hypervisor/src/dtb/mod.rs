@@ -7,7 +7,6 @@ mod devices;
 mod error;
 mod guest;
 mod platform;
-mod range;
 mod writer;
 
 #[cfg(test)]
@@ -15,10 +14,10 @@ mod tests;
 
 pub use error::DtbError;
 // Used by `arch` alone, which the host build does not have.
+pub use crate::mem_range::{MemRange, subtract};
 #[cfg_attr(not(target_os = "none"), allow(unused_imports))]
 pub use guest::{GuestConfig, build_guest_dtb};
 #[cfg(target_os = "none")]
 pub use platform::GicV2Frames;
 #[cfg_attr(not(target_os = "none"), allow(unused_imports))]
 pub use platform::{Cpu, EnableMethod, Platform};
-pub use range::{MemRange, subtract};
