@@ -111,7 +111,7 @@ if ((setup)); then
     "$PV_ROOT/scripts/setup.sh" module >&2
 fi
 if ! pv_host_builds_modules "$PV_DEBIAN"; then
-    kver=$(sed -n 's/^kernel=linux-image-\([^ ]*\) .*/\1/p' "$PV_LINUX/READY" 2>/dev/null) || true
+    kver=$(pv_kernel_release)
     [[ -n $kver ]] || die "no guest kernel in $PV_LINUX/READY: run 'scripts/setup.sh module'"
     note "this host ($(pv_host_codename)) has no kbuild and gcc of $kver: building in a Debian build root"
     build_in_root "$kver"

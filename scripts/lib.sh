@@ -48,6 +48,13 @@ pv_linux_dir() {
     if [[ $n == 12 ]]; then echo "$PV_CACHE/linux"; else echo "$PV_CACHE/linux-$code"; fi
 }
 
+# pv_kernel_release [DIR]: the release of the guest kernel cached in DIR
+# (default $PV_LINUX), e.g. 6.1.0-57-arm64, from its READY file; empty when
+# none is cached.
+pv_kernel_release() {
+    sed -n 's/^kernel=linux-image-\([^ ]*\) .*/\1/p' "${1:-$PV_LINUX}/READY" 2>/dev/null || true
+}
+
 # pv_set_debian N: switch this script (and what it starts) to Debian N's guest.
 pv_set_debian() {
     pv_debian_codename "$1" >/dev/null || die "unknown Debian release '$1' (expected 12 or 13)"
@@ -118,11 +125,10 @@ pv_select_board() {
 # hypervisor.
 pv_board_dtb() {
     [[ -n ${DTB_FROM_KERNEL:-} ]] || return 0
-    local ldir="${1:-$PV_LINUX}" kpkg kver deb src out tmp node disable
+    local ldir="${1:-$PV_LINUX}" kver deb src out tmp node disable
     need_cmd fdtput "device-tree-compiler"
-    kpkg=$(sed -n 's/^kernel=\(linux-image-[^ ]*\) .*/\1/p' "$ldir/READY" 2>/dev/null || true)
-    [[ -n $kpkg ]] || die "no guest kernel in $ldir (run scripts/setup.sh linux)"
-    kver=${kpkg#linux-image-}
+    kver=$(pv_kernel_release "$ldir")
+    [[ -n $kver ]] || die "no guest kernel in $ldir (run scripts/setup.sh linux)"
     src="$ldir/kernel/usr/lib/linux-image-$kver/$DTB_FROM_KERNEL"
     if [[ ! -f $src ]]; then
         deb=$(sed -n 's/^kernel=[^ ]* \(.*\)$/\1/p' "$ldir/READY")

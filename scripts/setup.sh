@@ -414,7 +414,7 @@ done
 headers_dir="$PV_LINUX/headers"
 fetch_headers() {
     local kver hpkg cpkg deb
-    kver=$(sed -n 's/^kernel=linux-image-\([^ ]*\) .*/\1/p' "$ready")
+    kver=$(pv_kernel_release)
     [[ -n $kver ]] || die "no kernel version in $ready"
     hpkg="linux-headers-$kver"
     cpkg="linux-headers-${kver%-arm64}-common"
@@ -463,7 +463,7 @@ repoint_headers() {
         die "cannot point $hdir/Makefile at $cdir"
 }
 if ((want_module)) && pv_host_builds_modules "$PV_DEBIAN"; then
-    kver_ready=$(sed -n 's/^kernel=linux-image-\([^ ]*\) .*/\1/p' "$ready")
+    kver_ready=$(pv_kernel_release)
     [[ -f $headers_dir/VERSION && $(cat "$headers_dir/VERSION") == "$kver_ready" ]] || fetch_headers
     repoint_headers "$kver_ready"
 fi

@@ -415,7 +415,7 @@ done
 # last. Then, at 4 vCPUs: stock kexec, the module's kexec with every CPU
 # busy, and the masked-spinner kdump, which only the module makes complete
 # on 6.12 (stock: "failed to stop secondary CPUs", 3 notes of 4).
-d13_release() { sed -n 's/^kernel=linux-image-\([^ ]*\) .*/\1/p' "$(pv_linux_dir 13)/READY"; }
+d13_release() { pv_kernel_release "$(pv_linux_dir 13)"; }
 d13_module_path() {
     local rel ko
     scripts/setup.sh linux --debian 13 || return 1

@@ -45,7 +45,7 @@ flock 9
 if [[ $PV_DEBIAN == 12 ]]; then
     ko=$("$PV_ROOT/scripts/guest-module.sh" --no-setup | tail -n1)
 else
-    rel=$(sed -n 's/^kernel=linux-image-\([^ ]*\) .*/\1/p' "$ready")
+    rel=$(pv_kernel_release)
     [[ -n $rel ]] || die "$ready names no kernel"
     ko=$("$PV_ROOT/scripts/guest-module.sh" --no-setup "$rel" | tail -n1)
 fi
